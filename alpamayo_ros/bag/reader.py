@@ -1,0 +1,158 @@
+"""Reading ROS 2 bags (sqlite3 or MCAP; Humble and Jazzy definitions) without ROS.
+
+Messages are read with rosbags' AnyReader; definitions come from the bag when it carries
+them and from the Jazzy typestore otherwise. Converters here turn messages into core values
+and raise BadMessage (counted by callers, never fatal) for malformed ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rosbags.highlevel import AnyReader
+from rosbags.typesys import Stores, get_typestore
+
+from alpamayo_ros.core.ego_history import StampedPose
+
+log = logging.getLogger(__name__)
+
+
+class BadMessage(ValueError):
+    """A message that cannot be used; the text names the topic, stamp and field."""
+
+
+class BagError(RuntimeError):
+    """The bag cannot serve the request (missing path, missing topics, ...)."""
+
+
+def stamp_seconds(header_stamp: Any) -> float:
+    """builtin_interfaces/Time -> seconds (float)."""
+    return float(header_stamp.sec) + 1e-9 * float(header_stamp.nanosec)
+
+
+def pose_from_odometry(msg: Any, topic: str = "/odom") -> StampedPose:
+    """nav_msgs/Odometry -> StampedPose (pose of child_frame_id in header.frame_id)."""
+    t = stamp_seconds(msg.header.stamp)
+    p = msg.pose.pose.position
+    q = msg.pose.pose.orientation
+    try:
+        return StampedPose(t, (p.x, p.y, p.z), (q.w, q.x, q.y, q.z))
+    except ValueError as err:
+        raise BadMessage(f"{topic} at {t:.3f} s: {err}") from err
+
+
+def poses_from_tf(
+    msg: Any, parent: str = "odom", child: str = "base_link", topic: str = "/tf"
+) -> list[StampedPose]:
+    """tf2_msgs/TFMessage -> the parent->child poses it holds (often none)."""
+    out = []
+    for tr in msg.transforms:
+        if tr.header.frame_id.lstrip("/") != parent or tr.child_frame_id.lstrip("/") != child:
+            continue
+        t = stamp_seconds(tr.header.stamp)
+        v, q = tr.transform.translation, tr.transform.rotation
+        try:
+            out.append(StampedPose(t, (v.x, v.y, v.z), (q.w, q.x, q.y, q.z)))
+        except ValueError as err:
+            raise BadMessage(f"{topic} {parent}->{child} at {t:.3f} s: {err}") from err
+    return out
+
+
+@dataclass
+class SkipCounts:
+    """Inputs counted and skipped, by reason (reported in summaries)."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+
+    def add(self, reason: str, detail: str = "") -> None:
+        self.counts[reason] += 1
+        if self.counts[reason] <= 3:
+            log.warning("skipped (%s): %s", reason, detail)
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(sorted(self.counts.items()))
+
+
+class Bag:
+    """An open bag: topic listing, time range, and typed message iteration."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise BagError(f"bag not found: {self.path}")
+        self._reader = AnyReader([self.path], default_typestore=get_typestore(Stores.ROS2_JAZZY))
+
+    def __enter__(self) -> Bag:
+        self._reader.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._reader.close()
+
+    @property
+    def topics(self) -> dict[str, str]:
+        """Topic -> message type, e.g. {'/odom': 'nav_msgs/msg/Odometry'}."""
+        return {c.topic: c.msgtype for c in self._reader.connections}
+
+    @property
+    def start_time(self) -> float:
+        return self._reader.start_time * 1e-9
+
+    @property
+    def end_time(self) -> float:
+        return self._reader.end_time * 1e-9
+
+    def require(self, topics: Sequence[str]) -> None:
+        """Raise BagError listing the bag's topics when any of `topics` is absent."""
+        missing = [t for t in topics if t not in self.topics]
+        if missing:
+            have = "\n  ".join(f"{t} [{ty}]" for t, ty in sorted(self.topics.items()))
+            raise BagError(f"topics not in {self.path}: {missing}\nthe bag has:\n  {have}")
+
+    def messages(self, topics: Sequence[str]) -> Iterator[tuple[str, float, Any]]:
+        """(topic, receive time in s, deserialised message) in bag order.
+
+        A message that fails to deserialise is yielded as a BadMessage instance instead.
+        """
+        conns = [c for c in self._reader.connections if c.topic in set(topics)]
+        for conn, t_ns, raw in self._reader.messages(connections=conns):
+            try:
+                msg = self._reader.deserialize(raw, conn.msgtype)
+            except Exception as err:  # rosbags raises several kinds for corrupt data
+                msg = BadMessage(f"{conn.topic} at {t_ns * 1e-9:.3f} s: cannot deserialise ({err})")
+            yield conn.topic, t_ns * 1e-9, msg
+
+    def read_ego_poses(
+        self,
+        source: str = "/odom",
+        parent: str = "odom",
+        child: str = "base_link",
+        skipped: SkipCounts | None = None,
+    ) -> list[StampedPose]:
+        """All ego poses of the bag from an Odometry topic, or from /tf when source is a
+        TFMessage topic (parent->child). Malformed messages are counted in `skipped`."""
+        self.require([source])
+        skipped = skipped if skipped is not None else SkipCounts()
+        is_tf = self.topics[source] == "tf2_msgs/msg/TFMessage"
+        poses: list[StampedPose] = []
+        for topic, _, msg in self.messages([source]):
+            try:
+                if isinstance(msg, BadMessage):
+                    raise msg
+                if is_tf:
+                    poses.extend(poses_from_tf(msg, parent, child, topic))
+                else:
+                    poses.append(pose_from_odometry(msg, topic))
+            except BadMessage as err:
+                skipped.add("bad_pose", str(err))
+        if not poses:
+            raise BagError(f"no usable ego pose on {source} in {self.path}")
+        if any(not math.isfinite(p.stamp) for p in poses):
+            raise BagError(f"non-finite stamps on {source}")
+        return poses

@@ -1,0 +1,131 @@
+"""Camera rig: which input topic feeds which of the model's cameras, and how.
+
+Parsed from a plain dict (the YAML files in config/ are loaded by the callers), validated
+at start-up with errors that name the field and the value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from alpamayo_ros.core.frame_buffer import RELEASED_CAMERAS
+
+ENCODINGS = ("compressed", "raw")
+
+
+class CameraRigError(ValueError):
+    """A camera configuration is malformed."""
+
+
+@dataclass(frozen=True)
+class CameraInput:
+    """One model camera and where its frames come from.
+
+    name: the model's camera name (e.g. camera_front_wide_120fov).
+    topic: the image topic (sensor_msgs/CompressedImage or sensor_msgs/Image).
+    encoding: "compressed" or "raw", the topic's message kind.
+    crop: optional (x0, y0, x1, y1) fractions of the image to keep, e.g. the centre of a
+        wide camera standing in for a telephoto one.
+    note: free text shown in reports (e.g. a field-of-view mismatch).
+    """
+
+    name: str
+    topic: str
+    encoding: str = "compressed"
+    crop: tuple[float, float, float, float] | None = None
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise CameraRigError("camera name must not be empty")
+        if not self.topic.startswith("/") and not self.topic.startswith("~"):
+            raise CameraRigError(
+                f"cameras[{self.name}].topic must be an absolute or private topic name, "
+                f"got {self.topic!r}"
+            )
+        if self.encoding not in ENCODINGS:
+            raise CameraRigError(
+                f"cameras[{self.name}].encoding must be one of {ENCODINGS}, got {self.encoding!r}"
+            )
+        if self.crop is not None:
+            if len(self.crop) != 4:
+                raise CameraRigError(
+                    f"cameras[{self.name}].crop must be [x0, y0, x1, y1], got {self.crop}"
+                )
+            x0, y0, x1, y1 = self.crop
+            if not (0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1):
+                raise CameraRigError(
+                    f"cameras[{self.name}].crop must be fractions with 0 <= x0 < x1 <= 1 and "
+                    f"0 <= y0 < y1 <= 1, got {self.crop}"
+                )
+
+
+@dataclass(frozen=True)
+class CameraRig:
+    """The cameras in the model's input order."""
+
+    cameras: tuple[CameraInput, ...]
+
+    def __post_init__(self) -> None:
+        if not self.cameras:
+            raise CameraRigError("cameras must list at least one camera")
+        names = [c.name for c in self.cameras]
+        if len(set(names)) != len(names):
+            raise CameraRigError(f"cameras has duplicate names: {names}")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.cameras)
+
+    @property
+    def topics(self) -> tuple[str, ...]:
+        return tuple(c.topic for c in self.cameras)
+
+    def by_topic(self) -> dict[str, list[CameraInput]]:
+        """Topic -> the cameras it feeds (one topic may feed several, e.g. a crop)."""
+        out: dict[str, list[CameraInput]] = {}
+        for cam in self.cameras:
+            out.setdefault(cam.topic, []).append(cam)
+        return out
+
+    @classmethod
+    def released_default(cls, prefix: str = "/camera") -> CameraRig:
+        """The released model's four cameras on `<prefix>/<name>/image_raw/compressed`."""
+        return cls(
+            tuple(
+                CameraInput(name, f"{prefix}/{name}/image_raw/compressed")
+                for name in RELEASED_CAMERAS
+            )
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CameraRig:
+        """Parse {"cameras": [{"name": ..., "topic": ..., "encoding": ..., "crop": ...}]}."""
+        if not isinstance(data, dict) or "cameras" not in data:
+            raise CameraRigError("camera config must be a mapping with a 'cameras' list")
+        entries = data["cameras"]
+        if not isinstance(entries, list):
+            raise CameraRigError(f"'cameras' must be a list, got {type(entries).__name__}")
+        cams = []
+        known = {"name", "topic", "encoding", "crop", "note"}
+        for i, entry in enumerate(entries):
+            if not isinstance(entry, dict):
+                raise CameraRigError(f"cameras[{i}] must be a mapping, got {entry!r}")
+            unknown = set(entry) - known
+            if unknown:
+                raise CameraRigError(f"cameras[{i}] has unknown keys {sorted(unknown)}")
+            for key in ("name", "topic"):
+                if key not in entry:
+                    raise CameraRigError(f"cameras[{i}] is missing '{key}'")
+            crop = entry.get("crop")
+            cams.append(
+                CameraInput(
+                    name=str(entry["name"]),
+                    topic=str(entry["topic"]),
+                    encoding=str(entry.get("encoding", "compressed")),
+                    crop=tuple(float(v) for v in crop) if crop is not None else None,  # type: ignore[arg-type]
+                    note=str(entry.get("note", "")),
+                )
+            )
+        return cls(tuple(cams))
