@@ -60,6 +60,14 @@ def _inspect_bag(args: argparse.Namespace) -> int:
     return 0
 
 
+def _make_tiny_checkpoint(args: argparse.Namespace) -> int:
+    from alpamayo_ros.model.tiny import make_tiny_checkpoint
+
+    path = make_tiny_checkpoint(args.directory, seed=args.seed, pixels=args.pixels)
+    print(f"wrote an untrained tiny checkpoint (released layout, random weights) to {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="alpamayo-ros", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -75,6 +83,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", type=float, default=10.0, help="planning rate, Hz")
     p.add_argument("--out", default="out/inspect", help="folder for logged_drive.json")
     p.set_defaults(func=_inspect_bag)
+
+    p = sub.add_parser(
+        "make-tiny-checkpoint",
+        help="write a tiny random checkpoint in the released layout (tests, demos)",
+    )
+    p.add_argument("directory", help="output folder (created)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the weights")
+    p.add_argument("--pixels", type=int, default=32768, help="image pixel budget of its processor")
+    p.set_defaults(func=_make_tiny_checkpoint)
     return parser
 
 

@@ -1,0 +1,371 @@
+"""Configuration of an Alpamayo-R1 checkpoint: reads and writes the released `config.json`.
+
+The released config names its sub-modules by import path (`_target_`, hydra style). We map
+each known path to our own class explicitly (TARGETS) and refuse unknown ones, naming the
+field and the value. The VLM's own configuration (Qwen3-VL) is taken, in this order, from a
+`vlm_config` entry (what our checkpoints write, so loading never needs a hub), or from a
+built-in preset for the released base model (VLM_PRESETS). Nothing here downloads.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from transformers import Qwen3VLConfig
+
+from alpamayo_ros.core.tokens import BinLayout, ControlTokenizer, HistoryDeltaTokenizer
+from alpamayo_ros.core.trajectory import UnicycleSpec
+
+MODEL_TYPE = "alpamayo_r1"
+
+# Import paths used by the released config (and by ours) -> what they are here.
+ACTION_SPACE_TARGETS = {
+    "alpamayo_r1.action_space.unicycle_accel_curvature.UnicycleAccelCurvatureActionSpace",
+    "alpamayo_ros.model.action_expert.ActionSpace",
+}
+DIFFUSION_TARGETS = {
+    "alpamayo_r1.diffusion.flow_matching.FlowMatching",
+    "alpamayo_ros.model.flow_matching.FlowMatching",
+}
+ACTION_IN_PROJ_TARGETS = {
+    "alpamayo_r1.models.action_in_proj.PerWaypointActionInProjV2",
+    "alpamayo_ros.model.action_expert.PerWaypointActionInProj",
+}
+ACTION_OUT_PROJ_TARGETS = {"torch.nn.Linear", "torch.nn.modules.linear.Linear"}
+HISTORY_TOKENIZER_TARGETS = {
+    "alpamayo_r1.models.delta_tokenizer.DeltaTrajectoryTokenizer",
+    "alpamayo_ros.core.tokens.HistoryDeltaTokenizer",
+}
+FUTURE_TOKENIZER_TARGETS = {
+    "alpamayo_r1.action_space.discrete_action_space.DiscreteTrajectoryTokenizer",
+    "alpamayo_ros.core.tokens.ControlTokenizer",
+}
+
+# The 29 special tokens of the release, in the order they are added to the vocabulary
+# (after the trajectory tokens <i0>..<iN-1>); <|image_pad|> already exists in Qwen's.
+SPECIAL_TOKEN_NAMES: tuple[str, ...] = (
+    "prompt_start", "prompt_end", "image_start", "image_pre_tkn", "image_end",
+    "traj_history_start", "traj_history_pre_tkn", "traj_history_end", "cot_start", "cot_end",
+    "meta_action_start", "meta_action_end", "traj_future_start", "traj_future_pre_tkn",
+    "traj_future_end", "traj_history", "traj_future", "image_pad", "vectorized_wm",
+    "vectorized_wm_start", "vectorized_wm_end", "vectorized_wm_pre_tkn", "route_start",
+    "route_pad", "route_end", "question_start", "question_end", "answer_start", "answer_end",
+)  # fmt: skip
+
+
+def special_token(name: str) -> str:
+    return f"<|{name}|>"
+
+
+# Architecture of the released base VLM (Qwen3-VL-8B / Cosmos-Reason2-8B), so that a released
+# checkpoint, whose config points at a hub id for it, loads offline. Vocabulary size comes
+# from the checkpoint's own config.
+_QWEN3_VL_8B = {
+    "model_type": "qwen3_vl",
+    "image_token_id": 151655,
+    "video_token_id": 151656,
+    "vision_start_token_id": 151652,
+    "vision_end_token_id": 151653,
+    "tie_word_embeddings": False,
+    "text_config": {
+        "hidden_size": 4096,
+        "intermediate_size": 12288,
+        "num_hidden_layers": 36,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 8,
+        "head_dim": 128,
+        "hidden_act": "silu",
+        "max_position_embeddings": 262144,
+        "rms_norm_eps": 1e-6,
+        "rope_parameters": {
+            "rope_type": "default",
+            "rope_theta": 5000000.0,
+            "mrope_section": [24, 20, 20],
+            "mrope_interleaved": True,
+        },
+        "attention_bias": False,
+        "vocab_size": 151936,
+    },
+    "vision_config": {
+        "depth": 27,
+        "hidden_size": 1152,
+        "intermediate_size": 4304,
+        "num_heads": 16,
+        "patch_size": 16,
+        "spatial_merge_size": 2,
+        "temporal_patch_size": 2,
+        "out_hidden_size": 4096,
+        "num_position_embeddings": 2304,
+        "deepstack_visual_indexes": [8, 16, 24],
+        "hidden_act": "gelu_pytorch_tanh",
+    },
+}
+VLM_PRESETS: dict[str, dict[str, Any]] = {
+    "nvidia/Cosmos-Reason2-8B": _QWEN3_VL_8B,
+    "Qwen/Qwen3-VL-8B-Instruct": _QWEN3_VL_8B,
+}
+
+
+class ConfigError(ValueError):
+    """A checkpoint configuration that cannot be used; the message names the field."""
+
+
+@dataclass(frozen=True)
+class ActionSpaceSettings:
+    """Unicycle (acceleration, curvature) action space with its normalisation.
+
+    accel_mean/std: m/s^2; curvature_mean/std: 1/m; bounds as (min, max); dt: s.
+    """
+
+    accel_mean: float
+    accel_std: float
+    curvature_mean: float
+    curvature_std: float
+    accel_bounds: tuple[float, float]
+    curvature_bounds: tuple[float, float]
+    dt: float
+    n_waypoints: int
+
+    def unicycle_spec(self, integration: str = "trapezoid") -> UnicycleSpec:
+        """The core model for these settings (trapezoid: the released discretisation)."""
+        return UnicycleSpec(
+            num_steps=self.n_waypoints,
+            dt=self.dt,
+            accel_limits=self.accel_bounds,
+            curvature_limits=self.curvature_bounds,
+            integration=integration,  # type: ignore[arg-type]
+        )
+
+
+@dataclass(frozen=True)
+class FlowMatchingSettings:
+    """num_inference_steps: Euler steps from noise (t=0) to data (t=1)."""
+
+    num_inference_steps: int = 10
+    int_method: str = "euler"
+
+
+@dataclass(frozen=True)
+class ActionInProjSettings:
+    hidden_size: int = 512
+    num_enc_layers: int = 2
+    num_fourier_feats: int = 20
+    max_freq: float = 100.0
+
+
+def _pair(value: Any) -> tuple[float, float]:
+    lo, hi = value
+    return (float(lo), float(hi))
+
+
+def _target(cfg: dict[str, Any] | None, field: str, allowed: set[str]) -> dict[str, Any]:
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"config field {field!r} must be a mapping, got {cfg!r}")
+    target = cfg.get("_target_")
+    if target not in allowed:
+        raise ConfigError(
+            f"config field {field}._target_ = {target!r} is not a module this package "
+            f"implements; known: {sorted(allowed)}"
+        )
+    return {k: v for k, v in cfg.items() if k != "_target_"}
+
+
+class AlpamayoConfig:
+    """An Alpamayo-R1 config.json, with typed views of the parts this package uses.
+
+    `data` keeps every key of the file, known or not, so load -> save writes back the same
+    document (our additions, `vlm_config`, included).
+    """
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        if data.get("model_type") != MODEL_TYPE:
+            raise ConfigError(
+                f"config field 'model_type' must be {MODEL_TYPE!r}, got {data.get('model_type')!r}"
+            )
+        self.data = copy.deepcopy(data)
+        # Parse everything once so a bad config fails at load time, not mid-inference.
+        self.action_space = self._action_space()
+        self.flow_matching = self._flow_matching()
+        self.action_in_proj = self._action_in_proj()
+        _target(data.get("action_out_proj_cfg"), "action_out_proj_cfg", ACTION_OUT_PROJ_TARGETS)
+        self.history_tokenizer = self._history_tokenizer()
+        self.future_tokenizer = self._future_tokenizer()
+        self.vlm_config = self._vlm_config()
+        for key in ("traj_vocab_size", "tokens_per_history_traj", "tokens_per_future_traj"):
+            if not isinstance(data.get(key), int) or data[key] <= 0:
+                raise ConfigError(
+                    f"config field {key!r} must be a positive integer, got {data.get(key)!r}"
+                )
+
+    # -- file I/O ---------------------------------------------------------------------
+    @classmethod
+    def from_file(cls, path: str | Path) -> AlpamayoConfig:
+        path = Path(path)
+        if path.is_dir():
+            path = path / "config.json"
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError as err:
+            raise ConfigError(f"no config.json at {path}") from err
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"{path} is not valid JSON: {err}") from err
+        return cls(data)
+
+    def to_json_string(self) -> str:
+        return json.dumps(self.data, indent=2, sort_keys=True) + "\n"
+
+    def save(self, directory: str | Path) -> Path:
+        path = Path(directory) / "config.json"
+        path.write_text(self.to_json_string())
+        return path
+
+    # -- simple fields ----------------------------------------------------------------
+    @property
+    def traj_vocab_size(self) -> int:
+        return int(self.data["traj_vocab_size"])
+
+    @property
+    def tokens_per_history_traj(self) -> int:
+        return int(self.data["tokens_per_history_traj"])
+
+    @property
+    def tokens_per_future_traj(self) -> int:
+        return int(self.data["tokens_per_future_traj"])
+
+    @property
+    def traj_token_start_idx(self) -> int | None:
+        """Vocabulary id of <i0>, when the file records it (else from the tokenizer)."""
+        v = self.data.get("traj_token_start_idx")
+        return int(v) if v is not None else None
+
+    @property
+    def expert_overrides(self) -> dict[str, Any]:
+        return dict(self.data.get("expert_cfg") or {})
+
+    @property
+    def expert_non_causal_attention(self) -> bool:
+        return bool(self.data.get("expert_non_causal_attention", True))
+
+    @property
+    def keep_same_dtype(self) -> bool:
+        return bool(self.data.get("keep_same_dtype", True))
+
+    @property
+    def min_pixels(self) -> int | None:
+        return self.data.get("min_pixels")
+
+    @property
+    def max_pixels(self) -> int | None:
+        return self.data.get("max_pixels")
+
+    # -- parsed parts -----------------------------------------------------------------
+    def _action_space(self) -> ActionSpaceSettings:
+        cfg = _target(self.data.get("action_space_cfg"), "action_space_cfg", ACTION_SPACE_TARGETS)
+        try:
+            return ActionSpaceSettings(
+                accel_mean=float(cfg.get("accel_mean", 0.0)),
+                accel_std=float(cfg.get("accel_std", 1.0)),
+                curvature_mean=float(cfg.get("curvature_mean", 0.0)),
+                curvature_std=float(cfg.get("curvature_std", 1.0)),
+                accel_bounds=_pair(cfg.get("accel_bounds", (-9.8, 9.8))),
+                curvature_bounds=_pair(cfg.get("curvature_bounds", (-0.2, 0.2))),
+                dt=float(cfg.get("dt", 0.1)),
+                n_waypoints=int(cfg.get("n_waypoints", 64)),
+            )
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"config field action_space_cfg is malformed: {err}") from err
+
+    def _flow_matching(self) -> FlowMatchingSettings:
+        cfg = _target(self.data.get("diffusion_cfg"), "diffusion_cfg", DIFFUSION_TARGETS)
+        steps = int(cfg.get("num_inference_steps", 10))
+        method = str(cfg.get("int_method", "euler"))
+        if steps < 1:
+            raise ConfigError(f"diffusion_cfg.num_inference_steps must be >= 1, got {steps}")
+        if method != "euler":
+            raise ConfigError(f"diffusion_cfg.int_method must be 'euler', got {method!r}")
+        return FlowMatchingSettings(num_inference_steps=steps, int_method=method)
+
+    def _action_in_proj(self) -> ActionInProjSettings:
+        cfg = _target(
+            self.data.get("action_in_proj_cfg"), "action_in_proj_cfg", ACTION_IN_PROJ_TARGETS
+        )
+        return ActionInProjSettings(
+            hidden_size=int(cfg.get("hidden_size", 1024)),
+            num_enc_layers=int(cfg.get("num_enc_layers", 4)),
+            num_fourier_feats=int(cfg.get("num_fourier_feats", 20)),
+            max_freq=float(cfg.get("max_freq", 100.0)),
+        )
+
+    def _history_tokenizer(self) -> HistoryDeltaTokenizer:
+        cfg = _target(
+            self.data.get("hist_traj_tokenizer_cfg"),
+            "hist_traj_tokenizer_cfg",
+            HISTORY_TOKENIZER_TARGETS,
+        )
+        lo = cfg.get("ego_xyz_min", (-4, -4, -10))
+        hi = cfg.get("ego_xyz_max", (4, 4, 10))
+        n = int(cfg.get("num_bins", 1000))
+        if cfg.get("predict_yaw", False):
+            raise ConfigError("hist_traj_tokenizer_cfg.predict_yaw = true is not supported")
+        if lo[0] != lo[1] or hi[0] != hi[1]:
+            raise ConfigError(
+                f"hist_traj_tokenizer_cfg must give x and y the same range, got min {lo}, max {hi}"
+            )
+        return HistoryDeltaTokenizer(xy=BinLayout(lo[0], hi[0], n), z=BinLayout(lo[2], hi[2], n))
+
+    def _future_tokenizer(self) -> ControlTokenizer:
+        """Future-trajectory tokens in physical units: the release bins normalised controls
+        uniformly over [dims_min, dims_max], both channels sharing ids."""
+        cfg = _target(
+            self.data.get("traj_tokenizer_cfg"), "traj_tokenizer_cfg", FUTURE_TOKENIZER_TARGETS
+        )
+        a = self.action_space
+        dmin = cfg.get("dims_min", (-10.0, -10.0))
+        dmax = cfg.get("dims_max", (10.0, 10.0))
+        n = int(cfg.get("num_bins", 3000))
+        return ControlTokenizer(
+            accel=BinLayout(
+                a.accel_mean + dmin[0] * a.accel_std, a.accel_mean + dmax[0] * a.accel_std, n
+            ),
+            curvature=BinLayout(
+                a.curvature_mean + dmin[1] * a.curvature_std,
+                a.curvature_mean + dmax[1] * a.curvature_std,
+                n,
+            ),
+            accel_offset=0,
+            curvature_offset=0,
+        )
+
+    @property
+    def history_token_offset(self) -> int:
+        """Local id of the first history token: after the future tokenizer's vocabulary."""
+        return self.future_tokenizer.vocab_size
+
+    def _vlm_config(self) -> Qwen3VLConfig:
+        raw = self.data.get("vlm_config")
+        if raw is None:
+            name = self.data.get("vlm_name_or_path")
+            if name not in VLM_PRESETS:
+                raise ConfigError(
+                    "config has no 'vlm_config' and its vlm_name_or_path "
+                    f"{name!r} is not a known base model ({sorted(VLM_PRESETS)}); add the "
+                    "Qwen3-VL config under 'vlm_config' (nothing is downloaded)"
+                )
+            raw = copy.deepcopy(VLM_PRESETS[name])
+            vocab = self.data.get("vocab_size")
+            if vocab is not None:
+                raw["text_config"]["vocab_size"] = int(vocab)
+        if raw.get("model_type", "qwen3_vl") != "qwen3_vl":
+            raise ConfigError(
+                f"vlm_config.model_type must be 'qwen3_vl', got {raw.get('model_type')!r}"
+            )
+        try:
+            return Qwen3VLConfig(**{k: v for k, v in raw.items() if k != "model_type"})
+        except (TypeError, ValueError) as err:
+            raise ConfigError(
+                f"config field vlm_config is not a valid Qwen3-VL config: {err}"
+            ) from err

@@ -1,0 +1,471 @@
+"""The Alpamayo-R1 policy: VLM reasoning, then the action expert's flow-matching trajectory.
+
+`AlpamayoPolicy.from_pretrained(folder)` loads a checkpoint in the released layout
+(config.json, safetensors shards with an index, tokenizer files) with parameter names
+identical to the release (`vlm.*`, `expert.*`, `action_in_proj.*`, `action_out_proj.*`,
+`action_space.*`). `plan()` runs, for a batch of requests and several samples each:
+preprocess -> prefill -> reasoning decode (trajectory tokens masked) until
+<|traj_future_start|> -> the expert denoises 64 (acceleration, curvature) controls reading the
+VLM's KV cache -> the core unicycle model integrates them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import nn
+from transformers import Qwen3VLForConditionalGeneration, Qwen3VLTextConfig
+
+from alpamayo_ros.core.trajectory import UnicycleRollout, integrate
+from alpamayo_ros.model.action_expert import (
+    ActionSpace,
+    PerWaypointActionInProj,
+    build_expert,
+    expert_text_config,
+)
+from alpamayo_ros.model.config import AlpamayoConfig, ConfigError
+from alpamayo_ros.model.flow_matching import euler_sample
+from alpamayo_ros.model.processor import AlpamayoProcessor, PlanRequest
+
+log = logging.getLogger(__name__)
+
+SINGLE_FILE = "model.safetensors"
+INDEX_FILE = "model.safetensors.index.json"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint's weights do not fit the model its config describes."""
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    """Keys of the checkpoint that the model lacks (unexpected) and the reverse (missing)."""
+
+    missing: tuple[str, ...] = ()
+    unexpected: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PolicySample:
+    """One sampled plan.
+
+    reasoning: the causal-chain text; controls: (T, 2) m/s^2 and 1/m; rollout: the unicycle
+    states from the core (x, y, heading, speed); xyz (T, 3) metres and rot (T, 3, 3) in the
+    ego frame at t0; reasoning_complete: False when the decode hit max_reasoning_tokens
+    before <|traj_future_start|>; reasoning_token_ids: the sampled text ids (up to
+    <|cot_end|>); trajectory_tokens: (2T,) local ids on the discrete path.
+    """
+
+    reasoning: str
+    controls: np.ndarray
+    rollout: UnicycleRollout
+    xyz: np.ndarray
+    rot: np.ndarray
+    reasoning_complete: bool
+    reasoning_token_ids: tuple[int, ...] = ()
+    trajectory_tokens: np.ndarray | None = None
+
+
+@dataclass
+class PlanResult:
+    """samples[b][s]: request b's sample s; timings_ms: per stage for the whole batch."""
+
+    samples: list[list[PolicySample]]
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+def _sample_token(
+    logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator
+) -> torch.Tensor:
+    """(B, V) logits -> (B,) ids by temperature + nucleus sampling (greedy at temperature 0)."""
+    if temperature <= 0:
+        return logits.argmax(dim=-1)
+    probs = torch.softmax(logits.float() / temperature, dim=-1)
+    if top_p < 1.0:
+        sorted_p, order = probs.sort(dim=-1, descending=True)
+        keep = sorted_p.cumsum(dim=-1) - sorted_p < top_p
+        sorted_p = sorted_p * keep
+        probs = torch.zeros_like(probs).scatter(-1, order, sorted_p)
+    # torch.multinomial with a generator on the probabilities' device.
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+def _crop(cache, length: int) -> None:
+    """Cut a transformers cache back to `length` tokens."""
+    extra = cache.get_seq_length() - length
+    if extra > 0:
+        cache.crop(-extra)
+
+
+@contextmanager
+def _timer(timings: dict[str, float], stage: str, device: torch.device) -> Iterator[None]:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    yield
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    timings[stage] = timings.get(stage, 0.0) + 1000.0 * (time.perf_counter() - start)
+
+
+class AlpamayoPolicy(nn.Module):
+    """VLM backbone + action expert with the released module names."""
+
+    def __init__(self, config: AlpamayoConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.vlm = Qwen3VLForConditionalGeneration(config.vlm_config)
+        text_config = config.vlm_config.text_config
+        assert isinstance(text_config, Qwen3VLTextConfig)
+        expert_cfg = expert_text_config(text_config, config.expert_overrides)
+        self.expert = build_expert(expert_cfg)
+        self.action_space = ActionSpace(config.action_space)
+        self.action_in_proj = PerWaypointActionInProj(
+            self.action_space.dims[1], expert_cfg.hidden_size, config.action_in_proj
+        )
+        self.action_out_proj = nn.Linear(expert_cfg.hidden_size, self.action_space.dims[1])
+        self.processor: AlpamayoProcessor | None = None
+        self.model_id = ""
+        self.load_report = LoadReport()
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    # -- weights --------------------------------------------------------------------------
+    def save_pretrained(self, directory: str | Path, max_shard_bytes: int = 5 * 1024**3) -> None:
+        """config.json, safetensors (sharded with an index above max_shard_bytes), and the
+        processor's tokenizer and image-processor files."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.config.save(directory)
+        state = {k: v.detach().contiguous().cpu() for k, v in sorted(self.state_dict().items())}
+        shards: list[dict[str, torch.Tensor]] = [{}]
+        size = 0
+        for key, tensor in state.items():
+            nbytes = tensor.numel() * tensor.element_size()
+            if shards[-1] and size + nbytes > max_shard_bytes:
+                shards.append({})
+                size = 0
+            shards[-1][key] = tensor
+            size += nbytes
+        if len(shards) == 1:
+            save_file(shards[0], str(directory / SINGLE_FILE), metadata={"format": "pt"})
+        else:
+            weight_map = {}
+            for i, shard in enumerate(shards, start=1):
+                name = f"model-{i:05d}-of-{len(shards):05d}.safetensors"
+                save_file(shard, str(directory / name), metadata={"format": "pt"})
+                weight_map.update(dict.fromkeys(shard, name))
+            total = sum(t.numel() * t.element_size() for t in state.values())
+            index = {
+                "metadata": {"total_size": total},
+                "weight_map": dict(sorted(weight_map.items())),
+            }
+            (directory / INDEX_FILE).write_text(json.dumps(index, indent=2) + "\n")
+        if self.processor is not None:
+            self.processor.save_pretrained(directory)
+
+    def load_weights(self, directory: str | Path, strict: bool = True) -> LoadReport:
+        """Copy the checkpoint's tensors into this model, shard by shard.
+
+        Raises CheckpointError naming the key on a shape mismatch, and (strict) on any
+        missing or unexpected key; the report lists them either way.
+        """
+        directory = Path(directory)
+        if (directory / INDEX_FILE).is_file():
+            index = json.loads((directory / INDEX_FILE).read_text())
+            files = sorted(set(index["weight_map"].values()))
+        elif (directory / SINGLE_FILE).is_file():
+            files = [SINGLE_FILE]
+        else:
+            raise CheckpointError(f"no {SINGLE_FILE} or {INDEX_FILE} in {directory}")
+        own = self.state_dict()
+        seen: set[str] = set()
+        unexpected: list[str] = []
+        with torch.no_grad():
+            for name in files:
+                with safe_open(str(directory / name), framework="pt") as f:
+                    for key in f.keys():
+                        if key not in own:
+                            unexpected.append(key)
+                            continue
+                        tensor = f.get_tensor(key)
+                        if tuple(tensor.shape) != tuple(own[key].shape):
+                            raise CheckpointError(
+                                f"{name}: {key} has shape {tuple(tensor.shape)}, the model "
+                                f"built from config.json expects {tuple(own[key].shape)}"
+                            )
+                        own[key].copy_(tensor)
+                        seen.add(key)
+        report = LoadReport(tuple(sorted(set(own) - seen)), tuple(sorted(unexpected)))
+        if strict and (report.missing or report.unexpected):
+            raise CheckpointError(
+                f"checkpoint {directory} does not match its config: "
+                f"{len(report.missing)} missing (e.g. {list(report.missing[:3])}), "
+                f"{len(report.unexpected)} unexpected (e.g. {list(report.unexpected[:3])})"
+            )
+        return report
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path: str | Path,
+        dtype: torch.dtype | str = torch.float32,
+        device: torch.device | str = "cpu",
+        strict: bool = True,
+    ) -> AlpamayoPolicy:
+        """Load a local checkpoint folder (the released layout). A repository id is looked up
+        in the local Hugging Face cache only; nothing is downloaded."""
+        folder = resolve_checkpoint(path)
+        config = AlpamayoConfig.from_file(folder)
+        dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
+        with torch.device(device):
+            policy = cls(config)
+        policy.to(dtype=dtype)
+        policy.load_report = policy.load_weights(folder, strict=strict)
+        policy.processor = AlpamayoProcessor.from_pretrained(folder, config)
+        policy.model_id = str(path)
+        policy.eval()
+        return policy
+
+    # -- inference ------------------------------------------------------------------------
+    @torch.inference_mode()
+    def plan(
+        self,
+        requests: list[PlanRequest],
+        num_samples: int = 1,
+        temperature: float = 0.6,
+        top_p: float = 0.98,
+        max_reasoning_tokens: int = 128,
+        seed: int | None = None,
+        num_flow_steps: int | None = None,
+        discrete: bool = False,
+    ) -> PlanResult:
+        """Reasoning and trajectories for a batch of requests, num_samples each.
+
+        discrete: emit the 128 trajectory tokens with the VLM after the reasoning (the
+        autoregressive head) instead of running the action expert.
+        """
+        if self.processor is None:
+            raise RuntimeError("policy has no processor: load it with from_pretrained")
+        if num_samples < 1:
+            raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+        device = self.device
+        timings: dict[str, float] = {}
+        generator = torch.Generator(device=device)
+        generator.manual_seed(seed if seed is not None else int(torch.randint(0, 2**62, (1,))))
+        total_start = time.perf_counter()
+
+        with _timer(timings, "preprocess", device):
+            inputs = self.processor(requests)
+            inputs = {k: v.to(device) for k, v in inputs.items()}
+            inputs["pixel_values"] = inputs["pixel_values"].to(self.vlm.dtype)
+        S = num_samples
+
+        with _timer(timings, "prefill", device):
+            self.vlm.model.rope_deltas = None
+            out = self.vlm(**inputs, use_cache=True, logits_to_keep=1)
+            cache = out.past_key_values
+            rope_deltas = self.vlm.model.rope_deltas.repeat_interleave(S, dim=0)  # (B*S, 1)
+            logits = out.logits[:, -1].repeat_interleave(S, dim=0)
+            if S > 1:
+                cache.batch_repeat_interleave(S)
+            attention = inputs["attention_mask"].repeat_interleave(S, dim=0)
+
+        with _timer(timings, "reasoning", device):
+            text_ids, future_start_pos, complete, attention, stop_logits = self._decode_reasoning(
+                logits, cache, attention, rope_deltas, temperature, top_p,
+                max_reasoning_tokens, generator,
+            )  # fmt: skip
+
+        traj_tokens = None
+        with _timer(timings, "trajectory", device):
+            if discrete:
+                traj_tokens = self._decode_trajectory_tokens(
+                    stop_logits, cache, attention, rope_deltas, generator
+                )
+                controls = torch.from_numpy(
+                    self.config.future_tokenizer.decode(traj_tokens)
+                ).float()
+            else:
+                action = self._denoise(
+                    cache, attention, future_start_pos, rope_deltas, generator,
+                    num_flow_steps or self.config.flow_matching.num_inference_steps,
+                )  # fmt: skip
+                controls = self.action_space.denormalise(action).cpu()
+        timings["total"] = 1000.0 * (time.perf_counter() - total_start)
+
+        spec = self.config.action_space.unicycle_spec("trapezoid")
+        controls_np = controls.numpy().astype(np.float64)
+        samples: list[list[PolicySample]] = []
+        for b, req in enumerate(requests):
+            rows = slice(b * S, (b + 1) * S)
+            roll = integrate(controls_np[rows], req.ego.speed, spec)
+            xyz, rot = roll.to_xyz_rot(z=float(req.ego.xyz[-1, 2]))
+            per: list[PolicySample] = []
+            for s in range(S):
+                i = b * S + s
+                per.append(
+                    PolicySample(
+                        reasoning=str(
+                            self.processor.tokenizer.decode(text_ids[i], skip_special_tokens=True)
+                        ).strip(),
+                        controls=controls_np[i],
+                        rollout=_index_rollout(roll, s),
+                        xyz=xyz[s],
+                        rot=rot[s],
+                        reasoning_complete=bool(complete[i]),
+                        reasoning_token_ids=tuple(text_ids[i]),
+                        trajectory_tokens=None if traj_tokens is None else traj_tokens[i],
+                    )
+                )
+            samples.append(per)
+        return PlanResult(samples=samples, timings_ms=timings)
+
+    def _step_vlm(self, tokens: torch.Tensor, cache, attention: torch.Tensor, rope_deltas):
+        """Feed one token per sequence; attention (B, L+1) already includes it."""
+        text_pos = attention[:, :-1].sum(dim=-1, keepdim=True)  # real tokens before it
+        pos = (text_pos + rope_deltas).unsqueeze(0).expand(3, -1, -1)
+        out = self.vlm(
+            input_ids=tokens[:, None], attention_mask=attention, position_ids=pos,
+            past_key_values=cache, use_cache=True,
+        )  # fmt: skip
+        return out.logits[:, -1]
+
+    def _decode_reasoning(
+        self, logits, cache, attention, rope_deltas, temperature, top_p, max_tokens, generator
+    ):
+        """Sample the reasoning until <|traj_future_start|> is emitted and fed (so the cache
+        holds it), with all trajectory tokens masked out of the logits."""
+        assert self.processor is not None
+        proc = self.processor
+        stop_id = proc.special_ids["traj_future_start"]
+        lo = proc.traj_token_start
+        hi = lo + self.config.traj_vocab_size
+        n = logits.shape[0]
+        finished = torch.zeros(n, dtype=torch.bool, device=logits.device)
+        stop_pos = torch.full((n,), -1, dtype=torch.long, device=logits.device)
+        generated: list[torch.Tensor] = []
+        stop_logits = logits.clone()  # next-token logits right after each sequence's stop
+        for _ in range(max_tokens):
+            logits = logits.clone()
+            logits[:, lo:hi] = float("-inf")
+            token = _sample_token(logits, temperature, top_p, generator)
+            token = torch.where(finished, torch.full_like(token, proc.pad_id), token)
+            generated.append(token)
+            live = ~finished
+            attention = torch.cat([attention, live.long()[:, None]], dim=1)
+            newly = live & (token == stop_id)
+            stop_pos = torch.where(
+                newly, torch.full_like(stop_pos, attention.shape[1] - 1), stop_pos
+            )
+            logits = self._step_vlm(token, cache, attention, rope_deltas)
+            stop_logits = torch.where(newly[:, None], logits, stop_logits)
+            finished |= newly
+            if bool(finished.all()):
+                break
+        complete = finished.clone()
+        stop_logits = torch.where(finished[:, None], stop_logits, logits)
+        # Sequences that never stopped: the expert starts after their last token.
+        stop_pos = torch.where(
+            finished, stop_pos, torch.full_like(stop_pos, attention.shape[1] - 1)
+        )
+        gen = torch.stack(generated, dim=1) if generated else torch.zeros((n, 0), dtype=torch.long)
+        text_ids = []
+        for i in range(n):
+            row = gen[i].tolist()
+            end = row.index(stop_id) if stop_id in row else len(row)
+            text = [t for t in row[:end] if t != proc.pad_id]
+            cot_end = proc.special_ids["cot_end"]
+            text_ids.append(text[: text.index(cot_end)] if cot_end in text else text)
+        return text_ids, stop_pos, complete.cpu().numpy(), attention, stop_logits
+
+    def _denoise(self, cache, attention, stop_pos, rope_deltas, generator, steps) -> torch.Tensor:
+        """Flow matching with the expert over the VLM cache; returns (B*S, T, 2) normalised."""
+        n = attention.shape[0]
+        T, C = self.action_space.dims
+        prefix = cache.get_seq_length()
+        device = attention.device
+        # Positions continue the VLM's multimodal rotary positions after <|traj_future_start|>.
+        real_before = attention.cumsum(dim=-1).gather(1, stop_pos[:, None])  # incl. the token
+        pos = real_before + rope_deltas + torch.arange(T, device=device)[None, :]
+        position_ids = pos.unsqueeze(0).expand(3, -1, -1)
+        allowed_prefix = attention[:, :prefix].bool()
+        allowed_prefix &= torch.arange(prefix, device=device)[None, :] <= stop_pos[:, None]
+        if self.config.expert_non_causal_attention:
+            new = torch.ones(T, T, dtype=torch.bool, device=device)
+        else:
+            new = torch.tril(torch.ones(T, T, dtype=torch.bool, device=device))
+        mask = torch.cat(
+            [allowed_prefix[:, None, None, :].expand(n, 1, T, prefix), new.expand(n, 1, T, T)],
+            dim=-1,
+        )
+        if self.expert.config._attn_implementation == "eager":  # additive masks only
+            mask = torch.zeros(mask.shape, device=device).masked_fill(~mask, float("-inf"))
+        dtype = self.action_out_proj.weight.dtype
+
+        def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            emb = self.action_in_proj(x, t).to(dtype)
+            out = self.expert(
+                inputs_embeds=emb, position_ids=position_ids, past_key_values=cache,
+                attention_mask=mask, use_cache=True,
+            )  # fmt: skip
+            _crop(cache, prefix)
+            return self.action_out_proj(out.last_hidden_state[:, -T:]).float()
+
+        return euler_sample(velocity, (n, T, C), steps, generator=generator, device=device)
+
+    def _decode_trajectory_tokens(
+        self, logits, cache, attention, rope_deltas, generator
+    ) -> np.ndarray:
+        """The discrete head: 2T greedy tokens, each restricted to the future-trajectory ids,
+        starting from the logits right after <|traj_future_start|>."""
+        assert self.processor is not None
+        lo = self.processor.traj_token_start
+        hi = lo + self.config.future_tokenizer.vocab_size
+        ids = []
+        for _ in range(self.config.tokens_per_future_traj):
+            masked = torch.full_like(logits, float("-inf"))
+            masked[:, lo:hi] = logits[:, lo:hi]
+            token = _sample_token(masked, 0.0, 1.0, generator)
+            ids.append(token)
+            attention = torch.cat([attention, torch.ones_like(attention[:, :1])], dim=1)
+            logits = self._step_vlm(token, cache, attention, rope_deltas)
+        return (torch.stack(ids, dim=1) - lo).cpu().numpy()
+
+
+def _index_rollout(roll: UnicycleRollout, s: int) -> UnicycleRollout:
+    return UnicycleRollout(
+        x=roll.x[s], y=roll.y[s], heading=roll.heading[s], speed=roll.speed[s],
+        accel=roll.accel[s], curvature=roll.curvature[s], dt=roll.dt,
+    )  # fmt: skip
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A local folder, or a repository id found in the local Hugging Face cache."""
+    p = Path(path).expanduser()
+    if p.is_dir():
+        return p
+    if "/" in str(path) and not p.exists():
+        try:
+            from huggingface_hub import snapshot_download
+
+            return Path(snapshot_download(str(path), local_files_only=True))
+        except Exception as err:  # not in the cache: say so, never download
+            raise ConfigError(
+                f"{path!r} is neither a folder nor a repository in the local Hugging Face "
+                f"cache ({err.__class__.__name__}); download it on a machine with access "
+                "(huggingface-cli download ...) and pass the folder"
+            ) from err
+    raise ConfigError(f"checkpoint folder not found: {path}")

@@ -1,0 +1,235 @@
+"""Model inputs: camera frames + ego history -> the token ids and pixel tensors the VLM reads.
+
+One place defines the prompt (`build_prompt`): the released chat (system line, 16 images,
+48 history-trajectory placeholders, the instruction, an assistant turn opened with
+<|cot_start|>) rendered as Qwen3-VL's chat template renders it. Images go through
+transformers' Qwen2-VL/Qwen3-VL image processor; each <|image_pad|> is expanded to that
+image's token count and the history placeholders are replaced by the history tokens.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import AutoImageProcessor, AutoTokenizer, PreTrainedTokenizerBase
+
+from alpamayo_ros.core.ego_history import EgoHistory
+from alpamayo_ros.model.config import SPECIAL_TOKEN_NAMES, AlpamayoConfig, special_token
+
+SYSTEM_PROMPT = "You are a driving assistant that generates safe and accurate actions."
+INSTRUCTION = (
+    "output the chain-of-thought reasoning of the driving process, then output the future "
+    "trajectory."
+)
+IMAGE_PLACEHOLDER = "<|vision_start|><|image_pad|><|vision_end|>"
+
+# Qwen3-VL image preprocessing as released (about 320 x 576 pixels, ~180 tokens per image).
+RELEASED_MIN_PIXELS = 163840
+RELEASED_MAX_PIXELS = 196608
+QWEN3_VL_IMAGE_PROCESSOR = {
+    "image_processor_type": "Qwen2VLImageProcessor",
+    "do_convert_rgb": True,
+    "do_normalize": True,
+    "do_rescale": True,
+    "do_resize": True,
+    "image_mean": [0.5, 0.5, 0.5],
+    "image_std": [0.5, 0.5, 0.5],
+    "merge_size": 2,
+    "patch_size": 16,
+    "temporal_patch_size": 2,
+    "resample": 3,
+    "rescale_factor": 1 / 255,
+}
+
+
+def build_prompt(num_images: int, num_history_tokens: int) -> str:
+    """The whole prompt text before image expansion (the model continues after it)."""
+    history = (
+        special_token("traj_history_start")
+        + special_token("traj_history") * num_history_tokens
+        + special_token("traj_history_end")
+    )
+    return (
+        f"<|im_start|>system\n{SYSTEM_PROMPT}<|im_end|>\n"
+        f"<|im_start|>user\n{IMAGE_PLACEHOLDER * num_images}{history}{INSTRUCTION}<|im_end|>\n"
+        f"<|im_start|>assistant\n{special_token('cot_start')}"
+    )
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    """One planning input.
+
+    images: the frame set's images, camera-major, oldest first per camera (the released
+        model: 4 cameras x 4 frames), each (H, W, 3) uint8 RGB.
+    ego: the ego history at t0 (positions (N, 3) metres, rotations (N, 3, 3), speed m/s).
+    """
+
+    images: tuple[np.ndarray, ...]
+    ego: EgoHistory
+
+    def __post_init__(self) -> None:
+        if not self.images:
+            raise ValueError("PlanRequest.images must hold at least one image")
+        for i, img in enumerate(self.images):
+            if not (isinstance(img, np.ndarray) and img.ndim == 3 and img.shape[2] == 3):
+                shape = getattr(img, "shape", type(img).__name__)
+                raise ValueError(f"PlanRequest.images[{i}] must be (H, W, 3) RGB, got {shape}")
+
+
+class AlpamayoProcessor:
+    """Tokenizer + image processor + the trajectory-token layout of one checkpoint."""
+
+    def __init__(
+        self, tokenizer: PreTrainedTokenizerBase, image_processor: Any, config: AlpamayoConfig
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.image_processor = image_processor
+        self.config = config
+        self.traj_token_start = token_id(tokenizer, "<i0>")
+        last = token_id(tokenizer, f"<i{config.traj_vocab_size - 1}>")
+        if last != self.traj_token_start + config.traj_vocab_size - 1:
+            raise ValueError(
+                f"tokenizer's trajectory tokens are not contiguous: <i0> = "
+                f"{self.traj_token_start}, <i{config.traj_vocab_size - 1}> = {last}"
+            )
+        recorded = config.traj_token_start_idx
+        if recorded is not None and recorded != self.traj_token_start:
+            raise ValueError(
+                f"config traj_token_start_idx = {recorded} but the tokenizer has <i0> = "
+                f"{self.traj_token_start}"
+            )
+        self.special_ids = {n: token_id(tokenizer, special_token(n)) for n in SPECIAL_TOKEN_NAMES}
+        unk = tokenizer.unk_token_id
+        missing = [n for n, i in self.special_ids.items() if unk is not None and i == unk]
+        if missing:
+            raise ValueError(f"tokenizer lacks the special tokens {missing}")
+        self.image_pad_id = token_id(tokenizer, "<|image_pad|>")
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+
+    # -- loading --------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, path: str | Path, config: AlpamayoConfig) -> AlpamayoProcessor:
+        """Tokenizer files and, when present, preprocessor_config.json from the checkpoint
+        folder; otherwise the released Qwen3-VL image settings (the release does not ship
+        them: its code fetches them from a hub, which this package never does)."""
+        path = Path(path)
+        tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        if (path / "preprocessor_config.json").is_file():
+            image_processor = AutoImageProcessor.from_pretrained(str(path), local_files_only=True)
+        else:
+            image_processor = default_image_processor(config.min_pixels, config.max_pixels)
+        return cls(tokenizer, image_processor, config)
+
+    def save_pretrained(self, path: str | Path) -> None:
+        self.tokenizer.save_pretrained(str(path))
+        self.image_processor.save_pretrained(str(path))
+
+    # -- ids ------------------------------------------------------------------------------
+    @property
+    def history_token_start(self) -> int:
+        """Vocabulary id of history-token level 0."""
+        return self.traj_token_start + self.config.history_token_offset
+
+    def history_token_ids(self, ego: EgoHistory) -> np.ndarray:
+        """(3N,) vocabulary ids of the ego history's delta tokens."""
+        ids = self.config.history_tokenizer.encode(ego.xyz)
+        if ids.shape[-1] != self.config.tokens_per_history_traj:
+            raise ValueError(
+                f"ego history gives {ids.shape[-1]} tokens, the model expects "
+                f"{self.config.tokens_per_history_traj} (history of {len(ego.xyz)} poses)"
+            )
+        return ids + self.history_token_start
+
+    # -- inputs ---------------------------------------------------------------------------
+    def __call__(self, requests: list[PlanRequest]) -> dict[str, torch.Tensor]:
+        """Batch of requests -> input_ids, attention_mask (B, L), mm_token_type_ids (B, L),
+        pixel_values (sum of patches, D), image_grid_thw (total images, 3).
+
+        Prompts of different lengths (different image sizes) are left-padded.
+        """
+        if not requests:
+            raise ValueError("no requests to process")
+        all_images = [img for r in requests for img in r.images]
+        vision = self.image_processor(images=all_images, return_tensors="pt")
+        grid = vision["image_grid_thw"]
+        merge = int(getattr(self.image_processor, "merge_size", 2))
+        tokens_per_image = (grid.prod(dim=-1) // (merge * merge)).tolist()
+
+        history_placeholder = self.special_ids["traj_history"]
+        sequences = []
+        k = 0
+        for r in requests:
+            prompt = build_prompt(len(r.images), self.config.tokens_per_history_traj)
+            ids = np.asarray(self.tokenizer(prompt, add_special_tokens=False)["input_ids"])
+            # Expand each image placeholder to its image's token count.
+            pads = np.flatnonzero(ids == self.image_pad_id)
+            if len(pads) != len(r.images):
+                raise RuntimeError(
+                    f"prompt has {len(pads)} image placeholders for {len(r.images)} images"
+                )
+            pieces, start = [], 0
+            for p in pads:
+                pieces += [ids[start:p], np.full(tokens_per_image[k], self.image_pad_id)]
+                start, k = int(p) + 1, k + 1
+            pieces.append(ids[start:])
+            ids = np.concatenate(pieces)
+            slots = np.flatnonzero(ids == history_placeholder)
+            ids[slots] = self.history_token_ids(r.ego)
+            sequences.append(ids)
+
+        length = max(len(s) for s in sequences)
+        input_ids = torch.full((len(sequences), length), self.pad_id, dtype=torch.long)
+        attention = torch.zeros((len(sequences), length), dtype=torch.long)
+        for b, s in enumerate(sequences):
+            input_ids[b, length - len(s) :] = torch.from_numpy(s)
+            attention[b, length - len(s) :] = 1
+        mm_types = (input_ids == self.image_pad_id).int() * attention.int()
+        return {
+            "input_ids": input_ids,
+            "attention_mask": attention,
+            "mm_token_type_ids": mm_types,
+            "pixel_values": vision["pixel_values"],
+            "image_grid_thw": grid,
+        }
+
+
+def token_id(tokenizer: PreTrainedTokenizerBase, token: str) -> int:
+    """The vocabulary id of one token (ValueError naming it when the tokenizer lacks it)."""
+    value = tokenizer.convert_tokens_to_ids(token)
+    if not isinstance(value, int) or value < 0:
+        raise ValueError(f"tokenizer has no token {token!r}")
+    return value
+
+
+def default_image_processor(min_pixels: int | None, max_pixels: int | None) -> Any:
+    """Qwen3-VL's image processor with the given pixel budget, built offline (the
+    torchvision backend when torchvision is installed, else the PIL one)."""
+    settings: dict[str, Any] = dict(QWEN3_VL_IMAGE_PROCESSOR)
+    settings["size"] = {
+        "shortest_edge": int(min_pixels or RELEASED_MIN_PIXELS),
+        "longest_edge": int(max_pixels or RELEASED_MAX_PIXELS),
+    }
+    settings.pop("image_processor_type")
+    if importlib.util.find_spec("torchvision") is not None:
+        from transformers import Qwen2VLImageProcessor
+
+        return Qwen2VLImageProcessor(**settings)
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import (
+        Qwen2VLImageProcessorPil,
+    )
+
+    return Qwen2VLImageProcessorPil(**settings)
+
+
+def image_processor_config(min_pixels: int, max_pixels: int) -> str:
+    """preprocessor_config.json text for a checkpoint folder."""
+    settings = dict(QWEN3_VL_IMAGE_PROCESSOR)
+    settings["size"] = {"shortest_edge": min_pixels, "longest_edge": max_pixels}
+    return json.dumps(settings, indent=2, sort_keys=True) + "\n"

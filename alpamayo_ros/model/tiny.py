@@ -1,0 +1,212 @@
+"""Tiny, randomly initialised checkpoints in exactly the released layout, built offline.
+
+Same files (config.json with the released `_target_` names, safetensors, tokenizer files,
+preprocessor_config.json), same parameter names and vocabulary layout (Qwen specials, then
+<i0>..<i3999>, then the 29 Alpamayo special tokens), tiny widths: it runs `plan()` end to end
+on a CPU in about a second. Also `released_config_data()`: the released model's config, for
+benchmarks of its shapes with random weights.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import torch
+from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
+from transformers import PreTrainedTokenizerFast
+
+from alpamayo_ros.core.tokens import (
+    RELEASED_ACCEL_MEAN,
+    RELEASED_ACCEL_STD,
+    RELEASED_CURVATURE_MEAN,
+    RELEASED_CURVATURE_STD,
+)
+from alpamayo_ros.model.config import MODEL_TYPE, SPECIAL_TOKEN_NAMES, AlpamayoConfig, special_token
+from alpamayo_ros.model.processor import default_image_processor
+
+QWEN_SPECIALS = (
+    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
+    "<|image_pad|>", "<|video_pad|>",
+)  # fmt: skip
+TRAJ_VOCAB_SIZE = 4000
+
+
+def _action_space_cfg() -> dict[str, Any]:
+    return {
+        "_target_": (
+            "alpamayo_r1.action_space.unicycle_accel_curvature.UnicycleAccelCurvatureActionSpace"
+        ),
+        "accel_mean": RELEASED_ACCEL_MEAN,
+        "accel_std": RELEASED_ACCEL_STD,
+        "curvature_mean": RELEASED_CURVATURE_MEAN,
+        "curvature_std": RELEASED_CURVATURE_STD,
+        "accel_bounds": [-9.8, 9.8],
+        "curvature_bounds": [-0.33, 0.33],
+        "dt": 0.1,
+        "n_waypoints": 64,
+    }
+
+
+def released_config_data() -> dict[str, Any]:
+    """The released Alpamayo-R1-10B config.json as documented in shared/reference (the
+    VLM comes from the Qwen3-VL-8B preset; the vocabulary is 155697 tokens)."""
+    return {
+        "model_type": MODEL_TYPE,
+        "architectures": ["AlpamayoR1"],
+        "vlm_name_or_path": "nvidia/Cosmos-Reason2-8B",
+        "vlm_backend": "qwenvl3",
+        "vocab_size": 155697,
+        "traj_token_start_idx": 151669,
+        "traj_vocab_size": TRAJ_VOCAB_SIZE,
+        "tokens_per_history_traj": 48,
+        "tokens_per_future_traj": 128,
+        "model_dtype": "bfloat16",
+        "attn_implementation": "sdpa",
+        "min_pixels": 163840,
+        "max_pixels": 196608,
+        "add_special_tokens": True,
+        "action_space_cfg": _action_space_cfg(),
+        "diffusion_cfg": {
+            "_target_": "alpamayo_r1.diffusion.flow_matching.FlowMatching",
+            "int_method": "euler",
+            "num_inference_steps": 10,
+        },
+        "action_in_proj_cfg": {
+            "_target_": "alpamayo_r1.models.action_in_proj.PerWaypointActionInProjV2",
+            "hidden_size": 512,
+            "num_enc_layers": 2,
+            "num_fourier_feats": 20,
+            "max_freq": 100.0,
+        },
+        "action_out_proj_cfg": {"_target_": "torch.nn.Linear"},
+        "expert_cfg": {
+            "hidden_size": 2048,
+            "intermediate_size": 8256,
+            "num_attention_heads": 16,
+            "head_dim": 128,
+        },
+        "keep_same_dtype": True,
+        "expert_non_causal_attention": True,
+        "traj_tokenizer_cfg": {
+            "_target_": (
+                "alpamayo_r1.action_space.discrete_action_space.DiscreteTrajectoryTokenizer"
+            ),
+            "action_space_cfg": _action_space_cfg(),
+            "dims_min": [-10.0, -10.0],
+            "dims_max": [10.0, 10.0],
+            "num_bins": 3000,
+        },
+        "hist_traj_tokenizer_cfg": {
+            "_target_": "alpamayo_r1.models.delta_tokenizer.DeltaTrajectoryTokenizer",
+            "ego_xyz_min": [-4, -4, -10],
+            "ego_xyz_max": [4, 4, 10],
+            "num_bins": 1000,
+        },
+    }
+
+
+def build_tokenizer(traj_vocab_size: int = TRAJ_VOCAB_SIZE) -> PreTrainedTokenizerFast:
+    """A byte-level tokenizer (256 byte symbols, no merges) with Qwen's chat and vision
+    specials, the trajectory tokens and the Alpamayo specials, in the released order."""
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    tok = Tokenizer(models.BPE(vocab={ch: i for i, ch in enumerate(alphabet)}, merges=[]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tok.decoder = decoders.ByteLevel()
+    tok.add_special_tokens([AddedToken(s, special=True, normalized=False) for s in QWEN_SPECIALS])
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>"
+    )
+    fast.add_tokens([f"<i{v}>" for v in range(traj_vocab_size)])
+    fast.add_tokens([special_token(n) for n in SPECIAL_TOKEN_NAMES], special_tokens=True)
+    return fast
+
+
+def tiny_config_data(tokenizer: PreTrainedTokenizerFast, pixels: int = 32768) -> dict[str, Any]:
+    """A released-layout config with tiny widths around the given tokenizer."""
+    data = released_config_data()
+    ids = {s: tokenizer.convert_tokens_to_ids(s) for s in QWEN_SPECIALS}
+    data.update(
+        vlm_name_or_path="alpamayo_ros/tiny-random",
+        vocab_size=len(tokenizer),
+        traj_token_start_idx=tokenizer.convert_tokens_to_ids("<i0>"),
+        model_dtype="float32",
+        min_pixels=pixels,
+        max_pixels=pixels,
+        vlm_config={
+            "model_type": "qwen3_vl",
+            "image_token_id": ids["<|image_pad|>"],
+            "video_token_id": ids["<|video_pad|>"],
+            "vision_start_token_id": ids["<|vision_start|>"],
+            "vision_end_token_id": ids["<|vision_end|>"],
+            "tie_word_embeddings": False,
+            "text_config": {
+                "vocab_size": len(tokenizer),
+                "hidden_size": 64,
+                "intermediate_size": 128,
+                "num_hidden_layers": 2,
+                "num_attention_heads": 4,
+                "num_key_value_heads": 2,
+                "head_dim": 16,
+                "max_position_embeddings": 8192,
+                "rms_norm_eps": 1e-6,
+                "rope_parameters": {
+                    "rope_type": "default",
+                    "rope_theta": 5000000.0,
+                    "mrope_section": [4, 2, 2],
+                    "mrope_interleaved": True,
+                },
+            },
+            "vision_config": {
+                "depth": 2,
+                "hidden_size": 32,
+                "intermediate_size": 64,
+                "num_heads": 2,
+                "patch_size": 16,
+                "spatial_merge_size": 2,
+                "temporal_patch_size": 2,
+                "out_hidden_size": 64,
+                "num_position_embeddings": 64,
+                "deepstack_visual_indexes": [1],
+            },
+        },
+        expert_cfg={
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_attention_heads": 4,
+            "head_dim": 16,
+        },
+    )
+    data["action_in_proj_cfg"] = {
+        **data["action_in_proj_cfg"],
+        "hidden_size": 32,
+        "num_fourier_feats": 8,
+    }
+    return data
+
+
+def make_tiny_checkpoint(directory: str | Path, seed: int = 0, pixels: int = 32768) -> Path:
+    """Write a random tiny checkpoint to `directory` (created); returns its path.
+
+    pixels: the image budget of its processor (the release uses about 196608; the tiny
+    default keeps CPU runs fast).
+    """
+    from alpamayo_ros.model.policy import AlpamayoPolicy
+    from alpamayo_ros.model.processor import AlpamayoProcessor
+
+    directory = Path(directory)
+    tokenizer = build_tokenizer()
+    config = AlpamayoConfig(tiny_config_data(tokenizer, pixels))
+    torch.manual_seed(seed)
+    policy = AlpamayoPolicy(config)
+    policy.processor = AlpamayoProcessor(tokenizer, default_image_processor(pixels, pixels), config)
+    policy.save_pretrained(directory)
+    return directory
+
+
+def config_with(data: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    """A deep copy of a config document with top-level changes (for tests and tools)."""
+    out = copy.deepcopy(data)
+    out.update(changes)
+    return out

@@ -1,0 +1,154 @@
+"""plan(): reasoning, expert trajectories, samples, seeds, the discrete head."""
+
+import numpy as np
+import pytest
+
+from alpamayo_ros.core.trajectory import integrate
+
+
+@pytest.fixture(scope="module")
+def six_samples(tiny_policy, request_factory):
+    return tiny_policy.plan([request_factory()], num_samples=6, seed=7, max_reasoning_tokens=24)
+
+
+def test_four_cameras_four_frames_six_samples(six_samples):
+    samples = six_samples.samples[0]
+    assert len(samples) == 6
+    for s in samples:
+        assert s.controls.shape == (64, 2) and s.xyz.shape == (64, 3) and s.rot.shape == (64, 3, 3)
+        assert np.all(np.isfinite(s.controls))
+    assert set(six_samples.timings_ms) == {
+        "preprocess",
+        "prefill",
+        "reasoning",
+        "trajectory",
+        "total",
+    }
+
+
+def test_positions_are_the_core_integration_of_the_controls(
+    tiny_policy, six_samples, request_factory
+):
+    spec = tiny_policy.config.action_space.unicycle_spec("trapezoid")
+    req = request_factory()
+    for s in six_samples.samples[0]:
+        roll = integrate(s.controls, req.ego.speed, spec)
+        xyz, rot = roll.to_xyz_rot(z=req.ego.xyz[-1, 2])
+        np.testing.assert_allclose(s.xyz, xyz, atol=1e-9)
+        np.testing.assert_allclose(s.rot, rot, atol=1e-9)
+
+
+def test_same_seed_same_plans_other_seed_other_plans(tiny_policy, request_factory):
+    req = request_factory()
+    a = tiny_policy.plan([req], num_samples=2, seed=3, max_reasoning_tokens=16)
+    b = tiny_policy.plan([req], num_samples=2, seed=3, max_reasoning_tokens=16)
+    c = tiny_policy.plan([req], num_samples=2, seed=4, max_reasoning_tokens=16)
+    for sa, sb in zip(a.samples[0], b.samples[0], strict=True):
+        assert sa.reasoning_token_ids == sb.reasoning_token_ids
+        np.testing.assert_array_equal(sa.controls, sb.controls)
+    assert not np.allclose(a.samples[0][0].controls, c.samples[0][0].controls)
+    # Samples of one request differ from each other.
+    assert not np.allclose(a.samples[0][0].controls, a.samples[0][1].controls)
+
+
+def test_reasoning_never_contains_trajectory_tokens(tiny_policy, request_factory):
+    lo = tiny_policy.processor.traj_token_start
+    hi = lo + tiny_policy.config.traj_vocab_size
+    res = tiny_policy.plan(
+        [request_factory(1)],
+        num_samples=4,
+        seed=0,
+        temperature=2.0,
+        top_p=1.0,
+        max_reasoning_tokens=48,
+    )
+    for s in res.samples[0]:
+        ids = np.asarray(s.reasoning_token_ids)
+        assert not np.any((ids >= lo) & (ids < hi))
+
+
+def test_a_batch_of_requests_gives_samples_per_request(tiny_policy, request_factory):
+    res = tiny_policy.plan(
+        [request_factory(0), request_factory(1, speed=12.0)],
+        num_samples=3,
+        seed=0,
+        max_reasoning_tokens=8,
+    )
+    assert [len(s) for s in res.samples] == [3, 3]
+    # The second request starts faster: its trajectories integrate from its own v0.
+    assert res.samples[1][0].rollout.speed[0] != res.samples[0][0].rollout.speed[0]
+
+
+def test_the_trajectory_depends_on_the_cameras(tiny_policy, request_factory):
+    a = tiny_policy.plan([request_factory(0)], seed=5, max_reasoning_tokens=4, temperature=0.0)
+    b = tiny_policy.plan([request_factory(9)], seed=5, max_reasoning_tokens=4, temperature=0.0)
+    assert not np.allclose(a.samples[0][0].controls, b.samples[0][0].controls)
+
+
+def test_discrete_head_emits_128_tokens_decoded_by_the_core(tiny_policy, request_factory):
+    res = tiny_policy.plan(
+        [request_factory()], num_samples=2, seed=0, max_reasoning_tokens=8, discrete=True
+    )
+    tok = tiny_policy.config.future_tokenizer
+    for s in res.samples[0]:
+        assert s.trajectory_tokens.shape == (128,)
+        assert s.trajectory_tokens.min() >= 0 and s.trajectory_tokens.max() < tok.vocab_size
+        np.testing.assert_allclose(s.controls, tok.decode(s.trajectory_tokens))
+
+
+def test_truncated_reasoning_is_flagged(tiny_policy, request_factory):
+    res = tiny_policy.plan(
+        [request_factory()],
+        num_samples=4,
+        seed=0,
+        max_reasoning_tokens=1,
+        temperature=2.0,
+        top_p=1.0,
+    )
+    # One token allowed and it was not <|traj_future_start|> (all but certain at temperature 2
+    # over ~4300 tokens, and fixed by the seed): every sample is flagged incomplete.
+    assert [s.reasoning_complete for s in res.samples[0]] == [False] * 4
+    assert all(len(s.reasoning_token_ids) == 1 for s in res.samples[0])
+
+
+def test_a_left_padded_request_plans_as_it_does_alone(tiny_policy, request_factory):
+    # Greedy decoding and one flow step: no randomness differs between the two runs (more
+    # flow steps amplify float rounding through the 100 Hz Fourier features of random weights).
+    wide = request_factory(0, shape=(540, 960))
+    other = request_factory(1, shape=(120, 160))
+    batch = tiny_policy.processor([wide, other])["attention_mask"].sum(dim=1)
+    assert batch[0] < batch[1]  # `wide` is the one padded
+    kw = dict(seed=3, temperature=0.0, max_reasoning_tokens=10, num_flow_steps=1)
+    alone = tiny_policy.plan([wide], **kw).samples[0][0]
+    padded = tiny_policy.plan([wide, other], **kw).samples[0][0]
+    assert alone.reasoning_token_ids == padded.reasoning_token_ids
+    np.testing.assert_allclose(alone.controls, padded.controls, atol=1e-5)
+
+
+def test_a_sequence_that_stops_early_ignores_what_others_generate_after(
+    tiny_policy, request_factory, monkeypatch
+):
+    import alpamayo_ros.model.policy as policy_module
+
+    stop_id = tiny_policy.processor.special_ids["traj_future_start"]
+    real = policy_module._sample_token
+    calls = {"n": 0}
+
+    def scripted(logits, temperature, top_p, generator):
+        # Row 0 stops at its third token; other rows keep generating greedily.
+        token = real(logits, 0.0, 1.0, generator)
+        if calls["n"] == 2:
+            token[0] = stop_id
+        calls["n"] += 1
+        return token
+
+    monkeypatch.setattr(policy_module, "_sample_token", scripted)
+    kw = dict(seed=0, max_reasoning_tokens=12, num_flow_steps=1)
+    req = request_factory(0)
+    alone = tiny_policy.plan([req], **kw).samples[0][0]
+    calls["n"] = 0
+    together = tiny_policy.plan([req, request_factory(4)], **kw).samples
+    assert alone.reasoning_complete and together[0][0].reasoning_complete
+    assert len(together[0][0].reasoning_token_ids) == 2
+    assert not together[1][0].reasoning_complete  # row 1 ran on for 12 tokens
+    np.testing.assert_allclose(alone.controls, together[0][0].controls, atol=1e-5)
