@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 from transformers import AutoImageProcessor, AutoTokenizer, PreTrainedTokenizerBase
+from transformers.utils import logging as hf_logging
 
 from alpamayo_ros.core.ego_history import EgoHistory
 from alpamayo_ros.model.config import SPECIAL_TOKEN_NAMES, AlpamayoConfig, special_token
@@ -120,11 +121,19 @@ class AlpamayoProcessor:
         folder; otherwise the released Qwen3-VL image settings (the release does not ship
         them: its code fetches them from a hub, which this package never does)."""
         path = Path(path)
-        tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-        if (path / "preprocessor_config.json").is_file():
-            image_processor = AutoImageProcessor.from_pretrained(str(path), local_files_only=True)
-        else:
-            image_processor = default_image_processor(config.min_pixels, config.max_pixels)
+        # The Auto* loaders peek at config.json and warn that `alpamayo_r1` is not theirs.
+        verbosity = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+            if (path / "preprocessor_config.json").is_file():
+                image_processor = AutoImageProcessor.from_pretrained(
+                    str(path), local_files_only=True
+                )
+            else:
+                image_processor = default_image_processor(config.min_pixels, config.max_pixels)
+        finally:
+            hf_logging.set_verbosity(verbosity)
         return cls(tokenizer, image_processor, config)
 
     def save_pretrained(self, path: str | Path) -> None:

@@ -1,0 +1,144 @@
+"""Per-stage latency (p50/p99) and peak memory of AlpamayoPolicy.plan().
+
+    python bench/model_latency.py                              # tiny checkpoint, CPU
+    python bench/model_latency.py --checkpoint DIR --device cuda --dtype bfloat16
+    python bench/model_latency.py --released-shapes --device cuda --dtype bfloat16
+
+--released-shapes builds the released 10B shapes (Qwen3-VL-8B backbone + 2.3B expert) with
+random weights directly on the device: the latency of the real model, not its outputs.
+Inputs: 4 cameras x 4 frames of 1920x1080 noise (resized by the processor as released) and a
+straight ego history at 10 m/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from alpamayo_ros.core.ego_history import EgoPoseBuffer, StampedPose  # noqa: E402
+from alpamayo_ros.model.config import AlpamayoConfig  # noqa: E402
+from alpamayo_ros.model.policy import AlpamayoPolicy  # noqa: E402
+from alpamayo_ros.model.processor import (  # noqa: E402
+    AlpamayoProcessor,
+    PlanRequest,
+    default_image_processor,
+)
+from alpamayo_ros.model.tiny import (  # noqa: E402
+    build_tokenizer,
+    make_tiny_checkpoint,
+    released_config_data,
+)
+
+STAGES = ("preprocess", "prefill", "reasoning", "trajectory", "total")
+
+
+def make_request(rng: np.random.Generator, size: tuple[int, int]) -> PlanRequest:
+    buf = EgoPoseBuffer()
+    for k in range(20):
+        buf.add(StampedPose(0.1 * k, (1.0 * k, 0.0, 0.0), (1.0, 0.0, 0.0, 0.0)))
+    images = tuple(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8) for _ in range(16))
+    return PlanRequest(images, buf.history(1.9))
+
+
+def released_random_policy(device: str, dtype: torch.dtype) -> AlpamayoPolicy:
+    """The released shapes, random weights, built on the device in dtype."""
+    data = released_config_data()
+    tokenizer = build_tokenizer()
+    # Our byte-level tokenizer has a smaller vocabulary: keep the released embedding size but
+    # point the ids at the tokenizer's (the latency does not depend on which ids they are).
+    data["traj_token_start_idx"] = tokenizer.convert_tokens_to_ids("<i0>")
+    config = AlpamayoConfig(data)
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        with torch.device(device):
+            policy = AlpamayoPolicy(config)
+    finally:
+        torch.set_default_dtype(previous)
+    policy.processor = AlpamayoProcessor(
+        tokenizer, default_image_processor(config.min_pixels, config.max_pixels), config
+    )
+    policy.model_id = "random weights, released shapes"
+    return policy.eval()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--checkpoint", help="checkpoint folder (default: a fresh tiny one)")
+    parser.add_argument("--released-shapes", action="store_true", help="10B shapes, random")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    parser.add_argument("--samples", type=int, default=6, help="trajectory samples per plan")
+    parser.add_argument("--reasoning-tokens", type=int, default=40, help="tokens decoded")
+    parser.add_argument("--flow-steps", type=int, default=None, help="default: the config's")
+    parser.add_argument("--iters", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--image-size", default="1920x1080", help="camera frame WxH")
+    args = parser.parse_args()
+
+    dtype = getattr(torch, args.dtype)
+    t = time.perf_counter()
+    if args.released_shapes:
+        policy = released_random_policy(args.device, dtype)
+    else:
+        folder = args.checkpoint
+        if folder is None:
+            folder = make_tiny_checkpoint(Path(tempfile.mkdtemp()) / "tiny")
+        policy = AlpamayoPolicy.from_pretrained(folder, dtype=dtype, device=args.device)
+    load_s = time.perf_counter() - t
+    params = sum(p.numel() for p in policy.parameters())
+    size = tuple(int(v) for v in args.image_size.split("x"))
+    rng = np.random.default_rng(0)
+    request = make_request(rng, (size[0], size[1]))
+
+    # Force a fixed number of reasoning tokens: random weights rarely emit the stop token.
+    times: dict[str, list[float]] = {s: [] for s in STAGES}
+    if args.device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    for i in range(args.warmup + args.iters):
+        result = policy.plan(
+            [request],
+            num_samples=args.samples,
+            seed=i,
+            max_reasoning_tokens=args.reasoning_tokens,
+            num_flow_steps=args.flow_steps,
+            temperature=0.6,
+        )
+        if i >= args.warmup:
+            for s in STAGES:
+                times[s].append(result.timings_ms[s])
+
+    print(f"model: {policy.model_id} ({params / 1e9:.3f} B parameters), loaded in {load_s:.1f} s")
+    device_name = (
+        torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else "CPU"
+    )
+    print(
+        f"device: {args.device} ({device_name}), dtype {args.dtype}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} CPU threads"
+    )
+    steps = args.flow_steps or policy.config.flow_matching.num_inference_steps
+    print(
+        f"input: 16 frames {args.image_size}; {args.samples} samples; up to "
+        f"{args.reasoning_tokens} reasoning tokens; {steps} flow steps; {args.iters} runs"
+    )
+    print(f"{'stage':<12}{'p50 ms':>10}{'p99 ms':>10}{'mean ms':>10}")
+    for s in STAGES:
+        v = np.asarray(times[s])
+        p50, p99 = np.percentile(v, [50, 99])
+        print(f"{s:<12}{p50:10.1f}{p99:10.1f}{v.mean():10.1f}")
+    print(f"plans/s (1 request, {args.samples} samples): {1000.0 / np.median(times['total']):.2f}")
+    if args.device.startswith("cuda"):
+        print(f"peak GPU memory: {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
