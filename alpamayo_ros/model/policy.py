@@ -36,6 +36,7 @@ from alpamayo_ros.model.action_expert import (
 from alpamayo_ros.model.config import AlpamayoConfig, ConfigError
 from alpamayo_ros.model.flow_matching import euler_sample
 from alpamayo_ros.model.processor import AlpamayoProcessor, PlanRequest
+from alpamayo_ros.model.tiny import UNTRAINED_VLM_NAME
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +138,8 @@ class AlpamayoPolicy(nn.Module):
         self.processor: AlpamayoProcessor | None = None
         self.model_id = ""
         self.load_report = LoadReport()
+        # Random weights (our tiny checkpoints): said loudly wherever plans are shown.
+        self.untrained = config.data.get("vlm_name_or_path") == UNTRAINED_VLM_NAME
 
     @property
     def device(self) -> torch.device:

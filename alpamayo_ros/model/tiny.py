@@ -26,6 +26,8 @@ from alpamayo_ros.core.tokens import (
 from alpamayo_ros.model.config import MODEL_TYPE, SPECIAL_TOKEN_NAMES, AlpamayoConfig, special_token
 from alpamayo_ros.model.processor import default_image_processor
 
+UNTRAINED_VLM_NAME = "alpamayo_ros/tiny-random"
+
 QWEN_SPECIALS = (
     "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
     "<|image_pad|>", "<|video_pad|>",
@@ -128,7 +130,7 @@ def tiny_config_data(tokenizer: PreTrainedTokenizerFast, pixels: int = 32768) ->
     data = released_config_data()
     ids = {s: tokenizer.convert_tokens_to_ids(s) for s in QWEN_SPECIALS}
     data.update(
-        vlm_name_or_path="alpamayo_ros/tiny-random",
+        vlm_name_or_path=UNTRAINED_VLM_NAME,
         vocab_size=len(tokenizer),
         traj_token_start_idx=tokenizer.convert_tokens_to_ids("<i0>"),
         model_dtype="float32",

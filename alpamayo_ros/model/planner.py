@@ -1,0 +1,247 @@
+"""The planning loop without ROS: buffers in, a validated plan (or a controlled stop) out.
+
+One code path for the live node and the offline replay: both feed camera frames and ego
+poses into a Planner, ask it at each tick for the newest complete input set (`prepare`,
+cheap), and run the policy on it (`run`, slow: the node does this in a worker thread).
+Whatever goes wrong (stale or missing inputs, the model raising, a plan out of bounds) gives
+a controlled-stop plan flagged with the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from alpamayo_ros.core.camera_rig import CameraRig
+from alpamayo_ros.core.ego_history import (
+    EgoHistory,
+    EgoHistorySpec,
+    EgoHistoryUnavailable,
+    EgoPoseBuffer,
+    StampedPose,
+)
+from alpamayo_ros.core.frame_buffer import FrameBuffer, FrameBufferSpec, FrameSet, FramesUnavailable
+from alpamayo_ros.core.meta_actions import extract_meta_actions
+from alpamayo_ros.core.plan import Plan, PlanLimits, make_stop_plan, plan_problems
+from alpamayo_ros.model.processor import PlanRequest
+
+log = logging.getLogger(__name__)
+
+SampleChoice = Literal["first", "median"]
+
+
+@dataclass(frozen=True)
+class PlannerSettings:
+    """How plans are made and when the planner falls back to a stop.
+
+    num_samples, temperature, top_p, max_reasoning_tokens, num_flow_steps: sampling
+        (num_flow_steps None = the checkpoint's).
+    sample_choice: publish the "first" sample or the one closest to the samples' "median".
+    max_input_age: seconds; any required input older than this at a tick -> stop plan.
+    stop_decel: m/s^2 of the controlled stop.
+    frame_id: the ego frame the plans are expressed in.
+    seed: base seed (each plan adds its tick count); None draws a fresh one every time.
+    """
+
+    num_samples: int = 6
+    temperature: float = 0.6
+    top_p: float = 0.98
+    max_reasoning_tokens: int = 128
+    num_flow_steps: int | None = None
+    sample_choice: SampleChoice = "median"
+    max_input_age: float = 0.3
+    stop_decel: float = 2.0
+    frame_id: str = "base_link"
+    seed: int | None = None
+    limits: PlanLimits = field(default_factory=PlanLimits)
+
+    def __post_init__(self) -> None:
+        if self.num_samples < 1:
+            raise ValueError(f"num_samples must be >= 1, got {self.num_samples}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if self.sample_choice not in ("first", "median"):
+            raise ValueError(
+                f"sample_choice must be 'first' or 'median', got {self.sample_choice!r}"
+            )
+        if not self.max_input_age > 0:
+            raise ValueError(f"max_input_age must be > 0 s, got {self.max_input_age}")
+        if not self.stop_decel > 0:
+            raise ValueError(f"stop_decel must be > 0 m/s^2, got {self.stop_decel}")
+
+
+@dataclass(frozen=True)
+class PlanInputs:
+    """A complete input set at t0, ready for the policy."""
+
+    t0: float
+    frames: FrameSet
+    ego: EgoHistory
+
+
+@dataclass(frozen=True)
+class PlanOutcome:
+    """The published plan and, for reports, every sample drawn (xy (S, T, 2) metres)."""
+
+    plan: Plan
+    sample_xy: np.ndarray | None = None
+    sample_reasoning: tuple[str, ...] = ()
+
+
+def choose_sample(xy: np.ndarray, how: SampleChoice) -> int:
+    """Index of the sample to publish among xy (S, T, 2): the first, or the one whose path
+    is closest (mean point distance) to the point-wise median of all samples."""
+    if how == "first" or len(xy) == 1:
+        return 0
+    median = np.median(xy, axis=0)
+    return int(np.argmin(np.linalg.norm(xy - median, axis=-1).mean(axis=-1)))
+
+
+class Planner:
+    """Frame and pose buffers plus a policy; see the module docstring."""
+
+    def __init__(
+        self,
+        policy: object | None,
+        rig: CameraRig,
+        settings: PlannerSettings | None = None,
+        frame_spec: FrameBufferSpec | None = None,
+        ego_spec: EgoHistorySpec | None = None,
+    ) -> None:
+        self.policy = policy
+        self.rig = rig
+        self.settings = settings or PlannerSettings()
+        self.frames = FrameBuffer(frame_spec or FrameBufferSpec(cameras=rig.names))
+        if self.frames.spec.cameras != rig.names:
+            raise ValueError(
+                f"frame buffer cameras {self.frames.spec.cameras} differ from the rig's {rig.names}"
+            )
+        self.poses = EgoPoseBuffer(ego_spec)
+        self.ticks = 0
+
+    @property
+    def model_id(self) -> str:
+        return str(getattr(self.policy, "model_id", "") or "")
+
+    # -- inputs ---------------------------------------------------------------------------
+    def add_image(self, camera: str, stamp: float, image: np.ndarray) -> None:
+        self.frames.add(camera, stamp, image)
+
+    def add_pose(self, pose: StampedPose) -> None:
+        self.poses.add(pose)
+
+    def current_speed(self) -> float:
+        """Best speed estimate now (m/s) for a stop plan; 0 when unknown."""
+        latest = self.poses.latest_stamp
+        if latest is None:
+            return 0.0
+        try:
+            return self.poses.history(latest).speed
+        except EgoHistoryUnavailable:
+            return 0.0
+
+    # -- planning -------------------------------------------------------------------------
+    def prepare(self, now: float) -> PlanInputs | Plan:
+        """The newest complete input set, or a stop plan saying why there is none.
+
+        now: the current time in seconds (ROS time, or bag time in a replay).
+        """
+        s = self.settings
+        stale = []
+        for cam, stamp in self.frames.latest_stamps().items():
+            if stamp is None:
+                stale.append(f"{cam}: no frame yet")
+            elif now - stamp > s.max_input_age:
+                stale.append(f"{cam}: {now - stamp:.2f} s old")
+        odom = self.poses.latest_stamp
+        if odom is None:
+            stale.append("odometry: none yet")
+        elif now - odom > s.max_input_age:
+            stale.append(f"odometry: {now - odom:.2f} s old")
+        if stale:
+            return self.stop_plan(now, "stale input: " + "; ".join(stale))
+        t0 = self.frames.newest_complete_t0()
+        assert t0 is not None  # every camera has a frame (checked above)
+        try:
+            frames = self.frames.assemble(t0)
+            ego = self.poses.history(t0)
+        except (FramesUnavailable, EgoHistoryUnavailable) as err:
+            return self.stop_plan(now, f"incomplete input: {err}")
+        return PlanInputs(t0=t0, frames=frames, ego=ego)
+
+    def run(self, inputs: PlanInputs) -> PlanOutcome:
+        """The policy on one input set -> the chosen sample as a Plan (stop plan on failure)."""
+        s = self.settings
+        self.ticks += 1
+        fields: dict[str, Any] = dict(
+            frame_id=s.frame_id,
+            camera_names=inputs.frames.cameras,
+            camera_stamps=inputs.frames.stamps,
+            odometry_stamp=inputs.ego.t0,
+            model_id=self.model_id,
+        )
+        if self.policy is None:
+            return PlanOutcome(self.stop_plan(inputs.t0, "no model loaded", **fields))
+        try:
+            request = PlanRequest(tuple(inputs.frames.flat()), inputs.ego)
+            result = self.policy.plan(  # type: ignore[attr-defined]
+                [request],
+                num_samples=s.num_samples,
+                temperature=s.temperature,
+                top_p=s.top_p,
+                max_reasoning_tokens=s.max_reasoning_tokens,
+                seed=None if s.seed is None else s.seed + self.ticks,
+                num_flow_steps=s.num_flow_steps,
+            )
+        except Exception as err:  # the model failing must never stop the vehicle's planner
+            log.exception("policy failed")
+            reason = f"model error: {type(err).__name__}: {err}"
+            return PlanOutcome(self.stop_plan(inputs.t0, reason, v0=inputs.ego.speed, **fields))
+        samples = result.samples[0]
+        xy = np.stack([smp.rollout.xy for smp in samples])
+        chosen = choose_sample(xy, s.sample_choice)
+        smp = samples[chosen]
+        roll = smp.rollout
+        latency = {k: float(v) for k, v in result.timings_ms.items()}
+        plan = Plan(
+            stamp=inputs.t0,
+            xyz=smp.xyz,
+            heading=roll.heading,
+            speed=roll.speed,
+            accel=roll.accel,
+            curvature=roll.curvature,
+            dt=roll.dt,
+            reasoning=smp.reasoning,
+            meta_actions=extract_meta_actions(
+                roll.speed, roll.heading, roll.y, inputs.ego.speed, roll.dt
+            ),
+            chosen_sample=chosen,
+            num_samples=len(samples),
+            latency_ms=latency,
+            **fields,
+        )
+        problems = plan_problems(plan, s.limits)
+        if problems:
+            reason = "model plan rejected: " + "; ".join(problems)
+            plan = self.stop_plan(inputs.t0, reason, v0=inputs.ego.speed, **fields)
+        return PlanOutcome(plan, xy, tuple(x.reasoning for x in samples))
+
+    def step(self, now: float) -> PlanOutcome:
+        """prepare + run, for callers without a worker thread (the replay)."""
+        prepared = self.prepare(now)
+        if isinstance(prepared, Plan):
+            return PlanOutcome(prepared)
+        return self.run(prepared)
+
+    def stop_plan(self, stamp: float, reason: str, v0: float | None = None, **fields: Any) -> Plan:
+        """A controlled stop from the current speed along the current heading."""
+        speed = self.current_speed() if v0 is None or not math.isfinite(v0) else v0
+        fields.setdefault("frame_id", self.settings.frame_id)
+        fields.setdefault("model_id", self.model_id)
+        return make_stop_plan(stamp, speed, reason, decel=self.settings.stop_decel, **fields)

@@ -1,0 +1,167 @@
+"""The planning loop without ROS: complete inputs -> a model plan; anything wrong -> a
+controlled stop that says why."""
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from alpamayo_ros.core.camera_rig import CameraRig
+from alpamayo_ros.core.ego_history import StampedPose
+from alpamayo_ros.core.plan import Plan
+from alpamayo_ros.core.trajectory import UnicycleSpec, integrate
+from alpamayo_ros.model.planner import PlanInputs, Planner, PlannerSettings, choose_sample
+from alpamayo_ros.model.policy import PlanResult, PolicySample
+
+RIG = CameraRig.released_default()
+SPEED = 6.0
+
+
+def fill(planner: Planner, until: float, cameras=RIG.names, odom: bool = True) -> None:
+    """2 s of a straight drive at SPEED m/s: poses at 20 Hz, frames at 10 Hz."""
+    img = np.full((32, 48, 3), 128, np.uint8)
+    t = until - 2.0
+    for k in range(41):
+        s = t + 0.05 * k
+        if odom:
+            planner.add_pose(StampedPose(s, (SPEED * s, 0.0, 0.0), (1.0, 0.0, 0.0, 0.0)))
+        if k % 2 == 0:
+            for cam in cameras:
+                planner.add_image(cam, s, img)
+
+
+def sample(controls: np.ndarray, v0: float = SPEED) -> PolicySample:
+    roll = integrate(controls, v0, UnicycleSpec(integration="trapezoid"))
+    xyz, rot = roll.to_xyz_rot()
+    return PolicySample("Keep speed: the road ahead is clear.", controls, roll, xyz, rot, True)
+
+
+class FixedPolicy:
+    """Returns the given controls for every sample (or raises)."""
+
+    model_id = "fixed"
+
+    def __init__(self, controls=None, error: Exception | None = None) -> None:
+        self.controls = np.zeros((64, 2)) if controls is None else controls
+        self.error = error
+        self.calls: list[dict] = []
+
+    def plan(self, requests, **kwargs):
+        self.calls.append(kwargs)
+        if self.error is not None:
+            raise self.error
+        n = kwargs["num_samples"]
+        return PlanResult([[sample(self.controls)] * n for _ in requests], {"total": 1.0})
+
+
+def test_complete_inputs_give_a_model_plan_with_its_stamps():
+    policy = FixedPolicy()
+    planner = Planner(policy, RIG, PlannerSettings(num_samples=3, seed=7))
+    fill(planner, 10.0)
+    prepared = planner.prepare(10.05)
+    assert isinstance(prepared, PlanInputs)
+    assert prepared.t0 == pytest.approx(10.0)
+    outcome = planner.run(prepared)
+    plan = outcome.plan
+    assert not plan.is_fallback and plan.num_samples == 3 and plan.model_id == "fixed"
+    assert plan.camera_stamps.shape == (4, 4) and plan.camera_stamps[0, -1] == pytest.approx(10.0)
+    assert plan.odometry_stamp == pytest.approx(10.0)
+    assert plan.meta_actions == ("keep_speed", "go_straight")
+    assert plan.speed[-1] == pytest.approx(SPEED)  # v0 came from the ego history
+    assert policy.calls[0]["seed"] == 8  # base seed + tick count
+    assert outcome.sample_xy is not None and outcome.sample_xy.shape == (3, 64, 2)
+
+
+def test_stale_camera_gives_a_stop_plan_naming_it():
+    planner = Planner(FixedPolicy(), RIG, PlannerSettings(max_input_age=0.3))
+    fill(planner, 10.0, cameras=RIG.names[:3])
+    fill(planner, 9.0, cameras=RIG.names[3:], odom=False)  # tele camera stopped at 9 s
+    plan = planner.prepare(10.05)
+    assert isinstance(plan, Plan) and plan.is_fallback
+    assert "camera_front_tele_30fov: 1.05 s old" in plan.fallback_reason
+    assert plan.speed[0] < SPEED and plan.speed[-1] == pytest.approx(
+        0.0, abs=1e-9
+    )  # decelerating to a stop
+    assert np.all(np.diff(plan.speed) <= 1e-12) and np.allclose(plan.xyz[:, 1], 0.0)
+
+
+def test_no_odometry_gives_a_stop_plan_at_standstill():
+    planner = Planner(FixedPolicy(), RIG)
+    fill(planner, 10.0, odom=False)
+    plan = planner.prepare(10.0)
+    assert isinstance(plan, Plan) and "odometry: none yet" in plan.fallback_reason
+    assert np.all(plan.speed == 0.0)
+
+
+def test_model_error_gives_a_stop_plan_from_the_current_speed():
+    planner = Planner(FixedPolicy(error=RuntimeError("CUDA out of memory")), RIG)
+    fill(planner, 10.0)
+    outcome = planner.step(10.0)
+    assert outcome.plan.is_fallback
+    assert outcome.plan.fallback_reason == "model error: RuntimeError: CUDA out of memory"
+    # 2 m/s^2 from 6 m/s: the first step is at 5.8 m/s
+    assert outcome.plan.speed[0] == pytest.approx(SPEED - 0.2, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("controls", "problem"),
+    [
+        (np.tile([0.0, 0.5], (64, 1)), "curvature"),
+        (np.tile([-4.0, 0.0], (64, 1)), "speed"),  # reverses at up to -19.6 m/s
+    ],
+)
+def test_invalid_model_output_is_rejected_for_a_stop(controls, problem):
+    planner = Planner(FixedPolicy(controls), RIG)
+    fill(planner, 10.0)
+    plan = planner.step(10.0).plan
+    assert plan.is_fallback and plan.fallback_reason.startswith("model plan rejected")
+    assert problem in plan.fallback_reason
+
+
+def test_nan_in_the_model_output_is_rejected_for_a_stop():
+    class NanPolicy(FixedPolicy):
+        def plan(self, requests, **kwargs):
+            result = super().plan(requests, **kwargs)
+            smp = result.samples[0][0]
+            speed = smp.rollout.speed.copy()
+            speed[10] = math.nan
+            bad = replace(smp, rollout=replace(smp.rollout, speed=speed))
+            return PlanResult([[bad]], result.timings_ms)
+
+    planner = Planner(NanPolicy(), RIG, PlannerSettings(num_samples=1))
+    fill(planner, 10.0)
+    plan = planner.step(10.0).plan
+    assert plan.is_fallback and plan.fallback_reason == (
+        "model plan rejected: speed has NaN or infinite values"
+    )
+
+
+def test_no_model_gives_stop_plans():
+    planner = Planner(None, RIG)
+    fill(planner, 10.0)
+    assert planner.step(10.0).plan.fallback_reason == "no model loaded"
+
+
+def test_median_sample_is_the_one_closest_to_the_others():
+    xy = np.zeros((5, 64, 2))
+    xy[:, :, 1] = np.array([-3.0, 0.4, 0.0, -0.5, 9.0])[:, None]  # median 0
+    assert choose_sample(xy, "median") == 2
+    assert choose_sample(xy, "first") == 0
+
+
+def test_settings_errors_name_the_field_and_value():
+    with pytest.raises(ValueError, match=r"top_p must be in \(0, 1\], got 1.5"):
+        PlannerSettings(top_p=1.5)
+    with pytest.raises(ValueError, match=r"sample_choice .* got 'best'"):
+        PlannerSettings(sample_choice="best")  # type: ignore[arg-type]
+
+
+def test_tiny_policy_end_to_end(tiny_policy):
+    planner = Planner(tiny_policy, RIG, PlannerSettings(num_samples=2, max_reasoning_tokens=4))
+    fill(planner, 10.0)
+    outcome = planner.step(10.0)
+    assert outcome.plan.num_points == 64
+    assert set(outcome.plan.latency_ms) <= {"preprocess", "prefill", "reasoning", "trajectory",
+                                            "total"}  # fmt: skip
+    assert outcome.sample_xy is not None or outcome.plan.is_fallback
