@@ -16,8 +16,14 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from alpamayo_ros.bag.images import apply_crop, decode_image
-from alpamayo_ros.bag.reader import BadMessage, Bag, SkipCounts
+from alpamayo_ros.bag.playback import (
+    InputFeed,
+    first_tick,
+    read_logged_drive,
+    step_through,
+    tick_times,
+)
+from alpamayo_ros.bag.reader import Bag, SkipCounts
 from alpamayo_ros.core.camera_rig import CameraRig
 from alpamayo_ros.core.ego_history import EgoHistoryUnavailable, EgoPoseBuffer
 from alpamayo_ros.core.frame_buffer import FrameBuffer, FrameBufferSpec, FramesUnavailable
@@ -97,12 +103,8 @@ def inspect_logged_drive(
     skipped = SkipCounts()
     with Bag(bag_path) as bag:
         bag.require([odom_source, *rig.topics])
-        # The whole odometry is read first: the logged future of a tick lies ahead of it.
         live = EgoPoseBuffer()
-        all_poses = bag.read_ego_poses(odom_source, skipped=skipped)
-        logged = EgoPoseBuffer(replace(live.spec, capacity=max(len(all_poses), 16)))
-        for p in all_poses:
-            logged.add(p)
+        logged = read_logged_drive(bag, odom_source, live.spec, skipped)
         frames = FrameBuffer(FrameBufferSpec(cameras=rig.names))
         report = DriveReport(
             bag=str(bag_path),
@@ -110,39 +112,15 @@ def inspect_logged_drive(
             camera_notes={c.name: c.note for c in rig.cameras if c.note},
             rate_hz=rate_hz,
         )
-        by_topic = rig.by_topic()
-        period = 1.0 / rate_hz
-        tick = bag.start_time + live.spec.dt * (live.spec.num_poses - 1)
-        stream = bag.messages([odom_source, *by_topic])
-        pending = next(stream, None)
-        n_ticks = int((bag.end_time - tick) / period) + 1
-        for _ in tqdm(range(n_ticks), disable=not progress, unit="tick", desc="inspect"):
-            while pending is not None and pending[1] <= tick + 1e-9:
-                topic, _, msg = pending
-                _feed(topic, msg, odom_source, by_topic, live, frames, skipped)
-                pending = next(stream, None)
-            report.steps.append(_step(tick, frames, live, logged, spec, tok, min_future))
-            tick += period
+        is_tf = bag.topics[odom_source] == "tf2_msgs/msg/TFMessage"
+        feed = InputFeed(rig, odom_source, is_tf, frames.add, live.add, skipped)
+        ticks = tick_times(first_tick(bag, live.spec), bag.end_time, rate_hz)
+        for tick in tqdm(
+            step_through(bag, feed, ticks), total=len(ticks), disable=not progress, desc="inspect"
+        ):
+            report.steps.append(_step(tick, frames, live, logged.poses, spec, tok, min_future))
         report.skipped = skipped.as_dict()
     return report
-
-
-def _feed(topic, msg, odom_source, by_topic, live, frames, skipped) -> None:
-    from alpamayo_ros.bag.reader import pose_from_odometry
-
-    try:
-        if isinstance(msg, BadMessage):
-            raise msg
-        if topic == odom_source:
-            live.add(pose_from_odometry(msg, topic))
-            return
-        image = decode_image(msg, by_topic[topic][0].encoding, topic)
-        stamp = float(msg.header.stamp.sec) + 1e-9 * float(msg.header.stamp.nanosec)
-        for cam in by_topic[topic]:
-            frames.add(cam.name, stamp, apply_crop(image, cam))
-    except BadMessage as err:
-        if topic != odom_source:  # bad poses were counted once, when the log was read
-            skipped.add("bad_image", str(err))
 
 
 def _step(tick, frames, live, logged, spec, tok, min_future) -> StepReport:

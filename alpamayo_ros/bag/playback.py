@@ -1,0 +1,149 @@
+"""Stepping through a bag at the planner's rate, as the live planner would see it.
+
+Shared by `inspect-bag`, `replay` and the training dataset builder: the planning ticks in
+bag time, the messages that have arrived by each tick turned into core inputs (frames,
+poses; malformed ones counted and skipped), and the whole logged odometry read up front,
+since the logged future of a tick (what the driver did) lies ahead of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from alpamayo_ros.bag.images import apply_crop, decode_image
+from alpamayo_ros.bag.reader import (
+    BadMessage,
+    Bag,
+    SkipCounts,
+    pose_from_odometry,
+    poses_from_tf,
+    stamp_seconds,
+)
+from alpamayo_ros.core.camera_rig import CameraRig
+from alpamayo_ros.core.ego_history import (
+    EgoHistorySpec,
+    EgoHistoryUnavailable,
+    EgoPoseBuffer,
+    StampedPose,
+)
+
+ImageSink = Callable[[str, float, np.ndarray], None]
+PoseSink = Callable[[StampedPose], None]
+
+
+def tick_times(start: float, end: float, rate_hz: float) -> np.ndarray:
+    """(N,) planning ticks start, start + 1/rate, ... <= end, seconds (computed from the
+    index, so long bags accumulate no rounding drift)."""
+    if not rate_hz > 0:
+        raise ValueError(f"rate_hz must be > 0, got {rate_hz}")
+    n = int(np.floor((end - start) * rate_hz + 1e-6)) + 1
+    return start + np.arange(max(n, 0)) / rate_hz
+
+
+def first_tick(bag: Bag, history: EgoHistorySpec) -> float:
+    """The first tick at which a full ego history can exist: the bag's start plus the
+    history span, plus one step of margin for cameras stamped after odometry."""
+    return bag.start_time + history.dt * history.num_poses
+
+
+@dataclass
+class LoggedDrive:
+    """The whole logged ego motion of a bag (what the driver did)."""
+
+    poses: EgoPoseBuffer
+    gaps: list[tuple[float, float]]  # (start s, length s) of gaps wider than max_gap
+
+    def future_xy(self, t0: float, num_steps: int, dt: float) -> np.ndarray | None:
+        """(K, 2) metres: the logged path after t0 in the ego frame at t0, at dt, 2 dt, ...
+        as far as the log goes (K <= num_steps); None where there is none."""
+        newest = self.poses.latest_stamp
+        if newest is None:
+            return None
+        k = min(num_steps, int((newest - t0) / dt + 1e-6))
+        if k < 1:
+            return None
+        try:
+            xyz, _ = self.poses.future(t0, k, dt)
+        except EgoHistoryUnavailable:
+            return None
+        return xyz[:, :2]
+
+
+def read_logged_drive(
+    bag: Bag, source: str, spec: EgoHistorySpec | None = None, skipped: SkipCounts | None = None
+) -> LoggedDrive:
+    """Every ego pose of the bag (Odometry topic, or /tf odom->base_link) in one buffer,
+    and the gaps in it wider than spec.max_gap."""
+    spec = spec or EgoHistorySpec()
+    poses = bag.read_ego_poses(source, skipped=skipped)
+    buffer = EgoPoseBuffer(replace(spec, capacity=max(len(poses), spec.num_poses)))
+    for p in poses:
+        buffer.add(p)
+    stamps = np.array(sorted(p.stamp for p in poses))
+    widths = np.diff(stamps)
+    gaps = [(float(stamps[i]), float(widths[i])) for i in np.flatnonzero(widths > spec.max_gap)]
+    return LoggedDrive(buffer, gaps)
+
+
+class InputFeed:
+    """Routes bag messages to core inputs: images (decoded, cropped per camera) and poses.
+
+    Malformed images are counted in `skipped` as bad_image; malformed poses are not counted
+    here (read_logged_drive counted them when it read the whole log).
+    """
+
+    def __init__(
+        self,
+        rig: CameraRig,
+        odom_source: str,
+        odom_is_tf: bool,
+        add_image: ImageSink,
+        add_pose: PoseSink,
+        skipped: SkipCounts,
+    ) -> None:
+        self.rig = rig
+        self.odom_source = odom_source
+        self.odom_is_tf = odom_is_tf
+        self.by_topic = rig.by_topic()
+        self.add_image = add_image
+        self.add_pose = add_pose
+        self.skipped = skipped
+
+    @property
+    def topics(self) -> list[str]:
+        return [self.odom_source, *self.by_topic]
+
+    def __call__(self, topic: str, msg: Any) -> None:
+        try:
+            if isinstance(msg, BadMessage):
+                raise msg
+            if topic == self.odom_source:
+                if self.odom_is_tf:
+                    for pose in poses_from_tf(msg, topic=topic):
+                        self.add_pose(pose)
+                else:
+                    self.add_pose(pose_from_odometry(msg, topic))
+                return
+            cams = self.by_topic[topic]
+            image = decode_image(msg, cams[0].encoding, topic)
+            stamp = stamp_seconds(msg.header.stamp)
+            for cam in cams:
+                self.add_image(cam.name, stamp, apply_crop(image, cam))
+        except BadMessage as err:
+            if topic != self.odom_source:
+                self.skipped.add("bad_image", str(err))
+
+
+def step_through(bag: Bag, feed: InputFeed, ticks: np.ndarray) -> Iterator[float]:
+    """Yield each tick after feeding every message received up to it (bag order)."""
+    stream = bag.messages(feed.topics)
+    pending = next(stream, None)
+    for tick in ticks:
+        while pending is not None and pending[1] <= tick + 1e-9:
+            feed(pending[0], pending[2])
+            pending = next(stream, None)
+        yield float(tick)

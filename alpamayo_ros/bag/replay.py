@@ -1,0 +1,251 @@
+"""Offline replay of a bag through the same Planner the live node uses.
+
+Steps through bag time at the planner's rate, feeds the frame and pose buffers with what
+has arrived by each tick, plans (or falls back to a stop, for the same reasons as live), and
+writes: DIR/plans/ (a ROS 2 bag, plans.mcap + metadata.yaml, with DrivingPlan, Path,
+reasoning and markers stamped in bag time), DIR/report.html and DIR/summary.json (open-loop
+metrics against the logged future, latency per stage, everything skipped and why).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from alpamayo_ros.bag.messages import BagWriter, typestore
+from alpamayo_ros.bag.playback import (
+    InputFeed,
+    LoggedDrive,
+    first_tick,
+    read_logged_drive,
+    step_through,
+    tick_times,
+)
+from alpamayo_ros.bag.projection import read_calibrations
+from alpamayo_ros.bag.reader import Bag, SkipCounts
+from alpamayo_ros.bag.report import ReportWriter
+from alpamayo_ros.core.camera_rig import CameraRig
+from alpamayo_ros.core.metrics import displacement_metrics
+from alpamayo_ros.core.plan import LATENCY_STAGES, Plan
+from alpamayo_ros.model.planner import Planner, PlannerSettings
+from alpamayo_ros.plan_messages import plan_messages
+
+log = logging.getLogger(__name__)
+
+PLANNER_NAMESPACE = "/alpamayo_planner"
+PLAN_TOPICS = {
+    "plan": "alpamayo_ros/msg/DrivingPlan",
+    "path": "nav_msgs/msg/Path",
+    "reasoning": "std_msgs/msg/String",
+    "markers": "visualization_msgs/msg/MarkerArray",
+}
+
+
+@dataclass
+class ReplayStep:
+    """One tick: the plan, the samples, and metrics against the logged future.
+
+    tick: bag time, s; sample_xy: (S, T, 2) m, every sample drawn (None for a stop plan
+    made without the model); logged_xy: (K, 2) m, the driver's path after t0 in the ego
+    frame at t0 (K <= T near the bag's end); image: (H, W, 3) RGB of the report camera at
+    t0 (kept only until the report has drawn it).
+    """
+
+    tick: float
+    plan: Plan
+    metrics: dict[str, float] = field(default_factory=dict)
+    sample_xy: np.ndarray | None = None
+    sample_reasoning: tuple[str, ...] = ()
+    logged_xy: np.ndarray | None = None
+    image: np.ndarray | None = None
+
+
+@dataclass
+class ReplayResult:
+    """What a replay did; `summary()` is what summary.json holds besides the steps."""
+
+    bag: str
+    model_id: str
+    untrained: bool
+    rate_hz: float
+    steps: list[ReplayStep] = field(default_factory=list)
+    skipped: dict[str, int] = field(default_factory=dict)
+    odometry_gaps: list[tuple[float, float]] = field(default_factory=list)
+    camera_notes: dict[str, str] = field(default_factory=dict)
+    report_camera: str = ""
+    calibrated: bool = False
+    wall_seconds: float = 0.0
+    interrupted: bool = False
+
+    @property
+    def plans_per_second(self) -> float:
+        return len(self.steps) / self.wall_seconds if self.wall_seconds > 0 else 0.0
+
+    def summary(self) -> dict[str, Any]:
+        fallbacks = Counter(
+            s.plan.fallback_reason.split(":")[0] for s in self.steps if s.plan.is_fallback
+        )
+        metric_keys = sorted({k for s in self.steps for k in s.metrics})
+        metrics = {
+            k: float(np.mean([s.metrics[k] for s in self.steps if k in s.metrics]))
+            for k in metric_keys
+        }
+        latency = {}
+        for stage in LATENCY_STAGES:
+            v = [s.plan.latency_ms[stage] for s in self.steps if stage in s.plan.latency_ms]
+            if v:
+                p50, p99 = np.percentile(v, [50, 99])
+                latency[stage] = {"p50_ms": float(p50), "p99_ms": float(p99)}
+        return {
+            "bag": self.bag,
+            "model_id": self.model_id,
+            "untrained_checkpoint": self.untrained,
+            "rate_hz": self.rate_hz,
+            "plans": len(self.steps),
+            "model_plans": sum(not s.plan.is_fallback for s in self.steps),
+            "fallback_plans": dict(sorted(fallbacks.items())),
+            "metrics_mean_m": metrics,
+            "metrics_plan_count": {k: sum(k in s.metrics for s in self.steps) for k in metric_keys},
+            "latency": latency,
+            "skipped_inputs": self.skipped,
+            "odometry_gaps": [{"start": a, "seconds": b} for a, b in self.odometry_gaps],
+            "camera_notes": self.camera_notes,
+            "report_camera": self.report_camera,
+            "projected_on_camera": self.calibrated,
+            "plans_per_second": self.plans_per_second,
+            "wall_seconds": self.wall_seconds,
+            "interrupted": self.interrupted,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        """summary.json: the summary and one entry per plan."""
+        doc = self.summary()
+        doc["steps"] = [
+            {
+                "tick": s.tick,
+                "t0": s.plan.stamp,
+                "reasoning": s.plan.reasoning,
+                "meta_actions": list(s.plan.meta_actions),
+                "is_fallback": s.plan.is_fallback,
+                "fallback_reason": s.plan.fallback_reason,
+                "chosen_sample": s.plan.chosen_sample,
+                "num_samples": s.plan.num_samples,
+                "metrics_m": s.metrics,
+                "latency_ms": s.plan.latency_ms,
+            }
+            for s in self.steps
+        ]
+        return doc
+
+
+def replay_bag(
+    bag_path: str | Path,
+    policy: Any,
+    rig: CameraRig,
+    out_dir: str | Path,
+    settings: PlannerSettings | None = None,
+    rate_hz: float = 10.0,
+    odom_source: str = "/odom",
+    start: float = 0.0,
+    duration: float | None = None,
+    progress: bool = True,
+    report_camera: str | None = None,
+) -> ReplayResult:
+    """Replay `bag_path` with `policy` (anything with AlpamayoPolicy.plan's signature, or
+    None for stop plans only) and write DIR/plans/, DIR/summary.json and DIR/report.html.
+
+    start: seconds after the first tick at which to begin; duration: seconds of bag time to
+    replay (None: to the end). Ctrl-C stops the replay and still writes what is done.
+    """
+    settings = settings or PlannerSettings()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    planner = Planner(policy, rig, settings)
+    skipped = SkipCounts()
+    report_camera = report_camera or (
+        "camera_front_wide_120fov" if "camera_front_wide_120fov" in rig.names else rig.names[0]
+    )
+    if report_camera not in rig.names:
+        raise ValueError(f"report_camera {report_camera!r} is not in the rig {rig.names}")
+    cam_input = rig.cameras[rig.names.index(report_camera)]
+    result = ReplayResult(
+        bag=str(bag_path),
+        model_id=planner.model_id,
+        untrained=bool(getattr(policy, "untrained", False)),
+        rate_hz=rate_hz,
+        camera_notes={c.name: c.note for c in rig.cameras if c.note},
+        report_camera=report_camera,
+    )
+    store = typestore()
+
+    def types(name: str) -> Any:
+        return store.types[name]
+
+    plans_dir = out_dir / "plans"
+    if plans_dir.exists():
+        shutil.rmtree(plans_dir)
+    wall_start = time.perf_counter()
+    with Bag(bag_path) as bag, BagWriter(plans_dir, store=store) as writer:
+        bag.require([odom_source, *rig.topics])
+        logged = read_logged_drive(bag, odom_source, planner.poses.spec, skipped)
+        result.odometry_gaps = logged.gaps
+        # A crop changes the intrinsics: draw on that camera's frames only when uncropped.
+        calib = read_calibrations(bag).get(cam_input.topic) if cam_input.crop is None else None
+        result.calibrated = calib is not None
+        is_tf = bag.topics[odom_source] == "tf2_msgs/msg/TFMessage"
+        feed = InputFeed(rig, odom_source, is_tf, planner.add_image, planner.add_pose, skipped)
+        t_first = first_tick(bag, planner.poses.spec) + start
+        t_last = bag.end_time if duration is None else min(bag.end_time, t_first + duration)
+        ticks = tick_times(t_first, t_last, rate_hz)
+        report = ReportWriter(calib, expected_steps=len(ticks))
+        bar = tqdm(total=len(ticks), disable=not progress, unit="plan", desc="replay")
+        try:
+            for tick in step_through(bag, feed, ticks):
+                step = _plan_tick(planner, tick, logged, report_camera)
+                report.add(step)
+                step.image = None  # drawn (or not needed): do not hold frames of long bags
+                result.steps.append(step)
+                for suffix, msg in plan_messages(step.plan, types).items():
+                    writer.write(f"{PLANNER_NAMESPACE}/{suffix}", tick, msg)
+                bar.update(1)
+        except KeyboardInterrupt:
+            result.interrupted = True
+            log.warning("interrupted: writing what is done (%d plans)", len(result.steps))
+        finally:
+            bar.close()
+    result.wall_seconds = time.perf_counter() - wall_start
+    result.skipped = skipped.as_dict()
+    (out_dir / "summary.json").write_text(json.dumps(result.to_json(), indent=2) + "\n")
+    report.write(result, out_dir / "report.html")
+    return result
+
+
+def _plan_tick(planner: Planner, tick: float, logged: LoggedDrive, camera: str) -> ReplayStep:
+    prepared = planner.prepare(tick)
+    if isinstance(prepared, Plan):
+        return ReplayStep(tick=tick, plan=prepared)
+    outcome = planner.run(prepared)
+    plan = outcome.plan
+    frames = prepared.frames
+    step = ReplayStep(
+        tick=tick,
+        plan=plan,
+        sample_xy=outcome.sample_xy,
+        sample_reasoning=outcome.sample_reasoning,
+        logged_xy=logged.future_xy(prepared.t0, plan.num_points, plan.dt),
+        image=frames.images[frames.cameras.index(camera)][-1],
+    )
+    if step.logged_xy is not None and not plan.is_fallback and outcome.sample_xy is not None:
+        step.metrics = displacement_metrics(
+            outcome.sample_xy, step.logged_xy, plan.dt, chosen=plan.chosen_sample
+        )
+    return step
