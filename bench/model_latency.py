@@ -23,15 +23,15 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from alpamayo_ros.core.ego_history import EgoPoseBuffer, StampedPose  # noqa: E402
-from alpamayo_ros.model.config import AlpamayoConfig  # noqa: E402
-from alpamayo_ros.model.policy import AlpamayoPolicy  # noqa: E402
-from alpamayo_ros.model.processor import (  # noqa: E402
+from alpamayo_ros.core.ego_history import EgoPoseBuffer, StampedPose
+from alpamayo_ros.model.config import AlpamayoConfig
+from alpamayo_ros.model.policy import AlpamayoPolicy
+from alpamayo_ros.model.processor import (
     AlpamayoProcessor,
     PlanRequest,
     default_image_processor,
 )
-from alpamayo_ros.model.tiny import (  # noqa: E402
+from alpamayo_ros.model.tiny import (
     build_tokenizer,
     make_tiny_checkpoint,
     released_config_data,
