@@ -1,0 +1,265 @@
+"""Trajectory tracking without ROS: a plan and odometry in, speed and steering commands out.
+
+The plan is expressed in the ego frame at its stamp t0; the car has moved since. The tracker
+keeps the odometry poses, moves the plan into the current ego frame (pose at t0 -> pose
+now), and then
+  - steers by pure pursuit: the circle through the rear axle that reaches the path point
+    one lookahead distance ahead (lookahead = max(min_lookahead, lookahead_time * speed));
+  - sets the acceleration from the plan's speed profile at the plan's age (plus a small
+    preview for actuator delay): the plan's acceleration as feed-forward plus a
+    proportional speed-error term;
+  - limits speed, acceleration, jerk, steering angle and steering rate.
+A plan older than plan_timeout, no plan, or odometry that cannot place the plan gives a
+controlled stop at stop_decel (steering along the last plan's path while it can).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from typing import Literal
+
+import numpy as np
+import transforms3d.euler as te
+
+from alpamayo_ros.core.ego_history import (
+    EgoHistorySpec,
+    EgoHistoryUnavailable,
+    EgoPoseBuffer,
+    StampedPose,
+)
+from alpamayo_ros.core.plan import Plan
+
+Mode = Literal["tracking", "stopping", "stopped"]
+STANDSTILL = 0.05  # m/s: slower counts as stopped
+
+
+@dataclass(frozen=True)
+class TrackerSettings:
+    """Gains and limits of the tracker (SI units: m, s, rad).
+
+    wheelbase: m, rear axle to front axle (base_link is the rear axle).
+    lookahead_time: s; the lookahead distance is max(min_lookahead, lookahead_time * |v|).
+    min_lookahead: m.
+    speed_gain: (m/s^2) per (m/s) of speed error.
+    preview: s ahead of the plan's age at which speed and acceleration are read
+        (compensates actuator delay).
+    max_speed: m/s; max_accel, max_decel: m/s^2 (both positive); max_jerk: m/s^3;
+    max_steering: rad (front wheel); max_steering_rate: rad/s.
+    stop_decel: m/s^2 of the controlled stop (positive).
+    plan_timeout: s; an older plan is not followed (controlled stop instead).
+    """
+
+    wheelbase: float = 2.8
+    lookahead_time: float = 0.5
+    min_lookahead: float = 3.0
+    speed_gain: float = 1.0
+    preview: float = 0.1
+    max_speed: float = 30.0
+    max_accel: float = 3.0
+    max_decel: float = 6.0
+    max_jerk: float = 10.0
+    max_steering: float = 0.6
+    max_steering_rate: float = 1.0
+    stop_decel: float = 2.0
+    plan_timeout: float = 0.5
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            ok = value >= 0 if f.name in ("preview", "speed_gain") else value > 0
+            if not (ok and math.isfinite(value)):
+                raise ValueError(f"TrackerSettings.{f.name} must be > 0, got {value}")
+        if self.stop_decel > self.max_decel:
+            raise ValueError(
+                f"TrackerSettings.stop_decel ({self.stop_decel}) must not exceed max_decel "
+                f"({self.max_decel})"
+            )
+        if self.max_steering >= math.pi / 2:
+            raise ValueError(
+                f"TrackerSettings.max_steering must be < pi/2 rad, got {self.max_steering}"
+            )
+
+
+@dataclass(frozen=True)
+class Command:
+    """One control output at `stamp` (s).
+
+    speed: m/s setpoint (the integral of the limited acceleration: consistent with it);
+    accel: m/s^2; jerk: m/s^3; steering_angle: rad; steering_rate: rad/s;
+    curvature: 1/m = tan(steering_angle) / wheelbase; yaw_rate: rad/s = speed * curvature;
+    mode and reason: what the tracker is doing and why (empty while tracking);
+    plan_age: s since the followed plan's t0 (NaN without a plan);
+    lateral_error: m, the path's lateral offset from the rear axle (left positive; NaN
+    without a placed plan).
+    """
+
+    stamp: float
+    speed: float
+    accel: float
+    jerk: float
+    steering_angle: float
+    steering_rate: float
+    curvature: float
+    yaw_rate: float
+    mode: Mode
+    reason: str = ""
+    plan_age: float = math.nan
+    lateral_error: float = math.nan
+
+
+def yaw_of(pose: StampedPose) -> float:
+    """Yaw (rad) of a pose's quaternion (w, x, y, z) about +z."""
+    return float(te.quat2euler(pose.quaternion, "szyx")[0])
+
+
+def plan_in_current_frame(plan: Plan, at_t0: StampedPose, now: StampedPose) -> np.ndarray:
+    """The plan's path, origin first, moved from the ego frame at t0 into the ego frame of
+    `now` (planar): (T+1, 2) metres."""
+    pts = np.concatenate([np.zeros((1, 2)), np.asarray(plan.xyz, dtype=np.float64)[:, :2]])
+    y0, y1 = yaw_of(at_t0), yaw_of(now)
+    c0, s0 = math.cos(y0), math.sin(y0)
+    world = pts @ np.array([[c0, s0], [-s0, c0]]) + np.asarray(at_t0.position[:2])
+    c1, s1 = math.cos(y1), math.sin(y1)
+    return (world - np.asarray(now.position[:2])) @ np.array([[c1, -s1], [s1, c1]])
+
+
+def lookahead_point(path: np.ndarray, distance: float) -> tuple[np.ndarray, float]:
+    """The point of `path` (N, 2) one `distance` (m) from the origin, searched forward from
+    the path point closest to the origin; beyond the path's end it continues along the
+    last segment. Returns the point and the signed lateral offset of the closest point."""
+    d = np.linalg.norm(path, axis=1)
+    i0 = int(np.argmin(d))
+    lateral = float(path[i0, 1])
+    for i in range(i0, len(path) - 1):
+        a, b = path[i], path[i + 1]
+        if np.linalg.norm(b) >= distance:
+            # Solve |a + s (b - a)| = distance for s in [0, 1].
+            ab = b - a
+            qa, qb, qc = ab @ ab, 2 * a @ ab, a @ a - distance * distance
+            if qa < 1e-12:
+                return b, lateral
+            s = (-qb + math.sqrt(max(qb * qb - 4 * qa * qc, 0.0))) / (2 * qa)
+            return a + min(max(s, 0.0), 1.0) * ab, lateral
+    # The path ends inside the circle: extend its last segment.
+    end = path[-1]
+    direction = path[-1] - path[-2] if len(path) > 1 else np.array([1.0, 0.0])
+    norm = float(np.linalg.norm(direction))
+    direction = direction / norm if norm > 1e-6 else np.array([1.0, 0.0])
+    eb = 2 * end @ direction
+    ec = end @ end - distance * distance
+    s = (-eb + math.sqrt(max(eb * eb - 4 * ec, 0.0))) / 2
+    return end + max(s, 0.0) * direction, lateral
+
+
+def speed_profile_at(plan: Plan, t: float) -> tuple[float, float]:
+    """(speed m/s, acceleration m/s^2) of the plan at t seconds after its t0: speed
+    interpolated between the states, acceleration of the step containing t; after the
+    horizon the last speed and zero acceleration."""
+    dt = plan.dt
+    v_start = float(plan.speed[0] - plan.accel[0] * dt)
+    times = np.concatenate([[0.0], plan.times])
+    speeds = np.concatenate([[v_start], plan.speed])
+    if t >= times[-1]:
+        return float(speeds[-1]), 0.0
+    t = max(t, 0.0)
+    k = min(int(t / dt), plan.num_points - 1)
+    return float(np.interp(t, times, speeds)), float(plan.accel[k])
+
+
+class TrajectoryTracker:
+    """Follows DrivingPlans; see the module docstring. Call `add_pose` for every odometry
+    message, `set_plan` for every plan, and `update` at the control rate."""
+
+    def __init__(self, settings: TrackerSettings | None = None) -> None:
+        self.settings = settings or TrackerSettings()
+        self.poses = EgoPoseBuffer(
+            EgoHistorySpec(capacity=2000, max_gap=0.5, max_extrapolation=0.3)
+        )
+        self.plan: Plan | None = None
+        self._last: Command | None = None
+
+    def add_pose(self, pose: StampedPose) -> None:
+        self.poses.add(pose)
+
+    def set_plan(self, plan: Plan) -> None:
+        """Follow `plan` from now on (an older plan than the current one is ignored)."""
+        if self.plan is None or plan.stamp >= self.plan.stamp:
+            self.plan = plan
+
+    def reset(self) -> None:
+        self.plan = None
+        self._last = None
+        self.poses.clear()
+
+    def update(self, now: float, speed: float) -> Command:
+        """The command at time `now` (s) for a measured speed (m/s)."""
+        s = self.settings
+        dt = 0.0 if self._last is None else max(now - self._last.stamp, 0.0)
+        prev_accel = 0.0 if self._last is None else self._last.accel
+        prev_steer = 0.0 if self._last is None else self._last.steering_angle
+        prev_speed = speed if self._last is None else self._last.speed
+
+        path, reason, age = None, "", math.nan
+        plan = self.plan
+        if plan is None:
+            reason = "no plan received"
+        else:
+            age = now - plan.stamp
+            try:
+                path = plan_in_current_frame(
+                    plan, self.poses.pose_at(plan.stamp), self.poses.pose_at(now)
+                )
+            except EgoHistoryUnavailable as err:
+                reason = f"cannot place the plan: {err}"
+            if age > s.plan_timeout:
+                reason = f"plan is {age:.2f} s old (plan_timeout {s.plan_timeout} s)"
+
+        if reason:
+            target_accel = -s.stop_decel if speed > 1e-3 else 0.0  # brake to a standstill
+            mode: Mode = "stopping" if speed > STANDSTILL else "stopped"
+        else:
+            assert plan is not None
+            v_ref, a_ff = speed_profile_at(plan, age + s.preview)
+            target_accel = a_ff + s.speed_gain * (min(v_ref, s.max_speed) - speed)
+            mode = "tracking"
+
+        accel = float(np.clip(target_accel, -s.max_decel, s.max_accel))
+        if dt > 0:
+            accel = float(
+                np.clip(accel, prev_accel - s.max_jerk * dt, prev_accel + s.max_jerk * dt)
+            )
+        cmd_speed = float(np.clip(prev_speed + accel * dt, 0.0, s.max_speed))
+        if mode != "tracking" and cmd_speed == 0.0:
+            accel = min(accel, 0.0) if speed > 1e-3 else 0.0
+
+        lateral = math.nan
+        if path is not None:
+            distance = max(s.min_lookahead, s.lookahead_time * abs(speed))
+            target, lateral = lookahead_point(path, distance)
+            reach = float(np.linalg.norm(target))
+            kappa = 2.0 * float(target[1]) / (reach * reach) if reach > 1e-6 else 0.0
+            steer = math.atan(s.wheelbase * kappa)
+        else:
+            steer = prev_steer if mode == "tracking" else 0.0
+        steer = float(np.clip(steer, -s.max_steering, s.max_steering))
+        if dt > 0:
+            step = s.max_steering_rate * dt
+            steer = float(np.clip(steer, prev_steer - step, prev_steer + step))
+        curvature = math.tan(steer) / s.wheelbase
+        command = Command(
+            stamp=now,
+            speed=cmd_speed,
+            accel=accel,
+            jerk=(accel - prev_accel) / dt if dt > 0 else 0.0,
+            steering_angle=steer,
+            steering_rate=(steer - prev_steer) / dt if dt > 0 else 0.0,
+            curvature=curvature,
+            yaw_rate=cmd_speed * curvature,
+            mode=mode,
+            reason=reason,
+            plan_age=age,
+            lateral_error=lateral,
+        )
+        self._last = command
+        return command
