@@ -10,8 +10,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from alpamayo_ros.bag.reader import BadMessage, stamp_seconds
 from alpamayo_ros.core.camera_rig import CameraInput
+from alpamayo_ros.messages.inputs import BadMessage, stamp_seconds
 
 _RAW_CHANNELS = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1}
 

@@ -28,6 +28,8 @@ from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
 
 from alpamayo_ros.core.ego_history import StampedPose
+from alpamayo_ros.messages.inputs import nanoseconds
+from alpamayo_ros.messages.plan import header_msg
 
 _LATCHED_QOS = Qos(
     history=QosHistory.KEEP_LAST,
@@ -77,21 +79,12 @@ class MessageFactory:
         self.store = store or typestore()
         self.t = self.store.types
 
-    def time(self, seconds: float) -> Any:
-        """seconds -> builtin_interfaces/Time (rounded to the nanosecond)."""
-        ns = round(seconds * 1e9)
-        return self.t["builtin_interfaces/msg/Time"](
-            sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000
-        )
-
-    def duration(self, seconds: float) -> Any:
-        ns = round(seconds * 1e9)
-        return self.t["builtin_interfaces/msg/Duration"](
-            sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000
-        )
+    def types(self, name: str) -> Any:
+        """The class of a message type name (the lookup messages.plan takes)."""
+        return self.t[name]
 
     def header(self, seconds: float, frame_id: str) -> Any:
-        return self.t["std_msgs/msg/Header"](stamp=self.time(seconds), frame_id=frame_id)
+        return header_msg(self.types, seconds, frame_id)
 
     def pose(self, position, quaternion_wxyz) -> Any:
         t = self.t
@@ -242,7 +235,7 @@ class BagWriter:
             )
             self._connections[topic] = conn
         data = self.store.serialize_cdr(msg, msg.__msgtype__)
-        self._writer.write(conn, round(seconds * 1e9), data)
+        self._writer.write(conn, nanoseconds(seconds), data)
 
     def write_raw(self, topic: str, msgtype: str, seconds: float, data: bytes) -> None:
         """Write already-serialised (possibly deliberately corrupt) bytes."""
@@ -250,7 +243,7 @@ class BagWriter:
         if conn is None:
             conn = self._writer.add_connection(topic, msgtype, typestore=self.store)
             self._connections[topic] = conn
-        self._writer.write(conn, round(seconds * 1e9), data)
+        self._writer.write(conn, nanoseconds(seconds), data)
 
 
 def yaw_quaternion(yaw: float) -> tuple[float, float, float, float]:

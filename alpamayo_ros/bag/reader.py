@@ -19,49 +19,28 @@ from rosbags.highlevel import AnyReader
 from rosbags.typesys import Stores, get_typestore
 
 from alpamayo_ros.core.ego_history import StampedPose
+from alpamayo_ros.messages.inputs import (
+    BadMessage,
+    pose_from_odometry,
+    poses_from_tf,
+    stamp_seconds,
+)
+
+__all__ = [
+    "BadMessage",
+    "Bag",
+    "BagError",
+    "SkipCounts",
+    "pose_from_odometry",
+    "poses_from_tf",
+    "stamp_seconds",
+]
 
 log = logging.getLogger(__name__)
 
 
-class BadMessage(ValueError):
-    """A message that cannot be used; the text names the topic, stamp and field."""
-
-
 class BagError(RuntimeError):
     """The bag cannot serve the request (missing path, missing topics, ...)."""
-
-
-def stamp_seconds(header_stamp: Any) -> float:
-    """builtin_interfaces/Time -> seconds (float)."""
-    return float(header_stamp.sec) + 1e-9 * float(header_stamp.nanosec)
-
-
-def pose_from_odometry(msg: Any, topic: str = "/odom") -> StampedPose:
-    """nav_msgs/Odometry -> StampedPose (pose of child_frame_id in header.frame_id)."""
-    t = stamp_seconds(msg.header.stamp)
-    p = msg.pose.pose.position
-    q = msg.pose.pose.orientation
-    try:
-        return StampedPose(t, (p.x, p.y, p.z), (q.w, q.x, q.y, q.z))
-    except ValueError as err:
-        raise BadMessage(f"{topic} at {t:.3f} s: {err}") from err
-
-
-def poses_from_tf(
-    msg: Any, parent: str = "odom", child: str = "base_link", topic: str = "/tf"
-) -> list[StampedPose]:
-    """tf2_msgs/TFMessage -> the parent->child poses it holds (often none)."""
-    out = []
-    for tr in msg.transforms:
-        if tr.header.frame_id.lstrip("/") != parent or tr.child_frame_id.lstrip("/") != child:
-            continue
-        t = stamp_seconds(tr.header.stamp)
-        v, q = tr.transform.translation, tr.transform.rotation
-        try:
-            out.append(StampedPose(t, (v.x, v.y, v.z), (q.w, q.x, q.y, q.z)))
-        except ValueError as err:
-            raise BadMessage(f"{topic} {parent}->{child} at {t:.3f} s: {err}") from err
-    return out
 
 
 @dataclass

@@ -17,7 +17,7 @@ import numpy as np
 
 from alpamayo_ros.bag.projection import CameraCalibration
 from alpamayo_ros.core.plan import LATENCY_STAGES
-from alpamayo_ros.plan_messages import speed_rgb
+from alpamayo_ros.messages.plan import speed_rgb
 
 if TYPE_CHECKING:
     from alpamayo_ros.bag.replay import ReplayResult, ReplayStep

@@ -22,6 +22,7 @@ from alpamayo_ros.cli import main
 from alpamayo_ros.core.camera_rig import CameraInput, CameraRig
 from alpamayo_ros.core.ego_history import EgoHistorySpec, EgoPoseBuffer
 from alpamayo_ros.core.trajectory import UnicycleSpec, fit_controls, integrate, yaw_from_rotation
+from alpamayo_ros.messages.inputs import nanoseconds
 from alpamayo_ros.model.planner import PlannerSettings
 from alpamayo_ros.model.policy import PlanResult, PolicySample
 
@@ -136,7 +137,7 @@ def test_replay_of_the_sample_plans_at_the_rate_and_writes_bag_report_summary(
         _, t_ns, raw = next(reader.messages(connections=[conn]))
         plan = reader.deserialize(raw, conn.msgtype)
     assert len(plan.points) == 64 and plan.header.frame_id == "base_link"
-    assert t_ns == round(ticks[0] * 1e9)
+    assert t_ns == nanoseconds(ticks[0])
 
     html = (tmp_path / "report.html").read_text()
     assert "UNTRAINED CHECKPOINT" in html

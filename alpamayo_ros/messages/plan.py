@@ -1,9 +1,9 @@
-"""Plan -> ROS messages (DrivingPlan, nav_msgs/Path, std_msgs/String, MarkerArray), built
-through a type lookup so the same code serves rclpy (live nodes) and rosbags (replay).
+"""Plan <-> ROS messages: DrivingPlan, nav_msgs/Path, std_msgs/String and MarkerArray out,
+DrivingPlan in (for controllers).
 
-`types(name)` returns the message class for e.g. "nav_msgs/msg/Path": in a node,
-`rosidl_runtime_py.utilities.get_message`; offline, a rosbags typestore's `types[name]`.
-Every field is passed explicitly, which both kinds of class accept.
+Messages are built through a type lookup so the same code serves rclpy (live nodes) and
+rosbags (replay): `types(name)` returns the class for e.g. "nav_msgs/msg/Path", in a node
+`rosidl_runtime_py.utilities.get_message`, offline a rosbags typestore's `types[name]`.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import numpy as np
 
 from alpamayo_ros.core.meta_actions import META_ACTIONS
 from alpamayo_ros.core.plan import Plan
+from alpamayo_ros.messages.inputs import BadMessage, split_seconds, stamp_seconds
 
 TypeLookup = Callable[[str], Any]
 
@@ -23,30 +24,37 @@ TypeLookup = Callable[[str], Any]
 MARKER_MAX_SPEED = 20.0
 
 
-def _new(cls: Any, **fields: Any) -> Any:
-    """cls(**fields) without the fields this distribution's definition lacks (Humble's
-    Marker has no texture, mesh_file or uv_coordinates, for example)."""
+def new_message(
+    cls: Any, fields: dict[str, Any], offline_defaults: Callable[[], dict[str, Any]] | None = None
+) -> Any:
+    """cls(**fields) for either kind of message class.
+
+    rclpy classes default every field they are not given (and reject numpy arrays for
+    byte sequences), so they get `fields` only; rosbags dataclasses need every field, so
+    `offline_defaults()` supplies the rest for them. Fields the installed definition lacks
+    are dropped (Humble's Marker has no texture, mesh_file or uv_coordinates).
+    """
     if hasattr(cls, "get_fields_and_field_types"):  # rclpy
         known = {name.lstrip("_") for name in cls.get_fields_and_field_types()}
-    else:  # rosbags dataclass
-        known = set(getattr(cls, "__dataclass_fields__", fields))
-    return cls(**{k: v for k, v in fields.items() if k in known})
+        return cls(**{k: v for k, v in fields.items() if k in known})
+    merged = {**(offline_defaults() if offline_defaults else {}), **fields}
+    known = set(getattr(cls, "__dataclass_fields__", merged))
+    return cls(**{k: v for k, v in merged.items() if k in known})
 
 
-def _time(types: TypeLookup, seconds: float) -> Any:
-    ns = round(seconds * 1e9) if math.isfinite(seconds) else 0
-    return types("builtin_interfaces/msg/Time")(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+def time_msg(types: TypeLookup, seconds: float) -> Any:
+    """builtin_interfaces/Time (zero for a non-finite time: "unknown")."""
+    sec, nanosec = split_seconds(seconds) if math.isfinite(seconds) else (0, 0)
+    return types("builtin_interfaces/msg/Time")(sec=sec, nanosec=nanosec)
 
 
-def _duration(types: TypeLookup, seconds: float) -> Any:
-    ns = round(seconds * 1e9)
-    return types("builtin_interfaces/msg/Duration")(
-        sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000
-    )
+def duration_msg(types: TypeLookup, seconds: float) -> Any:
+    sec, nanosec = split_seconds(seconds)
+    return types("builtin_interfaces/msg/Duration")(sec=sec, nanosec=nanosec)
 
 
-def _header(types: TypeLookup, seconds: float, frame_id: str) -> Any:
-    return types("std_msgs/msg/Header")(stamp=_time(types, seconds), frame_id=frame_id)
+def header_msg(types: TypeLookup, seconds: float, frame_id: str) -> Any:
+    return types("std_msgs/msg/Header")(stamp=time_msg(types, seconds), frame_id=frame_id)
 
 
 def _quaternion_yaw(types: TypeLookup, yaw: float) -> Any:
@@ -64,7 +72,7 @@ def driving_plan_msg(plan: Plan, types: TypeLookup) -> Any:
     point_cls = types("alpamayo_ros/msg/TrajectoryPoint")
     points = [
         point_cls(
-            time_from_start=_duration(types, float(t)),
+            time_from_start=duration_msg(types, float(t)),
             x=float(p[0]),
             y=float(p[1]),
             z=float(p[2]),
@@ -81,7 +89,7 @@ def driving_plan_msg(plan: Plan, types: TypeLookup) -> Any:
     nan = float("nan")
     lat = plan.latency_ms
     return types("alpamayo_ros/msg/DrivingPlan")(
-        header=_header(types, plan.stamp, plan.frame_id),
+        header=header_msg(types, plan.stamp, plan.frame_id),
         reasoning=plan.reasoning,
         meta_actions=[m for m in plan.meta_actions if m in META_ACTIONS],
         points=points,
@@ -91,8 +99,8 @@ def driving_plan_msg(plan: Plan, types: TypeLookup) -> Any:
         is_fallback=bool(plan.is_fallback),
         fallback_reason=plan.fallback_reason,
         camera_names=list(plan.camera_names),
-        camera_stamps=[_time(types, float(s)) for s in stamps],
-        odometry_stamp=_time(types, plan.odometry_stamp),
+        camera_stamps=[time_msg(types, float(s)) for s in stamps],
+        odometry_stamp=time_msg(types, plan.odometry_stamp),
         preprocess_ms=float(lat.get("preprocess", nan)),
         prefill_ms=float(lat.get("prefill", nan)),
         reasoning_ms=float(lat.get("reasoning", nan)),
@@ -108,12 +116,14 @@ def path_msg(plan: Plan, types: TypeLookup) -> Any:
     pose = types("geometry_msgs/msg/Pose")
     poses = [
         pose_cls(
-            header=_header(types, plan.stamp + float(t), plan.frame_id),
+            header=header_msg(types, plan.stamp + float(t), plan.frame_id),
             pose=pose(position=_point(types, *p), orientation=_quaternion_yaw(types, float(h))),
         )
         for t, p, h in zip(plan.times, plan.xyz, plan.heading, strict=True)
     ]
-    return types("nav_msgs/msg/Path")(header=_header(types, plan.stamp, plan.frame_id), poses=poses)
+    return types("nav_msgs/msg/Path")(
+        header=header_msg(types, plan.stamp, plan.frame_id), poses=poses
+    )
 
 
 def reasoning_msg(plan: Plan, types: TypeLookup) -> Any:
@@ -139,24 +149,30 @@ def marker_array_msg(plan: Plan, types: TypeLookup, namespace: str = "alpamayo")
     """visualization_msgs/MarkerArray: the trajectory as a line coloured by speed, and the
     reasoning (or the fallback reason, in red) as text above the car."""
     marker = types("visualization_msgs/msg/Marker")
-    header = _header(types, plan.stamp, plan.frame_id)
+    header = header_msg(types, plan.stamp, plan.frame_id)
     pose = types("geometry_msgs/msg/Pose")
     identity = pose(position=_point(types, 0, 0, 0), orientation=_quaternion_yaw(types, 0.0))
     vec = types("geometry_msgs/msg/Vector3")
-    lifetime = _duration(types, 0.5)
+    lifetime = duration_msg(types, 0.5)
+
+    def offline_defaults() -> dict[str, Any]:
+        empty = np.zeros(0, dtype=np.uint8)
+        return dict(
+            mesh_resource="", mesh_use_embedded_materials=False, texture_resource="",
+            mesh_file=types("visualization_msgs/msg/MeshFile")(filename="", data=empty),
+            texture=types("sensor_msgs/msg/CompressedImage")(
+                header=header, format="", data=empty
+            ),
+            uv_coordinates=[],
+        )  # fmt: skip
 
     def make(mid: int, kind: int, scale: Any, color: Any, points, colors, text: str, at: Any):
-        return _new(
-            marker,
+        fields = dict(
             header=header, ns=namespace, id=mid, type=kind, action=0, pose=at, scale=scale,
             color=color, lifetime=lifetime, frame_locked=False, points=points, colors=colors,
-            text=text, mesh_resource="", mesh_file=types("visualization_msgs/msg/MeshFile")(
-                filename="", data=np.zeros(0, dtype=np.uint8)
-            ), mesh_use_embedded_materials=False, texture_resource="",
-            texture=types("sensor_msgs/msg/CompressedImage")(
-                header=header, format="", data=np.zeros(0, dtype=np.uint8)
-            ), uv_coordinates=[],
+            text=text,
         )  # fmt: skip
+        return new_message(marker, fields, offline_defaults)
 
     line_points = [_point(types, 0.0, 0.0, 0.0)] + [_point(types, *p) for p in plan.xyz]
     speeds = [float(plan.speed[0])] + [float(v) for v in plan.speed]
@@ -188,3 +204,55 @@ def plan_messages(plan: Plan, types: TypeLookup) -> dict[str, Any]:
         "reasoning": reasoning_msg(plan, types),
         "markers": marker_array_msg(plan, types),
     }
+
+
+def plan_from_msg(msg: Any) -> Plan:
+    """alpamayo_ros/msg/DrivingPlan -> Plan. Raises BadMessage naming the field when the
+    message is malformed (no points, times off the dt grid, NaN, unknown meta-actions)."""
+    stamp = stamp_seconds(msg.header.stamp)
+    where = f"DrivingPlan at {stamp:.3f} s"
+    points = list(msg.points)
+    if not points:
+        raise BadMessage(f"{where}: points is empty")
+    dt = float(msg.dt)
+    times = np.array([stamp_seconds(p.time_from_start) for p in points])
+    if not dt > 0 or np.abs(times - dt * np.arange(1, len(points) + 1)).max() > 1e-3:
+        raise BadMessage(
+            f"{where}: points[].time_from_start must be dt, 2 dt, ... with dt = {dt} s "
+            f"(got {times[:3].tolist()} ...)"
+        )
+    names = tuple(msg.camera_names)
+    stamps = np.array([stamp_seconds(s) for s in msg.camera_stamps], dtype=np.float64)
+    latency = {
+        stage: float(value)
+        for stage, value in (
+            ("preprocess", msg.preprocess_ms), ("prefill", msg.prefill_ms),
+            ("reasoning", msg.reasoning_ms), ("trajectory", msg.trajectory_ms),
+            ("total", msg.total_ms),
+        )
+        if math.isfinite(value)
+    }  # fmt: skip
+    try:
+        return Plan(
+            stamp=stamp,
+            xyz=np.array([[p.x, p.y, p.z] for p in points], dtype=np.float64),
+            heading=np.array([p.heading for p in points], dtype=np.float64),
+            speed=np.array([p.speed for p in points], dtype=np.float64),
+            accel=np.array([p.acceleration for p in points], dtype=np.float64),
+            curvature=np.array([p.curvature for p in points], dtype=np.float64),
+            dt=dt,
+            frame_id=msg.header.frame_id,
+            reasoning=msg.reasoning,
+            meta_actions=tuple(msg.meta_actions),
+            chosen_sample=int(msg.chosen_sample),
+            num_samples=int(msg.num_samples),
+            is_fallback=bool(msg.is_fallback),
+            fallback_reason=msg.fallback_reason,
+            camera_names=names,
+            camera_stamps=stamps.reshape(len(names), -1) if names else np.zeros((0, 0)),
+            odometry_stamp=stamp_seconds(msg.odometry_stamp),
+            latency_ms=latency,
+            model_id=msg.model_id,
+        )
+    except ValueError as err:
+        raise BadMessage(f"{where}: {err}") from err
