@@ -7,16 +7,13 @@ import logging
 import sys
 from pathlib import Path
 
-import yaml
-
 
 def _load_rig(path: str | None):
     from alpamayo_ros.core.camera_rig import CameraRig
 
     if path is None:
         return CameraRig.released_default()
-    with open(path) as f:
-        return CameraRig.from_dict(yaml.safe_load(f))
+    return CameraRig.from_yaml(path)
 
 
 def _metres(value: object) -> str:

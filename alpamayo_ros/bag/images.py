@@ -10,7 +10,6 @@ from typing import Any
 import cv2
 import numpy as np
 
-from alpamayo_ros.core.camera_rig import CameraInput
 from alpamayo_ros.messages.inputs import BadMessage, stamp_seconds
 
 _RAW_CHANNELS = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1}
@@ -44,12 +43,3 @@ def decode_image(msg: Any, encoding: str, topic: str) -> np.ndarray:
     if msg.encoding.startswith("bgr"):
         return np.ascontiguousarray(img[..., 2::-1])
     return np.ascontiguousarray(img[..., :3])
-
-
-def apply_crop(image: np.ndarray, camera: CameraInput) -> np.ndarray:
-    """The camera's crop (fractions x0, y0, x1, y1) of an (H, W, 3) image, or the image."""
-    if camera.crop is None:
-        return image
-    h, w = image.shape[:2]
-    x0, y0, x1, y1 = camera.crop
-    return image[round(y0 * h) : round(y1 * h), round(x0 * w) : round(x1 * w)]

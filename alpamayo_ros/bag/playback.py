@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from alpamayo_ros.bag.images import apply_crop, decode_image
+from alpamayo_ros.bag.images import decode_image
 from alpamayo_ros.bag.reader import (
     BadMessage,
     Bag,
@@ -132,7 +132,7 @@ class InputFeed:
             image = decode_image(msg, cams[0].encoding, topic)
             stamp = stamp_seconds(msg.header.stamp)
             for cam in cams:
-                self.add_image(cam.name, stamp, apply_crop(image, cam))
+                self.add_image(cam.name, stamp, cam.crop_image(image))
         except BadMessage as err:
             if topic != self.odom_source:
                 self.skipped.add("bad_image", str(err))

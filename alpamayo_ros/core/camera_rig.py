@@ -7,7 +7,11 @@ at start-up with errors that name the field and the value.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+import numpy as np
+import yaml
 
 from alpamayo_ros.core.frame_buffer import RELEASED_CAMERAS
 
@@ -35,6 +39,14 @@ class CameraInput:
     encoding: str = "compressed"
     crop: tuple[float, float, float, float] | None = None
     note: str = ""
+
+    def crop_image(self, image: np.ndarray) -> np.ndarray:
+        """The crop of an (H, W, C) image (a view, no copy), or the image itself."""
+        if self.crop is None:
+            return image
+        h, w = image.shape[:2]
+        x0, y0, x1, y1 = self.crop
+        return image[round(y0 * h) : round(y1 * h), round(x0 * w) : round(x1 * w)]
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -98,6 +110,17 @@ class CameraRig:
                 for name in RELEASED_CAMERAS
             )
         )
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> CameraRig:
+        """Parse a camera rig YAML file (see config/cameras.yaml)."""
+        try:
+            data = yaml.safe_load(Path(path).read_text())
+        except OSError as err:
+            raise CameraRigError(f"cannot read camera config {path}: {err}") from err
+        except yaml.YAMLError as err:
+            raise CameraRigError(f"camera config {path} is not valid YAML: {err}") from err
+        return cls.from_dict(data)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CameraRig:

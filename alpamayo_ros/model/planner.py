@@ -177,21 +177,32 @@ class Planner:
 
     def run(self, inputs: PlanInputs) -> PlanOutcome:
         """The policy on one input set -> the chosen sample as a Plan (stop plan on failure)."""
+        return self.run_batch([inputs])[0]
+
+    def run_batch(self, batch: list[PlanInputs]) -> list[PlanOutcome]:
+        """The policy on several input sets in one call (one forward pass); an outcome per
+        input set, in order. A model error gives each of them a stop plan."""
         s = self.settings
         self.ticks += 1
-        fields: dict[str, Any] = dict(
-            frame_id=s.frame_id,
-            camera_names=inputs.frames.cameras,
-            camera_stamps=inputs.frames.stamps,
-            odometry_stamp=inputs.ego.t0,
-            model_id=self.model_id,
-        )
+        fields: list[dict[str, Any]] = [
+            dict(
+                frame_id=s.frame_id,
+                camera_names=inputs.frames.cameras,
+                camera_stamps=inputs.frames.stamps,
+                odometry_stamp=inputs.ego.t0,
+                model_id=self.model_id,
+            )
+            for inputs in batch
+        ]
         if self.policy is None:
-            return PlanOutcome(self.stop_plan(inputs.t0, "no model loaded", **fields))
+            return [
+                PlanOutcome(self.stop_plan(inputs.t0, "no model loaded", **f))
+                for inputs, f in zip(batch, fields, strict=True)
+            ]
         try:
-            request = PlanRequest(tuple(inputs.frames.flat()), inputs.ego)
+            requests = [PlanRequest(tuple(i.frames.flat()), i.ego) for i in batch]
             result = self.policy.plan(  # type: ignore[attr-defined]
-                [request],
+                requests,
                 num_samples=s.num_samples,
                 temperature=s.temperature,
                 top_p=s.top_p,
@@ -202,13 +213,25 @@ class Planner:
         except Exception as err:  # the model failing must never stop the vehicle's planner
             log.exception("policy failed")
             reason = f"model error: {type(err).__name__}: {err}"
-            return PlanOutcome(self.stop_plan(inputs.t0, reason, v0=inputs.ego.speed, **fields))
-        samples = result.samples[0]
+            return [
+                PlanOutcome(self.stop_plan(i.t0, reason, v0=i.ego.speed, **f))
+                for i, f in zip(batch, fields, strict=True)
+            ]
+        latency = {k: float(v) for k, v in result.timings_ms.items()}
+        return [
+            self._outcome(inputs, samples, latency, f)
+            for inputs, samples, f in zip(batch, result.samples, fields, strict=True)
+        ]
+
+    def _outcome(
+        self, inputs: PlanInputs, samples: list, latency: dict[str, float], fields: dict[str, Any]
+    ) -> PlanOutcome:
+        """The published plan from one request's samples (or a stop plan if it is invalid)."""
+        s = self.settings
         xy = np.stack([smp.rollout.xy for smp in samples])
         chosen = choose_sample(xy, s.sample_choice)
         smp = samples[chosen]
         roll = smp.rollout
-        latency = {k: float(v) for k, v in result.timings_ms.items()}
         plan = Plan(
             stamp=inputs.t0,
             xyz=smp.xyz,

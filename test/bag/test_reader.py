@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import yaml
 
-from alpamayo_ros.bag.images import apply_crop, decode_image
+from alpamayo_ros.bag.images import decode_image
 from alpamayo_ros.bag.logged_drive import inspect_logged_drive
 from alpamayo_ros.bag.messages import BagWriter, MessageFactory, yaw_quaternion
 from alpamayo_ros.bag.reader import BadMessage, Bag, BagError, SkipCounts
@@ -89,7 +89,7 @@ def test_images_decode_to_rgb_from_compressed_and_raw(tmp_path):
 def test_crop_takes_the_given_fractions():
     img = np.arange(100 * 200 * 3, dtype=np.uint8).reshape(100, 200, 3)
     cam = CameraInput("tele", "/front", crop=(0.25, 0.25, 0.75, 0.75))
-    assert apply_crop(img, cam).shape == (50, 100, 3)
+    assert cam.crop_image(img).shape == (50, 100, 3)
 
 
 def test_corrupt_image_and_nan_pose_are_counted_not_fatal(tmp_path):

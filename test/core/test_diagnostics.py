@@ -1,0 +1,90 @@
+"""Planner diagnostics: rates, latency percentiles, levels and state changes."""
+
+import numpy as np
+import pytest
+
+from alpamayo_ros.bag.messages import typestore
+from alpamayo_ros.core.diagnostics import (
+    ERROR,
+    FALLBACK,
+    OK,
+    PLANNING,
+    WARN,
+    LatencyWindow,
+    PlannerMonitor,
+    RateMeter,
+)
+from alpamayo_ros.core.plan import Plan, make_stop_plan
+from alpamayo_ros.core.trajectory import integrate
+from alpamayo_ros.messages.diagnostics import diagnostic_array_msg, planner_status_msg
+
+CAMS = ("front", "left")
+
+
+def model_plan(total_ms: float) -> Plan:
+    roll = integrate(np.zeros((64, 2)), 5.0)
+    return Plan.from_rollout(roll, 0.0, 5.0, latency_ms={"total": total_ms, "prefill": 10.0})
+
+
+def test_rate_meter_counts_the_window():
+    meter = RateMeter(window=2.0)
+    for k in range(40):
+        meter.tick("cam", 0.1 * k)  # 10 Hz for 4 s
+    assert meter.rate("cam", 3.9) == pytest.approx(10.0, abs=0.5)
+    assert meter.rate("cam", 10.0) == 0.0 and meter.rate("other", 1.0) == 0.0
+
+
+def test_latency_percentiles():
+    window = LatencyWindow(size=100)
+    for v in range(1, 201):
+        window.add({"total": float(v)})
+    p50, p99 = window.percentiles("total")
+    assert p50 == pytest.approx(150.5) and p99 == pytest.approx(199.01)
+    assert window.percentiles("prefill") is None
+
+
+def test_monitor_levels_follow_inputs_and_plans():
+    mon = PlannerMonitor(CAMS)
+    for k in range(20):
+        mon.on_image("front", 0.1 * k)
+        mon.on_pose(0.1 * k, 0.1 * k)
+    inputs, model = mon.diagnostics(2.0)
+    assert inputs.level == ERROR and "left" in inputs.message
+    assert model.level == WARN and "starting" in model.message
+    for k in range(20):
+        mon.on_image("left", 0.1 * k)
+    assert mon.on_plan(model_plan(90.0)) is True
+    assert mon.on_plan(model_plan(110.0)) is False  # same state: no status burst
+    inputs, model = mon.diagnostics(2.0)
+    assert inputs.level == OK and model.level == OK and mon.state == PLANNING
+    values = dict(model.values)
+    assert values["total p50 [ms]"] == "100.0" and values["plans published"] == "2"
+    assert mon.on_plan(make_stop_plan(2.0, 5.0, "stale input: left: 0.50 s old"))
+    assert mon.state == FALLBACK and mon.detail == "stale input"
+    mon.on_bad_message("image")
+    inputs, _ = mon.diagnostics(2.0)
+    assert inputs.level == WARN and dict(inputs.values)["skipped image"] == "1"
+
+
+def test_model_failure_is_an_error_state_whatever_is_published():
+    mon = PlannerMonitor(CAMS)
+    mon.on_model_failed("model failed to load: FileNotFoundError: /data/x")
+    mon.on_plan(make_stop_plan(0.0, 0.0, "model failed to load: FileNotFoundError: /data/x"))
+    _, model = mon.diagnostics(1.0)
+    assert model.level == ERROR and "FileNotFoundError" in model.message
+
+
+def test_messages_serialise():
+    store = typestore()
+    mon = PlannerMonitor(CAMS)
+    mon.on_plan(model_plan(50.0))
+    mon.on_dropped_cycle()
+    array = diagnostic_array_msg(mon.diagnostics(1.0), 1.0, lambda n: store.types[n], "hw")
+    data = store.serialize_cdr(array, array.__msgtype__)
+    back = store.deserialize_cdr(data, array.__msgtype__)
+    assert [s.name for s in back.status] == [
+        "alpamayo_planner: inputs",
+        "alpamayo_planner: model",
+    ]
+    status = planner_status_msg(mon, 1.0, lambda n: store.types[n])
+    assert status.state == PLANNING and status.dropped_cycles == 1 and status.plans_published == 1
