@@ -22,6 +22,7 @@ from typing import Literal
 import numpy as np
 import transforms3d.euler as te
 
+from alpamayo_ros.core.diagnostics import OK, WARN, DiagnosticItem
 from alpamayo_ros.core.ego_history import (
     EgoHistorySpec,
     EgoHistoryUnavailable,
@@ -32,6 +33,7 @@ from alpamayo_ros.core.plan import Plan
 
 Mode = Literal["tracking", "stopping", "stopped"]
 STANDSTILL = 0.05  # m/s: slower counts as stopped
+SETPOINT_RESYNC = 1.0  # m/s: a speed setpoint this far from the measured speed re-anchors
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,10 @@ class TrackerSettings:
 class Command:
     """One control output at `stamp` (s).
 
-    speed: m/s setpoint (the integral of the limited acceleration: consistent with it);
+    speed: m/s setpoint: the plan's speed at the preview time (0 when stopping), reached
+        no faster than max_accel / max_decel (stop_decel when stopping) allow from the last
+        setpoint (while tracking, re-anchored to the measured speed when they differ by over
+        1 m/s; while stopping, only ever lowered);
     accel: m/s^2; jerk: m/s^3; steering_angle: rad; steering_rate: rad/s;
     curvature: 1/m = tan(steering_angle) / wheelbase; yaw_rate: rad/s = speed * curvature;
     mode and reason: what the tracker is doing and why (empty while tracking);
@@ -192,13 +197,19 @@ class TrajectoryTracker:
         self._last = None
         self.poses.clear()
 
+    def standstill(self, now: float, reason: str) -> Command:
+        """A hold-still command for when nothing is known yet (no odometry): zero speed,
+        straight wheels. It leaves the tracker's state alone, so the first real update
+        starts from the measured speed."""
+        return Command(now, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, "stopped", reason)
+
     def update(self, now: float, speed: float) -> Command:
         """The command at time `now` (s) for a measured speed (m/s)."""
         s = self.settings
         dt = 0.0 if self._last is None else max(now - self._last.stamp, 0.0)
         prev_accel = 0.0 if self._last is None else self._last.accel
         prev_steer = 0.0 if self._last is None else self._last.steering_angle
-        prev_speed = speed if self._last is None else self._last.speed
+        last_setpoint = speed if self._last is None else self._last.speed
 
         path, reason, age = None, "", math.nan
         plan = self.plan
@@ -217,11 +228,17 @@ class TrajectoryTracker:
 
         if reason:
             target_accel = -s.stop_decel if speed > 1e-3 else 0.0  # brake to a standstill
+            target_speed, slowing = 0.0, s.stop_decel
+            # A stop only ever lowers the setpoint, whatever the measured speed does.
+            prev_setpoint = min(last_setpoint, speed)
             mode: Mode = "stopping" if speed > STANDSTILL else "stopped"
         else:
             assert plan is not None
             v_ref, a_ff = speed_profile_at(plan, age + s.preview)
-            target_accel = a_ff + s.speed_gain * (min(v_ref, s.max_speed) - speed)
+            target_speed, slowing = min(max(v_ref, 0.0), s.max_speed), s.max_decel
+            resync = abs(last_setpoint - speed) > SETPOINT_RESYNC  # the car did not follow
+            prev_setpoint = speed if resync else last_setpoint
+            target_accel = a_ff + s.speed_gain * (target_speed - speed)
             mode = "tracking"
 
         accel = float(np.clip(target_accel, -s.max_decel, s.max_accel))
@@ -229,9 +246,12 @@ class TrajectoryTracker:
             accel = float(
                 np.clip(accel, prev_accel - s.max_jerk * dt, prev_accel + s.max_jerk * dt)
             )
-        cmd_speed = float(np.clip(prev_speed + accel * dt, 0.0, s.max_speed))
-        if mode != "tracking" and cmd_speed == 0.0:
-            accel = min(accel, 0.0) if speed > 1e-3 else 0.0
+        cmd_speed = float(
+            np.clip(target_speed, prev_setpoint - slowing * dt, prev_setpoint + s.max_accel * dt)
+        )
+        cmd_speed = min(max(cmd_speed, 0.0), s.max_speed)
+        if mode != "tracking" and speed <= 1e-3:
+            accel = 0.0  # standing still: nothing to brake
 
         lateral = math.nan
         if path is not None:
@@ -263,3 +283,23 @@ class TrajectoryTracker:
         )
         self._last = command
         return command
+
+
+def tracker_diagnostics(
+    command: Command, bad_plans: int, name: str = "alpamayo_controller"
+) -> DiagnosticItem:
+    """The controller's diagnostic: OK while tracking, WARN while stopping or stopped for
+    lack of a usable plan (the reason says why)."""
+    values = (
+        ("mode", command.mode),
+        ("reason", command.reason),
+        ("plan age [s]", f"{command.plan_age:.3f}"),
+        ("lateral error [m]", f"{command.lateral_error:.3f}"),
+        ("speed command [m/s]", f"{command.speed:.2f}"),
+        ("acceleration [m/s^2]", f"{command.accel:.2f}"),
+        ("steering angle [rad]", f"{command.steering_angle:.3f}"),
+        ("ignored plans", str(bad_plans)),
+    )
+    level = OK if command.mode == "tracking" else WARN
+    message = command.mode + (f": {command.reason}" if command.reason else "")
+    return DiagnosticItem(name, level, message, values)

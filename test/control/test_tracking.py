@@ -200,3 +200,11 @@ def test_settings_errors_name_the_field():
         TrackerSettings(wheelbase=-1)
     with pytest.raises(ValueError, match="stop_decel"):
         TrackerSettings(stop_decel=7.0, max_decel=6.0)
+
+
+def test_a_stop_never_raises_the_setpoint_when_the_car_does_not_slow():
+    tracker = TrajectoryTracker(TrackerSettings(stop_decel=2.0))
+    tracker.add_pose(StampedPose(0.0, (0.0, 0.0, 0.0), (1.0, 0.0, 0.0, 0.0)))
+    speeds = [tracker.update(0.02 * k, 5.0).speed for k in range(150)]  # the car ignores us
+    assert speeds[0] == 5.0 and np.all(np.diff(speeds) <= 0) and speeds[-1] == 0.0
+    assert speeds[10] == pytest.approx(5.0 - 2.0 * 0.2)

@@ -1,0 +1,189 @@
+"""alpamayo_controller: DrivingPlan + ego motion in; cmd_vel (Twist or TwistStamped), and
+optionally ackermann_cmd (AckermannDriveStamped), and diagnostics out.
+
+A thin rclpy adapter over control.tracking.TrajectoryTracker: callbacks convert and store,
+a timer at control_rate_hz computes and publishes the command. A stale plan, no plan or
+odometry that cannot place the plan gives a controlled stop (the tracker decides).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import Twist, TwistStamped
+from nav_msgs.msg import Odometry
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from rclpy.time import Time
+from rosidl_runtime_py.utilities import get_message
+from tf2_ros import Buffer, TransformException, TransformListener
+
+from alpamayo_ros.control.tracking import Command, TrajectoryTracker, tracker_diagnostics
+from alpamayo_ros.core.ego_history import EgoHistoryUnavailable, StampedPose
+from alpamayo_ros.core.plan import PlanLimits, plan_problems
+from alpamayo_ros.messages.commands import ackermann_msg, twist_msg, twist_stamped_msg
+from alpamayo_ros.messages.diagnostics import diagnostic_array_msg
+from alpamayo_ros.messages.inputs import BadMessage, pose_from_odometry, stamp_seconds
+from alpamayo_ros.messages.plan import plan_from_msg
+from alpamayo_ros.msg import DrivingPlan
+from alpamayo_ros.nodes.parameters import (
+    CONTROLLER_PARAMS,
+    ControllerConfig,
+    ParameterError,
+    controller_config,
+    declare_parameters,
+)
+
+types = functools.lru_cache(maxsize=None)(get_message)
+
+
+class ControllerNode(Node):
+    """See the module docstring; parameters in alpamayo_ros.nodes.parameters."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("alpamayo_controller", **kwargs)
+        self.config: ControllerConfig = controller_config(
+            declare_parameters(self, CONTROLLER_PARAMS)
+        )
+        cfg = self.config
+        self.tracker = TrajectoryTracker(cfg.tracker)
+        self.limits = PlanLimits(speed=(-0.5, cfg.tracker.max_speed * 1.5))
+        self.bad_plans = 0
+        self.measured_speed: float | None = None
+        self.last_command: Command | None = None
+
+        cmd_type = TwistStamped if cfg.cmd_vel_stamped else Twist
+        self.pub_cmd = self.create_publisher(cmd_type, "cmd_vel", 10)
+        self.pub_ackermann = None
+        if cfg.publish_ackermann:
+            try:
+                from ackermann_msgs.msg import AckermannDriveStamped
+            except ImportError as err:
+                raise ParameterError(
+                    "parameter publish_ackermann = True needs the ackermann_msgs package "
+                    f"(apt install ros-$ROS_DISTRO-ackermann-msgs): {err}"
+                ) from err
+            self.pub_ackermann = self.create_publisher(AckermannDriveStamped, "ackermann_cmd", 10)
+        self.pub_diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+
+        self.create_subscription(DrivingPlan, "plan", self._on_plan, 10)
+        self.tf_buffer: Buffer | None = None
+        if cfg.ego_source == "odometry":
+            self.create_subscription(
+                Odometry, cfg.odom_topic, self._on_odometry, qos_profile_sensor_data
+            )
+        else:
+            self.tf_buffer = Buffer()
+            self._tf_listener = TransformListener(self.tf_buffer, self)
+        self.create_timer(1.0 / cfg.control_rate_hz, self._on_control)
+        self.create_timer(cfg.diagnostics_period, self._on_diagnostics)
+        self.get_logger().info(
+            f"following plans at {cfg.control_rate_hz:g} Hz, wheelbase {cfg.tracker.wheelbase} m"
+        )
+
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _on_plan(self, msg: DrivingPlan) -> None:
+        try:
+            plan = plan_from_msg(msg)
+            if plan.frame_id.lstrip("/") != self.config.base_frame:
+                raise BadMessage(
+                    f"plan frame {plan.frame_id!r} is not base_frame {self.config.base_frame!r}"
+                )
+            problems = plan_problems(plan, self.limits)
+            if problems:
+                raise BadMessage("; ".join(problems))
+        except BadMessage as err:
+            self.bad_plans += 1
+            self.get_logger().warning(f"ignored a plan: {err}", throttle_duration_sec=5.0)
+            return
+        self.tracker.set_plan(plan)
+
+    def _on_odometry(self, msg: Odometry) -> None:
+        try:
+            pose = pose_from_odometry(msg, self.config.odom_topic)
+        except BadMessage as err:
+            self.get_logger().warning(f"ignored odometry: {err}", throttle_duration_sec=5.0)
+            return
+        speed = float(msg.twist.twist.linear.x)
+        if math.isfinite(speed):
+            self.measured_speed = speed
+        self.tracker.add_pose(pose)
+
+    def _poll_tf(self) -> None:
+        assert self.tf_buffer is not None
+        cfg = self.config
+        try:
+            tr = self.tf_buffer.lookup_transform(cfg.odom_frame, cfg.base_frame, Time())
+        except TransformException:
+            return
+        t, q = tr.transform.translation, tr.transform.rotation
+        stamp = stamp_seconds(tr.header.stamp)
+        if self.tracker.poses.latest_stamp == stamp:
+            return
+        try:
+            self.tracker.add_pose(StampedPose(stamp, (t.x, t.y, t.z), (q.w, q.x, q.y, q.z)))
+        except ValueError as err:
+            self.get_logger().warning(f"ignored tf: {err}", throttle_duration_sec=5.0)
+            return
+        try:  # no twist in tf: the speed from the pose history
+            self.measured_speed = self.tracker.poses.history(stamp).speed
+        except EgoHistoryUnavailable:
+            pass
+
+    def _on_control(self) -> None:
+        now = self._now()
+        if now <= 0.0:  # use_sim_time and no /clock yet
+            return
+        if self.tf_buffer is not None:
+            self._poll_tf()
+        if self.measured_speed is None:
+            command = self.tracker.standstill(now, "no odometry received")
+        else:
+            command = self.tracker.update(now, self.measured_speed)
+        if self.last_command is None or command.mode != self.last_command.mode:
+            # rclpy ties a severity to each call site: one call per severity.
+            if command.mode == "tracking":
+                self.get_logger().info("controller tracking")
+            else:
+                self.get_logger().warning(f"controller {command.mode}: {command.reason}")
+        self.last_command = command
+        if self.config.cmd_vel_stamped:
+            self.pub_cmd.publish(twist_stamped_msg(command, types, self.config.base_frame))
+        else:
+            self.pub_cmd.publish(twist_msg(command, types))
+        if self.pub_ackermann is not None:
+            self.pub_ackermann.publish(ackermann_msg(command, types, self.config.base_frame))
+
+    def _on_diagnostics(self) -> None:
+        if self.last_command is None:
+            return
+        item = tracker_diagnostics(
+            self.last_command, self.bad_plans, self.get_fully_qualified_name().lstrip("/")
+        )
+        msg = diagnostic_array_msg([item], self._now(), types, "alpamayo_controller")
+        self.pub_diagnostics.publish(msg)
+
+
+def main(args: list[str] | None = None) -> int:
+    rclpy.init(args=args)
+    try:
+        node = ControllerNode()
+    except ParameterError as err:
+        rclpy.logging.get_logger("alpamayo_controller").fatal(f"bad configuration: {err}")
+        rclpy.try_shutdown()
+        return 1
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0

@@ -1,0 +1,266 @@
+"""The nodes' parameters, declared once: name, default, range or choices, description.
+
+ROS-free (rclpy is imported only by `declare_parameters`), so CI checks that the YAML files
+in config/ mirror these tables and that bad values fail at start-up with the parameter's
+name and value. The nodes declare exactly these, with ranges, and build their settings
+with `planner_config` / `controller_config`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from alpamayo_ros.control.tracking import TrackerSettings
+from alpamayo_ros.core.plan import PlanLimits
+from alpamayo_ros.model.planner import PlannerSettings
+
+Value = bool | int | float | str
+
+
+class ParameterError(ValueError):
+    """A parameter value that cannot be used; the message names it and the value."""
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One parameter: its default fixes its type; min/max bound numbers; choices strings."""
+
+    name: str
+    default: Value
+    description: str
+    min: float | None = None
+    max: float | None = None
+    choices: tuple[str, ...] = ()
+
+    def check(self, value: Any) -> Value:
+        """The value, converted to the parameter's type, or ParameterError."""
+        kind = type(self.default)
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if type(value) is not kind:
+            raise ParameterError(
+                f"parameter {self.name} must be {kind.__name__}, got {value!r} "
+                f"({type(value).__name__})"
+            )
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise ParameterError(f"parameter {self.name} must be finite, got {value}")
+            if (self.min is not None and value < self.min) or (
+                self.max is not None and value > self.max
+            ):
+                raise ParameterError(
+                    f"parameter {self.name} = {value} is outside [{self.min}, {self.max}]"
+                )
+        if self.choices and value not in self.choices:
+            raise ParameterError(
+                f"parameter {self.name} = {value!r} is not one of {list(self.choices)}"
+            )
+        return value
+
+
+PLANNER_PARAMS: tuple[ParamSpec, ...] = (
+    ParamSpec("model", "", "Checkpoint folder, or Hugging Face repo id in the local cache "
+              "(nothing is downloaded). Empty: no model, the planner publishes stop plans."),
+    ParamSpec("device", "cuda", "Torch device of the model: cuda, cuda:1, cpu."),
+    ParamSpec("dtype", "bfloat16", "Torch dtype of the model.",
+              choices=("bfloat16", "float16", "float32")),
+    ParamSpec("camera_config", "", "Camera rig YAML (which topic feeds which model camera). "
+              "Empty: config/cameras.yaml of this package (the released rig)."),
+    ParamSpec("ego_source", "odometry", "Ego motion from nav_msgs/Odometry on odom_topic, or "
+              "from tf (odom_frame -> base_frame).", choices=("odometry", "tf")),
+    ParamSpec("odom_topic", "/odom", "nav_msgs/Odometry topic (ego_source odometry)."),
+    ParamSpec("odom_frame", "odom", "Fixed frame of the ego poses (REP-105)."),
+    ParamSpec("base_frame", "base_link", "The vehicle frame; plans are expressed in it at t0."),
+    ParamSpec("rate_hz", 10.0, "Planning rate (timer on the node's clock, sim time too).",
+              min=0.1, max=100.0),
+    ParamSpec("num_samples", 6, "Trajectory samples drawn per plan.", min=1, max=64),
+    ParamSpec("temperature", 0.6, "Sampling temperature of the reasoning (0: greedy).",
+              min=0.0, max=2.0),
+    ParamSpec("top_p", 0.98, "Nucleus sampling mass of the reasoning.", min=0.01, max=1.0),
+    ParamSpec("max_reasoning_tokens", 128, "Longest causal-chain text, tokens.", min=1, max=1024),
+    ParamSpec("num_flow_steps", 0, "Denoising steps of the action expert (0: checkpoint's).",
+              min=0, max=100),
+    ParamSpec("sample_choice", "median", "Publish the first sample, or the one closest to the "
+              "samples' point-wise median.", choices=("first", "median")),
+    ParamSpec("seed", -1, "Base sampling seed (-1: fresh randomness every plan).",
+              min=-1, max=2**31 - 1),
+    ParamSpec("max_batch", 1, "Input sets the worker may plan together when the model is "
+              "slower than the rate (1: newest input only, older ones dropped).", min=1, max=16),
+    ParamSpec("max_input_age", 0.3, "Seconds: any camera or odometry older than this -> stop "
+              "plan.", min=0.01, max=10.0),
+    ParamSpec("frame_tolerance", 0.05, "Seconds a frame may be off its slot (t0 - k * 0.1 s).",
+              min=0.0, max=0.099),
+    ParamSpec("stop_decel", 2.0, "m/s^2 of the controlled stop plan.", min=0.1, max=10.0),
+    ParamSpec("max_speed", 45.0, "m/s; a model plan faster than this is replaced by a stop.",
+              min=0.1, max=100.0),
+    ParamSpec("max_curvature", 0.35, "1/m; a model plan curving more is replaced by a stop.",
+              min=0.01, max=2.0),
+    ParamSpec("diagnostics_period", 1.0, "Seconds between /diagnostics and status messages.",
+              min=0.1, max=60.0),
+)  # fmt: skip
+
+CONTROLLER_PARAMS: tuple[ParamSpec, ...] = (
+    ParamSpec("control_rate_hz", 50.0, "Command rate.", min=1.0, max=500.0),
+    ParamSpec("ego_source", "odometry", "Ego motion from nav_msgs/Odometry on odom_topic, or "
+              "from tf (odom_frame -> base_frame).", choices=("odometry", "tf")),
+    ParamSpec("odom_topic", "/odom", "nav_msgs/Odometry topic (ego_source odometry)."),
+    ParamSpec("odom_frame", "odom", "Fixed frame of the ego poses (REP-105)."),
+    ParamSpec("base_frame", "base_link", "The vehicle frame (rear axle)."),
+    ParamSpec("wheelbase", 2.8, "m, rear axle to front axle.", min=0.1, max=20.0),
+    ParamSpec("lookahead_time", 0.5, "s; pure-pursuit lookahead = max(min_lookahead, "
+              "lookahead_time * speed).", min=0.01, max=5.0),
+    ParamSpec("min_lookahead", 3.0, "m, shortest pure-pursuit lookahead.", min=0.1, max=50.0),
+    ParamSpec("speed_gain", 1.0, "(m/s^2) per (m/s) of speed error.", min=0.0, max=10.0),
+    ParamSpec("preview", 0.1, "s ahead in the plan for speed and acceleration (actuator delay).",
+              min=0.0, max=2.0),
+    ParamSpec("max_speed", 30.0, "m/s.", min=0.1, max=100.0),
+    ParamSpec("max_accel", 3.0, "m/s^2.", min=0.1, max=20.0),
+    ParamSpec("max_decel", 6.0, "m/s^2 (positive).", min=0.1, max=20.0),
+    ParamSpec("max_jerk", 10.0, "m/s^3.", min=0.1, max=100.0),
+    ParamSpec("max_steering", 0.6, "rad, front wheel.", min=0.01, max=1.5),
+    ParamSpec("max_steering_rate", 1.0, "rad/s.", min=0.01, max=20.0),
+    ParamSpec("stop_decel", 2.0, "m/s^2 of the controlled stop.", min=0.1, max=20.0),
+    ParamSpec("plan_timeout", 0.5, "s; an older plan -> controlled stop.", min=0.05, max=10.0),
+    ParamSpec("cmd_vel_stamped", False, "Publish geometry_msgs/TwistStamped instead of Twist."),
+    ParamSpec("publish_ackermann", False, "Also publish ackermann_msgs/AckermannDriveStamped on "
+              "ackermann_cmd (needs the ackermann_msgs package)."),
+    ParamSpec("diagnostics_period", 1.0, "Seconds between /diagnostics messages.",
+              min=0.1, max=60.0),
+)  # fmt: skip
+
+
+def check_values(specs: tuple[ParamSpec, ...], values: dict[str, Any]) -> dict[str, Value]:
+    """Every spec's value (its default where `values` lacks it), checked; unknown names
+    are refused."""
+    known = {s.name for s in specs}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ParameterError(f"unknown parameters {unknown}; known: {sorted(known)}")
+    return {s.name: s.check(values.get(s.name, s.default)) for s in specs}
+
+
+def defaults(specs: tuple[ParamSpec, ...]) -> dict[str, Value]:
+    return {s.name: s.default for s in specs}
+
+
+@dataclass(frozen=True)
+class PlannerConfig:
+    """Everything the planner node needs beyond its topics."""
+
+    settings: PlannerSettings
+    model: str
+    device: str
+    dtype: str
+    camera_config: str
+    ego_source: str
+    odom_topic: str
+    odom_frame: str
+    base_frame: str
+    rate_hz: float
+    max_batch: int
+    frame_tolerance: float
+    diagnostics_period: float
+
+
+def planner_config(values: dict[str, Any]) -> PlannerConfig:
+    v = check_values(PLANNER_PARAMS, values)
+    try:
+        settings = PlannerSettings(
+            num_samples=int(v["num_samples"]),
+            temperature=float(v["temperature"]),
+            top_p=float(v["top_p"]),
+            max_reasoning_tokens=int(v["max_reasoning_tokens"]),
+            num_flow_steps=int(v["num_flow_steps"]) or None,
+            sample_choice=str(v["sample_choice"]),  # type: ignore[arg-type]
+            max_input_age=float(v["max_input_age"]),
+            stop_decel=float(v["stop_decel"]),
+            frame_id=str(v["base_frame"]),
+            seed=None if v["seed"] == -1 else int(v["seed"]),
+            limits=PlanLimits(
+                speed=(-0.5, float(v["max_speed"])), curvature=float(v["max_curvature"])
+            ),
+        )
+    except ValueError as err:
+        raise ParameterError(f"planner parameters: {err}") from err
+    return PlannerConfig(
+        settings=settings,
+        model=str(v["model"]),
+        device=str(v["device"]),
+        dtype=str(v["dtype"]),
+        camera_config=str(v["camera_config"]),
+        ego_source=str(v["ego_source"]),
+        odom_topic=str(v["odom_topic"]),
+        odom_frame=str(v["odom_frame"]),
+        base_frame=str(v["base_frame"]),
+        rate_hz=float(v["rate_hz"]),
+        max_batch=int(v["max_batch"]),
+        frame_tolerance=float(v["frame_tolerance"]),
+        diagnostics_period=float(v["diagnostics_period"]),
+    )
+
+
+@dataclass(frozen=True)
+class ControllerConfig:
+    """Everything the controller node needs beyond its topics."""
+
+    tracker: TrackerSettings
+    control_rate_hz: float
+    ego_source: str
+    odom_topic: str
+    odom_frame: str
+    base_frame: str
+    cmd_vel_stamped: bool
+    publish_ackermann: bool
+    diagnostics_period: float
+
+
+def controller_config(values: dict[str, Any]) -> ControllerConfig:
+    v = check_values(CONTROLLER_PARAMS, values)
+    tracker_fields = set(TrackerSettings.__dataclass_fields__)
+    try:
+        tracker = TrackerSettings(**{k: float(x) for k, x in v.items() if k in tracker_fields})
+    except ValueError as err:
+        raise ParameterError(f"controller parameters: {err}") from err
+    return ControllerConfig(
+        tracker=tracker,
+        control_rate_hz=float(v["control_rate_hz"]),
+        ego_source=str(v["ego_source"]),
+        odom_topic=str(v["odom_topic"]),
+        odom_frame=str(v["odom_frame"]),
+        base_frame=str(v["base_frame"]),
+        cmd_vel_stamped=bool(v["cmd_vel_stamped"]),
+        publish_ackermann=bool(v["publish_ackermann"]),
+        diagnostics_period=float(v["diagnostics_period"]),
+    )
+
+
+def declare_parameters(node: Any, specs: tuple[ParamSpec, ...]) -> dict[str, Value]:
+    """Declare every spec on an rclpy node (descriptions, ranges, read-only) and return the
+    values it was started with, checked (ParameterError on a bad one)."""
+    from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+    from rclpy.exceptions import ParameterException
+
+    values: dict[str, Any] = {}
+    for spec in specs:
+        extra = f" One of {list(spec.choices)}." if spec.choices else ""
+        descriptor = ParameterDescriptor(description=spec.description + extra, read_only=True)
+        if isinstance(spec.default, float) and spec.min is not None and spec.max is not None:
+            descriptor.floating_point_range = [
+                FloatingPointRange(from_value=float(spec.min), to_value=float(spec.max), step=0.0)
+            ]
+        elif (
+            isinstance(spec.default, int)
+            and not isinstance(spec.default, bool)
+            and spec.min is not None
+            and spec.max is not None
+        ):
+            descriptor.integer_range = [
+                IntegerRange(from_value=int(spec.min), to_value=int(spec.max), step=1)
+            ]
+        try:
+            values[spec.name] = node.declare_parameter(spec.name, spec.default, descriptor).value
+        except ParameterException as err:  # an override of the wrong type or out of range
+            raise ParameterError(f"parameter {spec.name}: {err}") from err
+    return check_values(specs, values)

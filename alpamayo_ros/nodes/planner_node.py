@@ -1,0 +1,261 @@
+"""alpamayo_planner: cameras + ego motion in; DrivingPlan, Path, reasoning, markers,
+diagnostics and status out.
+
+A thin rclpy adapter over model.planner.Planner (buffers, policy, validation, controlled
+stop) and model.worker.PlanningWorker (inference off the executor thread, newest input
+wins). Subscription callbacks only decode and buffer; the timer assembles the newest
+complete input set and hands it to the worker, or publishes a stop plan saying why not.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from pathlib import Path
+from typing import Any
+
+import rclpy
+from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
+from cv_bridge import CvBridge
+from diagnostic_msgs.msg import DiagnosticArray
+from nav_msgs.msg import Odometry
+from nav_msgs.msg import Path as PathMsg
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from rclpy.time import Time
+from rosidl_runtime_py.utilities import get_message
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import String
+from tf2_ros import Buffer, TransformException, TransformListener
+from visualization_msgs.msg import MarkerArray
+
+from alpamayo_ros.core.camera_rig import CameraInput, CameraRig, CameraRigError
+from alpamayo_ros.core.diagnostics import PlannerMonitor
+from alpamayo_ros.core.ego_history import StampedPose
+from alpamayo_ros.core.frame_buffer import FrameBufferSpec
+from alpamayo_ros.core.plan import Plan
+from alpamayo_ros.messages.diagnostics import diagnostic_array_msg, planner_status_msg
+from alpamayo_ros.messages.inputs import BadMessage, pose_from_odometry, stamp_seconds
+from alpamayo_ros.messages.plan import plan_messages
+from alpamayo_ros.model.planner import Planner, PlanOutcome
+from alpamayo_ros.model.worker import PlanningWorker
+from alpamayo_ros.msg import DrivingPlan, PlannerStatus
+from alpamayo_ros.nodes.parameters import (
+    PLANNER_PARAMS,
+    ParameterError,
+    PlannerConfig,
+    declare_parameters,
+    planner_config,
+)
+
+types = functools.lru_cache(maxsize=None)(get_message)
+
+
+def default_camera_config() -> str:
+    try:
+        return str(Path(get_package_share_directory("alpamayo_ros")) / "config" / "cameras.yaml")
+    except PackageNotFoundError:  # running from a source tree
+        return str(Path(__file__).resolve().parents[2] / "config" / "cameras.yaml")
+
+
+class PlannerNode(Node):
+    """See the module docstring; parameters in alpamayo_ros.nodes.parameters."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("alpamayo_planner", **kwargs)
+        self.config: PlannerConfig = planner_config(declare_parameters(self, PLANNER_PARAMS))
+        cfg = self.config
+        rig = CameraRig.from_yaml(cfg.camera_config or default_camera_config())
+        self.planner = Planner(
+            None,
+            rig,
+            cfg.settings,
+            frame_spec=FrameBufferSpec(cameras=rig.names, tolerance=cfg.frame_tolerance),
+        )
+        self.monitor = PlannerMonitor(rig.names)
+        self.bridge = CvBridge()
+        self.worker: PlanningWorker | None = None
+        self._lock = threading.Lock()  # buffers and monitor: executor vs worker thread
+        self._model_problem = "loading the model" if cfg.model else "no model configured"
+
+        self.pub_plan = self.create_publisher(DrivingPlan, "~/plan", 10)
+        self.pub_path = self.create_publisher(PathMsg, "~/path", 10)
+        self.pub_reasoning = self.create_publisher(String, "~/reasoning", 10)
+        self.pub_markers = self.create_publisher(MarkerArray, "~/markers", 10)
+        self.pub_status = self.create_publisher(PlannerStatus, "~/status", QoSProfile(depth=10))
+        self.pub_diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+
+        for topic, cams in rig.by_topic().items():
+            kind = CompressedImage if cams[0].encoding == "compressed" else Image
+            callback = functools.partial(self._on_image, topic, tuple(cams))
+            self.create_subscription(kind, topic, callback, qos_profile_sensor_data)
+        self.tf_buffer: Buffer | None = None
+        if cfg.ego_source == "odometry":
+            self.create_subscription(
+                Odometry, cfg.odom_topic, self._on_odometry, qos_profile_sensor_data
+            )
+        else:
+            self.tf_buffer = Buffer()
+            self._tf_listener = TransformListener(self.tf_buffer, self)
+
+        self.create_timer(1.0 / cfg.rate_hz, self._on_tick)
+        self.create_timer(cfg.diagnostics_period, self._on_diagnostics)
+        if cfg.model:
+            threading.Thread(target=self._load_model, name="alpamayo-load", daemon=True).start()
+        else:
+            self.get_logger().warning("parameter model is empty: publishing stop plans only")
+        self.get_logger().info(
+            f"planning at {cfg.rate_hz:g} Hz from {len(rig.cameras)} cameras "
+            f"({', '.join(rig.topics)}) and {cfg.ego_source}"
+        )
+
+    # -- model ------------------------------------------------------------------------
+    def _load_model(self) -> None:
+        from alpamayo_ros.model.policy import AlpamayoPolicy
+
+        cfg = self.config
+        try:
+            policy = AlpamayoPolicy.from_pretrained(cfg.model, dtype=cfg.dtype, device=cfg.device)
+        except Exception as err:  # reported and published as stop plans, never a crash
+            reason = f"model failed to load: {type(err).__name__}: {err}"
+            self.get_logger().error(reason)
+            with self._lock:
+                self._model_problem = reason
+                self.monitor.on_model_failed(reason)
+            return
+        if policy.untrained:
+            self.get_logger().warning(
+                f"{cfg.model} is an UNTRAINED checkpoint (random weights): its plans mean nothing"
+            )
+        with self._lock:
+            self.planner.policy = policy
+            self.worker = PlanningWorker(self.planner, self._publish_outcome, cfg.max_batch)
+            self._model_problem = ""
+            self.monitor.on_model_loaded(policy.model_id)
+        self.get_logger().info(f"model {cfg.model} loaded on {cfg.device} ({cfg.dtype})")
+
+    # -- inputs -----------------------------------------------------------------------
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _bad(self, kind: str, detail: str) -> None:
+        with self._lock:
+            self.monitor.on_bad_message(kind)
+        self.get_logger().warning(f"skipped {kind}: {detail}", throttle_duration_sec=5.0)
+
+    def _on_image(self, topic: str, cams: tuple[CameraInput, ...], msg: Any) -> None:
+        try:
+            if isinstance(msg, CompressedImage):
+                rgb = self.bridge.compressed_imgmsg_to_cv2(msg, desired_encoding="rgb8")
+            else:
+                rgb = self.bridge.imgmsg_to_cv2(msg, desired_encoding="rgb8")
+            if rgb is None or rgb.ndim != 3 or rgb.shape[2] != 3:
+                raise ValueError(f"decoded to shape {getattr(rgb, 'shape', None)}")
+        except Exception as err:  # cv_bridge and OpenCV raise several kinds
+            self._bad("image", f"{topic}: {type(err).__name__}: {err}")
+            return
+        stamp = stamp_seconds(msg.header.stamp)
+        now = self._now()
+        with self._lock:
+            for cam in cams:
+                self.planner.add_image(cam.name, stamp, cam.crop_image(rgb))
+                self.monitor.on_image(cam.name, now)
+
+    def _add_pose(self, pose: StampedPose) -> None:
+        with self._lock:
+            self.planner.add_pose(pose)
+            self.monitor.on_pose(pose.stamp, self._now())
+
+    def _on_odometry(self, msg: Odometry) -> None:
+        try:
+            self._add_pose(pose_from_odometry(msg, self.config.odom_topic))
+        except BadMessage as err:
+            self._bad("odometry", str(err))
+
+    def _poll_tf(self) -> None:
+        assert self.tf_buffer is not None
+        cfg = self.config
+        try:
+            tr = self.tf_buffer.lookup_transform(cfg.odom_frame, cfg.base_frame, Time())
+        except TransformException:
+            return  # reported as stale odometry by the planner
+        t, q = tr.transform.translation, tr.transform.rotation
+        stamp = stamp_seconds(tr.header.stamp)
+        if self.planner.poses.latest_stamp == stamp:
+            return
+        try:
+            self._add_pose(StampedPose(stamp, (t.x, t.y, t.z), (q.w, q.x, q.y, q.z)))
+        except ValueError as err:
+            self._bad("tf", str(err))
+
+    # -- planning ---------------------------------------------------------------------
+    def _on_tick(self) -> None:
+        now = self._now()
+        if now <= 0.0:  # use_sim_time and no /clock yet
+            return
+        if self.tf_buffer is not None:
+            self._poll_tf()
+        with self._lock:
+            prepared = self.planner.prepare(now)
+            problem = self._model_problem
+        if isinstance(prepared, Plan):
+            self._publish(prepared)
+        elif problem or self.worker is None:
+            self._publish(self.planner.stop_plan(now, problem or "no model"))
+        elif not self.worker.submit(prepared):
+            with self._lock:
+                self.monitor.on_dropped_cycle()
+
+    def _publish_outcome(self, outcome: PlanOutcome) -> None:
+        self._publish(outcome.plan)
+
+    def _publish(self, plan: Plan) -> None:
+        msgs = plan_messages(plan, types)
+        self.pub_plan.publish(msgs["plan"])
+        self.pub_path.publish(msgs["path"])
+        self.pub_reasoning.publish(msgs["reasoning"])
+        self.pub_markers.publish(msgs["markers"])
+        with self._lock:
+            changed = self.monitor.on_plan(plan)
+        if changed:
+            self._publish_status()
+            if plan.is_fallback:
+                self.get_logger().warning(f"stop plan: {plan.fallback_reason}")
+            else:
+                self.get_logger().info("publishing model plans")
+
+    def _publish_status(self) -> None:
+        with self._lock:
+            msg = planner_status_msg(self.monitor, self._now(), types)
+        self.pub_status.publish(msg)
+
+    def _on_diagnostics(self) -> None:
+        now = self._now()
+        with self._lock:
+            items = self.monitor.diagnostics(now, self.get_fully_qualified_name().lstrip("/"))
+        self.pub_diagnostics.publish(diagnostic_array_msg(items, now, types, "alpamayo_planner"))
+        self._publish_status()
+
+    def destroy_node(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    rclpy.init(args=args)
+    try:
+        node = PlannerNode()
+    except (ParameterError, CameraRigError) as err:
+        rclpy.logging.get_logger("alpamayo_planner").fatal(f"bad configuration: {err}")
+        rclpy.try_shutdown()
+        return 1
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0

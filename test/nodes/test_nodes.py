@@ -1,0 +1,294 @@
+"""The planner and controller nodes in a real rclpy graph (skipped without ROS 2).
+
+Each test starts the node(s) in-process on a MultiThreadedExecutor beside a test node that
+publishes synthetic cameras (JPEG CompressedImage, the released camera names) and odometry
+of a car driving straight at 5 m/s, and listens to what the nodes publish.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip("rclpy")
+
+import cv2  # noqa: E402
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from geometry_msgs.msg import Twist  # noqa: E402
+from nav_msgs.msg import Odometry  # noqa: E402
+from nav_msgs.msg import Path as PathMsg  # noqa: E402
+from rclpy.executors import MultiThreadedExecutor  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from sensor_msgs.msg import CompressedImage  # noqa: E402
+from std_msgs.msg import String  # noqa: E402
+from visualization_msgs.msg import MarkerArray  # noqa: E402
+
+from alpamayo_ros.core.frame_buffer import RELEASED_CAMERAS  # noqa: E402
+from alpamayo_ros.model.tiny import make_tiny_checkpoint  # noqa: E402
+from alpamayo_ros.msg import DrivingPlan, PlannerStatus  # noqa: E402
+from alpamayo_ros.nodes.controller_node import ControllerNode  # noqa: E402
+from alpamayo_ros.nodes.parameters import ParameterError  # noqa: E402
+from alpamayo_ros.nodes.planner_node import PlannerNode  # noqa: E402
+
+CONFIG = Path(__file__).resolve().parents[2] / "config"
+SPEED = 5.0
+REMAP_PLAN = ["--ros-args", "-r", "plan:=/alpamayo_planner/plan"]  # as drive.launch.py does
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    return make_tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "ckpt")
+
+
+@pytest.fixture
+def ros():
+    rclpy.init()
+    yield
+    rclpy.try_shutdown()
+
+
+class Drive:
+    """A test node: publishes the inputs of a straight drive and records every output."""
+
+    def __init__(self) -> None:
+        self.node = rclpy.create_node("fake_vehicle")
+        self.cameras_on = True
+        self.bad_image_next = False
+        topics = ("plan", "path", "reasoning", "markers", "status", "diag", "cmd")
+        self.received: dict[str, list] = {k: [] for k in topics}
+        n = self.node
+        self.pub_cams = {
+            cam: n.create_publisher(CompressedImage, f"/camera/{cam}/image_raw/compressed", 10)
+            for cam in RELEASED_CAMERAS
+        }
+        self.pub_odom = n.create_publisher(Odometry, "/odom", 10)
+        self.pub_plan = n.create_publisher(DrivingPlan, "/alpamayo_planner/plan", 10)
+        record = lambda key: lambda msg: self.received[key].append((time.monotonic(), msg))  # noqa: E731
+        n.create_subscription(DrivingPlan, "/alpamayo_planner/plan", record("plan"), 10)
+        n.create_subscription(PathMsg, "/alpamayo_planner/path", record("path"), 10)
+        n.create_subscription(String, "/alpamayo_planner/reasoning", record("reasoning"), 10)
+        n.create_subscription(MarkerArray, "/alpamayo_planner/markers", record("markers"), 10)
+        n.create_subscription(PlannerStatus, "/alpamayo_planner/status", record("status"), 10)
+        n.create_subscription(DiagnosticArray, "/diagnostics", record("diag"), 10)
+        n.create_subscription(Twist, "/cmd_vel", record("cmd"), 10)
+        ok, jpeg = cv2.imencode(".jpg", np.full((120, 160, 3), 100, np.uint8))
+        assert ok
+        self.jpeg = jpeg.tobytes()
+        self.t_start = self._now()
+        n.create_timer(0.1, self._publish_cameras)
+        n.create_timer(0.05, self._publish_odometry)
+
+    def _now(self) -> float:
+        return self.node.get_clock().now().nanoseconds * 1e-9
+
+    def _publish_cameras(self) -> None:
+        if not self.cameras_on:
+            return
+        stamp = self.node.get_clock().now().to_msg()
+        for cam, pub in self.pub_cams.items():
+            msg = CompressedImage(format="jpeg")
+            msg.header.stamp = stamp
+            msg.header.frame_id = cam
+            msg.data = b"not a jpeg" if self.bad_image_next else self.jpeg
+            pub.publish(msg)
+        self.bad_image_next = False
+
+    def _publish_odometry(self) -> None:
+        t = self._now()
+        msg = Odometry()
+        msg.header.stamp = self.node.get_clock().now().to_msg()
+        msg.header.frame_id = "odom"
+        msg.child_frame_id = "base_link"
+        msg.pose.pose.position.x = SPEED * (t - self.t_start)
+        msg.pose.pose.orientation.w = 1.0
+        msg.twist.twist.linear.x = SPEED
+        self.pub_odom.publish(msg)
+
+
+class Graph:
+    """Nodes spinning on a MultiThreadedExecutor in a background thread."""
+
+    def __init__(self, *nodes) -> None:
+        self.executor = MultiThreadedExecutor(num_threads=4)
+        for node in nodes:
+            self.executor.add_node(node)
+        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self.thread.start()
+
+    def wait_for(self, predicate, timeout: float) -> bool:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if predicate():
+                return True
+            time.sleep(0.05)
+        return False
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.thread.join(5.0)
+
+
+def planner_params(checkpoint: Path, **extra) -> list[Parameter]:
+    values = {
+        "model": str(checkpoint), "device": "cpu", "dtype": "float32", "num_samples": 2,
+        "max_reasoning_tokens": 4, "num_flow_steps": 2, "seed": 0, "diagnostics_period": 0.5,
+        "camera_config": str(CONFIG / "cameras.yaml"), **extra,
+    }  # fmt: skip
+    return [Parameter(k, value=v) for k, v in values.items()]
+
+
+def test_planner_publishes_plans_at_the_rate_then_stops_when_cameras_stop(ros, tiny_checkpoint):
+    drive = Drive()
+    planner = PlannerNode(parameter_overrides=planner_params(tiny_checkpoint))
+    graph = Graph(drive.node, planner)
+    try:
+        model_plans = lambda: [m for _, m in drive.received["plan"] if not m.is_fallback]  # noqa: E731
+        assert graph.wait_for(lambda: len(model_plans()) >= 5, 30.0), [
+            m.fallback_reason for _, m in drive.received["plan"][-5:]
+        ]
+        # Rate: count plans over 2 s of steady running.
+        before = len(drive.received["plan"])
+        time.sleep(2.0)
+        rate = (len(drive.received["plan"]) - before) / 2.0
+        assert 7.0 <= rate <= 12.0, rate
+        plan = model_plans()[-1]
+        assert len(plan.points) == 64 and plan.header.frame_id == "base_link"
+        assert list(plan.camera_names) == list(RELEASED_CAMERAS) and len(plan.camera_stamps) == 16
+        assert plan.num_samples == 2 and plan.total_ms > 0
+        for key in ("path", "reasoning", "markers", "status", "diag"):
+            assert drive.received[key], f"nothing on {key}"
+        assert len(drive.received["path"][-1][1].poses) == 64
+        assert any(s.state == PlannerStatus.PLANNING for _, s in drive.received["status"])
+
+        # The cameras stop: within max_input_age (0.3 s) plus a cycle, stop plans say why.
+        drive.cameras_on = False
+        stopped_at = time.monotonic()
+        assert graph.wait_for(
+            lambda: any(t > stopped_at and m.is_fallback for t, m in drive.received["plan"]), 3.0
+        )
+        t, stop = next(
+            (t, m) for t, m in drive.received["plan"] if t > stopped_at and m.is_fallback
+        )
+        assert t - stopped_at < 1.0
+        assert stop.fallback_reason.startswith("stale input") and "camera_" in stop.fallback_reason
+        speeds = [p.speed for p in stop.points]
+        assert speeds[0] < SPEED + 0.5 and speeds[-1] == pytest.approx(0.0, abs=1e-6)
+        assert graph.wait_for(
+            lambda: any(s.state == PlannerStatus.FALLBACK for _, s in drive.received["status"]), 3.0
+        )
+    finally:
+        graph.close()
+        planner.destroy_node()
+        drive.node.destroy_node()
+
+
+def test_bad_images_are_counted_not_fatal(ros, tiny_checkpoint):
+    drive = Drive()
+    planner = PlannerNode(parameter_overrides=planner_params(tiny_checkpoint))
+    graph = Graph(drive.node, planner)
+    try:
+        assert graph.wait_for(lambda: len(drive.received["plan"]) >= 3, 20.0)
+        drive.bad_image_next = True
+        assert graph.wait_for(
+            lambda: any(s.bad_messages >= 4 for _, s in drive.received["status"]), 5.0
+        )
+        n = len(drive.received["plan"])
+        assert graph.wait_for(lambda: len(drive.received["plan"]) > n + 5, 5.0)  # still planning
+    finally:
+        graph.close()
+        planner.destroy_node()
+        drive.node.destroy_node()
+
+
+def test_planner_without_a_model_publishes_stop_plans(ros):
+    drive = Drive()
+    planner = PlannerNode(parameter_overrides=[Parameter("model", value="")])
+    graph = Graph(drive.node, planner)
+    try:
+        # Once the inputs are complete, the stop plans say there is no model.
+        assert graph.wait_for(
+            lambda: any(m.fallback_reason == "no model configured"
+                        for _, m in drive.received["plan"]), 10.0,
+        )  # fmt: skip
+        assert all(m.is_fallback for _, m in drive.received["plan"])
+    finally:
+        graph.close()
+        planner.destroy_node()
+        drive.node.destroy_node()
+
+
+def test_bad_configuration_fails_at_start_up(ros):
+    with pytest.raises(ParameterError, match="rate_hz"):
+        PlannerNode(parameter_overrides=[Parameter("rate_hz", value=500.0)])
+    with pytest.raises(ParameterError, match="dtype = 'int8'"):
+        PlannerNode(parameter_overrides=[Parameter("dtype", value="int8")])
+
+
+def straight_plan(node, speed: float) -> DrivingPlan:
+    from alpamayo_ros.core.plan import Plan
+    from alpamayo_ros.core.trajectory import integrate
+    from alpamayo_ros.messages.plan import driving_plan_msg
+    from alpamayo_ros.nodes.controller_node import types
+
+    t0 = node.get_clock().now().nanoseconds * 1e-9
+    plan = Plan.from_rollout(integrate(np.zeros((64, 2)), speed), t0, speed)
+    return driving_plan_msg(plan, types)
+
+
+def test_controller_follows_plans_and_stops_when_they_stop(ros):
+    drive = Drive()
+    controller = ControllerNode(
+        cli_args=REMAP_PLAN,
+        parameter_overrides=[
+            Parameter("plan_timeout", value=0.5),
+            Parameter("stop_decel", value=2.0),
+        ],
+    )
+    graph = Graph(drive.node, controller)
+    try:
+        # Before any plan: a controlled stop from the measured speed, never faster.
+        assert graph.wait_for(lambda: len(drive.received["cmd"]) >= 5, 5.0)
+        before = [m.linear.x for _, m in drive.received["cmd"] if m.linear.x > 0]
+        assert before and max(before) <= SPEED and np.all(np.diff(before) < 0)
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:  # plans at 10 Hz
+            drive.pub_plan.publish(straight_plan(drive.node, SPEED))
+            time.sleep(0.1)
+        recent = [m for t, m in drive.received["cmd"] if t > deadline - 0.5]
+        assert recent and all(m.linear.x == pytest.approx(SPEED, abs=0.3) for m in recent)
+        assert all(abs(m.angular.z) < 0.05 for m in recent)
+        stopped_at = time.monotonic()
+        time.sleep(1.5)  # no more plans: plan_timeout, then a 2 m/s^2 stop
+        after = [(t - stopped_at, m.linear.x) for t, m in drive.received["cmd"] if t > stopped_at]
+        late = [v for dt, v in after if dt > 1.2]
+        assert late and max(late) < SPEED - 0.6, after[-5:]
+        diag = [s for _, a in drive.received["diag"] for s in a.status if "controller" in s.name]
+        assert diag and "stopping" in diag[-1].message
+    finally:
+        graph.close()
+        controller.destroy_node()
+        drive.node.destroy_node()
+
+
+def test_controller_ignores_malformed_plans(ros):
+    drive = Drive()
+    controller = ControllerNode(cli_args=REMAP_PLAN)
+    graph = Graph(drive.node, controller)
+    try:
+        bad = straight_plan(drive.node, SPEED)
+        bad.points[10].speed = math.nan
+        for _ in range(5):
+            drive.pub_plan.publish(bad)
+            time.sleep(0.05)
+        assert graph.wait_for(lambda: controller.bad_plans == 5, 3.0)
+        assert controller.tracker.plan is None
+        assert all(m.linear.x <= SPEED for _, m in drive.received["cmd"])
+    finally:
+        graph.close()
+        controller.destroy_node()
+        drive.node.destroy_node()
