@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -86,10 +87,19 @@ def _make_sample_bag(args: argparse.Namespace) -> int:
 
 
 def _load_policy(model: str | None, device: str, dtype: str, cache: Path):
-    """The policy to replay: `model`, or the untrained tiny checkpoint (built once in
-    `cache`) when none is given."""
+    """The policy to replay: `model`; without one, the demo checkpoint trained on synthetic
+    drives (shipped with the package), or, where it is missing, an untrained tiny
+    checkpoint built once in `cache`."""
     from alpamayo_ros.model.policy import AlpamayoPolicy
+    from alpamayo_ros.training.demo import DEMO_CHECKPOINT
 
+    if model is None and (DEMO_CHECKPOINT / "config.json").is_file():
+        model = str(DEMO_CHECKPOINT)
+        print(
+            f"no --model: using the demo checkpoint {model}, trained on synthetic drives "
+            "only (it knows nothing of real roads)",
+            file=sys.stderr,
+        )
     if model is None:
         from alpamayo_ros.model.tiny import make_tiny_checkpoint
 
@@ -141,6 +151,103 @@ def _replay(args: argparse.Namespace) -> int:
     print(f"report: {out / 'report.html'}\nsummary: {out / 'summary.json'}")
     print(f"plans bag: {out / 'plans'} (ros2 bag play, or open plans.mcap in Foxglove)")
     return 130 if result.interrupted else 0
+
+
+def _build_dataset(args: argparse.Namespace) -> int:
+    from alpamayo_ros.training.dataset import build_dataset
+
+    report = build_dataset(
+        args.bags, args.annotations, args.out, _load_rig(args.cameras), odom_source=args.odom,
+        rate_hz=args.rate, per_shard=args.per_shard,
+    )  # fmt: skip
+    print(
+        f"{report.samples} samples in {report.shards} shards in {args.out}; skipped: "
+        f"{dict(report.skipped) or 'none'}"
+    )
+    return 0 if report.samples else 2
+
+
+def _train_settings(args: argparse.Namespace):
+    from alpamayo_ros.training.trainer import TrainSettings
+
+    return TrainSettings(
+        steps=args.steps, batch_size=args.batch_size, grad_accum=args.grad_accum, lr=args.lr,
+        warmup_steps=args.warmup, mixed_precision=args.mixed_precision,
+        ce_trajectory_weight=args.trajectory_token_weight, fm_weight=args.fm_weight,
+        insulate_vlm=not args.fm_into_vlm, freeze_vlm=args.freeze_vlm,
+        freeze_vision=args.freeze_vision, lora_rank=args.lora_rank, num_workers=args.workers,
+        seed=args.seed, save_every=args.save_every, log_every=args.log_every,
+    )  # fmt: skip
+
+
+def _train_sft(args: argparse.Namespace) -> int:
+    from alpamayo_ros.training.trainer import train_sft
+
+    records = train_sft(args.checkpoint, args.dataset, args.out, _train_settings(args))
+    print(f"trained {records[-1]['step'] if records else 0} steps; checkpoint: {args.out}")
+    return 0
+
+
+def _train_grpo(args: argparse.Namespace) -> int:
+    from alpamayo_ros.training.grpo import GRPOSettings
+    from alpamayo_ros.training.trainer import GRPOTrainSettings, train_grpo
+
+    settings = GRPOTrainSettings(
+        steps=args.steps, prompts_per_step=args.prompts, lr=args.lr, seed=args.seed,
+        grpo=GRPOSettings(
+            group_size=args.group_size, kl_beta=args.kl_beta,
+            max_reasoning_tokens=args.max_reasoning_tokens,
+        ),
+    )  # fmt: skip
+    judge = None
+    if args.judge_url:
+        from alpamayo_ros.training.rewards import OpenAIJudge
+
+        judge = OpenAIJudge(args.judge_url, args.judge_model, os.environ.get("JUDGE_API_KEY"))
+    from alpamayo_ros.training.rewards import CombinedReward
+
+    train_grpo(
+        args.checkpoint, args.dataset, args.out, settings, CombinedReward.default(judge),
+        reference=args.reference,
+    )  # fmt: skip
+    print(f"GRPO checkpoint: {args.out}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from alpamayo_ros.model.policy import AlpamayoPolicy
+    from alpamayo_ros.training.dataset import load_samples
+    from alpamayo_ros.training.evaluate import evaluate_policy
+
+    samples = load_samples(args.dataset)[:: args.stride]
+    policy = AlpamayoPolicy.from_pretrained(args.model, device=args.device)
+    report = evaluate_policy(policy, samples, num_samples=args.samples, seed=args.seed)
+    _print_eval(report.as_dict())
+    if args.out:
+        Path(args.out).write_text(json.dumps(report.as_dict(), indent=2) + "\n")
+    return 0
+
+
+def _print_eval(metrics: dict) -> None:
+    model, cv = metrics["model"], metrics["constant_velocity"]
+    print(f"{metrics['samples']} held-out samples")
+    for key in ("ade_1.0s", "ade_3.0s", "ade_6.4s", "fde_3.0s"):
+        if key in model:
+            print(f"  {key}: model {model[key]:.3f} m, constant velocity {cv[key]:.3f} m")
+    print(f"  reasoning-action consistency: {100 * metrics['consistency']:.1f} %")
+    print(f"  stated action = annotated action: {100 * metrics['annotation_agreement']:.1f} %")
+
+
+def _train_demo(args: argparse.Namespace) -> int:
+    from alpamayo_ros.training.demo import DEMO_CHECKPOINT, train_demo
+
+    out = Path(args.out) if args.out else DEMO_CHECKPOINT
+    metrics = train_demo(args.work, out)
+    _print_eval(metrics)
+    print(f"demo checkpoint: {out} (metrics in {out / 'demo_metrics.json'})")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -206,6 +313,72 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, help="seconds of bag time to replay")
     p.add_argument("--out", default="out/replay", help="output folder")
     p.set_defaults(func=_replay)
+
+    p = sub.add_parser("build-dataset", help="bags + causal-chain annotations -> training shards")
+    p.add_argument("bags", nargs="+", help="ROS 2 bag folders")
+    p.add_argument("--annotations", required=True, help="JSON lines: bag, t, reasoning, ...")
+    p.add_argument("--out", required=True, help="output folder of shard-*.tar")
+    p.add_argument("--cameras", help="camera rig YAML (default: the released rig's topics)")
+    p.add_argument("--odom", default="/odom", help="nav_msgs/Odometry or /tf topic")
+    p.add_argument("--rate", type=float, default=10.0, help="samples per second of bag time")
+    p.add_argument("--per-shard", type=int, default=256, help="samples per shard")
+    p.set_defaults(func=_build_dataset)
+
+    p = sub.add_parser("train-sft", help="supervised fine-tuning (CE + flow matching)")
+    p.add_argument("checkpoint", help="checkpoint to start from (released layout)")
+    p.add_argument("dataset", help="folder of shards from build-dataset")
+    p.add_argument("--out", required=True, help="output checkpoint folder")
+    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--batch-size", type=int, default=8, help="per process")
+    p.add_argument("--grad-accum", type=int, default=1)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--warmup", type=int, default=50, help="warm-up steps")
+    p.add_argument("--mixed-precision", default="no", choices=["no", "bf16"])
+    p.add_argument("--trajectory-token-weight", type=float, default=0.1)
+    p.add_argument("--fm-weight", type=float, default=1.0, help="flow-matching loss weight")
+    p.add_argument("--fm-into-vlm", action="store_true", help="flow-matching loss trains the VLM")
+    p.add_argument("--freeze-vlm", action="store_true", help="train the action expert only")
+    p.add_argument("--freeze-vision", action="store_true", help="keep the vision tower fixed")
+    p.add_argument("--lora-rank", type=int, default=0, help="LoRA on the language model (PEFT)")
+    p.add_argument("--workers", type=int, default=2, help="DataLoader workers")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--save-every", type=int, default=0)
+    p.add_argument("--log-every", type=int, default=10)
+    p.set_defaults(func=_train_sft)
+
+    p = sub.add_parser("train-grpo", help="GRPO post-training with the three rewards")
+    p.add_argument("checkpoint", help="the SFT checkpoint (also the KL reference by default)")
+    p.add_argument("dataset", help="folder of shards from build-dataset")
+    p.add_argument("--out", required=True, help="output checkpoint folder")
+    p.add_argument("--reference", help="reference checkpoint of the KL term")
+    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--prompts", type=int, default=2, help="prompts per step")
+    p.add_argument("--group-size", type=int, default=4, help="rollouts per prompt")
+    p.add_argument("--lr", type=float, default=1e-5)
+    p.add_argument("--kl-beta", type=float, default=0.04)
+    p.add_argument("--max-reasoning-tokens", type=int, default=64)
+    p.add_argument("--judge-url", help="OpenAI-compatible endpoint of an LLM judge (optional; "
+                   "API key from JUDGE_API_KEY)")  # fmt: skip
+    p.add_argument("--judge-model", default="judge", help="model name at the judge endpoint")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_train_grpo)
+
+    p = sub.add_parser("evaluate", help="open-loop metrics and consistency on a dataset")
+    p.add_argument("model", help="checkpoint folder")
+    p.add_argument("dataset", help="folder of shards from build-dataset")
+    p.add_argument("--samples", type=int, default=1, help="trajectory samples per plan")
+    p.add_argument("--stride", type=int, default=1, help="evaluate every n-th sample")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="write the metrics as JSON here")
+    p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser(
+        "train-demo", help="make synthetic drives, train and evaluate the demo checkpoint"
+    )
+    p.add_argument("--work", default="out/demo", help="folder for drives, datasets, logs")
+    p.add_argument("--out", help="checkpoint folder (default: the package's demo_checkpoint)")
+    p.set_defaults(func=_train_demo)
     return parser
 
 

@@ -24,6 +24,7 @@ from transforms3d.quaternions import mat2quat
 from alpamayo_ros.bag.messages import BagWriter, MessageFactory, yaw_quaternion
 from alpamayo_ros.core.ego_history import StampedPose
 from alpamayo_ros.core.frame_buffer import RELEASED_CAMERAS
+from alpamayo_ros.core.meta_actions import extract_meta_actions
 
 ScenarioKind = Literal["lead_brake", "pedestrian", "clear", "combined"]
 LANE_WIDTH = 3.5
@@ -133,23 +134,19 @@ def _idm_accel(v: float, v0: float, gap: float | None, v_lead: float) -> float:
     return max(-8.0, a_max * (free - (s_star / max(gap, 0.1)) ** 2))
 
 
-def simulate(scn: Scenario, dt: float = 0.01) -> list[WorldState]:
-    """World states every dt seconds."""
+def simulate(scn: Scenario, dt: float = 0.01, extra: float = 0.0) -> list[WorldState]:
+    """World states every dt seconds over the scenario's duration plus `extra` seconds (the
+    future after the bag ends, for annotations)."""
     states = []
     x, v = 0.0, scn.ego_speed
     lead_x = scn.lead_gap + 4.5 if scn.lead_gap is not None else None
     lead_v = scn.ego_speed
-    for k in range(round(scn.duration / dt) + 1):
+    for k in range(round((scn.duration + extra) / dt) + 1):
         t = k * dt
-        ped_y = None
-        if (
-            scn.pedestrian_x is not None
-            and scn.pedestrian_start is not None
-            and t >= scn.pedestrian_start
-        ):
-            ped_y = -7.0 + scn.pedestrian_speed * (t - scn.pedestrian_start)
-            if ped_y > 7.0:
-                ped_y = None
+        ped_y = None  # waits at the kerb (y = -7 m), crosses, then stays on the far side
+        if scn.pedestrian_x is not None and scn.pedestrian_start is not None:
+            walked = scn.pedestrian_speed * max(0.0, t - scn.pedestrian_start)
+            ped_y = min(-7.0 + walked, 7.0)
         # Obstacles in the ego lane: the lead vehicle, and the pedestrian's crossing line
         # while the pedestrian is on (or about to step onto) the road.
         gap, v_obst = None, 0.0
@@ -177,15 +174,79 @@ def simulate(scn: Scenario, dt: float = 0.01) -> list[WorldState]:
     return states
 
 
-def causal_chain(state: WorldState, scn: Scenario) -> tuple[str, str]:
-    """(templated reasoning, longitudinal meta-action) for one moment."""
-    if state.ped_y is not None and scn.pedestrian_x is not None and scn.pedestrian_x > state.ego_x:
-        return "Stop: a pedestrian is crossing the road ahead.", "stop"
-    if state.lead_x is not None and state.lead_v < state.ego_v - 0.5 and state.ego_a < -0.3:
-        return "Decelerate: the lead vehicle ahead is braking.", "decelerate"
-    if state.ego_a > 0.3:
-        return "Accelerate: the road ahead is clear.", "accelerate"
-    return "Keep speed: the road ahead is clear.", "keep_speed"
+ACTION_WORDS = {
+    "accelerate": "Accelerate",
+    "keep_speed": "Keep speed",
+    "decelerate": "Decelerate",
+    "stop": "Stop",
+}
+FUTURE_STEPS, FUTURE_DT = 64, 0.1
+
+
+CAUSES = {
+    "stop": ("a pedestrian is crossing the road ahead", "the lead vehicle ahead is braking",
+             "the road ahead is blocked"),
+    "decelerate": ("a pedestrian is crossing the road ahead", "the lead vehicle ahead is braking",
+                   "the road ahead is blocked"),
+    "accelerate": ("the lead vehicle ahead is pulling away", "the road ahead is clear"),
+    "keep_speed": ("following the lead vehicle", "the road ahead is clear"),
+}  # fmt: skip
+
+
+def causal_chain_texts() -> list[str]:
+    """Every causal chain the annotations can hold (e.g. a tokenizer's training corpus)."""
+    return [f"{ACTION_WORDS[a]}: {c}." for a, causes in CAUSES.items() for c in causes]
+
+
+def _pedestrian_crossing(state: WorldState, scn: Scenario) -> bool:
+    """The pedestrian is on (or stepping onto) the road ahead of the ego vehicle."""
+    return (
+        state.ped_y is not None
+        and scn.pedestrian_x is not None
+        and scn.pedestrian_x > state.ego_x
+        and -LANE_WIDTH * 1.5 - 1.5 < state.ped_y < LANE_WIDTH * 1.5
+    )
+
+
+def causal_chain(states: list[WorldState], k: int, scn: Scenario, dt: float) -> dict:
+    """The annotation at states[k]: a templated causal chain whose action is what the ego
+    vehicle then does (the meta-action of its next 6.4 s, so text and trajectory agree)
+    and whose cause is what in the scene explains it.
+
+    states: simulated every dt seconds, reaching at least 6.4 s past states[k].
+    Returns {"reasoning", "meta_action"}.
+    """
+    now = states[k]
+    stride = round(FUTURE_DT / dt)
+    future = [states[k + stride * (i + 1)] for i in range(FUTURE_STEPS)]
+    speed = np.array([s.ego_v for s in future])
+    zeros = np.zeros(FUTURE_STEPS)
+    action, _ = extract_meta_actions(speed, zeros, zeros, now.ego_v, FUTURE_DT)
+    lead_gap = now.lead_x - 4.5 - now.ego_x if now.lead_x is not None else math.inf
+    if action in ("stop", "decelerate"):
+        if any(_pedestrian_crossing(s, scn) for s in future[:30]):
+            cause = "a pedestrian is crossing the road ahead"
+        elif now.lead_x is not None:
+            cause = "the lead vehicle ahead is braking"
+        else:
+            cause = "the road ahead is blocked"
+    elif action == "accelerate":
+        cause = (
+            "the lead vehicle ahead is pulling away" if lead_gap < 40 else "the road ahead is clear"
+        )
+    else:
+        cause = "following the lead vehicle" if lead_gap < 40 else "the road ahead is clear"
+    return {"reasoning": f"{ACTION_WORDS[action]}: {cause}.", "meta_action": action}
+
+
+def agent_boxes(state: WorldState, scn: Scenario) -> list[list[float]]:
+    """Other agents at a moment as [x, y, yaw, length, width] (odom frame, m and rad)."""
+    boxes = []
+    if state.lead_x is not None:
+        boxes.append([state.lead_x - 2.25, 0.0, 0.0, 4.5, 1.8])
+    if state.ped_y is not None and scn.pedestrian_x is not None:
+        boxes.append([scn.pedestrian_x, state.ped_y, 0.0, 0.5, 0.5])
+    return boxes
 
 
 def _box(center: tuple[float, float, float], size: tuple[float, float, float]) -> list[np.ndarray]:
@@ -270,7 +331,7 @@ def write_sample_bag(
     """Write the drive to `directory` (a new bag folder) and return its scenario."""
     directory = Path(directory)
     scn = Scenario.random(seed, kind, duration)
-    states = simulate(scn)
+    states = simulate(scn, extra=FUTURE_STEPS * FUTURE_DT + 0.5)
     by_time = {round(s.t * 100): s for s in states}
     cams = released_cameras(width, height)
     f = MessageFactory()
@@ -316,13 +377,12 @@ def write_sample_bag(
                 )
                 bag.write(f"{topic}/camera_info", t, info)
             s = by_time[round(0.1 * k * 100)]
-            text, action = causal_chain(s, scn)
             annotations.append(
                 {
                     "bag": directory.name,
                     "t": round(t_start + s.t, 6),
-                    "reasoning": text,
-                    "meta_action": action,
+                    **causal_chain(states, round(0.1 * k * 100), scn, 0.01),
+                    "agents": agent_boxes(s, scn),
                 }
             )
     with open(directory / "coc_annotations.jsonl", "w") as fh:

@@ -215,6 +215,12 @@ class AlpamayoConfig:
             raise ConfigError(f"{path} is not valid JSON: {err}") from err
         return cls(data)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The config document (a copy; also what PEFT reads, e.g. tie_word_embeddings)."""
+        doc = copy.deepcopy(self.data)
+        doc.setdefault("tie_word_embeddings", False)
+        return doc
+
     def to_json_string(self) -> str:
         return json.dumps(self.data, indent=2, sort_keys=True) + "\n"
 

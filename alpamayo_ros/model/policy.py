@@ -64,7 +64,10 @@ class PolicySample:
     states from the core (x, y, heading, speed); xyz (T, 3) metres and rot (T, 3, 3) in the
     ego frame at t0; reasoning_complete: False when the decode hit max_reasoning_tokens
     before <|traj_future_start|>; reasoning_token_ids: the sampled text ids (up to
-    <|cot_end|>); trajectory_tokens: (2T,) local ids on the discrete path.
+    <|cot_end|>); trajectory_tokens: (2T,) local ids on the discrete path; generated_ids:
+    every vocabulary id the VLM produced after the prompt, through <|traj_future_start|>
+    (and the 2T trajectory tokens on the discrete path), pads left out: what training
+    scores (GRPO log-probabilities).
     """
 
     reasoning: str
@@ -75,6 +78,18 @@ class PolicySample:
     reasoning_complete: bool
     reasoning_token_ids: tuple[int, ...] = ()
     trajectory_tokens: np.ndarray | None = None
+    generated_ids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class ExpertContext:
+    """What the expert needs to read a VLM cache: the cache, its action tokens' rotary
+    position ids (3, B, T), their attention mask (B, 1, T, prefix + T) and the cache length."""
+
+    cache: object
+    position_ids: torch.Tensor
+    mask: torch.Tensor
+    prefix: int
 
 
 @dataclass
@@ -254,11 +269,13 @@ class AlpamayoPolicy(nn.Module):
         seed: int | None = None,
         num_flow_steps: int | None = None,
         discrete: bool = False,
+        trajectory_temperature: float = 0.0,
     ) -> PlanResult:
         """Reasoning and trajectories for a batch of requests, num_samples each.
 
         discrete: emit the 128 trajectory tokens with the VLM after the reasoning (the
-        autoregressive head) instead of running the action expert.
+        autoregressive head) instead of running the action expert; trajectory_temperature
+        samples them (0: greedy; GRPO rollouts sample).
         """
         if self.processor is None:
             raise RuntimeError("policy has no processor: load it with from_pretrained")
@@ -287,20 +304,22 @@ class AlpamayoPolicy(nn.Module):
             attention = inputs["attention_mask"].repeat_interleave(S, dim=0)
 
         with _timer(timings, "reasoning", device):
-            text_ids, future_start_pos, complete, attention, stop_logits = self._decode_reasoning(
+            decoded = self._decode_reasoning(
                 logits, cache, attention, rope_deltas, temperature, top_p,
                 max_reasoning_tokens, generator,
             )  # fmt: skip
+            text_ids, full_ids, future_start_pos, complete, attention, stop_logits = decoded
 
         traj_tokens = None
         with _timer(timings, "trajectory", device):
             if discrete:
                 traj_tokens = self._decode_trajectory_tokens(
-                    stop_logits, cache, attention, rope_deltas, generator
+                    stop_logits, cache, attention, rope_deltas, generator, trajectory_temperature
                 )
                 controls = torch.from_numpy(
                     self.config.future_tokenizer.decode(traj_tokens)
                 ).float()
+                traj_ids = (traj_tokens + self.processor.traj_token_start).tolist()
             else:
                 action = self._denoise(
                     cache, attention, future_start_pos, rope_deltas, generator,
@@ -331,6 +350,8 @@ class AlpamayoPolicy(nn.Module):
                         reasoning_complete=bool(complete[i]),
                         reasoning_token_ids=tuple(text_ids[i]),
                         trajectory_tokens=None if traj_tokens is None else traj_tokens[i],
+                        generated_ids=tuple(full_ids[i])
+                        + (() if traj_tokens is None else tuple(traj_ids[i])),
                     )
                 )
             samples.append(per)
@@ -385,19 +406,28 @@ class AlpamayoPolicy(nn.Module):
             finished, stop_pos, torch.full_like(stop_pos, attention.shape[1] - 1)
         )
         gen = torch.stack(generated, dim=1) if generated else torch.zeros((n, 0), dtype=torch.long)
-        text_ids = []
+        text_ids, full_ids = [], []
         for i in range(n):
             row = gen[i].tolist()
             end = row.index(stop_id) if stop_id in row else len(row)
             text = [t for t in row[:end] if t != proc.pad_id]
             cot_end = proc.special_ids["cot_end"]
             text_ids.append(text[: text.index(cot_end)] if cot_end in text else text)
-        return text_ids, stop_pos, complete.cpu().numpy(), attention, stop_logits
+            full_ids.append([t for t in row[: end + 1] if t != proc.pad_id])
+        return text_ids, full_ids, stop_pos, complete.cpu().numpy(), attention, stop_logits
 
-    def _denoise(self, cache, attention, stop_pos, rope_deltas, generator, steps) -> torch.Tensor:
-        """Flow matching with the expert over the VLM cache; returns (B*S, T, 2) normalised."""
+    def expert_context(
+        self, cache, attention: torch.Tensor, stop_pos: torch.Tensor, rope_deltas: torch.Tensor
+    ) -> ExpertContext:
+        """Positions and attention of the expert's T action tokens over a VLM cache.
+
+        attention: (B, L) the cache's attention mask (left padding 0); stop_pos: (B,) index
+        of each sequence's <|traj_future_start|> (cache positions after it, e.g. the
+        trajectory tokens of a training sequence, are hidden from the expert); rope_deltas:
+        (B, 1) of the VLM's multimodal rotary positions.
+        """
         n = attention.shape[0]
-        T, C = self.action_space.dims
+        T = self.action_space.dims[0]
         prefix = cache.get_seq_length()
         device = attention.device
         # Positions continue the VLM's multimodal rotary positions after <|traj_future_start|>.
@@ -416,24 +446,36 @@ class AlpamayoPolicy(nn.Module):
         )
         if self.expert.config._attn_implementation == "eager":  # additive masks only
             mask = torch.zeros(mask.shape, device=device).masked_fill(~mask, float("-inf"))
+        return ExpertContext(cache, position_ids, mask, prefix)
+
+    def expert_velocity(self, ctx: ExpertContext, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The flow-matching velocity (B, T, 2) of noisy normalised controls x (B, T, 2) at
+        flow times t (B,), reading the VLM cache of `ctx` (left as it was)."""
         dtype = self.action_out_proj.weight.dtype
+        emb = self.action_in_proj(x, t).to(dtype)
+        out = self.expert(
+            inputs_embeds=emb, position_ids=ctx.position_ids, past_key_values=ctx.cache,
+            attention_mask=ctx.mask, use_cache=True,
+        )  # fmt: skip
+        _crop(ctx.cache, ctx.prefix)
+        T = self.action_space.dims[0]
+        return self.action_out_proj(out.last_hidden_state[:, -T:]).float()
 
-        def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            emb = self.action_in_proj(x, t).to(dtype)
-            out = self.expert(
-                inputs_embeds=emb, position_ids=position_ids, past_key_values=cache,
-                attention_mask=mask, use_cache=True,
-            )  # fmt: skip
-            _crop(cache, prefix)
-            return self.action_out_proj(out.last_hidden_state[:, -T:]).float()
-
-        return euler_sample(velocity, (n, T, C), steps, generator=generator, device=device)
+    def _denoise(self, cache, attention, stop_pos, rope_deltas, generator, steps) -> torch.Tensor:
+        """Flow matching with the expert over the VLM cache; returns (B*S, T, 2) normalised."""
+        ctx = self.expert_context(cache, attention, stop_pos, rope_deltas)
+        shape = (attention.shape[0], *self.action_space.dims)
+        return euler_sample(
+            lambda x, t: self.expert_velocity(ctx, x, t), shape, steps,
+            generator=generator, device=attention.device,
+        )  # fmt: skip
 
     def _decode_trajectory_tokens(
-        self, logits, cache, attention, rope_deltas, generator
+        self, logits, cache, attention, rope_deltas, generator, temperature: float = 0.0
     ) -> np.ndarray:
-        """The discrete head: 2T greedy tokens, each restricted to the future-trajectory ids,
-        starting from the logits right after <|traj_future_start|>."""
+        """The discrete head: 2T tokens (greedy, or sampled at `temperature`), each
+        restricted to the future-trajectory ids, starting from the logits right after
+        <|traj_future_start|>. Returns local ids (B, 2T)."""
         assert self.processor is not None
         lo = self.processor.traj_token_start
         hi = lo + self.config.future_tokenizer.vocab_size
@@ -441,7 +483,7 @@ class AlpamayoPolicy(nn.Module):
         for _ in range(self.config.tokens_per_future_traj):
             masked = torch.full_like(logits, float("-inf"))
             masked[:, lo:hi] = logits[:, lo:hi]
-            token = _sample_token(masked, 0.0, 1.0, generator)
+            token = _sample_token(masked, temperature, 1.0, generator)
             ids.append(token)
             attention = torch.cat([attention, torch.ones_like(attention[:, :1])], dim=1)
             logits = self._step_vlm(token, cache, attention, rope_deltas)

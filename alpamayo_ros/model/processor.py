@@ -157,12 +157,33 @@ class AlpamayoProcessor:
         return ids + self.history_token_start
 
     # -- inputs ---------------------------------------------------------------------------
-    def __call__(self, requests: list[PlanRequest]) -> dict[str, torch.Tensor]:
+    def target_ids(self, reasoning: str, trajectory_tokens: np.ndarray | None = None) -> list[int]:
+        """What the model should write after the prompt (which ends with <|cot_start|>):
+        the reasoning, <|cot_end|>, <|traj_future_start|>, then on the discrete path the
+        trajectory tokens (local ids (2T,) of the config's future tokenizer) and
+        <|traj_future_end|>, and <|im_end|>."""
+        ids = list(self.tokenizer(reasoning, add_special_tokens=False)["input_ids"])
+        ids += [self.special_ids["cot_end"], self.special_ids["traj_future_start"]]
+        if trajectory_tokens is not None:
+            ids += (np.asarray(trajectory_tokens) + self.traj_token_start).tolist()
+            ids.append(self.special_ids["traj_future_end"])
+        ids.append(token_id(self.tokenizer, "<|im_end|>"))
+        return ids
+
+    def __call__(
+        self, requests: list[PlanRequest], continuations: list[list[int]] | None = None
+    ) -> dict[str, torch.Tensor]:
         """Batch of requests -> input_ids, attention_mask (B, L), mm_token_type_ids (B, L),
         pixel_values (sum of patches, D), image_grid_thw (total images, 3).
 
-        Prompts of different lengths (different image sizes) are left-padded.
+        continuations: token ids appended to each prompt (training: target_ids, or a
+        rollout's generated ids); then also labels (B, L), -100 outside the continuations,
+        and future_start (B,), the index of each continuation's <|traj_future_start|> (-1
+        where it has none).
+        Sequences of different lengths are left-padded.
         """
+        if continuations is not None and len(continuations) != len(requests):
+            raise ValueError(f"{len(continuations)} continuations for {len(requests)} requests")
         if not requests:
             raise ValueError("no requests to process")
         all_images = [img for r in requests for img in r.images]
@@ -192,6 +213,12 @@ class AlpamayoProcessor:
             slots = np.flatnonzero(ids == history_placeholder)
             ids[slots] = self.history_token_ids(r.ego)
             sequences.append(ids)
+        prompt_lengths = [len(seq) for seq in sequences]
+        if continuations is not None:
+            sequences = [
+                np.concatenate([seq, np.asarray(cont, dtype=seq.dtype)])
+                for seq, cont in zip(sequences, continuations, strict=True)
+            ]
 
         length = max(len(s) for s in sequences)
         input_ids = torch.full((len(sequences), length), self.pad_id, dtype=torch.long)
@@ -200,13 +227,26 @@ class AlpamayoProcessor:
             input_ids[b, length - len(s) :] = torch.from_numpy(s)
             attention[b, length - len(s) :] = 1
         mm_types = (input_ids == self.image_pad_id).int() * attention.int()
-        return {
+        out = {
             "input_ids": input_ids,
             "attention_mask": attention,
             "mm_token_type_ids": mm_types,
             "pixel_values": vision["pixel_values"],
             "image_grid_thw": grid,
         }
+        if continuations is not None:
+            labels = torch.full_like(input_ids, -100)
+            future_start = torch.full((len(sequences),), -1, dtype=torch.long)
+            stop = self.special_ids["traj_future_start"]
+            for b, (seq, n_prompt) in enumerate(zip(sequences, prompt_lengths, strict=True)):
+                offset = length - len(seq)
+                labels[b, offset + n_prompt :] = torch.from_numpy(seq[n_prompt:])
+                hits = np.flatnonzero(seq[n_prompt:] == stop)
+                if hits.size:
+                    future_start[b] = offset + n_prompt + int(hits[0])
+            out["labels"] = labels
+            out["future_start"] = future_start
+        return out
 
 
 def token_id(tokenizer: PreTrainedTokenizerBase, token: str) -> int:

@@ -10,11 +10,12 @@ benchmarks of its shapes with random weights.
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
-from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
+from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
 from alpamayo_ros.core.tokens import (
@@ -109,13 +110,25 @@ def released_config_data() -> dict[str, Any]:
     }
 
 
-def build_tokenizer(traj_vocab_size: int = TRAJ_VOCAB_SIZE) -> PreTrainedTokenizerFast:
-    """A byte-level tokenizer (256 byte symbols, no merges) with Qwen's chat and vision
-    specials, the trajectory tokens and the Alpamayo specials, in the released order."""
+def build_tokenizer(
+    traj_vocab_size: int = TRAJ_VOCAB_SIZE, corpus: Sequence[str] = (), merges: int = 256
+) -> PreTrainedTokenizerFast:
+    """A byte-level BPE tokenizer with Qwen's chat and vision specials, the trajectory
+    tokens and the Alpamayo specials, in the released order.
+
+    Without a corpus: the 256 byte symbols and no merges. With one: up to `merges` merges
+    learnt from it (the prompt and the causal chains a model will write), so those texts
+    take a few tokens instead of one per byte; any text still encodes, byte by byte.
+    """
     alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
     tok = Tokenizer(models.BPE(vocab={ch: i for i, ch in enumerate(alphabet)}, merges=[]))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     tok.decoder = decoders.ByteLevel()
+    if corpus:
+        trainer = trainers.BpeTrainer(
+            vocab_size=len(alphabet) + merges, initial_alphabet=alphabet, show_progress=False
+        )
+        tok.train_from_iterator(list(corpus), trainer=trainer)
     tok.add_special_tokens([AddedToken(s, special=True, normalized=False) for s in QWEN_SPECIALS])
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>"
@@ -125,8 +138,24 @@ def build_tokenizer(traj_vocab_size: int = TRAJ_VOCAB_SIZE) -> PreTrainedTokeniz
     return fast
 
 
-def tiny_config_data(tokenizer: PreTrainedTokenizerFast, pixels: int = 32768) -> dict[str, Any]:
-    """A released-layout config with tiny widths around the given tokenizer."""
+# Widths of the presets: "tiny" (tests, ~1 M parameters) and "small" (the trained demo,
+# ~3 M parameters, a few MB).
+SIZES: dict[str, dict[str, int]] = {
+    "tiny": dict(hidden=64, layers=2, heads=4, kv_heads=2, head_dim=16, mlp=128, vision=32,
+                 vision_mlp=64, expert=32, expert_mlp=64, proj=32),
+    "small": dict(hidden=128, layers=4, heads=4, kv_heads=2, head_dim=32, mlp=256, vision=64,
+                  vision_mlp=128, expert=64, expert_mlp=128, proj=64),
+}  # fmt: skip
+
+
+def tiny_config_data(
+    tokenizer: PreTrainedTokenizerFast, pixels: int = 32768, size: str = "tiny"
+) -> dict[str, Any]:
+    """A released-layout config with tiny widths (a SIZES preset) around the tokenizer."""
+    if size not in SIZES:
+        raise ValueError(f"size must be one of {sorted(SIZES)}, got {size!r}")
+    w = SIZES[size]
+    half = w["head_dim"] // 2  # rotary frequencies, split into (t, h, w) sections
     data = released_config_data()
     ids = {s: tokenizer.convert_tokens_to_ids(s) for s in QWEN_SPECIALS}
     data.update(
@@ -145,61 +174,68 @@ def tiny_config_data(tokenizer: PreTrainedTokenizerFast, pixels: int = 32768) ->
             "tie_word_embeddings": False,
             "text_config": {
                 "vocab_size": len(tokenizer),
-                "hidden_size": 64,
-                "intermediate_size": 128,
-                "num_hidden_layers": 2,
-                "num_attention_heads": 4,
-                "num_key_value_heads": 2,
-                "head_dim": 16,
+                "hidden_size": w["hidden"],
+                "intermediate_size": w["mlp"],
+                "num_hidden_layers": w["layers"],
+                "num_attention_heads": w["heads"],
+                "num_key_value_heads": w["kv_heads"],
+                "head_dim": w["head_dim"],
                 "max_position_embeddings": 8192,
                 "rms_norm_eps": 1e-6,
                 "rope_parameters": {
                     "rope_type": "default",
                     "rope_theta": 5000000.0,
-                    "mrope_section": [4, 2, 2],
+                    "mrope_section": [half // 2, half // 4, half // 4],
                     "mrope_interleaved": True,
                 },
             },
             "vision_config": {
                 "depth": 2,
-                "hidden_size": 32,
-                "intermediate_size": 64,
+                "hidden_size": w["vision"],
+                "intermediate_size": w["vision_mlp"],
                 "num_heads": 2,
                 "patch_size": 16,
                 "spatial_merge_size": 2,
                 "temporal_patch_size": 2,
-                "out_hidden_size": 64,
+                "out_hidden_size": w["hidden"],
                 "num_position_embeddings": 64,
                 "deepstack_visual_indexes": [1],
             },
         },
         expert_cfg={
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_attention_heads": 4,
-            "head_dim": 16,
+            "hidden_size": w["expert"],
+            "intermediate_size": w["expert_mlp"],
+            "num_attention_heads": w["heads"],
+            "head_dim": w["head_dim"],
         },
     )
     data["action_in_proj_cfg"] = {
         **data["action_in_proj_cfg"],
-        "hidden_size": 32,
+        "hidden_size": w["proj"],
         "num_fourier_feats": 8,
     }
     return data
 
 
-def make_tiny_checkpoint(directory: str | Path, seed: int = 0, pixels: int = 32768) -> Path:
+def make_tiny_checkpoint(
+    directory: str | Path,
+    seed: int = 0,
+    pixels: int = 32768,
+    size: str = "tiny",
+    corpus: Sequence[str] = (),
+) -> Path:
     """Write a random tiny checkpoint to `directory` (created); returns its path.
 
     pixels: the image budget of its processor (the release uses about 196608; the tiny
-    default keeps CPU runs fast).
+    default keeps CPU runs fast); size: a SIZES preset; corpus: texts the tokenizer learns
+    merges from (build_tokenizer), e.g. the prompt and the causal chains to be trained.
     """
     from alpamayo_ros.model.policy import AlpamayoPolicy
     from alpamayo_ros.model.processor import AlpamayoProcessor
 
     directory = Path(directory)
-    tokenizer = build_tokenizer()
-    config = AlpamayoConfig(tiny_config_data(tokenizer, pixels))
+    tokenizer = build_tokenizer(corpus=corpus)
+    config = AlpamayoConfig(tiny_config_data(tokenizer, pixels, size))
     torch.manual_seed(seed)
     policy = AlpamayoPolicy(config)
     policy.processor = AlpamayoProcessor(tokenizer, default_image_processor(pixels, pixels), config)

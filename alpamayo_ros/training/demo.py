@@ -1,0 +1,121 @@
+"""The demo model: a small checkpoint trained here, on the CPU, on synthetic drives.
+
+`train_demo` does everything from nothing, deterministically from its seeds: synthetic
+drives from `make-sample-bag` (lead vehicle braking, pedestrian crossing, clear road, and
+both together) with their templated causal chains, a training and a held-out dataset,
+a small random checkpoint in the released layout, SFT (cross-entropy on the causal chain
+and the trajectory tokens, flow matching for the expert), and the held-out evaluation
+against the constant-velocity baseline. `alpamayo-ros train-demo` runs it; the result
+ships as the replay's default model (alpamayo_ros/demo_checkpoint/).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from alpamayo_ros.bag.sample_drive import ScenarioKind, causal_chain_texts, write_sample_bag
+from alpamayo_ros.core.camera_rig import CameraRig
+from alpamayo_ros.model.processor import INSTRUCTION, SYSTEM_PROMPT
+from alpamayo_ros.training.dataset import build_dataset, load_samples
+from alpamayo_ros.training.evaluate import evaluate_policy
+from alpamayo_ros.training.trainer import TrainSettings, train_sft
+
+log = logging.getLogger(__name__)
+
+DEMO_CHECKPOINT = Path(__file__).resolve().parents[1] / "demo_checkpoint"
+KINDS: tuple[ScenarioKind, ...] = ("combined", "lead_brake", "pedestrian", "clear")
+TRAIN_SEED, TEST_SEED = 1000, 5000  # scene seeds: the held-out scenes never overlap
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    """train_bags / test_bags: synthetic drives (kinds in turn) of `duration` s, rendered
+    at width x height; model_size, pixels: make_tiny_checkpoint's preset and image budget
+    (its tokenizer learns merges from the prompt and the causal chains); train: the SFT
+    settings;
+    eval_samples: held-out samples evaluated (evenly spaced)."""
+
+    train_bags: int = 64
+    test_bags: int = 12
+    duration: float = 12.0
+    width: int = 240
+    height: int = 136
+    model_size: str = "small"
+    pixels: int = 32768
+    model_seed: int = 0
+    eval_samples: int = 240
+    train: TrainSettings = field(
+        default_factory=lambda: TrainSettings(
+            steps=1500, batch_size=8, lr=2e-3, warmup_steps=50, ce_trajectory_weight=0.1,
+            fm_weight=1.0, insulate_vlm=False, num_workers=1, log_every=25,
+        )
+    )  # fmt: skip
+
+
+def synthetic_bags(out_dir: Path, count: int, seed: int, settings: DemoSettings) -> list[Path]:
+    """`count` drives, kinds in turn, seeds seed, seed + 1, ... (skips existing ones)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    bags = []
+    for i in range(count):
+        path = out_dir / f"drive_{seed + i:05d}"
+        if not (path / "coc_annotations.jsonl").is_file():
+            shutil.rmtree(path, ignore_errors=True)
+            write_sample_bag(
+                path, seed=seed + i, kind=KINDS[i % len(KINDS)], duration=settings.duration,
+                width=settings.width, height=settings.height,
+            )  # fmt: skip
+        bags.append(path)
+    return bags
+
+
+def _dataset(work: Path, name: str, bags: list[Path]) -> Path:
+    out = work / f"{name}_dataset"
+    if (out / "index.json").is_file():
+        return out
+    notes = work / f"{name}_annotations.jsonl"
+    notes.write_text("".join((b / "coc_annotations.jsonl").read_text() for b in bags))
+    build_dataset(bags, notes, out, CameraRig.released_default(), progress=False)
+    return out
+
+
+def held_out_samples(work: Path, settings: DemoSettings) -> list:
+    """The evaluation samples: evenly spaced over the held-out drives' dataset."""
+    test = synthetic_bags(work / "test_bags", settings.test_bags, TEST_SEED, settings)
+    samples = load_samples(_dataset(work, "test", test))
+    stride = max(1, len(samples) // settings.eval_samples)
+    return samples[::stride][: settings.eval_samples]
+
+
+def evaluate_demo(checkpoint: str | Path, work: Path, settings: DemoSettings) -> dict[str, Any]:
+    """Held-out metrics of a checkpoint (the bench/eval command)."""
+    from alpamayo_ros.model.policy import AlpamayoPolicy
+
+    policy = AlpamayoPolicy.from_pretrained(checkpoint)
+    report = evaluate_policy(policy, held_out_samples(work, settings), seed=0)
+    return report.as_dict()
+
+
+def train_demo(work: str | Path, out: str | Path, settings: DemoSettings | None = None) -> dict:
+    """Build data, train and evaluate the demo checkpoint into `out` (see the module
+    docstring); returns (and writes to out/demo_metrics.json) the held-out metrics."""
+    from alpamayo_ros.model.tiny import make_tiny_checkpoint
+
+    s = settings or DemoSettings()
+    work, out = Path(work), Path(out)
+    train = synthetic_bags(work / "train_bags", s.train_bags, TRAIN_SEED, s)
+    train_data = _dataset(work, "train", train)
+    corpus = [SYSTEM_PROMPT, INSTRUCTION, "system\n", "user\n", "assistant\n"]
+    corpus += causal_chain_texts()
+    init = make_tiny_checkpoint(
+        work / "init", seed=s.model_seed, pixels=s.pixels, size=s.model_size, corpus=corpus
+    )
+    records = train_sft(init, train_data, out, s.train)
+    metrics = evaluate_demo(out, work, s)
+    metrics["training"] = {"final": records[-1] if records else {}, "settings": asdict(s)}
+    (out / "demo_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics

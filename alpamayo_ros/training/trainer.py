@@ -1,0 +1,307 @@
+"""Training loops: SFT (cross-entropy + flow matching) and GRPO, on Hugging Face accelerate.
+
+accelerate supplies the distribution (one process, DDP under `torchrun` or `accelerate
+launch`, FSDP with an accelerate FSDP config), mixed precision (bf16 autocast) and gradient
+accumulation; PEFT supplies LoRA adapters on the VLM's language model. The same command
+runs on a laptop CPU and on 8 GPUs: only the launcher changes. Checkpoints are written in
+the released layout (LoRA merged), so `AlpamayoPolicy.from_pretrained` and the nodes load
+what training writes.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from torch import nn
+from transformers import get_cosine_schedule_with_warmup
+
+from alpamayo_ros.model.policy import AlpamayoPolicy
+from alpamayo_ros.training.dataset import ShardDataset
+from alpamayo_ros.training.grpo import GRPOSettings, grpo_step
+from alpamayo_ros.training.objectives import Collator, sft_losses, token_logprobs
+from alpamayo_ros.training.rewards import CombinedReward, RewardFn
+
+log = logging.getLogger(__name__)
+
+# LoRA targets: the projections of the VLM's language model (not the vision tower, not the
+# expert, which train in full).
+LORA_TARGETS = r"vlm\.model\.language_model\.layers\.\d+\.(self_attn|mlp)\.\w+_proj"
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """steps: optimiser steps; batch_size: samples per step and process (before
+    accumulation); grad_accum: micro-batches per step; lr, weight_decay, warmup_steps:
+    AdamW with linear warm-up and cosine decay; mixed_precision: "no" or "bf16";
+    loss weights; insulate_vlm: the flow-matching loss does not reach the VLM;
+    freeze_vlm: train the expert and action projections only; freeze_vision: keep the
+    vision tower fixed; lora_rank: > 0 trains LoRA adapters of the language model instead of
+    its weights; num_workers: DataLoader workers; save_every: steps between checkpoints
+    (0: only at the end); log_every: steps between log lines."""
+
+    steps: int = 1000
+    batch_size: int = 8
+    grad_accum: int = 1
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 50
+    mixed_precision: str = "no"
+    ce_text_weight: float = 1.0
+    ce_trajectory_weight: float = 0.1
+    fm_weight: float = 1.0
+    insulate_vlm: bool = True
+    freeze_vlm: bool = False
+    freeze_vision: bool = False
+    lora_rank: int = 0
+    lora_alpha: int = 16
+    num_workers: int = 2
+    seed: int = 0
+    save_every: int = 0
+    log_every: int = 10
+    max_grad_norm: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "grad_accum", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"TrainSettings.{name} must be >= 1, got {getattr(self, name)}")
+        if self.mixed_precision not in ("no", "bf16"):
+            raise ValueError(
+                "TrainSettings.mixed_precision must be 'no' or 'bf16', "
+                f"got {self.mixed_precision!r}"
+            )
+        if not self.lr > 0:
+            raise ValueError(f"TrainSettings.lr must be > 0, got {self.lr}")
+
+
+class SFTModule(nn.Module):
+    """The SFT losses as a module forward, so DDP and FSDP see the computation."""
+
+    def __init__(self, policy: AlpamayoPolicy, settings: TrainSettings) -> None:
+        super().__init__()
+        self.policy = policy
+        self.settings = settings
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        s = self.settings
+        losses = sft_losses(
+            self.policy, batch, flow_matching=s.fm_weight > 0, insulate_vlm=s.insulate_vlm
+        )
+        total = s.ce_text_weight * losses["ce_text"]
+        total = total + s.ce_trajectory_weight * losses["ce_trajectory"]
+        if "fm" in losses:
+            total = total + s.fm_weight * losses["fm"]
+        losses["loss"] = total
+        return losses
+
+
+def prepare_parameters(policy: AlpamayoPolicy, settings: TrainSettings) -> nn.Module:
+    """Freeze what the settings freeze and add LoRA adapters; returns the module to train
+    (a PEFT model when lora_rank > 0, else the policy)."""
+    if settings.freeze_vlm:
+        policy.vlm.requires_grad_(False)
+    elif settings.freeze_vision:
+        policy.vlm.model.visual.requires_grad_(False)
+    if settings.lora_rank <= 0:
+        return policy
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(
+        r=settings.lora_rank, lora_alpha=settings.lora_alpha, target_modules=LORA_TARGETS
+    )
+    model = get_peft_model(policy, config)  # freezes everything but the adapters
+    for module in (policy.expert, policy.action_in_proj, policy.action_out_proj):
+        module.requires_grad_(True)
+    return model
+
+
+def released_policy(model: nn.Module) -> AlpamayoPolicy:
+    """The policy with LoRA adapters merged in (a copy when there are adapters), ready for
+    save_pretrained in the released layout."""
+    merge = getattr(model, "merge_and_unload", None)
+    if callable(merge):
+        merged = copy.deepcopy(model).merge_and_unload()  # type: ignore[operator]
+        assert isinstance(merged, AlpamayoPolicy)
+        return merged
+    assert isinstance(model, AlpamayoPolicy)
+    return model
+
+
+class _JsonLog:
+    def __init__(self, path: Path, enabled: bool) -> None:
+        self.path = path
+        self.enabled = enabled
+
+    def write(self, record: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        with open(self.path, "a") as fh:
+            fh.write(json.dumps(record) + "\n")
+        log.info(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                          for k, v in record.items()))  # fmt: skip
+
+
+def train_sft(
+    checkpoint: str | Path,
+    dataset: str | Path,
+    out_dir: str | Path,
+    settings: TrainSettings | None = None,
+) -> list[dict[str, Any]]:
+    """Supervised fine-tuning of `checkpoint` on a dataset from build_dataset; writes the
+    trained checkpoint to out_dir (and out_dir/step-N every save_every steps) and
+    out_dir/train_log.jsonl. Returns the log records."""
+    s = settings or TrainSettings()
+    out_dir = Path(out_dir)
+    accelerator = Accelerator(
+        gradient_accumulation_steps=s.grad_accum, mixed_precision=s.mixed_precision
+    )
+    set_seed(s.seed)
+    policy = AlpamayoPolicy.from_pretrained(checkpoint)
+    assert policy.processor is not None
+    trainable = prepare_parameters(policy, s)
+    module = SFTModule(policy, s)
+    params = [p for p in trainable.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=s.lr, weight_decay=s.weight_decay)
+    scheduler = get_cosine_schedule_with_warmup(optimizer, s.warmup_steps, s.steps)
+    data = ShardDataset(dataset, shuffle=True, seed=s.seed)
+    loader = torch.utils.data.DataLoader(
+        data, batch_size=s.batch_size, collate_fn=Collator(policy.processor),
+        num_workers=s.num_workers, persistent_workers=s.num_workers > 0,
+    )  # fmt: skip
+    module, optimizer, scheduler = accelerator.prepare(module, optimizer, scheduler)
+    if accelerator.is_main_process:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "train_settings.json").write_text(
+            json.dumps(
+                {"checkpoint": str(checkpoint), "dataset": str(dataset), **asdict(s)}, indent=2
+            )
+            + "\n"
+        )
+    jlog = _JsonLog(out_dir / "train_log.jsonl", accelerator.is_main_process)
+    records: list[dict[str, Any]] = []
+    module.train()
+    step, epoch, micro = 0, 0, 0
+    sums: dict[str, float] = {}
+    start = time.perf_counter()
+    while step < s.steps:
+        data.set_epoch(epoch)
+        for batch in loader:
+            with accelerator.accumulate(module):
+                losses = module(batch)
+                accelerator.backward(losses["loss"])
+                if accelerator.sync_gradients:
+                    accelerator.clip_grad_norm_(params, s.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad()
+            for k, v in losses.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach())
+            micro += 1
+            if not accelerator.sync_gradients:
+                continue
+            step += 1
+            if step % s.log_every == 0 or step == s.steps:
+                record = {"step": step, "epoch": epoch, "lr": scheduler.get_last_lr()[0]}
+                record |= {k: v / micro for k, v in sums.items()}
+                record["seconds"] = time.perf_counter() - start
+                records.append(record)
+                jlog.write(record)
+                sums, micro = {}, 0
+            if s.save_every and step % s.save_every == 0 and accelerator.is_main_process:
+                released_policy(trainable).save_pretrained(out_dir / f"step-{step}")
+            if step >= s.steps:
+                break
+        epoch += 1
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        released_policy(trainable).save_pretrained(out_dir)
+    return records
+
+
+@dataclass(frozen=True)
+class GRPOTrainSettings:
+    """steps: GRPO iterations; prompts_per_step: prompts per iteration (times group_size
+    rollouts); lr; grpo: the GRPO settings; seed; log_every."""
+
+    steps: int = 100
+    prompts_per_step: int = 2
+    lr: float = 1e-5
+    grpo: GRPOSettings = field(default_factory=GRPOSettings)
+    seed: int = 0
+    log_every: int = 1
+    mixed_precision: str = "no"
+
+
+class LogprobModule(nn.Module):
+    """Token log-probabilities as a module forward, so DDP and FSDP see the computation."""
+
+    def __init__(self, policy: AlpamayoPolicy) -> None:
+        super().__init__()
+        self.policy = policy
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        return token_logprobs(self.policy, batch)
+
+
+def train_grpo(
+    checkpoint: str | Path,
+    dataset: str | Path,
+    out_dir: str | Path,
+    settings: GRPOTrainSettings | None = None,
+    reward_fn: RewardFn | None = None,
+    reference: str | Path | None = None,
+) -> list[dict[str, Any]]:
+    """GRPO post-training of `checkpoint` (reference policy: `reference`, default the same
+    checkpoint, frozen) with `reward_fn` (default: CombinedReward.default()); writes the
+    result to out_dir and out_dir/grpo_log.jsonl."""
+    s = settings or GRPOTrainSettings()
+    out_dir = Path(out_dir)
+    accelerator = Accelerator(mixed_precision=s.mixed_precision)
+    set_seed(s.seed)
+    policy = AlpamayoPolicy.from_pretrained(checkpoint, device=accelerator.device)
+    ref = AlpamayoPolicy.from_pretrained(reference or checkpoint, device=accelerator.device)
+    ref.requires_grad_(False)
+    ref.eval()
+    optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=s.lr)
+    module, optimizer = accelerator.prepare(LogprobModule(policy), optimizer)
+    reward = reward_fn or CombinedReward.default()
+    data = ShardDataset(dataset, shuffle=True, seed=s.seed)
+    if accelerator.is_main_process:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    jlog = _JsonLog(out_dir / "grpo_log.jsonl", accelerator.is_main_process)
+    records = []
+    prompts: list = []
+    step, epoch = 0, 0
+    start = time.perf_counter()
+    while step < s.steps:
+        data.set_epoch(epoch)
+        for sample in data:
+            prompts.append(sample)
+            if len(prompts) < s.prompts_per_step:
+                continue
+            stats = grpo_step(
+                policy, ref, prompts, reward, optimizer, s.grpo, seed=s.seed + step,
+                backward=accelerator.backward, logprob_fn=module,
+            )  # fmt: skip
+            prompts = []
+            step += 1
+            if step % s.log_every == 0:
+                record = {"step": step, **stats, "seconds": time.perf_counter() - start}
+                parts = getattr(reward, "last", {})
+                record |= {f"reward_{k}": float(sum(v) / len(v)) for k, v in parts.items() if v}
+                records.append(record)
+                jlog.write(record)
+            if step >= s.steps:
+                break
+        epoch += 1
+    if accelerator.is_main_process:
+        policy.save_pretrained(out_dir)
+    return records
