@@ -48,7 +48,7 @@ def make_request(rng: np.random.Generator, size: tuple[int, int]) -> PlanRequest
     return PlanRequest(images, buf.history(1.9))
 
 
-def released_random_policy(device: str, dtype: torch.dtype) -> AlpamayoPolicy:
+def released_random_policy(device: str, dtype: torch.dtype, attn: str) -> AlpamayoPolicy:
     """The released shapes, random weights, built on the device in dtype."""
     data = released_config_data()
     tokenizer = build_tokenizer()
@@ -60,7 +60,7 @@ def released_random_policy(device: str, dtype: torch.dtype) -> AlpamayoPolicy:
     torch.set_default_dtype(dtype)
     try:
         with torch.device(device):
-            policy = AlpamayoPolicy(config)
+            policy = AlpamayoPolicy(config, attn_implementation=attn)
     finally:
         torch.set_default_dtype(previous)
     policy.processor = AlpamayoProcessor(
@@ -82,17 +82,28 @@ def main() -> int:
     parser.add_argument("--iters", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--image-size", default="1920x1080", help="camera frame WxH")
+    parser.add_argument("--attn", default="sdpa", choices=["sdpa", "eager", "flash_attention_2"])
+    parser.add_argument(
+        "--compile-expert", action="store_true", help="torch.compile the expert (CUDA graphs)"
+    )
     args = parser.parse_args()
 
     dtype = getattr(torch, args.dtype)
     t = time.perf_counter()
     if args.released_shapes:
-        policy = released_random_policy(args.device, dtype)
+        policy = released_random_policy(args.device, dtype, args.attn)
+        if args.compile_expert:
+            policy.expert.forward = torch.compile(
+                policy.expert.forward, mode="reduce-overhead", dynamic=True
+            )
     else:
         folder = args.checkpoint
         if folder is None:
             folder = make_tiny_checkpoint(Path(tempfile.mkdtemp()) / "tiny")
-        policy = AlpamayoPolicy.from_pretrained(folder, dtype=dtype, device=args.device)
+        policy = AlpamayoPolicy.from_pretrained(
+            folder, dtype=dtype, device=args.device, attn_implementation=args.attn,
+            compile_expert=args.compile_expert,
+        )  # fmt: skip
     load_s = time.perf_counter() - t
     params = sum(p.numel() for p in policy.parameters())
     size = tuple(int(v) for v in args.image_size.split("x"))

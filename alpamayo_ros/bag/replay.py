@@ -76,6 +76,7 @@ class ReplayResult:
     bag: str
     model_id: str
     untrained: bool
+    model_description: str
     rate_hz: float
     steps: list[ReplayStep] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)
@@ -109,6 +110,7 @@ class ReplayResult:
             "bag": self.bag,
             "model_id": self.model_id,
             "untrained_checkpoint": self.untrained,
+            "model_description": self.model_description,
             "rate_hz": self.rate_hz,
             "plans": len(self.steps),
             "model_plans": sum(not s.plan.is_fallback for s in self.steps),
@@ -181,6 +183,7 @@ def replay_bag(
         bag=str(bag_path),
         model_id=planner.model_id,
         untrained=bool(getattr(policy, "untrained", False)),
+        model_description=str(getattr(policy, "description", "")),
         rate_hz=rate_hz,
         camera_notes={c.name: c.note for c in rig.cameras if c.note},
         report_camera=report_camera,

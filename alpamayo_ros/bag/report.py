@@ -231,6 +231,7 @@ class ReportWriter:
         overview = [
             ("bag", summary["bag"]),
             ("model", summary["model_id"] or "(none)"),
+            ("model description", summary["model_description"] or "-"),
             (
                 "plans",
                 f"{summary['plans']} at {summary['rate_hz']:g} Hz of bag time, "

@@ -11,6 +11,7 @@ VLM's KV cache -> the core unicycle model integrates them.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import time
@@ -24,7 +25,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
-from transformers import Qwen3VLForConditionalGeneration, Qwen3VLTextConfig
+from transformers import PreTrainedConfig, Qwen3VLForConditionalGeneration, Qwen3VLTextConfig
 
 from alpamayo_ros.core.trajectory import UnicycleRollout, integrate
 from alpamayo_ros.model.action_expert import (
@@ -36,11 +37,12 @@ from alpamayo_ros.model.action_expert import (
 from alpamayo_ros.model.config import AlpamayoConfig, ConfigError
 from alpamayo_ros.model.flow_matching import euler_sample
 from alpamayo_ros.model.processor import AlpamayoProcessor, PlanRequest
-from alpamayo_ros.model.tiny import UNTRAINED_VLM_NAME
+from alpamayo_ros.model.tiny import DESCRIPTION_KEY, UNTRAINED_KEY
 
 log = logging.getLogger(__name__)
 
 SINGLE_FILE = "model.safetensors"
+ATTENTION_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2")
 INDEX_FILE = "model.safetensors.index.json"
 
 
@@ -137,11 +139,23 @@ def _timer(timings: dict[str, float], stage: str, device: torch.device) -> Itera
 class AlpamayoPolicy(nn.Module):
     """VLM backbone + action expert with the released module names."""
 
-    def __init__(self, config: AlpamayoConfig) -> None:
+    def __init__(self, config: AlpamayoConfig, attn_implementation: str = "sdpa") -> None:
+        """attn_implementation: "sdpa" (default), "eager" (the reference path) or
+        "flash_attention_2" (when flash-attn is installed), for the VLM and the expert."""
         super().__init__()
+        if attn_implementation not in ATTENTION_IMPLEMENTATIONS:
+            raise ValueError(
+                f"attn_implementation must be one of {ATTENTION_IMPLEMENTATIONS}, "
+                f"got {attn_implementation!r}"
+            )
         self.config = config
-        self.vlm = Qwen3VLForConditionalGeneration(config.vlm_config)
-        text_config = config.vlm_config.text_config
+        vlm_config = copy.deepcopy(config.vlm_config)
+        vlm_config._attn_implementation = attn_implementation
+        for sub in (vlm_config.text_config, vlm_config.vision_config):
+            assert isinstance(sub, PreTrainedConfig)
+            sub._attn_implementation = attn_implementation
+        self.vlm = Qwen3VLForConditionalGeneration(vlm_config)
+        text_config = vlm_config.text_config
         assert isinstance(text_config, Qwen3VLTextConfig)
         expert_cfg = expert_text_config(text_config, config.expert_overrides)
         self.expert = build_expert(expert_cfg)
@@ -154,7 +168,8 @@ class AlpamayoPolicy(nn.Module):
         self.model_id = ""
         self.load_report = LoadReport()
         # Random weights (our tiny checkpoints): said loudly wherever plans are shown.
-        self.untrained = config.data.get("vlm_name_or_path") == UNTRAINED_VLM_NAME
+        self.untrained = bool(config.data.get(UNTRAINED_KEY, False))
+        self.description = str(config.data.get(DESCRIPTION_KEY, ""))
 
     @property
     def device(self) -> torch.device:
@@ -242,19 +257,29 @@ class AlpamayoPolicy(nn.Module):
         dtype: torch.dtype | str = torch.float32,
         device: torch.device | str = "cpu",
         strict: bool = True,
+        attn_implementation: str = "sdpa",
+        compile_expert: bool = False,
     ) -> AlpamayoPolicy:
         """Load a local checkpoint folder (the released layout). A repository id is looked up
-        in the local Hugging Face cache only; nothing is downloaded."""
+        in the local Hugging Face cache only; nothing is downloaded.
+
+        compile_expert: torch.compile the expert (mode "reduce-overhead": CUDA graphs on a
+        GPU) for the denoising loop, which calls it num_flow_steps times per plan.
+        """
         folder = resolve_checkpoint(path)
         config = AlpamayoConfig.from_file(folder)
         dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
         with torch.device(device):
-            policy = cls(config)
+            policy = cls(config, attn_implementation=attn_implementation)
         policy.to(dtype=dtype)
         policy.load_report = policy.load_weights(folder, strict=strict)
         policy.processor = AlpamayoProcessor.from_pretrained(folder, config)
         policy.model_id = str(path)
         policy.eval()
+        if compile_expert:
+            policy.expert.forward = torch.compile(
+                policy.expert.forward, mode="reduce-overhead", dynamic=True
+            )
         return policy
 
     # -- inference ------------------------------------------------------------------------

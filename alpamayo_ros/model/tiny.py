@@ -28,6 +28,9 @@ from alpamayo_ros.model.config import MODEL_TYPE, SPECIAL_TOKEN_NAMES, AlpamayoC
 from alpamayo_ros.model.processor import default_image_processor
 
 UNTRAINED_VLM_NAME = "alpamayo_ros/tiny-random"
+# config.json keys of our checkpoints: `untrained` (random weights, said loudly wherever
+# plans are shown; training removes it) and `description` (shown in replay reports).
+UNTRAINED_KEY, DESCRIPTION_KEY = "untrained", "description"
 
 QWEN_SPECIALS = (
     "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
@@ -160,6 +163,7 @@ def tiny_config_data(
     ids = {s: tokenizer.convert_tokens_to_ids(s) for s in QWEN_SPECIALS}
     data.update(
         vlm_name_or_path=UNTRAINED_VLM_NAME,
+        **{UNTRAINED_KEY: True, DESCRIPTION_KEY: f"untrained {size} random checkpoint"},
         vocab_size=len(tokenizer),
         traj_token_start_idx=tokenizer.convert_tokens_to_ids("<i0>"),
         model_dtype="float32",

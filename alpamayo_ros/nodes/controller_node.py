@@ -8,29 +8,25 @@ odometry that cannot place the plan gives a controlled stop (the tracker decides
 
 from __future__ import annotations
 
-import functools
 import math
 from typing import Any
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Twist, TwistStamped
 from nav_msgs.msg import Odometry
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
-from rclpy.time import Time
-from rosidl_runtime_py.utilities import get_message
-from tf2_ros import Buffer, TransformException, TransformListener
+from tf2_ros import Buffer, TransformListener
 
 from alpamayo_ros.control.tracking import Command, TrajectoryTracker, tracker_diagnostics
-from alpamayo_ros.core.ego_history import EgoHistoryUnavailable, StampedPose
+from alpamayo_ros.core.ego_history import EgoHistoryUnavailable
 from alpamayo_ros.core.plan import PlanLimits, plan_problems
 from alpamayo_ros.messages.commands import ackermann_msg, twist_msg, twist_stamped_msg
 from alpamayo_ros.messages.diagnostics import diagnostic_array_msg
-from alpamayo_ros.messages.inputs import BadMessage, pose_from_odometry, stamp_seconds
+from alpamayo_ros.messages.inputs import BadMessage, pose_from_odometry
 from alpamayo_ros.messages.plan import plan_from_msg
 from alpamayo_ros.msg import DrivingPlan
+from alpamayo_ros.nodes.common import latest_tf_pose, run, types
 from alpamayo_ros.nodes.parameters import (
     CONTROLLER_PARAMS,
     ControllerConfig,
@@ -38,8 +34,6 @@ from alpamayo_ros.nodes.parameters import (
     controller_config,
     declare_parameters,
 )
-
-types = functools.lru_cache(maxsize=None)(get_message)
 
 
 class ControllerNode(Node):
@@ -120,20 +114,15 @@ class ControllerNode(Node):
         assert self.tf_buffer is not None
         cfg = self.config
         try:
-            tr = self.tf_buffer.lookup_transform(cfg.odom_frame, cfg.base_frame, Time())
-        except TransformException:
-            return
-        t, q = tr.transform.translation, tr.transform.rotation
-        stamp = stamp_seconds(tr.header.stamp)
-        if self.tracker.poses.latest_stamp == stamp:
-            return
-        try:
-            self.tracker.add_pose(StampedPose(stamp, (t.x, t.y, t.z), (q.w, q.x, q.y, q.z)))
+            pose = latest_tf_pose(self.tf_buffer, cfg.odom_frame, cfg.base_frame)
         except ValueError as err:
             self.get_logger().warning(f"ignored tf: {err}", throttle_duration_sec=5.0)
             return
+        if pose is None or pose.stamp == self.tracker.poses.latest_stamp:
+            return
+        self.tracker.add_pose(pose)
         try:  # no twist in tf: the speed from the pose history
-            self.measured_speed = self.tracker.poses.history(stamp).speed
+            self.measured_speed = self.tracker.poses.history(pose.stamp).speed
         except EgoHistoryUnavailable:
             pass
 
@@ -172,18 +161,4 @@ class ControllerNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    try:
-        node = ControllerNode()
-    except ParameterError as err:
-        rclpy.logging.get_logger("alpamayo_controller").fatal(f"bad configuration: {err}")
-        rclpy.try_shutdown()
-        return 1
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run(ControllerNode, "alpamayo_controller", (ParameterError,), args)

@@ -14,20 +14,16 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import rclpy
 from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
 from cv_bridge import CvBridge
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import Odometry
 from nav_msgs.msg import Path as PathMsg
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
-from rclpy.time import Time
-from rosidl_runtime_py.utilities import get_message
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
-from tf2_ros import Buffer, TransformException, TransformListener
+from tf2_ros import Buffer, TransformListener
 from visualization_msgs.msg import MarkerArray
 
 from alpamayo_ros.core.camera_rig import CameraInput, CameraRig, CameraRigError
@@ -41,6 +37,7 @@ from alpamayo_ros.messages.plan import plan_messages
 from alpamayo_ros.model.planner import Planner, PlanOutcome
 from alpamayo_ros.model.worker import PlanningWorker
 from alpamayo_ros.msg import DrivingPlan, PlannerStatus
+from alpamayo_ros.nodes.common import latest_tf_pose, run, types
 from alpamayo_ros.nodes.parameters import (
     PLANNER_PARAMS,
     ParameterError,
@@ -48,8 +45,6 @@ from alpamayo_ros.nodes.parameters import (
     declare_parameters,
     planner_config,
 )
-
-types = functools.lru_cache(maxsize=None)(get_message)
 
 
 def default_camera_config() -> str:
@@ -177,17 +172,13 @@ class PlannerNode(Node):
         assert self.tf_buffer is not None
         cfg = self.config
         try:
-            tr = self.tf_buffer.lookup_transform(cfg.odom_frame, cfg.base_frame, Time())
-        except TransformException:
-            return  # reported as stale odometry by the planner
-        t, q = tr.transform.translation, tr.transform.rotation
-        stamp = stamp_seconds(tr.header.stamp)
-        if self.planner.poses.latest_stamp == stamp:
-            return
-        try:
-            self._add_pose(StampedPose(stamp, (t.x, t.y, t.z), (q.w, q.x, q.y, q.z)))
+            pose = latest_tf_pose(self.tf_buffer, cfg.odom_frame, cfg.base_frame)
         except ValueError as err:
             self._bad("tf", str(err))
+            return
+        # None: no transform yet, reported as stale odometry by the planner
+        if pose is not None and pose.stamp != self.planner.poses.latest_stamp:
+            self._add_pose(pose)
 
     # -- planning ---------------------------------------------------------------------
     def _on_tick(self) -> None:
@@ -244,18 +235,4 @@ class PlannerNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    try:
-        node = PlannerNode()
-    except (ParameterError, CameraRigError) as err:
-        rclpy.logging.get_logger("alpamayo_planner").fatal(f"bad configuration: {err}")
-        rclpy.try_shutdown()
-        return 1
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run(PlannerNode, "alpamayo_planner", (ParameterError, CameraRigError), args)

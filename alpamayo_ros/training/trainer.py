@@ -25,6 +25,7 @@ from torch import nn
 from transformers import get_cosine_schedule_with_warmup
 
 from alpamayo_ros.model.policy import AlpamayoPolicy
+from alpamayo_ros.model.tiny import UNTRAINED_KEY
 from alpamayo_ros.training.dataset import ShardDataset
 from alpamayo_ros.training.grpo import GRPOSettings, grpo_step
 from alpamayo_ros.training.objectives import Collator, sft_losses, token_logprobs
@@ -125,14 +126,16 @@ def prepare_parameters(policy: AlpamayoPolicy, settings: TrainSettings) -> nn.Mo
 
 def released_policy(model: nn.Module) -> AlpamayoPolicy:
     """The policy with LoRA adapters merged in (a copy when there are adapters), ready for
-    save_pretrained in the released layout."""
+    save_pretrained in the released layout; its config no longer says it is untrained."""
     merge = getattr(model, "merge_and_unload", None)
     if callable(merge):
-        merged = copy.deepcopy(model).merge_and_unload()  # type: ignore[operator]
-        assert isinstance(merged, AlpamayoPolicy)
-        return merged
-    assert isinstance(model, AlpamayoPolicy)
-    return model
+        policy = copy.deepcopy(model).merge_and_unload()  # type: ignore[operator]
+    else:
+        policy = model
+    assert isinstance(policy, AlpamayoPolicy)
+    policy.config.data.pop(UNTRAINED_KEY, None)
+    policy.untrained = False
+    return policy
 
 
 class _JsonLog:
@@ -303,5 +306,5 @@ def train_grpo(
                 break
         epoch += 1
     if accelerator.is_main_process:
-        policy.save_pretrained(out_dir)
+        released_policy(policy).save_pretrained(out_dir)
     return records

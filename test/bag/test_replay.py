@@ -232,7 +232,12 @@ def test_missing_topic_names_it_and_lists_the_bag(sample_bag, tmp_path):
         replay_bag(sample_bag, None, rig, tmp_path, progress=False)
 
 
-def test_cli_makes_a_sample_and_replays_it_with_the_tiny_checkpoint(tmp_path, capsys):
+def test_cli_without_a_model_falls_back_to_a_loudly_untrained_checkpoint(
+    tmp_path, capsys, monkeypatch
+):
+    import alpamayo_ros.training.demo as demo
+
+    monkeypatch.setattr(demo, "DEMO_CHECKPOINT", tmp_path / "no-demo-here")
     assert main(["make-sample-bag", str(tmp_path / "bag"), "--duration", "3"]) == 0
     args = ["replay", str(tmp_path / "bag"), "--out", str(tmp_path / "out"), "--duration", "0.3"]
     args += ["--samples", "1", "--max-reasoning-tokens", "2", "--flow-steps", "1"]

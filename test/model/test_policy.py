@@ -152,3 +152,21 @@ def test_a_sequence_that_stops_early_ignores_what_others_generate_after(
     assert len(together[0][0].reasoning_token_ids) == 2
     assert not together[1][0].reasoning_complete  # row 1 ran on for 12 tokens
     np.testing.assert_allclose(alone.controls, together[0][0].controls, atol=1e-5)
+
+
+def test_eager_attention_plans_as_sdpa_does(tiny_checkpoint, request_factory):
+    """The eager path is the reference: SDPA must give the same plans."""
+    from alpamayo_ros.model.policy import AlpamayoPolicy
+
+    req = request_factory(seed=5, shape=(90, 160))
+    plans = {}
+    for impl in ("eager", "sdpa"):
+        policy = AlpamayoPolicy.from_pretrained(tiny_checkpoint, attn_implementation=impl)
+        assert policy.expert.config._attn_implementation == impl
+        # One Euler step: with several, the expert's high-frequency Fourier features (up to
+        # 100 cycles per unit) amplify float rounding differences between the kernels.
+        result = policy.plan([req], num_samples=2, seed=3, max_reasoning_tokens=6, num_flow_steps=1)
+        plans[impl] = result.samples[0]
+    for a, b in zip(plans["eager"], plans["sdpa"], strict=True):
+        assert a.reasoning_token_ids == b.reasoning_token_ids
+        np.testing.assert_allclose(a.controls, b.controls, atol=1e-5)
