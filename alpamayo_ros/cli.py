@@ -223,7 +223,9 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     samples = load_samples(args.dataset)[:: args.stride]
     policy = AlpamayoPolicy.from_pretrained(args.model, device=args.device)
-    report = evaluate_policy(policy, samples, num_samples=args.samples, seed=args.seed)
+    report = evaluate_policy(
+        policy, samples, num_samples=args.samples, seed=args.seed, sample_choice=args.sample_choice
+    )
     _print_eval(report.as_dict())
     if args.out:
         Path(args.out).write_text(json.dumps(report.as_dict(), indent=2) + "\n")
@@ -236,7 +238,10 @@ def _print_eval(metrics: dict) -> None:
     for key in ("ade_1.0s", "ade_3.0s", "ade_6.4s", "fde_3.0s"):
         if key in model:
             print(f"  {key}: model {model[key]:.3f} m, constant velocity {cv[key]:.3f} m")
-    print(f"  reasoning-action consistency: {100 * metrics['consistency']:.1f} %")
+    print(
+        f"  reasoning-action consistency: {100 * metrics['consistency']:.1f} % of published "
+        f"plans ({100 * metrics['sample_consistency']:.1f} % of all samples drawn)"
+    )
     print(f"  stated action = annotated action: {100 * metrics['annotation_agreement']:.1f} %")
 
 
@@ -366,7 +371,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="open-loop metrics and consistency on a dataset")
     p.add_argument("model", help="checkpoint folder")
     p.add_argument("dataset", help="folder of shards from build-dataset")
-    p.add_argument("--samples", type=int, default=1, help="trajectory samples per plan")
+    p.add_argument("--samples", type=int, default=6, help="trajectory samples per plan")
+    p.add_argument(
+        "--sample-choice", default="consistent", choices=["first", "median", "consistent"],
+        help="which sample is scored (as the planner publishes)",
+    )  # fmt: skip
     p.add_argument("--stride", type=int, default=1, help="evaluate every n-th sample")
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)

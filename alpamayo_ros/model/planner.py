@@ -25,13 +25,14 @@ from alpamayo_ros.core.ego_history import (
     StampedPose,
 )
 from alpamayo_ros.core.frame_buffer import FrameBuffer, FrameBufferSpec, FrameSet, FramesUnavailable
-from alpamayo_ros.core.meta_actions import extract_meta_actions
+from alpamayo_ros.core.meta_actions import extract_meta_actions, is_consistent, meta_actions_in_text
 from alpamayo_ros.core.plan import Plan, PlanLimits, make_stop_plan, plan_problems
 from alpamayo_ros.model.processor import PlanRequest
 
 log = logging.getLogger(__name__)
 
-SampleChoice = Literal["first", "median"]
+SampleChoice = Literal["first", "median", "consistent"]
+SAMPLE_CHOICES: tuple[str, ...] = ("first", "median", "consistent")
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,9 @@ class PlannerSettings:
 
     num_samples, temperature, top_p, max_reasoning_tokens, num_flow_steps: sampling
         (num_flow_steps None = the checkpoint's).
-    sample_choice: publish the "first" sample or the one closest to the samples' "median".
+    sample_choice: publish the "first" sample, the one closest to the samples' "median", or
+        ("consistent") the one closest to the median among the samples whose causal chain
+        states what their own trajectory does (all samples when none does).
     max_input_age: seconds; any required input older than this at a tick -> stop plan.
     stop_decel: m/s^2 of the controlled stop.
     frame_id: the ego frame the plans are expressed in.
@@ -52,7 +55,7 @@ class PlannerSettings:
     top_p: float = 0.98
     max_reasoning_tokens: int = 128
     num_flow_steps: int | None = None
-    sample_choice: SampleChoice = "median"
+    sample_choice: SampleChoice = "consistent"
     max_input_age: float = 0.3
     stop_decel: float = 2.0
     frame_id: str = "base_link"
@@ -66,9 +69,9 @@ class PlannerSettings:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
         if self.temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")
-        if self.sample_choice not in ("first", "median"):
+        if self.sample_choice not in SAMPLE_CHOICES:
             raise ValueError(
-                f"sample_choice must be 'first' or 'median', got {self.sample_choice!r}"
+                f"sample_choice must be one of {SAMPLE_CHOICES}, got {self.sample_choice!r}"
             )
         if not self.max_input_age > 0:
             raise ValueError(f"max_input_age must be > 0 s, got {self.max_input_age}")
@@ -94,13 +97,28 @@ class PlanOutcome:
     sample_reasoning: tuple[str, ...] = ()
 
 
-def choose_sample(xy: np.ndarray, how: SampleChoice) -> int:
+def choose_sample(xy: np.ndarray, how: SampleChoice, consistent: np.ndarray | None = None) -> int:
     """Index of the sample to publish among xy (S, T, 2): the first, or the one whose path
-    is closest (mean point distance) to the point-wise median of all samples."""
+    is closest (mean point distance) to the point-wise median of all samples, or
+    ("consistent") of the samples flagged in `consistent` (S,) bool (all, if none is)."""
     if how == "first" or len(xy) == 1:
         return 0
-    median = np.median(xy, axis=0)
-    return int(np.argmin(np.linalg.norm(xy - median, axis=-1).mean(axis=-1)))
+    candidates = np.arange(len(xy))
+    if how == "consistent" and consistent is not None and np.any(consistent):
+        candidates = np.flatnonzero(consistent)
+    median = np.median(xy[candidates], axis=0)
+    spread = np.linalg.norm(xy[candidates] - median, axis=-1).mean(axis=-1)
+    return int(candidates[np.argmin(spread)])
+
+
+def self_consistent(samples: list[Any], v0: float) -> np.ndarray:
+    """(S,) bool: which samples' causal chains state what their own trajectories do."""
+    flags = []
+    for smp in samples:
+        roll = smp.rollout
+        extracted = extract_meta_actions(roll.speed, roll.heading, roll.y, v0, roll.dt)
+        flags.append(is_consistent(meta_actions_in_text(smp.reasoning), extracted))
+    return np.array(flags, dtype=bool)
 
 
 class Planner:
@@ -229,7 +247,7 @@ class Planner:
         """The published plan from one request's samples (or a stop plan if it is invalid)."""
         s = self.settings
         xy = np.stack([smp.rollout.xy for smp in samples])
-        chosen = choose_sample(xy, s.sample_choice)
+        chosen = choose_sample(xy, s.sample_choice, self_consistent(samples, inputs.ego.speed))
         smp = samples[chosen]
         roll = smp.rollout
         plan = Plan(

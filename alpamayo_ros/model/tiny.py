@@ -142,12 +142,16 @@ def build_tokenizer(
 
 
 # Widths of the presets: "tiny" (tests, ~1 M parameters) and "small" (the trained demo,
-# ~3 M parameters, a few MB).
-SIZES: dict[str, dict[str, int]] = {
+# ~3 M parameters, a few MB). The small expert's input projection is wider, with more and
+# lower Fourier frequencies (1 to 10 cycles per unit instead of the release's 1 to 100): a
+# small network trained briefly cannot otherwise read the noisy action out of aliased
+# high-frequency features, and its velocity ignores x_t (see the README's demo section).
+SIZES: dict[str, dict[str, Any]] = {
     "tiny": dict(hidden=64, layers=2, heads=4, kv_heads=2, head_dim=16, mlp=128, vision=32,
-                 vision_mlp=64, expert=32, expert_mlp=64, proj=32),
+                 vision_mlp=64, expert=32, expert_mlp=64, proj=32, fourier=8, max_freq=100.0),
     "small": dict(hidden=128, layers=4, heads=4, kv_heads=2, head_dim=32, mlp=256, vision=64,
-                  vision_mlp=128, expert=64, expert_mlp=128, proj=64),
+                  vision_mlp=128, expert=128, expert_mlp=256, proj=256, fourier=32,
+                  max_freq=10.0),
 }  # fmt: skip
 
 
@@ -216,7 +220,8 @@ def tiny_config_data(
     data["action_in_proj_cfg"] = {
         **data["action_in_proj_cfg"],
         "hidden_size": w["proj"],
-        "num_fourier_feats": 8,
+        "num_fourier_feats": w["fourier"],
+        "max_freq": w["max_freq"],
     }
     return data
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from alpamayo_ros.control.tracking import TrackerSettings
 from alpamayo_ros.core.plan import PlanLimits
-from alpamayo_ros.model.planner import PlannerSettings
+from alpamayo_ros.model.planner import SAMPLE_CHOICES, PlannerSettings
 
 Value = bool | int | float | str
 
@@ -82,8 +82,9 @@ PLANNER_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("max_reasoning_tokens", 128, "Longest causal-chain text, tokens.", min=1, max=1024),
     ParamSpec("num_flow_steps", 0, "Denoising steps of the action expert (0: checkpoint's).",
               min=0, max=100),
-    ParamSpec("sample_choice", "median", "Publish the first sample, or the one closest to the "
-              "samples' point-wise median.", choices=("first", "median")),
+    ParamSpec("sample_choice", "consistent", "Publish the first sample, the one closest to the "
+              "samples' point-wise median, or the one closest to the median of the samples whose "
+              "causal chain states what their trajectory does.", choices=SAMPLE_CHOICES),
     ParamSpec("seed", -1, "Base sampling seed (-1: fresh randomness every plan).",
               min=-1, max=2**31 - 1),
     ParamSpec("max_batch", 1, "Input sets the worker may plan together when the model is "

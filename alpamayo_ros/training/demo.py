@@ -39,7 +39,8 @@ class DemoSettings:
     at width x height; model_size, pixels: make_tiny_checkpoint's preset and image budget
     (its tokenizer learns merges from the prompt and the causal chains); train: the SFT
     settings;
-    eval_samples: held-out samples evaluated (evenly spaced)."""
+    eval_samples: held-out samples evaluated (evenly spaced); eval_plan_samples:
+    trajectory samples per plan, chosen from as the planner does (the replay's default)."""
 
     train_bags: int = 64
     test_bags: int = 12
@@ -50,6 +51,7 @@ class DemoSettings:
     pixels: int = 32768
     model_seed: int = 0
     eval_samples: int = 240
+    eval_plan_samples: int = 6
     train: TrainSettings = field(
         default_factory=lambda: TrainSettings(
             steps=1500, batch_size=8, lr=2e-3, warmup_steps=50, ce_trajectory_weight=0.1,
@@ -97,7 +99,9 @@ def evaluate_demo(checkpoint: str | Path, work: Path, settings: DemoSettings) ->
     from alpamayo_ros.model.policy import AlpamayoPolicy
 
     policy = AlpamayoPolicy.from_pretrained(checkpoint)
-    report = evaluate_policy(policy, held_out_samples(work, settings), seed=0)
+    report = evaluate_policy(
+        policy, held_out_samples(work, settings), num_samples=settings.eval_plan_samples, seed=0
+    )
     return report.as_dict()
 
 

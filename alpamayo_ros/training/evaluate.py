@@ -1,10 +1,11 @@
 """Open-loop evaluation of a policy on dataset samples, against a constant-velocity baseline.
 
-For each sample the policy plans once (the first sample of `num_samples`, or the one
-closest to their median); we measure ADE/FDE to the logged future at 1 s, 3 s and 6.4 s,
-the same for a constant-velocity baseline (straight ahead at the speed at t0), and the
-reasoning-action consistency: whether the meta-actions the text states match those of the
-trajectory the policy produced (and, for reference, whether they match the annotation).
+For each sample the policy draws `num_samples` plans and the one the planner would publish
+is chosen with the planner's rule (`sample_choice`); we measure its ADE/FDE to the logged
+future at 1 s, 3 s and 6.4 s, the same for a constant-velocity baseline (straight ahead at
+the speed at t0), and the reasoning-action consistency: whether the meta-actions its text
+states match those of its trajectory (`consistency`; `sample_consistency` is the same over
+every sample drawn, before any choice), and whether they match the annotation.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from alpamayo_ros.core.meta_actions import (
     meta_actions_in_text,
 )
 from alpamayo_ros.core.metrics import displacement_metrics
-from alpamayo_ros.model.planner import choose_sample
+from alpamayo_ros.model.planner import SampleChoice, choose_sample, self_consistent
 from alpamayo_ros.model.processor import PlanRequest
 from alpamayo_ros.training.dataset import DrivingSample
 
@@ -42,6 +43,7 @@ class EvalReport:
     model: dict[str, float] = field(default_factory=dict)
     constant_velocity: dict[str, float] = field(default_factory=dict)
     consistency: float = 0.0
+    sample_consistency: float = 0.0
     annotation_agreement: float = 0.0
     examples: list[dict[str, Any]] = field(default_factory=list)
 
@@ -51,6 +53,7 @@ class EvalReport:
             "model": self.model,
             "constant_velocity": self.constant_velocity,
             "consistency": self.consistency,
+            "sample_consistency": self.sample_consistency,
             "annotation_agreement": self.annotation_agreement,
             "examples": self.examples,
         }
@@ -66,11 +69,12 @@ def evaluate_policy(
     temperature: float = 0.0,
     num_flow_steps: int | None = None,
     examples: int = 8,
+    sample_choice: SampleChoice = "consistent",
 ) -> EvalReport:
     """Plan every sample and score it (see the module docstring)."""
     model_metrics: list[dict[str, float]] = []
     cv_metrics: list[dict[str, float]] = []
-    consistent, agree = [], []
+    consistent, agree, sample_flags = [], [], []
     report = EvalReport(samples=len(samples))
     for start in range(0, len(samples), batch_size):
         chunk = samples[start : start + batch_size]
@@ -82,7 +86,9 @@ def evaluate_policy(
         )  # fmt: skip
         for sample, group in zip(chunk, result.samples, strict=True):
             xy = np.stack([smp.rollout.xy for smp in group])
-            chosen = choose_sample(xy, "median")
+            flags = self_consistent(group, sample.v0)
+            sample_flags.extend(flags.tolist())
+            chosen = choose_sample(xy, sample_choice, flags)
             smp = group[chosen]
             true_xy = sample.future_xyz[:, :2]
             model_metrics.append(displacement_metrics(xy, true_xy, chosen=chosen))
@@ -110,5 +116,6 @@ def evaluate_policy(
         k: float(np.mean([m[k] for m in cv_metrics if k in m])) for k in cv_keys
     }
     report.consistency = float(np.mean(consistent)) if consistent else 0.0
+    report.sample_consistency = float(np.mean(sample_flags)) if sample_flags else 0.0
     report.annotation_agreement = float(np.mean(agree)) if agree else 0.0
     return report

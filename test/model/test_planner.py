@@ -150,6 +150,31 @@ def test_median_sample_is_the_one_closest_to_the_others():
     assert choose_sample(xy, "first") == 0
 
 
+def test_consistent_choice_prefers_samples_whose_text_matches_their_trajectory():
+    xy = np.zeros((5, 64, 2))
+    xy[:, :, 1] = np.array([-3.0, 0.4, 0.0, -0.5, 9.0])[:, None]
+    consistent = np.array([True, False, False, True, True])
+    # the median of samples 0, 3, 4 (y = -3, -0.5, 9) is -0.5: sample 3
+    assert choose_sample(xy, "consistent", consistent) == 3
+    assert choose_sample(xy, "consistent", np.zeros(5, bool)) == 2  # none: plain median
+    assert choose_sample(xy, "median", consistent) == 2
+
+
+def test_the_published_sample_says_what_it_does():
+    keep = sample(np.zeros((64, 2)))
+    stop_text = PolicySample("Stop: a pedestrian is crossing.", keep.controls, keep.rollout,
+                             keep.xyz, keep.rot, True)  # fmt: skip
+
+    class Mixed(FixedPolicy):
+        def plan(self, requests, **kwargs):
+            return PlanResult([[stop_text, stop_text, keep]], {"total": 1.0})
+
+    planner = Planner(Mixed(), RIG, PlannerSettings(num_samples=3))
+    fill(planner, 10.0)
+    plan = planner.step(10.0).plan
+    assert plan.chosen_sample == 2 and plan.reasoning.startswith("Keep speed")
+
+
 def test_settings_errors_name_the_field_and_value():
     with pytest.raises(ValueError, match=r"top_p must be in \(0, 1\], got 1.5"):
         PlannerSettings(top_p=1.5)
