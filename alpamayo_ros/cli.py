@@ -121,6 +121,7 @@ def _replay(args: argparse.Namespace) -> int:
         top_p=args.top_p,
         max_reasoning_tokens=args.max_reasoning_tokens,
         num_flow_steps=args.flow_steps,
+        sample_choice=args.sample_choice,
         seed=args.seed,
     )
     out = Path(args.out)
@@ -311,6 +312,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-p", type=float, default=0.98)
     p.add_argument("--max-reasoning-tokens", type=int, default=128)
     p.add_argument("--flow-steps", type=int, help="denoising steps (default: the checkpoint's)")
+    p.add_argument(
+        "--sample-choice", default="consistent", choices=["first", "median", "consistent"],
+        help="which sample is published (consistent: closest to the median of the samples "
+        "whose causal chain states what their trajectory does)",
+    )  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="sampling seed (plan k uses seed + k)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])

@@ -23,7 +23,7 @@ from alpamayo_ros.core.camera_rig import CameraRig
 from alpamayo_ros.model.processor import INSTRUCTION, SYSTEM_PROMPT
 from alpamayo_ros.model.tiny import DESCRIPTION_KEY
 from alpamayo_ros.training.dataset import build_dataset, load_samples
-from alpamayo_ros.training.evaluate import evaluate_policy
+from alpamayo_ros.training.evaluate import evaluate_as_planner
 from alpamayo_ros.training.trainer import TrainSettings, train_sft
 
 log = logging.getLogger(__name__)
@@ -95,14 +95,14 @@ def held_out_samples(work: Path, settings: DemoSettings) -> list:
 
 
 def evaluate_demo(checkpoint: str | Path, work: Path, settings: DemoSettings) -> dict[str, Any]:
-    """Held-out metrics of a checkpoint (the bench/eval command)."""
+    """Held-out metrics of a checkpoint (the bench/eval command), planned as the replay and
+    the planner node do by default."""
+    from alpamayo_ros.model.planner import PlannerSettings
     from alpamayo_ros.model.policy import AlpamayoPolicy
 
     policy = AlpamayoPolicy.from_pretrained(checkpoint)
-    report = evaluate_policy(
-        policy, held_out_samples(work, settings), num_samples=settings.eval_plan_samples, seed=0
-    )
-    return report.as_dict()
+    planner = PlannerSettings(num_samples=settings.eval_plan_samples, seed=0)
+    return evaluate_as_planner(policy, held_out_samples(work, settings), planner).as_dict()
 
 
 def train_demo(work: str | Path, out: str | Path, settings: DemoSettings | None = None) -> dict:

@@ -22,7 +22,12 @@ from alpamayo_ros.core.meta_actions import (
     meta_actions_in_text,
 )
 from alpamayo_ros.core.metrics import displacement_metrics
-from alpamayo_ros.model.planner import SampleChoice, choose_sample, self_consistent
+from alpamayo_ros.model.planner import (
+    PlannerSettings,
+    SampleChoice,
+    choose_sample,
+    self_consistent,
+)
 from alpamayo_ros.model.processor import PlanRequest
 from alpamayo_ros.training.dataset import DrivingSample
 
@@ -67,6 +72,7 @@ def evaluate_policy(
     seed: int = 0,
     max_reasoning_tokens: int = 64,
     temperature: float = 0.0,
+    top_p: float = 1.0,
     num_flow_steps: int | None = None,
     examples: int = 8,
     sample_choice: SampleChoice = "consistent",
@@ -80,7 +86,7 @@ def evaluate_policy(
         chunk = samples[start : start + batch_size]
         requests = [PlanRequest(tuple(s.images), s.ego_history()) for s in chunk]
         result = policy.plan(
-            requests, num_samples=num_samples, temperature=temperature,
+            requests, num_samples=num_samples, temperature=temperature, top_p=top_p,
             max_reasoning_tokens=max_reasoning_tokens, seed=seed + start,
             num_flow_steps=num_flow_steps,
         )  # fmt: skip
@@ -119,3 +125,16 @@ def evaluate_policy(
     report.sample_consistency = float(np.mean(sample_flags)) if sample_flags else 0.0
     report.annotation_agreement = float(np.mean(agree)) if agree else 0.0
     return report
+
+
+def evaluate_as_planner(
+    policy: Any, samples: list[DrivingSample], settings: PlannerSettings | None = None
+) -> EvalReport:
+    """evaluate_policy with the planner's sampling settings and sample choice (by default
+    the planner node's and the replay's defaults): the plans users would see."""
+    s = settings or PlannerSettings()
+    return evaluate_policy(
+        policy, samples, num_samples=s.num_samples, temperature=s.temperature, top_p=s.top_p,
+        max_reasoning_tokens=s.max_reasoning_tokens, num_flow_steps=s.num_flow_steps,
+        sample_choice=s.sample_choice, seed=0 if s.seed is None else s.seed,
+    )  # fmt: skip
