@@ -6,11 +6,13 @@ import functools
 from collections.abc import Callable
 
 import rclpy
+from nav_msgs.msg import Odometry
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
 from rclpy.time import Time
 from rosidl_runtime_py.utilities import get_message
-from tf2_ros import Buffer, TransformException
+from tf2_ros import Buffer, TransformException, TransformListener
 
 from alpamayo_ros.core.ego_history import StampedPose
 from alpamayo_ros.messages.inputs import stamp_seconds
@@ -28,6 +30,18 @@ def latest_tf_pose(buffer: Buffer, parent: str, child: str) -> StampedPose | Non
         return None
     t, q = tr.transform.translation, tr.transform.rotation
     return StampedPose(stamp_seconds(tr.header.stamp), (t.x, t.y, t.z), (q.w, q.x, q.y, q.z))
+
+
+def subscribe_ego_motion(
+    node: Node, ego_source: str, odom_topic: str, on_odometry: Callable[[Odometry], None]
+) -> tuple[Buffer | None, TransformListener | None]:
+    """Odometry on `odom_topic` (sensor-data QoS) to `on_odometry`; or, for ego_source "tf",
+    a tf buffer (polled with latest_tf_pose) and its listener, which the node must keep."""
+    if ego_source == "odometry":
+        node.create_subscription(Odometry, odom_topic, on_odometry, qos_profile_sensor_data)
+        return None, None
+    buffer = Buffer()
+    return buffer, TransformListener(buffer, node)
 
 
 def run(

@@ -15,8 +15,6 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Twist, TwistStamped
 from nav_msgs.msg import Odometry
 from rclpy.node import Node
-from rclpy.qos import qos_profile_sensor_data
-from tf2_ros import Buffer, TransformListener
 
 from alpamayo_ros.control.tracking import Command, TrajectoryTracker, tracker_diagnostics
 from alpamayo_ros.core.ego_history import EgoHistoryUnavailable
@@ -26,7 +24,7 @@ from alpamayo_ros.messages.diagnostics import diagnostic_array_msg
 from alpamayo_ros.messages.inputs import BadMessage, pose_from_odometry
 from alpamayo_ros.messages.plan import plan_from_msg
 from alpamayo_ros.msg import DrivingPlan
-from alpamayo_ros.nodes.common import latest_tf_pose, run, types
+from alpamayo_ros.nodes.common import latest_tf_pose, run, subscribe_ego_motion, types
 from alpamayo_ros.nodes.parameters import (
     CONTROLLER_PARAMS,
     ControllerConfig,
@@ -66,14 +64,9 @@ class ControllerNode(Node):
         self.pub_diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
 
         self.create_subscription(DrivingPlan, "plan", self._on_plan, 10)
-        self.tf_buffer: Buffer | None = None
-        if cfg.ego_source == "odometry":
-            self.create_subscription(
-                Odometry, cfg.odom_topic, self._on_odometry, qos_profile_sensor_data
-            )
-        else:
-            self.tf_buffer = Buffer()
-            self._tf_listener = TransformListener(self.tf_buffer, self)
+        self.tf_buffer, self._tf_listener = subscribe_ego_motion(
+            self, cfg.ego_source, cfg.odom_topic, self._on_odometry
+        )
         self.create_timer(1.0 / cfg.control_rate_hz, self._on_control)
         self.create_timer(cfg.diagnostics_period, self._on_diagnostics)
         self.get_logger().info(

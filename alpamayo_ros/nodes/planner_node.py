@@ -23,7 +23,6 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
-from tf2_ros import Buffer, TransformListener
 from visualization_msgs.msg import MarkerArray
 
 from alpamayo_ros.core.camera_rig import CameraInput, CameraRig, CameraRigError
@@ -37,7 +36,7 @@ from alpamayo_ros.messages.plan import plan_messages
 from alpamayo_ros.model.planner import Planner, PlanOutcome
 from alpamayo_ros.model.worker import PlanningWorker
 from alpamayo_ros.msg import DrivingPlan, PlannerStatus
-from alpamayo_ros.nodes.common import latest_tf_pose, run, types
+from alpamayo_ros.nodes.common import latest_tf_pose, run, subscribe_ego_motion, types
 from alpamayo_ros.nodes.parameters import (
     PLANNER_PARAMS,
     ParameterError,
@@ -85,14 +84,9 @@ class PlannerNode(Node):
             kind = CompressedImage if cams[0].encoding == "compressed" else Image
             callback = functools.partial(self._on_image, topic, tuple(cams))
             self.create_subscription(kind, topic, callback, qos_profile_sensor_data)
-        self.tf_buffer: Buffer | None = None
-        if cfg.ego_source == "odometry":
-            self.create_subscription(
-                Odometry, cfg.odom_topic, self._on_odometry, qos_profile_sensor_data
-            )
-        else:
-            self.tf_buffer = Buffer()
-            self._tf_listener = TransformListener(self.tf_buffer, self)
+        self.tf_buffer, self._tf_listener = subscribe_ego_motion(
+            self, cfg.ego_source, cfg.odom_topic, self._on_odometry
+        )
 
         self.create_timer(1.0 / cfg.rate_hz, self._on_tick)
         self.create_timer(cfg.diagnostics_period, self._on_diagnostics)

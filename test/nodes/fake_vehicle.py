@@ -11,12 +11,13 @@ import cv2
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from geometry_msgs.msg import Twist
+from geometry_msgs.msg import TransformStamped, Twist
 from nav_msgs.msg import Odometry
 from nav_msgs.msg import Path as PathMsg
 from rclpy.executors import MultiThreadedExecutor
 from sensor_msgs.msg import CompressedImage
 from std_msgs.msg import String
+from tf2_msgs.msg import TFMessage
 from visualization_msgs.msg import MarkerArray
 
 from alpamayo_ros.core.frame_buffer import RELEASED_CAMERAS
@@ -40,6 +41,7 @@ class Drive:
             for cam in RELEASED_CAMERAS
         }
         self.pub_odom = n.create_publisher(Odometry, "/odom", 10)
+        self.pub_tf = n.create_publisher(TFMessage, "/tf", 10)
         self.pub_plan = n.create_publisher(DrivingPlan, "/alpamayo_planner/plan", 10)
         record = lambda key: lambda msg: self.received[key].append((time.monotonic(), msg))  # noqa: E731
         n.create_subscription(DrivingPlan, "/alpamayo_planner/plan", record("plan"), 10)
@@ -81,6 +83,12 @@ class Drive:
         msg.pose.pose.orientation.w = 1.0
         msg.twist.twist.linear.x = SPEED
         self.pub_odom.publish(msg)
+        tf = TransformStamped()
+        tf.header = msg.header
+        tf.child_frame_id = "base_link"
+        tf.transform.translation.x = msg.pose.pose.position.x
+        tf.transform.rotation.w = 1.0
+        self.pub_tf.publish(TFMessage(transforms=[tf]))
 
 
 class Graph:

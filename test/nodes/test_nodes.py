@@ -80,16 +80,37 @@ def test_planner_publishes_plans_at_the_rate_then_stops_when_cameras_stop(ros, t
         assert graph.wait_for(
             lambda: any(t > stopped_at and m.is_fallback for t, m in drive.received["plan"]), 3.0
         )
-        t, stop = next(
-            (t, m) for t, m in drive.received["plan"] if t > stopped_at and m.is_fallback
-        )
-        assert t - stopped_at < 1.0
-        assert stop.fallback_reason.startswith("stale input") and "camera_" in stop.fallback_reason
+        first = next(t for t, m in drive.received["plan"] if t > stopped_at and m.is_fallback)
+        assert first - stopped_at < 1.0
+        # (a loaded test machine can also delay the fake odometry: the first stop plan may
+        # then say "gap in ego poses"; the stale cameras are named all the same)
+        stale = lambda: [  # noqa: E731
+            m for t, m in drive.received["plan"]
+            if t > stopped_at and m.fallback_reason.startswith("stale input")
+        ]  # fmt: skip
+        assert graph.wait_for(lambda: bool(stale()), 2.0)
+        stop = stale()[0]
+        assert "camera_" in stop.fallback_reason
         speeds = [p.speed for p in stop.points]
         assert speeds[0] < SPEED + 0.5 and speeds[-1] == pytest.approx(0.0, abs=1e-6)
         assert graph.wait_for(
             lambda: any(s.state == PlannerStatus.FALLBACK for _, s in drive.received["status"]), 3.0
         )
+    finally:
+        graph.close()
+        planner.destroy_node()
+        drive.node.destroy_node()
+
+
+def test_planner_takes_ego_motion_from_tf(ros, tiny_checkpoint):
+    drive = Drive()
+    params = planner_params(tiny_checkpoint, ego_source="tf", odom_topic="/not_published")
+    planner = PlannerNode(parameter_overrides=params)
+    graph = Graph(drive.node, planner)
+    try:
+        assert graph.wait_for(
+            lambda: any(not m.is_fallback for _, m in drive.received["plan"]), 30.0
+        ), {m.fallback_reason for _, m in drive.received["plan"]}
     finally:
         graph.close()
         planner.destroy_node()
