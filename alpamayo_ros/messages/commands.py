@@ -3,10 +3,12 @@ ackermann_msgs/AckermannDriveStamped, through a type lookup (see messages.plan).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alpamayo_ros.control.tracking import Command
 from alpamayo_ros.messages.plan import TypeLookup, header_msg
+
+if TYPE_CHECKING:  # messages sit below control: the command is read by its attributes
+    from alpamayo_ros.control.tracking import Command
 
 
 def twist_msg(command: Command, types: TypeLookup) -> Any:

@@ -13,3 +13,22 @@ def test_importing_core_does_not_import_torch_transformers_or_rclpy():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, f"core imported: {result.stdout} {result.stderr}"
+
+
+def test_layers_import_only_downwards():
+    """messages and control sit on the core only; nothing below nodes imports rclpy."""
+    above_messages = ("torch", "rclpy", "alpamayo_ros.model", "alpamayo_ros.control")
+    for module, forbidden in (
+        ("alpamayo_ros.messages.plan", above_messages),
+        ("alpamayo_ros.messages.commands", above_messages),
+        ("alpamayo_ros.control.tracking", ("torch", "rclpy", "alpamayo_ros.model", "alpamayo_ros.bag")),
+        ("alpamayo_ros.training.trainer", ("rclpy", "alpamayo_ros.nodes")),
+        ("alpamayo_ros.bag.replay", ("rclpy", "alpamayo_ros.nodes")),
+    ):  # fmt: skip
+        code = (
+            f"import sys, {module};"
+            f"bad = sorted(m for m in sys.modules if m.startswith({forbidden!r}));"
+            "print(','.join(bad)); sys.exit(1 if bad else 0)"
+        )
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert result.returncode == 0, f"{module} imported: {result.stdout} {result.stderr}"
