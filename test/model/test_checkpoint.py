@@ -100,6 +100,7 @@ def test_an_unknown_module_name_fails_naming_it(tiny_checkpoint, tmp_path):
 
 def test_a_hub_id_is_never_downloaded(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # even a regression could not reach a hub
     with pytest.raises(ConfigError, match="local Hugging Face cache"):
         AlpamayoPolicy.from_pretrained("nvidia/Alpamayo-R1-10B")
 
