@@ -54,7 +54,6 @@ class EgoHistorySpec:
     max_extrapolation: how far past the newest pose t0 may lie (constant-velocity
         extrapolation), seconds; cameras usually lead odometry by a few tens of ms.
     capacity: poses kept in the buffer (the oldest are dropped).
-    speed_window: poses used for the speed estimate at t0 (a quadratic fit).
     """
 
     num_poses: int = 16
@@ -62,7 +61,6 @@ class EgoHistorySpec:
     max_gap: float = 0.25
     max_extrapolation: float = 0.15
     capacity: int = 400
-    speed_window: int = 6
 
     def __post_init__(self) -> None:
         if self.num_poses < 2:
@@ -78,10 +76,6 @@ class EgoHistorySpec:
             raise ValueError(
                 f"EgoHistorySpec.capacity ({self.capacity}) must be >= num_poses ({self.num_poses})"
             )
-        if not 3 <= self.speed_window <= self.num_poses:
-            raise ValueError(
-                f"EgoHistorySpec.speed_window must be in [3, num_poses], got {self.speed_window}"
-            )
 
     @property
     def offsets(self) -> np.ndarray:
@@ -95,7 +89,8 @@ class EgoHistory:
 
     t0: seconds; stamps: (N,) seconds of the samples (t0 + offsets);
     xyz: (N, 3) metres and rot: (N, 3, 3), in the ego frame at t0 (last row: origin, identity);
-    speed: m/s at t0 along the heading (signed, from a quadratic fit of the last poses);
+    speed: m/s at t0 along the heading (signed; estimate_speed, the official estimator):
+        what the model reads and integrates its trajectory from;
     pose_t0: the interpolated pose at t0 in the fixed frame (position (3,), quaternion wxyz).
     """
 
@@ -105,6 +100,12 @@ class EgoHistory:
     rot: np.ndarray
     speed: float
     pose_t0: StampedPose
+
+    @property
+    def travel_speed(self) -> float:
+        """m/s for decisions (stop plans, the controller): `speed`, never below 0 unless
+        the history shows the car reversing; see travel_speed()."""
+        return travel_speed(self.xyz, self.speed)
 
 
 def quat_slerp(q0: np.ndarray, q1: np.ndarray, fraction: float) -> np.ndarray:
@@ -218,7 +219,7 @@ class EgoPoseBuffer:
             stamps=t0 + self.spec.offsets,
             xyz=xyz,
             rot=rot,
-            speed=estimate_speed(xyz, self.spec.dt, self.spec.speed_window),
+            speed=estimate_speed(xyz, rot, self.spec.dt),
             pose_t0=self.pose_at(t0),
         )
 
@@ -240,19 +241,77 @@ class EgoPoseBuffer:
         return self.poses_in_ego_frame(t0, dt * np.arange(1, num_steps + 1))
 
 
-def estimate_speed(xyz: np.ndarray, dt: float, window: int = 6) -> float:
-    """Speed at the last sample (m/s; negative when reversing), from a history in the ego
-    frame at t0.
+# The official estimator's regularisation (UnicycleAccelCurvatureActionSpace defaults of
+# NVlabs/alpamayo: v_lambda 1e-6 on the third difference, v_ridge 1e-4).
+SPEED_SMOOTHING = 1e-6
+SPEED_RIDGE = 1e-4
 
-    xyz: (N, 3) metres, last row at the origin, samples dt seconds apart. Fits a quadratic
-    in time to the distance travelled (summed chords) over the last `window` samples and
-    takes its derivative at t0: it averages out odometry noise, follows acceleration, and is
-    not biased on curves (chords are within 0.02 % of arcs at 10 Hz).
+
+def unwrap_yaw(yaw: np.ndarray) -> np.ndarray:
+    """(N,) rad made continuous: each step wrapped into [-pi, pi] and summed from the first."""
+    yaw = np.asarray(yaw)
+    steps = np.diff(yaw)
+    steps = np.arctan2(np.sin(steps), np.cos(steps))
+    return np.concatenate([yaw[:1], yaw[0] + np.cumsum(steps)])
+
+
+def third_difference(n: int, dtype: type = np.float64) -> np.ndarray:
+    """(n - 3, n) matrix of the third finite difference [-1, 3, -3, 1]."""
+    d: np.ndarray = np.zeros((max(n - 3, 0), n), dtype=dtype)
+    for k, c in enumerate((-1.0, 3.0, -3.0, 1.0)):
+        d[np.arange(max(n - 3, 0)), np.arange(max(n - 3, 0)) + k] = c
+    return d
+
+
+def estimate_speeds(
+    xy: np.ndarray,
+    heading: np.ndarray,
+    dt: float,
+    smoothing: float = SPEED_SMOOTHING,
+    ridge: float = SPEED_RIDGE,
+    dtype: type = np.float32,
+) -> np.ndarray:
+    """Speed at every sample (N,) m/s of a path, the official way (NVlabs/alpamayo
+    action_space/utils.py dxy_theta_to_v_without_v0).
+
+    xy: (N, 2) metres; heading: (N,) rad (unwrapped); dt: s between samples. The trapezoid
+    rule ties consecutive speeds to each step, dp_i = dt/2 (v_i u_i + v_i+1 u_i+1) with
+    u = (cos, sin) of the heading; the speeds solve that in least squares with a third-order
+    smoothness term (smoothing / dt^6) and a ridge, by Cholesky. Computed in `dtype`
+    (float32, as the official code computes it on float32 histories).
     """
-    pts = np.asarray(xyz, dtype=np.float64)[-window:, :2]
-    s = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(pts, axis=0), axis=1))])
-    t = dt * np.arange(-(len(pts) - 1), 1)
-    deg = 2 if len(pts) >= 4 else 1
-    speed = float(np.polyfit(t, s, deg)[-2])
-    moving_backwards = pts[0, 0] > 0.0  # the past lies ahead of the car: it reversed
-    return -speed if moving_backwards else speed
+    xy = np.asarray(xy, dtype=dtype)
+    theta: np.ndarray = np.asarray(heading, dtype=dtype)
+    n = len(xy)
+    g = (2.0 / dt) * np.diff(xy, axis=0).astype(dtype)  # (N-1, 2)
+    a: np.ndarray = np.zeros((2 * (n - 1), n), dtype=dtype)
+    rows, cols = np.arange(n - 1), np.arange(n - 1)
+    cos, sin = np.cos(theta), np.sin(theta)
+    a[2 * rows, cols], a[2 * rows, cols + 1] = cos[:-1], cos[1:]
+    a[2 * rows + 1, cols], a[2 * rows + 1, cols + 1] = sin[:-1], sin[1:]
+    d3 = third_difference(n, dtype)
+    lhs = a.T @ a + dtype(smoothing / dt**6) * (d3.T @ d3) + dtype(ridge) * np.eye(n, dtype=dtype)
+    rhs = a.T @ g.reshape(-1)
+    chol = np.linalg.cholesky(lhs)
+    return np.asarray(np.linalg.solve(chol.T, np.linalg.solve(chol, rhs)), dtype=np.float64)
+
+
+def estimate_speed(xyz: np.ndarray, rot: np.ndarray, dt: float) -> float:
+    """Speed at t0 (m/s along the heading; negative when reversing) from an ego history in
+    the ego frame at t0: xyz (N, 3) metres, rot (N, 3, 3), samples dt seconds apart, the
+    last at t0. The official estimator (estimate_speeds) over all N poses: identical poses
+    give exactly 0, and noise-free constant speed, acceleration or curvature is exact.
+    """
+    rot = np.asarray(rot, dtype=np.float64)
+    heading = unwrap_yaw(np.arctan2(rot[:, 1, 0], rot[:, 0, 0]))
+    return float(estimate_speeds(np.asarray(xyz)[:, :2], heading, dt)[-1])
+
+
+def travel_speed(xyz: np.ndarray, speed: float) -> float:
+    """`speed` (m/s) for a car that may only be moving forwards or backwards as its history
+    says: the official estimate's smoothing can dip a few cm/s below 0 when the car has
+    just stopped (or after a repeated pose), and a stop plan from a negative speed is
+    refused by the controller. Negative only when the history's oldest pose lies ahead of
+    the car (xyz (N, 3) metres, ego frame at t0): it was reversing."""
+    reversing = float(np.asarray(xyz)[0, 0]) > 0.0
+    return min(speed, 0.0) if reversing else max(speed, 0.0)

@@ -1,6 +1,8 @@
 """Ego history: interpolation, ego-frame transform, refusals, bounded buffer."""
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +16,7 @@ from alpamayo_ros.core.ego_history import (
     EgoPoseBuffer,
     StampedPose,
     estimate_speed,
+    travel_speed,
 )
 from alpamayo_ros.core.trajectory import yaw_from_rotation
 
@@ -99,9 +102,95 @@ def test_bad_pose_names_the_field():
         StampedPose(0.0, (float("nan"), 0.0, 0.0), (1.0, 0.0, 0.0, 0.0))
 
 
-def test_speed_estimate_follows_acceleration():
-    t = 0.1 * np.arange(-15, 1)
-    a, v = 2.0, 6.0  # speed at t0 is v
-    x = v * t + 0.5 * a * t * t
-    xyz = np.stack([x, np.zeros(16), np.zeros(16)], -1)
-    assert estimate_speed(xyz, 0.1) == pytest.approx(v, abs=1e-9)
+def planar_history(speed, heading=None, dt=0.1):
+    """An ego history (xyz (N, 3), rot (N, 3, 3), ego frame at t0) whose speed and heading
+    at each of the N samples are given; positions by exact integration of a fine grid."""
+    speed = np.asarray(speed, dtype=np.float64)
+    heading = np.zeros_like(speed) if heading is None else np.asarray(heading, np.float64)
+    fine = 100
+    t = np.arange(len(speed))
+    tf = np.linspace(0, len(speed) - 1, (len(speed) - 1) * fine + 1)
+    vf, hf = np.interp(tf, t, speed), np.interp(tf, t, heading)
+    step = dt / fine
+    dx = 0.5 * step * (vf[1:] * np.cos(hf[1:]) + vf[:-1] * np.cos(hf[:-1]))
+    dy = 0.5 * step * (vf[1:] * np.sin(hf[1:]) + vf[:-1] * np.sin(hf[:-1]))
+    xy = np.stack([np.concatenate([[0], np.cumsum(dx)]), np.concatenate([[0], np.cumsum(dy)])], 1)
+    xy = xy[::fine]
+    c, s = np.cos(heading[-1]), np.sin(heading[-1])
+    local = (xy - xy[-1]) @ np.array([[c, -s], [s, c]])
+    yaw = heading - heading[-1]
+    rot = np.zeros((len(yaw), 3, 3))
+    rot[:, 0, 0], rot[:, 1, 1] = np.cos(yaw), np.cos(yaw)
+    rot[:, 0, 1], rot[:, 1, 0] = -np.sin(yaw), np.sin(yaw)
+    rot[:, 2, 2] = 1.0
+    return np.concatenate([local, np.zeros((len(yaw), 1))], 1), rot
+
+
+OFFICIAL_V0 = json.loads((Path(__file__).parent / "data" / "official_v0.json").read_text())
+
+
+@pytest.mark.parametrize("case", OFFICIAL_V0["cases"], ids=lambda c: c["name"])
+def test_speed_estimate_equals_the_official_estimator(case):
+    # Reference values: NVlabs/alpamayo estimate_t0_states (dxy_theta_to_v_without_v0), run
+    # on these float32 histories; the bound is the official float32 solve's own rounding.
+    v0 = estimate_speed(np.array(case["xyz"]), np.array(case["rot"]), 0.1)
+    assert v0 == pytest.approx(case["official_v0"], abs=1e-5)
+
+
+T = 0.1 * np.arange(-15, 1)
+
+
+@pytest.mark.parametrize(
+    "speed, heading",
+    [
+        (np.full(16, 10.0), None),  # constant speed
+        (6.0 + 2.0 * T, None),  # constant acceleration, 6 m/s at t0
+        (np.full(16, 8.0), 0.05 * 8.0 * T),  # constant curvature 0.05 1/m
+        (-2.0 + 0 * T, None),  # reversing
+    ],
+    ids=["constant speed", "constant acceleration", "constant curvature", "reversing"],
+)
+def test_speed_estimate_is_exact_without_noise(speed, heading):
+    xyz, rot = planar_history(speed, heading)
+    # exact up to the official ridge term's pull towards 0 (1e-4 relative)
+    assert estimate_speed(xyz, rot, 0.1) == pytest.approx(speed[-1], abs=2e-3)
+
+
+def test_speed_estimate_error_is_bounded_with_pose_noise():
+    rng = np.random.default_rng(3)
+    xyz, rot = planar_history(9.0 - 1.0 * T, 0.02 * 9.0 * T)
+    # (pose noise m, mean error m/s, worst error m/s): the official estimator's own spread
+    for sigma, mean_bound, worst_bound in ((0.01, 0.25, 0.6), (0.03, 0.75, 1.8)):
+        errors = []
+        for _ in range(50):
+            noisy = xyz + np.concatenate([rng.normal(0, sigma, (16, 2)), np.zeros((16, 1))], 1)
+            errors.append(abs(estimate_speed(noisy, rot, 0.1) - 9.0))
+        assert np.mean(errors) < mean_bound and max(errors) < worst_bound, (sigma, errors)
+
+
+def test_travel_speed_is_zero_for_identical_poses_and_never_negative_going_forward():
+    xyz = np.zeros((16, 3))
+    rot = np.broadcast_to(np.eye(3), (16, 3, 3))
+    assert estimate_speed(xyz, rot, 0.1) == 0.0
+    assert travel_speed(xyz, 0.0) == 0.0
+    # Identical poses at the end of a stop: the official estimate dips just below 0 (the
+    # model reads it as it is); what the planner and controller act on does not.
+    xyz, rot = planar_history(np.maximum(4.0 - 8.0 * (T + 1.0), 0.0))
+    xyz[-2] = xyz[-1]
+    v0 = estimate_speed(xyz, rot, 0.1)
+    assert -0.05 < v0 < 0.3 and travel_speed(xyz, v0) == max(v0, 0.0)
+    # Two identical poses 0.1 s apart while driving 5 m/s (a repeated odometry message):
+    # the trapezoid rule makes the official estimate about -3 m/s; never acted on.
+    xyz, rot = planar_history(np.full(16, 5.0))
+    xyz[-2] = xyz[-1]
+    v0 = estimate_speed(xyz, rot, 0.1)
+    assert v0 < 0.0 and travel_speed(xyz, v0) == 0.0
+    # Monotonic forward progress of any speed profile: never negative.
+    rng = np.random.default_rng(5)
+    for _ in range(100):
+        speed = np.maximum(np.cumsum(rng.normal(0, 1.0, 16)) + rng.uniform(0, 3), 0.0)
+        xyz, rot = planar_history(speed)
+        assert travel_speed(xyz, estimate_speed(xyz, rot, 0.1)) >= 0.0
+    # Reversing stays negative.
+    xyz, rot = planar_history(np.full(16, -2.0))
+    assert travel_speed(xyz, estimate_speed(xyz, rot, 0.1)) < -1.9
