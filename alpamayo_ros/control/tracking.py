@@ -9,8 +9,10 @@ now), and then
     preview for actuator delay): the plan's acceleration as feed-forward plus a
     proportional speed-error term;
   - limits speed, acceleration, jerk, steering angle and steering rate.
-A plan older than plan_timeout, no plan, or odometry that cannot place the plan gives a
-controlled stop at stop_decel (steering along the last plan's path while it can).
+A plan older than plan_timeout, a plan stamped ahead of the clock (never followed: its age
+would be negative), no plan, or odometry that cannot place the plan gives a controlled stop
+at stop_decel (steering along the last plan's path while it can). Time that jumps back (a
+bag played again, a simulator reset) drops the plan and the poses of the old timeline.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from alpamayo_ros.core.plan import Plan
 Mode = Literal["tracking", "stopping", "stopped"]
 STANDSTILL = 0.05  # m/s: slower counts as stopped
 SETPOINT_RESYNC = 1.0  # m/s: a speed setpoint this far from the measured speed re-anchors
+PLAN_AHEAD_TOLERANCE = 0.05  # s a plan's t0 may lie ahead of the clock (clock skew); its age is 0
+TIME_JUMP = 0.5  # s: time going back further than this starts a new timeline
 
 
 @dataclass(frozen=True)
@@ -183,13 +187,23 @@ class TrajectoryTracker:
         )
         self.plan: Plan | None = None
         self._last: Command | None = None
+        self.time_jumps = 0
+        self.late_arrivals = 0  # plans already older than plan_timeout when they arrived
 
     def add_pose(self, pose: StampedPose) -> None:
+        latest = self.poses.latest_stamp
+        if latest is not None and pose.stamp < latest - TIME_JUMP:  # a new timeline
+            self.poses.clear()
         self.poses.add(pose)
 
-    def set_plan(self, plan: Plan) -> None:
-        """Follow `plan` from now on (an older plan than the current one is ignored)."""
-        if self.plan is None or plan.stamp >= self.plan.stamp:
+    def set_plan(self, plan: Plan, now: float | None = None) -> None:
+        """Follow `plan` from now on. A plan older than the current one is ignored, unless
+        it is older by more than a time jump (the clock went back: a new timeline). With
+        `now` (s), a plan that arrives already older than plan_timeout is counted."""
+        if now is not None and now - plan.stamp > self.settings.plan_timeout:
+            self.late_arrivals += 1
+        current = self.plan
+        if current is None or plan.stamp >= current.stamp or plan.stamp < current.stamp - TIME_JUMP:
             self.plan = plan
 
     def reset(self) -> None:
@@ -203,9 +217,13 @@ class TrajectoryTracker:
         starts from the measured speed."""
         return Command(now, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, "stopped", reason)
 
-    def update(self, now: float, speed: float) -> Command:
-        """The command at time `now` (s) for a measured speed (m/s)."""
+    def update(self, now: float, speed: float, stop_reason: str = "") -> Command:
+        """The command at time `now` (s) for a measured speed (m/s); with `stop_reason`, a
+        controlled stop whatever the plan (the node's watchdog: clock or inputs silent)."""
         s = self.settings
+        if self._last is not None and now < self._last.stamp - TIME_JUMP:
+            self.time_jumps += 1
+            self.reset()  # the plan and poses belong to the abandoned timeline
         dt = 0.0 if self._last is None else max(now - self._last.stamp, 0.0)
         prev_accel = 0.0 if self._last is None else self._last.accel
         prev_steer = 0.0 if self._last is None else self._last.steering_angle
@@ -225,6 +243,11 @@ class TrajectoryTracker:
                 reason = f"cannot place the plan: {err}"
             if age > s.plan_timeout:
                 reason = f"plan is {age:.2f} s old (plan_timeout {s.plan_timeout} s)"
+            elif age < -PLAN_AHEAD_TOLERANCE:
+                reason = f"plan stamped {-age:.2f} s ahead of the clock (never followed)"
+                path = None
+        if stop_reason:
+            reason = stop_reason
 
         if reason:
             target_accel = -s.stop_decel if speed > 1e-3 else 0.0  # brake to a standstill
@@ -234,7 +257,7 @@ class TrajectoryTracker:
             mode: Mode = "stopping" if speed > STANDSTILL else "stopped"
         else:
             assert plan is not None
-            v_ref, a_ff = speed_profile_at(plan, age + s.preview)
+            v_ref, a_ff = speed_profile_at(plan, max(age, 0.0) + s.preview)
             target_speed, slowing = min(max(v_ref, 0.0), s.max_speed), s.max_decel
             resync = abs(last_setpoint - speed) > SETPOINT_RESYNC  # the car did not follow
             prev_setpoint = speed if resync else last_setpoint
@@ -286,11 +309,15 @@ class TrajectoryTracker:
 
 
 def tracker_diagnostics(
-    command: Command, bad_plans: int, name: str = "alpamayo_controller"
+    command: Command,
+    bad_plans: int,
+    name: str = "alpamayo_controller",
+    tracker: TrajectoryTracker | None = None,
 ) -> DiagnosticItem:
     """The controller's diagnostic: OK while tracking, WARN while stopping or stopped for
-    lack of a usable plan (the reason says why)."""
-    values = (
+    lack of a usable plan (the reason says why), WARN when plans arrive already older than
+    plan_timeout (the model is slower than the controller expects)."""
+    values: tuple[tuple[str, str], ...] = (
         ("mode", command.mode),
         ("reason", command.reason),
         ("plan age [s]", f"{command.plan_age:.3f}"),
@@ -302,4 +329,15 @@ def tracker_diagnostics(
     )
     level = OK if command.mode == "tracking" else WARN
     message = command.mode + (f": {command.reason}" if command.reason else "")
+    if tracker is not None:
+        values += (
+            ("plans late on arrival", str(tracker.late_arrivals)),
+            ("time jumps", str(tracker.time_jumps)),
+        )
+        if tracker.late_arrivals:
+            level = WARN
+            message += (
+                f"; {tracker.late_arrivals} plans arrived older than plan_timeout "
+                f"{tracker.settings.plan_timeout} s (the model is slower than that)"
+            )
     return DiagnosticItem(name, level, message, values)

@@ -30,7 +30,9 @@ class DiagnosticItem:
 
 
 class RateMeter:
-    """Messages per second per key over a sliding window of `window` seconds."""
+    """Messages per second per key over a sliding window of `window` seconds. A tick more
+    than a window before the key's newest (time went back: a bag played again) restarts
+    that key's window; `reset` restarts all (the node calls it on a detected time jump)."""
 
     def __init__(self, window: float = 2.0) -> None:
         if not window > 0:
@@ -40,6 +42,8 @@ class RateMeter:
 
     def tick(self, key: str, now: float) -> None:
         stamps = self._stamps.setdefault(key, deque())
+        if stamps and now < stamps[-1] - self.window:
+            stamps.clear()
         stamps.append(now)
         while stamps and stamps[0] < now - self.window:
             stamps.popleft()
@@ -49,6 +53,9 @@ class RateMeter:
         while stamps and stamps[0] < now - self.window:
             stamps.popleft()
         return len(stamps) / self.window
+
+    def reset(self) -> None:
+        self._stamps.clear()
 
 
 class LatencyWindow:
@@ -71,17 +78,54 @@ class LatencyWindow:
         return float(p50), float(p99)
 
 
+@dataclass(frozen=True)
+class HealthLimits:
+    """When the planner's health turns WARN or ERROR, in wall-clock seconds (a stalled
+    /clock must not hide anything).
+
+    clock_stall: the node's clock has not advanced for longer -> ERROR.
+    model_stall: one inference has been running for longer -> ERROR.
+    no_plan: nothing published for longer -> ERROR.
+    max_drop_fraction: dropped share of the last `cycle_window` planning cycles above which
+        the model counts as lagging -> WARN (openpilot: 20 %).
+    """
+
+    clock_stall: float = 1.0
+    model_stall: float = 10.0
+    no_plan: float = 2.0
+    max_drop_fraction: float = 0.2
+    cycle_window: int = 50
+
+    def __post_init__(self) -> None:
+        for name in ("clock_stall", "model_stall", "no_plan"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"HealthLimits.{name} must be > 0 s, got {getattr(self, name)}")
+        if not 0 < self.max_drop_fraction <= 1:
+            raise ValueError(
+                f"HealthLimits.max_drop_fraction must be in (0, 1], got {self.max_drop_fraction}"
+            )
+
+
 class PlannerMonitor:
     """Counters, rates and state of the planner node; see `diagnostics` and `state`."""
 
-    def __init__(self, cameras: tuple[str, ...], window: float = 2.0) -> None:
+    def __init__(
+        self, cameras: tuple[str, ...], window: float = 2.0, limits: HealthLimits | None = None
+    ) -> None:
         self.cameras = cameras
+        self.limits = limits or HealthLimits()
         self.rates = RateMeter(window)
         self.latency = LatencyWindow()
         self.bad_messages: Counter[str] = Counter()
         self.plans = 0
         self.fallback_plans = 0
         self.dropped_cycles = 0
+        self.late_plans = 0
+        self.time_jumps = 0
+        self.last_time_jump = ""
+        self.cycles: deque[bool] = deque(maxlen=self.limits.cycle_window)  # True: dropped
+        self.last_plan_wall: float | None = None
+        self.started_wall: float | None = None
         self.last_odometry: float | None = None
         self.state = STARTING
         self.detail = "loading the model"
@@ -97,8 +141,29 @@ class PlannerMonitor:
     def on_bad_message(self, kind: str) -> None:
         self.bad_messages[kind] += 1
 
+    def on_cycle(self, dropped: bool) -> None:
+        """A planning cycle handed to the model (dropped: it displaced one not yet run)."""
+        self.cycles.append(dropped)
+        if dropped:
+            self.dropped_cycles += 1
+
     def on_dropped_cycle(self) -> None:
-        self.dropped_cycles += 1
+        self.on_cycle(True)
+
+    def on_late_plan(self) -> None:
+        self.late_plans += 1
+
+    def on_time_jump(self, what: str) -> None:
+        """The clock went back: rates restart, the jump is reported."""
+        self.time_jumps += 1
+        self.last_time_jump = what
+        self.rates.reset()
+        self.last_odometry = None
+
+    @property
+    def drop_fraction(self) -> float:
+        """Dropped share of the recent planning cycles (0 before any)."""
+        return sum(self.cycles) / len(self.cycles) if self.cycles else 0.0
 
     def on_model_loaded(self, model_id: str) -> None:
         self.detail = f"model {model_id} loaded"
@@ -108,10 +173,13 @@ class PlannerMonitor:
         self.state = FAILED
         self.detail = reason
 
-    def on_plan(self, plan: Plan) -> bool:
-        """Count a published plan; True when the state changed."""
+    def on_plan(self, plan: Plan, wall: float | None = None) -> bool:
+        """Count a published plan (at monotonic wall time `wall`); True when the state
+        changed."""
         before = (self.state, self.detail)
         self.plans += 1
+        if wall is not None:
+            self.last_plan_wall = wall
         if plan.is_fallback:
             self.fallback_plans += 1
         else:
@@ -127,9 +195,45 @@ class PlannerMonitor:
     def bad_message_total(self) -> int:
         return sum(self.bad_messages.values())
 
-    def diagnostics(self, now: float, prefix: str = "alpamayo_planner") -> list[DiagnosticItem]:
+    def health(
+        self, wall: float, clock_stalled_for: float = 0.0, inference_running_for: float = 0.0
+    ) -> tuple[int, str]:
+        """(level, message) of what wall time shows: a stalled clock or model, no plan
+        for too long, a lagging model; (OK, "") when none applies. `wall`: monotonic
+        seconds; the other two: wall seconds."""
+        lim = self.limits
+        if self.started_wall is None:
+            self.started_wall = wall
+        if clock_stalled_for > lim.clock_stall:
+            return ERROR, (
+                f"clock stalled: the node's time has not advanced for {clock_stalled_for:.1f} s "
+                "(use_sim_time and /clock stopped?)"
+            )
+        if inference_running_for > lim.model_stall:
+            return ERROR, f"model stalled: one inference running for {inference_running_for:.1f} s"
+        last = self.last_plan_wall if self.last_plan_wall is not None else self.started_wall
+        since = wall - last
+        if since > lim.no_plan and self.state != FAILED:
+            return ERROR, f"no plan published for {since:.1f} s"
+        if len(self.cycles) >= 10 and self.drop_fraction > lim.max_drop_fraction:
+            return WARN, (
+                f"model lagging: {100 * self.drop_fraction:.0f} % of the last {len(self.cycles)} "
+                "cycles dropped (the model is slower than rate_hz)"
+            )
+        return OK, ""
+
+    def diagnostics(
+        self,
+        now: float,
+        prefix: str = "alpamayo_planner",
+        wall: float | None = None,
+        clock_stalled_for: float = 0.0,
+        inference_running_for: float = 0.0,
+    ) -> list[DiagnosticItem]:
         """An inputs item (rate per camera, odometry rate and age, skipped messages) and a
-        model item (state, latency p50/p99 per stage, plans, fallbacks, dropped cycles)."""
+        model item (state, latency p50/p99 per stage, plans, fallbacks, dropped cycles, late
+        plans, time jumps). With `wall` (monotonic seconds) the model item's level is also
+        raised by `health` (stalled clock or model, no plan, lagging model)."""
         values = [(f"{cam} rate [Hz]", f"{self.rates.rate(cam, now):.1f}") for cam in self.cameras]
         silent = [cam for cam in self.cameras if self.rates.rate(cam, now) == 0.0]
         values.append(("odometry rate [Hz]", f"{self.rates.rate('odometry', now):.1f}"))
@@ -159,10 +263,23 @@ class PlannerMonitor:
             ("plans published", str(self.plans)),
             ("fallback plans", str(self.fallback_plans)),
             ("dropped cycles", str(self.dropped_cycles)),
+            ("dropped share of recent cycles", f"{self.drop_fraction:.2f}"),
+            ("late plans", str(self.late_plans)),
+            ("time jumps", str(self.time_jumps)),
         ]
+        if self.last_time_jump:
+            model_values.append(("last time jump", self.last_time_jump))
         level = {STARTING: WARN, PLANNING: OK, FALLBACK: WARN, FAILED: ERROR}[self.state]
-        model = DiagnosticItem(
-            f"{prefix}: model", level, f"{STATE_NAMES[self.state]}: {self.detail}",
-            tuple(model_values),
-        )  # fmt: skip
+        message = f"{STATE_NAMES[self.state]}: {self.detail}"
+        if wall is not None:
+            health, why = self.health(wall, clock_stalled_for, inference_running_for)
+            model_values += [
+                ("clock stalled for [s]", f"{clock_stalled_for:.1f}"),
+                ("inference running for [s]", f"{inference_running_for:.1f}"),
+            ]
+            if health > level:
+                level, message = health, why
+            elif why:
+                message += f"; {why}"
+        model = DiagnosticItem(f"{prefix}: model", level, message, tuple(model_values))
         return [inputs, model]

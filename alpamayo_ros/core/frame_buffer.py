@@ -143,6 +143,10 @@ class FrameBuffer:
             raise ValueError(f"frame stamp must be finite, got {stamp} for camera {camera!r}")
         self._rings[camera].add(float(stamp), image)
 
+    def clear(self) -> None:
+        """Forget every frame (after the clock jumped back)."""
+        self._rings = {cam: _CameraRing(self.spec.capacity) for cam in self.spec.cameras}
+
     def __len__(self) -> int:
         """Frames held, all cameras together."""
         return sum(len(r.stamps) for r in self._rings.values())

@@ -17,6 +17,7 @@ from typing import Any, Literal
 import numpy as np
 
 from alpamayo_ros.core.camera_rig import CameraRig
+from alpamayo_ros.core.clock import ClockSettings, ClockWatch, TimeJump
 from alpamayo_ros.core.ego_history import (
     EgoHistory,
     EgoHistorySpec,
@@ -33,6 +34,12 @@ log = logging.getLogger(__name__)
 
 SampleChoice = Literal["first", "median", "consistent"]
 SAMPLE_CHOICES: tuple[str, ...] = ("first", "median", "consistent")
+LatePlan = Literal["stop", "drop"]
+LATE_PLAN_CHOICES: tuple[str, ...] = ("stop", "drop")
+
+
+class StampAhead(ValueError):
+    """An input stamped further ahead of the clock than ClockSettings.future_tolerance."""
 
 
 @dataclass(frozen=True)
@@ -45,9 +52,13 @@ class PlannerSettings:
         ("consistent") the one closest to the median among the samples whose causal chain
         states what their own trajectory does (all samples when none does).
     max_input_age: seconds; any required input older than this at a tick -> stop plan.
+    max_plan_age: seconds; a model plan whose t0 is older than this when it is ready to
+        publish is late: late_plan "stop" publishes a flagged stop plan instead, "drop"
+        publishes nothing (counted either way).
     stop_decel: m/s^2 of the controlled stop.
     frame_id: the ego frame the plans are expressed in.
     seed: base seed (each plan adds its tick count); None draws a fresh one every time.
+    clock: when the clock counts as jumping back, and how far ahead of it inputs may be.
     """
 
     num_samples: int = 6
@@ -57,10 +68,13 @@ class PlannerSettings:
     num_flow_steps: int | None = None
     sample_choice: SampleChoice = "consistent"
     max_input_age: float = 0.3
+    max_plan_age: float = 1.0
+    late_plan: LatePlan = "stop"
     stop_decel: float = 2.0
     frame_id: str = "base_link"
     seed: int | None = None
     limits: PlanLimits = field(default_factory=PlanLimits)
+    clock: ClockSettings = field(default_factory=ClockSettings)
 
     def __post_init__(self) -> None:
         if self.num_samples < 1:
@@ -75,6 +89,12 @@ class PlannerSettings:
             )
         if not self.max_input_age > 0:
             raise ValueError(f"max_input_age must be > 0 s, got {self.max_input_age}")
+        if not self.max_plan_age > 0:
+            raise ValueError(f"max_plan_age must be > 0 s, got {self.max_plan_age}")
+        if self.late_plan not in LATE_PLAN_CHOICES:
+            raise ValueError(
+                f"late_plan must be one of {LATE_PLAN_CHOICES}, got {self.late_plan!r}"
+            )
         if not self.stop_decel > 0:
             raise ValueError(f"stop_decel must be > 0 m/s^2, got {self.stop_decel}")
 
@@ -141,26 +161,61 @@ class Planner:
                 f"frame buffer cameras {self.frames.spec.cameras} differ from the rig's {rig.names}"
             )
         self.poses = EgoPoseBuffer(ego_spec)
+        self.clock = ClockWatch(self.settings.clock)
         self.ticks = 0
+        self.late_plans = 0
 
     @property
     def model_id(self) -> str:
         return str(getattr(self.policy, "model_id", "") or "")
 
-    # -- inputs ---------------------------------------------------------------------------
-    def add_image(self, camera: str, stamp: float, image: np.ndarray) -> None:
+    # -- clock and inputs -----------------------------------------------------------------
+    def check_clock(self, now: float, wall: float) -> TimeJump | None:
+        """Record a reading of the clock (seconds) at monotonic wall time `wall`. When it
+        went back (a bag played again, a simulator reset) every buffered frame and pose
+        belongs to the abandoned timeline: they are dropped and the jump is returned."""
+        jump = self.clock.observe(now, wall)
+        if jump is not None:
+            self.reset()
+            log.warning("%s: frame and pose buffers cleared", jump)
+        return jump
+
+    def reset(self) -> None:
+        """Forget every buffered frame and pose."""
+        self.frames.clear()
+        self.poses.clear()
+
+    def _check_stamp(self, what: str, stamp: float, now: float | None) -> None:
+        if now is None:
+            return
+        ahead = self.clock.ahead(stamp, now)
+        if ahead > 0:
+            raise StampAhead(
+                f"{what} stamped {stamp - now:.2f} s ahead of the clock ({stamp:.3f} s at "
+                f"{now:.3f} s; future_tolerance {self.settings.clock.future_tolerance} s)"
+            )
+
+    def add_image(
+        self, camera: str, stamp: float, image: np.ndarray, now: float | None = None
+    ) -> None:
+        """Buffer a frame. With `now` (the clock, seconds), a frame stamped further ahead
+        of it than the tolerance raises StampAhead and is not kept."""
+        self._check_stamp(f"camera {camera} frame", stamp, now)
         self.frames.add(camera, stamp, image)
 
-    def add_pose(self, pose: StampedPose) -> None:
+    def add_pose(self, pose: StampedPose, now: float | None = None) -> None:
+        """Buffer an ego pose; `now` as for add_image."""
+        self._check_stamp("ego pose", pose.stamp, now)
         self.poses.add(pose)
 
     def current_speed(self) -> float:
-        """Best speed estimate now (m/s) for a stop plan; 0 when unknown."""
+        """Best speed estimate now (m/s, never negative going forward) for a stop plan; 0
+        when unknown."""
         latest = self.poses.latest_stamp
         if latest is None:
             return 0.0
         try:
-            return self.poses.history(latest).speed
+            return self.poses.history(latest).travel_speed
         except EgoHistoryUnavailable:
             return 0.0
 
@@ -171,19 +226,20 @@ class Planner:
         now: the current time in seconds (ROS time, or bag time in a replay).
         """
         s = self.settings
+        latest = {**self.frames.latest_stamps(), "odometry": self.poses.latest_stamp}
         stale = []
-        for cam, stamp in self.frames.latest_stamps().items():
+        for name, stamp in latest.items():
             if stamp is None:
-                stale.append(f"{cam}: no frame yet")
+                stale.append(f"{name}: {'none' if name == 'odometry' else 'no frame'} yet")
             elif now - stamp > s.max_input_age:
-                stale.append(f"{cam}: {now - stamp:.2f} s old")
-        odom = self.poses.latest_stamp
-        if odom is None:
-            stale.append("odometry: none yet")
-        elif now - odom > s.max_input_age:
-            stale.append(f"odometry: {now - odom:.2f} s old")
+                stale.append(f"{name}: {now - stamp:.2f} s old")
         if stale:
             return self.stop_plan(now, "stale input: " + "; ".join(stale))
+        newest = max(t for t in latest.values() if t is not None)
+        if self.clock.ahead(newest, now) > 0:  # inputs of another timeline
+            return self.stop_plan(
+                now, f"input ahead of the clock: stamped {newest - now:.2f} s after now"
+            )
         t0 = self.frames.newest_complete_t0()
         assert t0 is not None  # every camera has a frame (checked above)
         try:
@@ -232,7 +288,7 @@ class Planner:
             log.exception("policy failed")
             reason = f"model error: {type(err).__name__}: {err}"
             return [
-                PlanOutcome(self.stop_plan(i.t0, reason, v0=i.ego.speed, **f))
+                PlanOutcome(self.stop_plan(i.t0, reason, v0=i.ego.travel_speed, **f))
                 for i, f in zip(batch, fields, strict=True)
             ]
         latency = {k: float(v) for k, v in result.timings_ms.items()}
@@ -270,8 +326,33 @@ class Planner:
         problems = plan_problems(plan, s.limits)
         if problems:
             reason = "model plan rejected: " + "; ".join(problems)
-            plan = self.stop_plan(inputs.t0, reason, v0=inputs.ego.speed, **fields)
+            plan = self.stop_plan(inputs.t0, reason, v0=inputs.ego.travel_speed, **fields)
         return PlanOutcome(plan, xy, tuple(x.reasoning for x in samples))
+
+    def finish(self, outcome: PlanOutcome, now: float) -> PlanOutcome | None:
+        """The outcome as it may be published at `now` (seconds): a model plan whose t0 is
+        more than max_plan_age old, or ahead of the clock (made before the clock jumped
+        back), is late and becomes a flagged stop plan stamped now (late_plan "stop") or
+        None (late_plan "drop"). Stop plans pass unchanged."""
+        plan = outcome.plan
+        age = now - plan.stamp
+        s = self.settings
+        if plan.is_fallback or -s.clock.future_tolerance <= age <= s.max_plan_age:
+            return outcome
+        self.late_plans += 1
+        if age < 0:
+            why = f"late plan: made for t0 {-age:.2f} s after now (the clock jumped back)"
+        else:
+            why = f"late plan: made for t0 {age:.2f} s ago (max_plan_age {s.max_plan_age} s)"
+        log.warning(why)
+        if s.late_plan == "drop":
+            return None
+        fields: dict[str, Any] = dict(
+            camera_names=plan.camera_names, camera_stamps=plan.camera_stamps,
+            odometry_stamp=plan.odometry_stamp, latency_ms=plan.latency_ms,
+        )  # fmt: skip
+        return PlanOutcome(self.stop_plan(now, why, **fields), outcome.sample_xy,
+                           outcome.sample_reasoning)  # fmt: skip
 
     def step(self, now: float) -> PlanOutcome:
         """prepare + run, for callers without a worker thread (the replay)."""
@@ -281,7 +362,8 @@ class Planner:
         return self.run(prepared)
 
     def stop_plan(self, stamp: float, reason: str, v0: float | None = None, **fields: Any) -> Plan:
-        """A controlled stop from the current speed along the current heading."""
+        """A controlled stop from the current speed along the current heading (never from a
+        negative speed unless the car is reversing: v0 is a travel speed)."""
         speed = self.current_speed() if v0 is None or not math.isfinite(v0) else v0
         fields.setdefault("frame_id", self.settings.frame_id)
         fields.setdefault("model_id", self.model_id)

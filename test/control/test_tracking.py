@@ -208,3 +208,66 @@ def test_a_stop_never_raises_the_setpoint_when_the_car_does_not_slow():
     speeds = [tracker.update(0.02 * k, 5.0).speed for k in range(150)]  # the car ignores us
     assert speeds[0] == 5.0 and np.all(np.diff(speeds) <= 0) and speeds[-1] == 0.0
     assert speeds[10] == pytest.approx(5.0 - 2.0 * 0.2)
+
+
+def straight_plan(t0: float, speed: float = 5.0) -> Plan:
+    return Plan.from_rollout(integrate(np.zeros((64, 2)), speed), t0, speed)
+
+
+def straight_pose(t: float, speed: float = 5.0, start: float = 0.0) -> StampedPose:
+    return StampedPose(t, (speed * (t - start), 0.0, 0.0), (1.0, 0.0, 0.0, 0.0))
+
+
+def test_a_plan_stamped_ahead_of_the_clock_is_never_followed():
+    tracker = TrajectoryTracker()
+    for k in range(20):
+        tracker.add_pose(straight_pose(0.05 * k))
+    tracker.set_plan(straight_plan(6.0))  # from a later pass of the bag: negative age
+    cmd = tracker.update(0.9, 5.0)
+    assert cmd.mode == "stopping" and "ahead of the clock" in cmd.reason
+    assert cmd.plan_age == pytest.approx(-5.1) and cmd.speed <= 5.0
+    # within the clock-skew tolerance it is followed, from its start
+    tracker.set_plan(straight_plan(0.93))
+    assert tracker.update(0.92, 5.0).mode == "tracking"
+
+
+def test_time_jumping_back_drops_the_old_timeline_and_follows_the_new_one():
+    """A bag played three times in a row: each pass the clock restarts at 0."""
+    tracker = TrajectoryTracker(TrackerSettings(plan_timeout=0.5))
+    for _ in range(3):
+        ages = []
+        for k in range(60):  # 3 s at 20 Hz: odometry, a plan every 0.1 s, a command
+            t = 0.05 * k
+            tracker.add_pose(straight_pose(t))
+            if k % 2 == 0 and k >= 4:
+                tracker.set_plan(straight_plan(t - 0.1), now=t)
+            cmd = tracker.update(t, 5.0)
+            ages.append(cmd.plan_age)
+            assert not (cmd.mode == "tracking" and cmd.plan_age < 0), (t, cmd)
+        assert cmd.mode == "tracking" and 0.0 <= cmd.plan_age <= 0.2
+        assert all(a >= 0 for a in ages if not math.isnan(a))
+    assert tracker.time_jumps == 2 and tracker.late_arrivals == 0
+
+
+def test_plans_arriving_later_than_plan_timeout_are_counted_and_warned():
+    from alpamayo_ros.control.tracking import tracker_diagnostics
+    from alpamayo_ros.core.diagnostics import WARN
+
+    tracker = TrajectoryTracker(TrackerSettings(plan_timeout=0.5))
+    for k in range(40):
+        tracker.add_pose(straight_pose(0.05 * k))
+    tracker.set_plan(straight_plan(0.2), now=1.5)  # the model took 1.3 s
+    cmd = tracker.update(1.5, 5.0)
+    assert cmd.mode == "stopping" and tracker.late_arrivals == 1
+    item = tracker_diagnostics(cmd, 0, tracker=tracker)
+    assert item.level == WARN and "older than plan_timeout" in item.message
+
+
+def test_a_forced_stop_overrides_a_good_plan():
+    tracker = TrajectoryTracker()
+    for k in range(20):
+        tracker.add_pose(straight_pose(0.05 * k))
+    tracker.set_plan(straight_plan(0.9))
+    assert tracker.update(0.95, 5.0).mode == "tracking"
+    cmd = tracker.update(1.0, 5.0, stop_reason="clock stalled")
+    assert cmd.mode == "stopping" and cmd.reason == "clock stalled" and cmd.speed < 5.0

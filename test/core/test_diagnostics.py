@@ -88,3 +88,58 @@ def test_messages_serialise():
     ]
     status = planner_status_msg(mon, 1.0, lambda n: store.types[n])
     assert status.state == PLANNING and status.dropped_cycles == 1 and status.plans_published == 1
+
+
+def test_rate_meter_survives_time_going_back():
+    meter = RateMeter(window=2.0)
+    for k in range(30):
+        meter.tick("cam", 0.1 * k)
+    for k in range(30):  # the bag again from 0: still 10 Hz, not 20
+        meter.tick("cam", 0.1 * k)
+    assert meter.rate("cam", 2.9) == pytest.approx(10.0, abs=0.5)
+
+
+def planning_monitor() -> PlannerMonitor:
+    mon = PlannerMonitor(CAMS)
+    for k in range(20):
+        for cam in CAMS:
+            mon.on_image(cam, 0.1 * k)
+        mon.on_pose(0.1 * k, 0.1 * k)
+    mon.on_plan(model_plan(50.0), wall=100.0)
+    return mon
+
+
+def test_wall_time_health_raises_the_model_level():
+    mon = planning_monitor()
+    _, model = mon.diagnostics(2.0, wall=100.5)
+    assert model.level == OK
+    # /clock stopped: the node's time stands still, wall time goes on.
+    _, model = mon.diagnostics(2.0, wall=101.0, clock_stalled_for=3.0)
+    assert model.level == ERROR and model.message.startswith("clock stalled")
+    # One inference hanging.
+    _, model = mon.diagnostics(2.0, wall=101.0, inference_running_for=12.0)
+    assert model.level == ERROR and "model stalled" in model.message
+    # Nothing published for 20 s, though the last plan was a model plan ("planning: ok").
+    _, model = mon.diagnostics(2.0, wall=120.0)
+    assert model.level == ERROR and "no plan published for 20.0 s" in model.message
+
+
+def test_dropping_over_a_fifth_of_the_cycles_is_model_lagging():
+    mon = planning_monitor()
+    for k in range(20):
+        mon.on_cycle(dropped=k % 10 == 0)  # 10 % dropped
+    assert mon.diagnostics(2.0, wall=100.5)[1].level == OK
+    for k in range(20):
+        mon.on_cycle(dropped=k % 10 != 0)  # 9 of 10 dropped
+    _, model = mon.diagnostics(2.0, wall=100.5)
+    assert model.level == WARN and "model lagging" in model.message
+    assert mon.dropped_cycles == 20
+
+
+def test_a_time_jump_is_counted_and_restarts_the_rates():
+    mon = planning_monitor()
+    mon.on_time_jump("time jumped back 2.00 s (from 2.000 s to 0.000 s)")
+    inputs, model = mon.diagnostics(0.0, wall=100.5)
+    values = dict(model.values)
+    assert values["time jumps"] == "1" and "jumped back" in values["last time jump"]
+    assert dict(inputs.values)["front rate [Hz]"] == "0.0"
