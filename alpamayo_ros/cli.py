@@ -90,8 +90,8 @@ def _load_policy(model: str | None, device: str, dtype: str, cache: Path):
     """The policy to replay: `model`; without one, the demo checkpoint trained on synthetic
     drives (shipped with the package), or, where it is missing, an untrained tiny
     checkpoint built once in `cache`."""
+    from alpamayo_ros.checkpoints import DEMO_CHECKPOINT
     from alpamayo_ros.model.policy import AlpamayoPolicy
-    from alpamayo_ros.training.demo import DEMO_CHECKPOINT
 
     if model is None and (DEMO_CHECKPOINT / "config.json").is_file():
         model = str(DEMO_CHECKPOINT)
@@ -247,7 +247,8 @@ def _print_eval(metrics: dict) -> None:
 
 
 def _train_demo(args: argparse.Namespace) -> int:
-    from alpamayo_ros.training.demo import DEMO_CHECKPOINT, train_demo
+    from alpamayo_ros.checkpoints import DEMO_CHECKPOINT
+    from alpamayo_ros.training.demo import train_demo
 
     out = Path(args.out) if args.out else DEMO_CHECKPOINT
     metrics = train_demo(args.work, out)

@@ -19,8 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from alpamayo_ros.checkpoints import DEMO_CHECKPOINT
 from alpamayo_ros.cli import _print_eval
-from alpamayo_ros.training.demo import DEMO_CHECKPOINT, DemoSettings, evaluate_demo
+from alpamayo_ros.training.demo import DemoSettings, evaluate_demo
 
 
 def main() -> int:

@@ -1,27 +1,35 @@
 """Start the planner and (optionally) the controller.
 
+    ros2 launch alpamayo_ros drive.launch.py                       # the demo checkpoint
     ros2 launch alpamayo_ros drive.launch.py model:=/data/Alpamayo-R1-10B
     ros2 launch alpamayo_ros drive.launch.py model:=/data/ckpt device:=cpu use_sim_time:=true
 
-Every argument overrides the parameter files (config/planner.yaml, config/controller.yaml,
-or your own via planner_params:=... controller_params:=...).
+The parameter files (config/planner.yaml, config/controller.yaml, or your own via
+planner_params:=... controller_params:=...) hold every setting; a launch argument overrides
+its file only when it is given (an empty argument leaves the file's value alone). The files'
+defaults: model 'demo' (the checkpoint shipped with the package, trained on synthetic drives
+only), device and dtype 'auto' (cuda and bfloat16 when a GPU is there, else cpu and float32).
 """
 
-from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, GroupAction
+from launch import LaunchContext, LaunchDescription
+from launch.actions import DeclareLaunchArgument, GroupAction, OpaqueFunction
 from launch.conditions import IfCondition
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution, PythonExpression
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node, PushRosNamespace
 from launch_ros.substitutions import FindPackageShare
 
+# Arguments that override a planner parameter when given ('' = keep the file's value).
+PLANNER_OVERRIDES = (
+    ("model", "checkpoint folder, repo id in the local HF cache, or 'demo' ('' = the file's)"),
+    ("device", "torch device of the model: auto, cuda, cuda:1, cpu ('' = the file's)"),
+    ("dtype", "torch dtype: auto, bfloat16, float16, float32 ('' = the file's)"),
+    ("camera_config", "camera rig YAML ('' = the file's; its '' = config/cameras.yaml)"),
+    ("odom_topic", "nav_msgs/Odometry topic of the ego motion ('' = the file's)"),
+    ("rate_hz", "planning rate, Hz ('' = the file's)"),
+)
+FLOAT_PARAMS = {"rate_hz"}
 ARGUMENTS = (
-    ("model", "", "checkpoint folder or repo id in the local HF cache ('' = stop plans only)"),
-    ("device", "cuda", "torch device of the model (cuda, cuda:1, cpu)"),
-    ("dtype", "bfloat16", "torch dtype of the model (bfloat16, float16, float32)"),
-    ("camera_config", "", "camera rig YAML ('' = config/cameras.yaml, the released rig)"),
-    ("odom_topic", "/odom", "nav_msgs/Odometry topic of the ego motion"),
     ("use_sim_time", "false", "use /clock (true when playing a bag with --clock)"),
-    ("rate_hz", "10.0", "planning rate, Hz"),
     ("enable_controller", "true", "start alpamayo_controller (publishes cmd_vel)"),
     ("namespace", "", "namespace of both nodes"),
     ("rviz", "false", "open RViz with config/alpamayo.rviz"),
@@ -29,11 +37,59 @@ ARGUMENTS = (
 )  # fmt: skip
 
 
+def given(context: LaunchContext, names) -> dict:
+    """The launch arguments among `names` that were given (non-empty), typed."""
+    values = {}
+    for name in names:
+        value = LaunchConfiguration(name).perform(context)
+        if value != "":
+            values[name] = float(value) if name in FLOAT_PARAMS else value
+    return values
+
+
+def nodes(context: LaunchContext) -> list:
+    arg = LaunchConfiguration
+    sim_time = arg("use_sim_time").perform(context).lower() == "true"
+    planner_overrides = given(context, [n for n, _ in PLANNER_OVERRIDES])
+    shared = {"use_sim_time": sim_time}
+    planner = Node(
+        package="alpamayo_ros",
+        executable="alpamayo_planner",
+        name="alpamayo_planner",
+        output="screen",
+        emulate_tty=True,
+        arguments=["--ros-args", "--log-level", arg("log_level")],
+        parameters=[arg("planner_params"), {**planner_overrides, **shared}],
+    )
+    controller_overrides = given(context, ["odom_topic"])
+    controller = Node(
+        package="alpamayo_ros",
+        executable="alpamayo_controller",
+        name="alpamayo_controller",
+        output="screen",
+        emulate_tty=True,
+        arguments=["--ros-args", "--log-level", arg("log_level")],
+        condition=IfCondition(arg("enable_controller")),
+        remappings=[("plan", "alpamayo_planner/plan")],
+        parameters=[arg("controller_params"), {**controller_overrides, **shared}],
+    )
+    rviz = Node(
+        package="rviz2",
+        executable="rviz2",
+        name="rviz2",
+        arguments=["-d", PathJoinSubstitution([FindPackageShare("alpamayo_ros"), "config",
+                                               "alpamayo.rviz"])],
+        condition=IfCondition(arg("rviz")),
+        parameters=[shared],
+    )  # fmt: skip
+    return [GroupAction([PushRosNamespace(arg("namespace")), planner, controller, rviz])]
+
+
 def generate_launch_description() -> LaunchDescription:
     share = FindPackageShare("alpamayo_ros")
-    arg = LaunchConfiguration
-    sim_time = PythonExpression(["'", arg("use_sim_time"), "'.lower() == 'true'"])
-    declared = [DeclareLaunchArgument(n, default_value=d, description=h) for n, d, h in ARGUMENTS]
+    declared = [DeclareLaunchArgument(n, default_value="", description=h)
+                for n, h in PLANNER_OVERRIDES]  # fmt: skip
+    declared += [DeclareLaunchArgument(n, default_value=d, description=h) for n, d, h in ARGUMENTS]
     declared += [
         DeclareLaunchArgument(
             "planner_params",
@@ -46,48 +102,4 @@ def generate_launch_description() -> LaunchDescription:
             description="controller parameter file",
         ),
     ]
-    planner = Node(
-        package="alpamayo_ros",
-        executable="alpamayo_planner",
-        name="alpamayo_planner",
-        output="screen",
-        emulate_tty=True,
-        arguments=["--ros-args", "--log-level", arg("log_level")],
-        parameters=[
-            arg("planner_params"),
-            {
-                "model": arg("model"),
-                "device": arg("device"),
-                "dtype": arg("dtype"),
-                "camera_config": arg("camera_config"),
-                "odom_topic": arg("odom_topic"),
-                "rate_hz": PythonExpression(["float(", arg("rate_hz"), ")"]),
-                "use_sim_time": sim_time,
-            },
-        ],
-    )
-    controller = Node(
-        package="alpamayo_ros",
-        executable="alpamayo_controller",
-        name="alpamayo_controller",
-        output="screen",
-        emulate_tty=True,
-        arguments=["--ros-args", "--log-level", arg("log_level")],
-        condition=IfCondition(arg("enable_controller")),
-        remappings=[("plan", "alpamayo_planner/plan")],
-        parameters=[
-            arg("controller_params"),
-            {"odom_topic": arg("odom_topic"), "use_sim_time": sim_time},
-        ],
-    )
-    rviz = Node(
-        package="rviz2",
-        executable="rviz2",
-        name="rviz2",
-        arguments=["-d", PathJoinSubstitution([share, "config", "alpamayo.rviz"])],
-        condition=IfCondition(arg("rviz")),
-        parameters=[{"use_sim_time": sim_time}],
-    )
-    return LaunchDescription(
-        [*declared, GroupAction([PushRosNamespace(arg("namespace")), planner, controller, rviz])]
-    )
+    return LaunchDescription([*declared, OpaqueFunction(function=nodes)])

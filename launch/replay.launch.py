@@ -2,23 +2,36 @@
 
     ros2 launch alpamayo_ros replay.launch.py bag:=/data/drive model:=/data/ckpt device:=cpu
 
-Takes every argument of drive.launch.py (use_sim_time is forced true) plus the bag's.
+Takes every argument of drive.launch.py (use_sim_time is forced true) plus the bag's. The
+bag starts only once the planner reports its model loaded (alpamayo_wait_ready on
+~/status), so the start of the bag is planned too; a planner that fails to load, or is not
+ready within ready_timeout seconds, stops the launch with the reason.
 """
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, ExecuteProcess, IncludeLaunchDescription
+from launch.actions import (
+    DeclareLaunchArgument,
+    ExecuteProcess,
+    GroupAction,
+    IncludeLaunchDescription,
+    LogInfo,
+    RegisterEventHandler,
+    Shutdown,
+)
+from launch.event_handlers import OnProcessExit
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import Node, PushRosNamespace
 from launch_ros.substitutions import FindPackageShare
 
 FORWARDED = (
     "model", "device", "dtype", "camera_config", "odom_topic", "rate_hz",
     "enable_controller", "namespace", "rviz", "log_level",
 )  # fmt: skip
-DEFAULTS = {
-    "model": "", "device": "cuda", "dtype": "bfloat16", "camera_config": "",
-    "odom_topic": "/odom", "rate_hz": "10.0", "enable_controller": "true", "namespace": "",
-    "rviz": "false", "log_level": "info",
+DEFAULTS = {  # '' = the parameter file's value (see drive.launch.py)
+    "model": "", "device": "", "dtype": "", "camera_config": "", "odom_topic": "",
+    "rate_hz": "", "enable_controller": "true", "namespace": "", "rviz": "false",
+    "log_level": "info",
 }  # fmt: skip
 
 
@@ -30,6 +43,11 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument(
             "start_offset", default_value="0.0", description="seconds into the bag to start"
         ),
+        DeclareLaunchArgument(
+            "ready_timeout",
+            default_value="300.0",
+            description="seconds to wait for the planner's model before giving up",
+        ),
         *[DeclareLaunchArgument(n, default_value=DEFAULTS[n]) for n in FORWARDED],
     ]
     drive = IncludeLaunchDescription(
@@ -38,6 +56,13 @@ def generate_launch_description() -> LaunchDescription:
         ),
         launch_arguments={**{n: arg(n) for n in FORWARDED}, "use_sim_time": "true"}.items(),
     )
+    wait = Node(
+        package="alpamayo_ros",
+        executable="alpamayo_wait_ready",
+        name="alpamayo_wait_ready",
+        output="screen",
+        arguments=["--timeout", arg("ready_timeout"), "--status", "alpamayo_planner/status"],
+    )
     play = ExecuteProcess(
         cmd=[
             "ros2", "bag", "play", arg("bag"), "--clock", "--rate", arg("rate"),
@@ -45,4 +70,18 @@ def generate_launch_description() -> LaunchDescription:
         ],
         output="screen",
     )  # fmt: skip
-    return LaunchDescription([*declared, drive, play])
+
+    def after_wait(event, context):
+        if event.returncode == 0:
+            return [play]
+        return [LogInfo(msg="the planner is not ready: the bag is not played"),
+                Shutdown(reason="planner not ready")]  # fmt: skip
+
+    return LaunchDescription(
+        [
+            *declared,
+            drive,
+            GroupAction([PushRosNamespace(arg("namespace")), wait]),
+            RegisterEventHandler(OnProcessExit(target_action=wait, on_exit=after_wait)),
+        ]
+    )

@@ -18,7 +18,7 @@ bag played again, a simulator reset) drops the plan and the poses of the old tim
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Literal
 
 import numpy as np
@@ -189,6 +189,7 @@ class TrajectoryTracker:
         self._last: Command | None = None
         self.time_jumps = 0
         self.late_arrivals = 0  # plans already older than plan_timeout when they arrived
+        self._stall_from: Command | None = None  # last clocked command while the clock stalls
 
     def add_pose(self, pose: StampedPose) -> None:
         latest = self.poses.latest_stamp
@@ -209,7 +210,33 @@ class TrajectoryTracker:
     def reset(self) -> None:
         self.plan = None
         self._last = None
+        self._stall_from = None
         self.poses.clear()
+
+    def stop_without_clock(self, stalled_for: float, reason: str) -> Command:
+        """A controlled stop while the node's clock stands still (/clock stopped): the speed
+        setpoint falls at stop_decel over `stalled_for` wall seconds from the last clocked
+        command, steering held. The stamp stays the last clocked time, so the clock
+        resuming is no time jump, and the next `update` goes on from the lowered setpoint."""
+        s = self.settings
+        if self._stall_from is None:
+            if self._last is None:
+                return self.standstill(0.0, reason)
+            self._stall_from = self._last
+        base = self._stall_from
+        speed = max(base.speed - s.stop_decel * stalled_for, 0.0)
+        command = replace(
+            base,
+            speed=speed,
+            accel=-s.stop_decel if speed > 0 else 0.0,
+            jerk=0.0,
+            steering_rate=0.0,
+            yaw_rate=speed * base.curvature,
+            mode="stopping" if speed > STANDSTILL else "stopped",
+            reason=reason,
+        )
+        self._last = command
+        return command
 
     def standstill(self, now: float, reason: str) -> Command:
         """A hold-still command for when nothing is known yet (no odometry): zero speed,
@@ -221,6 +248,7 @@ class TrajectoryTracker:
         """The command at time `now` (s) for a measured speed (m/s); with `stop_reason`, a
         controlled stop whatever the plan (the node's watchdog: clock or inputs silent)."""
         s = self.settings
+        self._stall_from = None
         if self._last is not None and now < self._last.stamp - TIME_JUMP:
             self.time_jumps += 1
             self.reset()  # the plan and poses belong to the abandoned timeline

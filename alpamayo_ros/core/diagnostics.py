@@ -129,6 +129,7 @@ class PlannerMonitor:
         self.last_odometry: float | None = None
         self.state = STARTING
         self.detail = "loading the model"
+        self.model_ready = False
         self._model_failed = False
 
     def on_image(self, camera: str, now: float) -> None:
@@ -167,6 +168,7 @@ class PlannerMonitor:
 
     def on_model_loaded(self, model_id: str) -> None:
         self.detail = f"model {model_id} loaded"
+        self.model_ready = True
 
     def on_model_failed(self, reason: str) -> None:
         self._model_failed = True

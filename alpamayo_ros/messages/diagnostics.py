@@ -46,4 +46,7 @@ def planner_status_msg(monitor: PlannerMonitor, stamp: float, types: TypeLookup)
         fallback_plans=monitor.fallback_plans,
         dropped_cycles=monitor.dropped_cycles,
         bad_messages=monitor.bad_message_total,
+        late_plans=monitor.late_plans,
+        time_jumps=monitor.time_jumps,
+        model_ready=monitor.model_ready,
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -164,6 +165,7 @@ class Planner:
         self.clock = ClockWatch(self.settings.clock)
         self.ticks = 0
         self.late_plans = 0
+        self.cancel = threading.Event()  # set: the running plan is abandoned (shutdown)
 
     @property
     def model_id(self) -> str:
@@ -255,7 +257,8 @@ class Planner:
 
     def run_batch(self, batch: list[PlanInputs]) -> list[PlanOutcome]:
         """The policy on several input sets in one call (one forward pass); an outcome per
-        input set, in order. A model error gives each of them a stop plan."""
+        input set, in order. A model error gives each of them a stop plan; a plan abandoned
+        through `cancel` (shutdown) gives no outcome at all."""
         s = self.settings
         self.ticks += 1
         fields: list[dict[str, Any]] = [
@@ -283,8 +286,11 @@ class Planner:
                 max_reasoning_tokens=s.max_reasoning_tokens,
                 seed=None if s.seed is None else s.seed + self.ticks,
                 num_flow_steps=s.num_flow_steps,
+                cancel=self.cancel,
             )
         except Exception as err:  # the model failing must never stop the vehicle's planner
+            if self.cancel.is_set():
+                return []  # abandoned at shutdown: nothing to publish
             log.exception("policy failed")
             reason = f"model error: {type(err).__name__}: {err}"
             return [

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,6 +28,7 @@ from safetensors.torch import save_file
 from torch import nn
 from transformers import PreTrainedConfig, Qwen3VLForConditionalGeneration, Qwen3VLTextConfig
 
+from alpamayo_ros.checkpoints import resolve_model
 from alpamayo_ros.core.trajectory import UnicycleRollout, integrate
 from alpamayo_ros.model.action_expert import (
     ActionSpace,
@@ -136,6 +138,10 @@ def _timer(timings: dict[str, float], stage: str, device: torch.device) -> Itera
     timings[stage] = timings.get(stage, 0.0) + 1000.0 * (time.perf_counter() - start)
 
 
+class PlanCancelled(RuntimeError):
+    """policy.plan was abandoned through its `cancel` event."""
+
+
 class AlpamayoPolicy(nn.Module):
     """VLM backbone + action expert with the released module names."""
 
@@ -143,6 +149,7 @@ class AlpamayoPolicy(nn.Module):
         """attn_implementation: "sdpa" (default), "eager" (the reference path) or
         "flash_attention_2" (when flash-attn is installed), for the VLM and the expert."""
         super().__init__()
+        self._cancel: threading.Event | None = None
         if attn_implementation not in ATTENTION_IMPLEMENTATIONS:
             raise ValueError(
                 f"attn_implementation must be one of {ATTENTION_IMPLEMENTATIONS}, "
@@ -263,12 +270,14 @@ class AlpamayoPolicy(nn.Module):
         """Load a local checkpoint folder (the released layout). A repository id is looked up
         in the local Hugging Face cache only; nothing is downloaded.
 
+        device "auto": cuda when available, else cpu; dtype "auto": bfloat16 on cuda,
+        float32 elsewhere. path "demo": the demo checkpoint shipped with the package.
         compile_expert: torch.compile the expert (mode "reduce-overhead": CUDA graphs on a
         GPU) for the denoising loop, which calls it num_flow_steps times per plan.
         """
-        folder = resolve_checkpoint(path)
+        device, dtype = resolve_device(device, dtype)
+        folder = resolve_checkpoint(resolve_model(str(path)))
         config = AlpamayoConfig.from_file(folder)
-        dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
         with torch.device(device):
             policy = cls(config, attn_implementation=attn_implementation)
         policy.to(dtype=dtype)
@@ -295,13 +304,17 @@ class AlpamayoPolicy(nn.Module):
         num_flow_steps: int | None = None,
         discrete: bool = False,
         trajectory_temperature: float = 0.0,
+        cancel: threading.Event | None = None,
     ) -> PlanResult:
         """Reasoning and trajectories for a batch of requests, num_samples each.
 
         discrete: emit the 128 trajectory tokens with the VLM after the reasoning (the
         autoregressive head) instead of running the action expert; trajectory_temperature
         samples them (0: greedy; GRPO rollouts sample).
+        cancel: set it (from another thread) to abandon the plan at the next token: raises
+        PlanCancelled (the node's shutdown).
         """
+        self._cancel = cancel
         if self.processor is None:
             raise RuntimeError("policy has no processor: load it with from_pretrained")
         if num_samples < 1:
@@ -382,6 +395,10 @@ class AlpamayoPolicy(nn.Module):
             samples.append(per)
         return PlanResult(samples=samples, timings_ms=timings)
 
+    def _check_cancel(self) -> None:
+        if self._cancel is not None and self._cancel.is_set():
+            raise PlanCancelled("plan abandoned: the planner is shutting down")
+
     def _step_vlm(self, tokens: torch.Tensor, cache, attention: torch.Tensor, rope_deltas):
         """Feed one token per sequence; attention (B, L+1) already includes it."""
         text_pos = attention[:, :-1].sum(dim=-1, keepdim=True)  # real tokens before it
@@ -419,6 +436,7 @@ class AlpamayoPolicy(nn.Module):
             stop_pos = torch.where(
                 newly, torch.full_like(stop_pos, attention.shape[1] - 1), stop_pos
             )
+            self._check_cancel()
             logits = self._step_vlm(token, cache, attention, rope_deltas)
             stop_logits = torch.where(newly[:, None], logits, stop_logits)
             finished |= newly
@@ -488,6 +506,7 @@ class AlpamayoPolicy(nn.Module):
 
     def _denoise(self, cache, attention, stop_pos, rope_deltas, generator, steps) -> torch.Tensor:
         """Flow matching with the expert over the VLM cache; returns (B*S, T, 2) normalised."""
+        self._check_cancel()
         ctx = self.expert_context(cache, attention, stop_pos, rope_deltas)
         shape = (attention.shape[0], *self.action_space.dims)
         return euler_sample(
@@ -520,6 +539,19 @@ def _index_rollout(roll: UnicycleRollout, s: int) -> UnicycleRollout:
         x=roll.x[s], y=roll.y[s], heading=roll.heading[s], speed=roll.speed[s],
         accel=roll.accel[s], curvature=roll.curvature[s], dt=roll.dt,
     )  # fmt: skip
+
+
+def resolve_device(
+    device: torch.device | str, dtype: torch.dtype | str
+) -> tuple[torch.device, torch.dtype]:
+    """("auto" | name, "auto" | name) -> the device and dtype to load on: auto picks cuda
+    when available, else cpu; bfloat16 on cuda, float32 elsewhere."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    dev = torch.device(device)
+    if dtype == "auto":
+        return dev, torch.bfloat16 if dev.type == "cuda" else torch.float32
+    return dev, getattr(torch, dtype) if isinstance(dtype, str) else dtype
 
 
 def resolve_checkpoint(path: str | Path) -> Path:

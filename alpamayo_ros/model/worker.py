@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from alpamayo_ros.model.planner import PlanInputs, Planner, PlanOutcome
@@ -34,6 +35,7 @@ class PlanningWorker:
         self.completed = 0
         self._pending: list[PlanInputs] = []
         self._busy = False
+        self._busy_since = 0.0  # time.monotonic() when the running inference started
         self._stop = False
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._loop, name="alpamayo-planning", daemon=True)
@@ -44,6 +46,14 @@ class PlanningWorker:
         """True while the policy runs."""
         with self._cond:
             return self._busy
+
+    def running_for(self, wall: float | None = None) -> float:
+        """Seconds the current inference has been running (0 when idle); `wall`:
+        time.monotonic() now."""
+        with self._cond:
+            if not self._busy:
+                return 0.0
+            return (time.monotonic() if wall is None else wall) - self._busy_since
 
     def submit(self, inputs: PlanInputs) -> bool:
         """Queue `inputs` (never blocks). Returns False when this dropped an older input
@@ -58,11 +68,17 @@ class PlanningWorker:
             self._cond.notify()
         return not dropped
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Stop: pending inputs are dropped, the running plan is abandoned at its next
+        token (Planner.cancel) and its outcome never handed on. Returns True when the
+        thread ended within `timeout` seconds."""
         with self._cond:
             self._stop = True
+            self._pending.clear()
             self._cond.notify()
+        self.planner.cancel.set()
         self._thread.join(timeout)
+        return not self._thread.is_alive()
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Block until nothing is pending or running (tests, shutdown)."""
@@ -77,8 +93,11 @@ class PlanningWorker:
                     return
                 batch, self._pending = self._pending, []
                 self._busy = True
+                self._busy_since = time.monotonic()
             try:
                 for outcome in self.planner.run_batch(batch):
+                    if self._stop:  # shutting down: nobody to publish to
+                        break
                     self.on_outcome(outcome)
                     self.completed += 1
             except Exception:  # never let the worker die: the node must keep publishing

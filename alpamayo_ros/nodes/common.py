@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import functools
+import logging
+import os
+import sys
+import threading
 from collections.abc import Callable
 
 import rclpy
@@ -51,19 +55,39 @@ def run(
     args: list[str] | None = None,
 ) -> int:
     """rclpy.init(args), build the node (a configuration error: logged, exit code 1), spin
-    until Ctrl-C or shutdown, clean up."""
+    until Ctrl-C or shutdown, clean up: exit code 0 whenever Ctrl-C comes."""
     rclpy.init(args=args)
+    logger = rclpy.logging.get_logger(name)
     try:
         node = make_node()
     except config_errors as err:
-        rclpy.logging.get_logger(name).fatal(f"bad configuration: {err}")
+        logger.fatal(f"bad configuration: {err}")
         rclpy.try_shutdown()
         return 1
+    except (KeyboardInterrupt, ExternalShutdownException):
+        rclpy.try_shutdown()
+        return _exit_cleanly(0)
     try:
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        node.destroy_node()
+        try:
+            node.destroy_node()  # the planner stops its worker here (bounded join)
+        except Exception as err:  # never turn a clean stop into a crash
+            logger.warning(f"while shutting down: {type(err).__name__}: {err}")
         rclpy.try_shutdown()
-    return 0
+    return _exit_cleanly(0)
+
+
+def _exit_cleanly(code: int) -> int:
+    """`code`, or, when one of our threads is still inside native code (a model still
+    loading, an inference that did not stop in time), flush and leave at once: letting the
+    interpreter tear down under a running torch thread aborts the process ("terminate
+    called without an active exception", exit -6) instead of exiting 0."""
+    if any(t.name.startswith("alpamayo-") and t.is_alive() for t in threading.enumerate()):
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code

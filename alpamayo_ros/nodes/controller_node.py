@@ -2,21 +2,26 @@
 optionally ackermann_cmd (AckermannDriveStamped), and diagnostics out.
 
 A thin rclpy adapter over control.tracking.TrajectoryTracker: callbacks convert and store,
-a timer at control_rate_hz computes and publishes the command. A stale plan, no plan or
-odometry that cannot place the plan gives a controlled stop (the tracker decides).
+a timer at control_rate_hz computes and publishes the command. A stale plan, a plan stamped
+ahead of the clock, no plan or odometry that cannot place the plan gives a controlled stop
+(the tracker decides). A wall-clock watchdog commands a controlled stop when the node's
+clock stops (/clock gone with use_sim_time), when the control timer cannot fire.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Twist, TwistStamped
 from nav_msgs.msg import Odometry
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 
 from alpamayo_ros.control.tracking import Command, TrajectoryTracker, tracker_diagnostics
+from alpamayo_ros.core.clock import ClockSettings, ClockWatch
 from alpamayo_ros.core.ego_history import EgoHistoryUnavailable
 from alpamayo_ros.core.plan import PlanLimits, plan_problems
 from alpamayo_ros.messages.commands import ackermann_msg, twist_msg, twist_stamped_msg
@@ -44,6 +49,7 @@ class ControllerNode(Node):
         )
         cfg = self.config
         self.tracker = TrajectoryTracker(cfg.tracker)
+        self.clock_watch = ClockWatch(ClockSettings(stall_after=cfg.clock_timeout))
         self.limits = PlanLimits(speed=(-0.5, cfg.tracker.max_speed * 1.5))
         self.bad_plans = 0
         self.measured_speed: float | None = None
@@ -68,13 +74,19 @@ class ControllerNode(Node):
             self, cfg.ego_source, cfg.odom_topic, self._on_odometry
         )
         self.create_timer(1.0 / cfg.control_rate_hz, self._on_control)
-        self.create_timer(cfg.diagnostics_period, self._on_diagnostics)
+        steady = Clock(clock_type=ClockType.STEADY_TIME)  # fires while /clock is stopped
+        self.create_timer(min(0.1, cfg.clock_timeout / 2), self._on_watchdog, clock=steady)
+        self.create_timer(cfg.diagnostics_period, self._on_diagnostics, clock=steady)
         self.get_logger().info(
             f"following plans at {cfg.control_rate_hz:g} Hz, wheelbase {cfg.tracker.wheelbase} m"
         )
 
     def _now(self) -> float:
-        return self.get_clock().now().nanoseconds * 1e-9
+        now = self.get_clock().now().nanoseconds * 1e-9
+        jump = self.clock_watch.observe(now, time.monotonic())
+        if jump is not None:
+            self.get_logger().warning(f"{jump}: plan and odometry of the old timeline dropped")
+        return now
 
     def _on_plan(self, msg: DrivingPlan) -> None:
         try:
@@ -90,7 +102,16 @@ class ControllerNode(Node):
             self.bad_plans += 1
             self.get_logger().warning(f"ignored a plan: {err}", throttle_duration_sec=5.0)
             return
-        self.tracker.set_plan(plan)
+        now = self._now()
+        self.tracker.set_plan(plan, now=now)
+        timeout = self.config.tracker.plan_timeout
+        if now - plan.stamp > timeout:
+            self.get_logger().warning(
+                f"plans arrive {now - plan.stamp:.2f} s old, past plan_timeout {timeout} s: "
+                "the model is slower than the controller expects, so it stops instead of "
+                "following them (a faster device, or a larger plan_timeout for demos only)",
+                throttle_duration_sec=10.0,
+            )
 
     def _on_odometry(self, msg: Odometry) -> None:
         try:
@@ -115,7 +136,7 @@ class ControllerNode(Node):
             return
         self.tracker.add_pose(pose)
         try:  # no twist in tf: the speed from the pose history
-            self.measured_speed = self.tracker.poses.history(pose.stamp).speed
+            self.measured_speed = self.tracker.poses.history(pose.stamp).travel_speed
         except EgoHistoryUnavailable:
             pass
 
@@ -135,6 +156,26 @@ class ControllerNode(Node):
                 self.get_logger().info("controller tracking")
             else:
                 self.get_logger().warning(f"controller {command.mode}: {command.reason}")
+        self._send(command)
+
+    def _on_watchdog(self) -> None:
+        """Wall time: while the node's clock stands still the control timer does not fire,
+        so the stop is commanded from here."""
+        if self.last_command is None:  # no clocked command yet: nothing to stop from
+            return
+        self._now()  # a reading of the clock, so that standing still is measured
+        wall = time.monotonic()
+        if not self.clock_watch.stalled(wall):
+            return
+        stalled = self.clock_watch.stalled_for(wall)
+        command = self.tracker.stop_without_clock(
+            stalled, f"clock stalled for {stalled:.1f} s (use_sim_time and /clock stopped?)"
+        )
+        if self.last_command is None or command.mode != self.last_command.mode:
+            self.get_logger().warning(f"controller {command.mode}: {command.reason}")
+        self._send(command)
+
+    def _send(self, command: Command) -> None:
         self.last_command = command
         if self.config.cmd_vel_stamped:
             self.pub_cmd.publish(twist_stamped_msg(command, types, self.config.base_frame))
@@ -147,7 +188,10 @@ class ControllerNode(Node):
         if self.last_command is None:
             return
         item = tracker_diagnostics(
-            self.last_command, self.bad_plans, self.get_fully_qualified_name().lstrip("/")
+            self.last_command,
+            self.bad_plans,
+            self.get_fully_qualified_name().lstrip("/"),
+            tracker=self.tracker,
         )
         msg = diagnostic_array_msg([item], self._now(), types, "alpamayo_controller")
         self.pub_diagnostics.publish(msg)

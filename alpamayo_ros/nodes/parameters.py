@@ -8,13 +8,16 @@ with `planner_config` / `controller_config`.
 
 from __future__ import annotations
 
+import json
 import math
+import textwrap
 from dataclasses import dataclass
 from typing import Any
 
 from alpamayo_ros.control.tracking import TrackerSettings
+from alpamayo_ros.core.clock import ClockSettings
 from alpamayo_ros.core.plan import PlanLimits
-from alpamayo_ros.model.planner import SAMPLE_CHOICES, PlannerSettings
+from alpamayo_ros.model.planner import LATE_PLAN_CHOICES, SAMPLE_CHOICES, PlannerSettings
 
 Value = bool | int | float | str
 
@@ -61,11 +64,13 @@ class ParamSpec:
 
 
 PLANNER_PARAMS: tuple[ParamSpec, ...] = (
-    ParamSpec("model", "", "Checkpoint folder, or Hugging Face repo id in the local cache "
-              "(nothing is downloaded). Empty: no model, the planner publishes stop plans."),
-    ParamSpec("device", "cuda", "Torch device of the model: cuda, cuda:1, cpu."),
-    ParamSpec("dtype", "bfloat16", "Torch dtype of the model.",
-              choices=("bfloat16", "float16", "float32")),
+    ParamSpec("model", "demo", "Checkpoint folder, or Hugging Face repo id in the local cache "
+              "(nothing is downloaded). 'demo': the demo checkpoint shipped with the package "
+              "(trained on synthetic drives only). Empty: no model, stop plans only."),
+    ParamSpec("device", "auto", "Torch device of the model: cuda, cuda:1, cpu; auto: cuda "
+              "when available, else cpu."),
+    ParamSpec("dtype", "auto", "Torch dtype of the model; auto: bfloat16 on cuda, float32 on "
+              "cpu.", choices=("auto", "bfloat16", "float16", "float32")),
     ParamSpec("camera_config", "", "Camera rig YAML (which topic feeds which model camera). "
               "Empty: config/cameras.yaml of this package (the released rig)."),
     ParamSpec("ego_source", "odometry", "Ego motion from nav_msgs/Odometry on odom_topic, or "
@@ -91,6 +96,16 @@ PLANNER_PARAMS: tuple[ParamSpec, ...] = (
               "slower than the rate (1: newest input only, older ones dropped).", min=1, max=16),
     ParamSpec("max_input_age", 0.3, "Seconds: any camera or odometry older than this -> stop "
               "plan.", min=0.01, max=10.0),
+    ParamSpec("max_plan_age", 1.0, "Seconds: a model plan whose input time t0 is older than "
+              "this when inference ends is late (see late_plan); keep it at most the "
+              "controller's plan_timeout plus the transport.", min=0.05, max=30.0),
+    ParamSpec("late_plan", "stop", "A late plan becomes a flagged stop plan ('stop') or is "
+              "not published ('drop'); counted either way.", choices=LATE_PLAN_CHOICES),
+    ParamSpec("time_jump_tolerance", 0.5, "Seconds the clock may go back before it counts as a "
+              "time jump (bag looped, simulator reset): buffers and rates are cleared.",
+              min=0.01, max=10.0),
+    ParamSpec("future_tolerance", 0.5, "Seconds an input may be stamped ahead of the clock; "
+              "further ahead it is rejected and counted.", min=0.01, max=10.0),
     ParamSpec("frame_tolerance", 0.05, "Seconds a frame may be off its slot (t0 - k * 0.1 s).",
               min=0.0, max=0.099),
     ParamSpec("stop_decel", 2.0, "m/s^2 of the controlled stop plan.", min=0.1, max=10.0),
@@ -123,7 +138,12 @@ CONTROLLER_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("max_steering", 0.6, "rad, front wheel.", min=0.01, max=1.5),
     ParamSpec("max_steering_rate", 1.0, "rad/s.", min=0.01, max=20.0),
     ParamSpec("stop_decel", 2.0, "m/s^2 of the controlled stop.", min=0.1, max=20.0),
-    ParamSpec("plan_timeout", 0.5, "s; an older plan -> controlled stop.", min=0.05, max=10.0),
+    ParamSpec("plan_timeout", 0.5, "s; an older plan -> controlled stop. Plans that arrive "
+              "older than this (a model slower than it) are counted and raise a WARN.",
+              min=0.05, max=10.0),
+    ParamSpec("clock_timeout", 0.5, "Wall-clock seconds without the node's clock advancing "
+              "(/clock stopped) after which the controller commands a controlled stop on wall "
+              "time.", min=0.05, max=10.0),
     ParamSpec("cmd_vel_stamped", False, "Publish geometry_msgs/TwistStamped instead of Twist."),
     ParamSpec("publish_ackermann", False, "Also publish ackermann_msgs/AckermannDriveStamped on "
               "ackermann_cmd (needs the ackermann_msgs package)."),
@@ -176,11 +196,17 @@ def planner_config(values: dict[str, Any]) -> PlannerConfig:
             num_flow_steps=int(v["num_flow_steps"]) or None,
             sample_choice=str(v["sample_choice"]),  # type: ignore[arg-type]
             max_input_age=float(v["max_input_age"]),
+            max_plan_age=float(v["max_plan_age"]),
+            late_plan=str(v["late_plan"]),  # type: ignore[arg-type]
             stop_decel=float(v["stop_decel"]),
             frame_id=str(v["base_frame"]),
             seed=None if v["seed"] == -1 else int(v["seed"]),
             limits=PlanLimits(
                 speed=(-0.5, float(v["max_speed"])), curvature=float(v["max_curvature"])
+            ),
+            clock=ClockSettings(
+                jump_tolerance=float(v["time_jump_tolerance"]),
+                future_tolerance=float(v["future_tolerance"]),
             ),
         )
     except ValueError as err:
@@ -215,6 +241,7 @@ class ControllerConfig:
     cmd_vel_stamped: bool
     publish_ackermann: bool
     diagnostics_period: float
+    clock_timeout: float
 
 
 def controller_config(values: dict[str, Any]) -> ControllerConfig:
@@ -234,6 +261,7 @@ def controller_config(values: dict[str, Any]) -> ControllerConfig:
         cmd_vel_stamped=bool(v["cmd_vel_stamped"]),
         publish_ackermann=bool(v["publish_ackermann"]),
         diagnostics_period=float(v["diagnostics_period"]),
+        clock_timeout=float(v["clock_timeout"]),
     )
 
 
@@ -265,3 +293,52 @@ def declare_parameters(node: Any, specs: tuple[ParamSpec, ...]) -> dict[str, Val
         except ParameterException as err:  # an override of the wrong type or out of range
             raise ParameterError(f"parameter {spec.name}: {err}") from err
     return check_values(specs, values)
+
+
+def _yaml_value(value: Value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
+    return repr(value)
+
+
+def render_yaml(node: str, specs: tuple[ParamSpec, ...], width: int = 100) -> str:
+    """The parameter file of `node` with every spec's default and its description, range or
+    choices as a comment: what config/planner.yaml and config/controller.yaml hold."""
+    lines = [
+        f"# Parameters of {node}, generated from alpamayo_ros/nodes/parameters.py",
+        "# (python -m alpamayo_ros.nodes.parameters --write config/; a test checks it).",
+        f"# Pass with: ros2 run alpamayo_ros {node} --ros-args --params-file THIS_FILE",
+        f"{node}:",
+        "  ros__parameters:",
+    ]
+    for spec in specs:
+        note = spec.description
+        if spec.choices:
+            note += f" One of {list(spec.choices)}."
+        elif spec.min is not None and spec.max is not None:
+            note += f" Range [{spec.min}, {spec.max}]."
+        lines += textwrap.wrap(
+            note, width, initial_indent="    # ", subsequent_indent="    # ", break_on_hyphens=False
+        )
+        lines.append(f"    {spec.name}: {_yaml_value(spec.default)}")
+    return "\n".join(lines) + "\n"
+
+
+PARAMETER_FILES = {
+    "planner.yaml": ("alpamayo_planner", PLANNER_PARAMS),
+    "controller.yaml": ("alpamayo_controller", CONTROLLER_PARAMS),
+}
+
+
+if __name__ == "__main__":
+    import argparse
+    from pathlib import Path
+
+    parser = argparse.ArgumentParser(description="write the nodes' parameter files")
+    parser.add_argument("--write", metavar="DIR", required=True, help="config folder")
+    out = Path(parser.parse_args().write)
+    for name, (node, specs) in PARAMETER_FILES.items():
+        (out / name).write_text(render_yaml(node, specs))
+        print(out / name)

@@ -5,12 +5,16 @@ A thin rclpy adapter over model.planner.Planner (buffers, policy, validation, co
 stop) and model.worker.PlanningWorker (inference off the executor thread, newest input
 wins). Subscription callbacks only decode and buffer; the timer assembles the newest
 complete input set and hands it to the worker, or publishes a stop plan saying why not.
+Time that jumps back clears the buffers; a plan late when inference ends is never published
+as a model plan; diagnostics and status also run on a wall-clock timer, so a stopped /clock
+or a stalled model shows.
 """
 
 from __future__ import annotations
 
 import functools
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +23,14 @@ from cv_bridge import CvBridge
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import Odometry
 from nav_msgs.msg import Path as PathMsg
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
 from visualization_msgs.msg import MarkerArray
 
+from alpamayo_ros.checkpoints import DEMO_MODEL, resolve_model
 from alpamayo_ros.core.camera_rig import CameraInput, CameraRig, CameraRigError
 from alpamayo_ros.core.diagnostics import PlannerMonitor
 from alpamayo_ros.core.ego_history import StampedPose
@@ -33,7 +39,7 @@ from alpamayo_ros.core.plan import Plan
 from alpamayo_ros.messages.diagnostics import diagnostic_array_msg, planner_status_msg
 from alpamayo_ros.messages.inputs import BadMessage, pose_from_odometry, stamp_seconds
 from alpamayo_ros.messages.plan import plan_messages
-from alpamayo_ros.model.planner import Planner, PlanOutcome
+from alpamayo_ros.model.planner import Planner, PlanOutcome, StampAhead
 from alpamayo_ros.model.worker import PlanningWorker
 from alpamayo_ros.msg import DrivingPlan, PlannerStatus
 from alpamayo_ros.nodes.common import latest_tf_pose, run, subscribe_ego_motion, types
@@ -72,6 +78,7 @@ class PlannerNode(Node):
         self.worker: PlanningWorker | None = None
         self._lock = threading.Lock()  # buffers and monitor: executor vs worker thread
         self._model_problem = "loading the model" if cfg.model else "no model configured"
+        self._closing = False  # set by destroy_node: publish nothing more
 
         self.pub_plan = self.create_publisher(DrivingPlan, "~/plan", 10)
         self.pub_path = self.create_publisher(PathMsg, "~/path", 10)
@@ -88,9 +95,21 @@ class PlannerNode(Node):
             self, cfg.ego_source, cfg.odom_topic, self._on_odometry
         )
 
-        self.create_timer(1.0 / cfg.rate_hz, self._on_tick)
-        self.create_timer(cfg.diagnostics_period, self._on_diagnostics)
+        self._timers = [
+            self.create_timer(1.0 / cfg.rate_hz, self._on_tick),
+            # Wall clock: keeps reporting while /clock is stopped (use_sim_time).
+            self.create_timer(
+                cfg.diagnostics_period,
+                self._on_diagnostics,
+                clock=Clock(clock_type=ClockType.STEADY_TIME),
+            ),
+        ]
         if cfg.model:
+            if cfg.model == DEMO_MODEL:
+                self.get_logger().info(
+                    f"model 'demo': the demo checkpoint {resolve_model(cfg.model)}, trained on "
+                    "synthetic drives only; set the model parameter for a real checkpoint"
+                )
             threading.Thread(target=self._load_model, name="alpamayo-load", daemon=True).start()
         else:
             self.get_logger().warning("parameter model is empty: publishing stop plans only")
@@ -105,7 +124,9 @@ class PlannerNode(Node):
 
         cfg = self.config
         try:
-            policy = AlpamayoPolicy.from_pretrained(cfg.model, dtype=cfg.dtype, device=cfg.device)
+            policy = AlpamayoPolicy.from_pretrained(
+                resolve_model(cfg.model), dtype=cfg.dtype, device=cfg.device
+            )
         except Exception as err:  # reported and published as stop plans, never a crash
             reason = f"model failed to load: {type(err).__name__}: {err}"
             self.get_logger().error(reason)
@@ -122,11 +143,23 @@ class PlannerNode(Node):
             self.worker = PlanningWorker(self.planner, self._publish_outcome, cfg.max_batch)
             self._model_problem = ""
             self.monitor.on_model_loaded(policy.model_id)
-        self.get_logger().info(f"model {cfg.model} loaded on {cfg.device} ({cfg.dtype})")
+        self.get_logger().info(
+            f"model {cfg.model} loaded on {policy.device} ({next(policy.parameters()).dtype})"
+        )
 
     # -- inputs -----------------------------------------------------------------------
     def _now(self) -> float:
-        return self.get_clock().now().nanoseconds * 1e-9
+        """The node's clock (seconds), checked for a backward jump."""
+        now = self.get_clock().now().nanoseconds * 1e-9
+        with self._lock:
+            jump = self.planner.check_clock(now, time.monotonic())
+            if jump is not None:
+                self.monitor.on_time_jump(str(jump))
+        if jump is not None:
+            self.get_logger().warning(
+                f"{jump}: buffers, ego history and rates cleared; planning restarts"
+            )
+        return now
 
     def _bad(self, kind: str, detail: str) -> None:
         with self._lock:
@@ -146,15 +179,22 @@ class PlannerNode(Node):
             return
         stamp = stamp_seconds(msg.header.stamp)
         now = self._now()
-        with self._lock:
-            for cam in cams:
-                self.planner.add_image(cam.name, stamp, cam.crop_image(rgb))
-                self.monitor.on_image(cam.name, now)
+        try:
+            with self._lock:
+                for cam in cams:
+                    self.planner.add_image(cam.name, stamp, cam.crop_image(rgb), now=now)
+                    self.monitor.on_image(cam.name, now)
+        except StampAhead as err:
+            self._bad("future stamp", f"{topic}: {err}")
 
     def _add_pose(self, pose: StampedPose) -> None:
-        with self._lock:
-            self.planner.add_pose(pose)
-            self.monitor.on_pose(pose.stamp, self._now())
+        now = self._now()
+        try:
+            with self._lock:
+                self.planner.add_pose(pose, now=now)
+                self.monitor.on_pose(pose.stamp, now)
+        except StampAhead as err:
+            self._bad("future stamp", f"{self.config.odom_topic}: {err}")
 
     def _on_odometry(self, msg: Odometry) -> None:
         try:
@@ -188,21 +228,49 @@ class PlannerNode(Node):
             self._publish(prepared)
         elif problem or self.worker is None:
             self._publish(self.planner.stop_plan(now, problem or "no model"))
-        elif not self.worker.submit(prepared):
+        else:
+            dropped = not self.worker.submit(prepared)
             with self._lock:
-                self.monitor.on_dropped_cycle()
+                self.monitor.on_cycle(dropped)
 
     def _publish_outcome(self, outcome: PlanOutcome) -> None:
-        self._publish(outcome.plan)
+        """Called on the worker thread: the outcome checked for lateness, then published."""
+        if self._closing:
+            return
+        now = self._now()
+        with self._lock:
+            before = self.planner.late_plans
+            finished = self.planner.finish(outcome, now)
+            late = self.planner.late_plans > before
+            if late:
+                self.monitor.on_late_plan()
+        if late:
+            total = outcome.plan.latency_ms.get("total", float("nan")) / 1000.0
+            self.get_logger().warning(
+                f"late plan ({'dropped' if finished is None else 'stop plan instead'}): "
+                f"inference took {total:.2f} s, max_plan_age is "
+                f"{self.config.settings.max_plan_age} s; a model this slow needs a faster "
+                "device (or, for demos only, larger max_plan_age and controller plan_timeout)",
+                throttle_duration_sec=10.0,
+            )
+        if finished is not None:
+            self._publish(finished.plan)
 
     def _publish(self, plan: Plan) -> None:
+        if self._closing or not self.context.ok():
+            return  # shutting down: the publishers may already be gone
         msgs = plan_messages(plan, types)
-        self.pub_plan.publish(msgs["plan"])
-        self.pub_path.publish(msgs["path"])
-        self.pub_reasoning.publish(msgs["reasoning"])
-        self.pub_markers.publish(msgs["markers"])
+        try:
+            self.pub_plan.publish(msgs["plan"])
+            self.pub_path.publish(msgs["path"])
+            self.pub_reasoning.publish(msgs["reasoning"])
+            self.pub_markers.publish(msgs["markers"])
+        except Exception:  # the context went away between the check and the call
+            if self._closing or not self.context.ok():
+                return
+            raise
         with self._lock:
-            changed = self.monitor.on_plan(plan)
+            changed = self.monitor.on_plan(plan, time.monotonic())
         if changed:
             self._publish_status()
             if plan.is_fallback:
@@ -211,20 +279,43 @@ class PlannerNode(Node):
                 self.get_logger().info("publishing model plans")
 
     def _publish_status(self) -> None:
+        if self._closing or not self.context.ok():
+            return
+        now = self._now()
         with self._lock:
-            msg = planner_status_msg(self.monitor, self._now(), types)
+            msg = planner_status_msg(self.monitor, now, types)
         self.pub_status.publish(msg)
 
     def _on_diagnostics(self) -> None:
-        now = self._now()
+        """On wall time: a stopped /clock, a stalled model or no plans show as ERROR."""
+        if self._closing or not self.context.ok():
+            return
+        now, wall = self._now(), time.monotonic()
+        running = self.worker.running_for(wall) if self.worker is not None else 0.0
         with self._lock:
-            items = self.monitor.diagnostics(now, self.get_fully_qualified_name().lstrip("/"))
+            stalled = self.planner.clock.stalled_for(wall)
+            items = self.monitor.diagnostics(
+                now, self.get_fully_qualified_name().lstrip("/"), wall, stalled, running
+            )
         self.pub_diagnostics.publish(diagnostic_array_msg(items, now, types, "alpamayo_planner"))
         self._publish_status()
 
+    def close(self, timeout: float = 2.0) -> bool:
+        """Stop planning: timers off, the running plan abandoned at its next token, the worker
+        joined for at most `timeout` s. Nothing is published afterwards. True when the worker
+        thread ended."""
+        self._closing = True
+        for timer in self._timers:
+            timer.cancel()
+        if self.worker is None:
+            return True
+        ended = self.worker.stop(timeout)
+        if not ended:
+            self.get_logger().warning(f"the planning worker did not end within {timeout} s")
+        return ended
+
     def destroy_node(self) -> None:
-        if self.worker is not None:
-            self.worker.stop()
+        self.close()
         super().destroy_node()
 
 

@@ -28,7 +28,6 @@ from alpamayo_ros.training.trainer import TrainSettings, train_sft
 
 log = logging.getLogger(__name__)
 
-DEMO_CHECKPOINT = Path(__file__).resolve().parents[1] / "demo_checkpoint"
 KINDS: tuple[ScenarioKind, ...] = ("combined", "lead_brake", "pedestrian", "clear")
 TRAIN_SEED, TEST_SEED = 1000, 5000  # scene seeds: the held-out scenes never overlap
 

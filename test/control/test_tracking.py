@@ -271,3 +271,17 @@ def test_a_forced_stop_overrides_a_good_plan():
     assert tracker.update(0.95, 5.0).mode == "tracking"
     cmd = tracker.update(1.0, 5.0, stop_reason="clock stalled")
     assert cmd.mode == "stopping" and cmd.reason == "clock stalled" and cmd.speed < 5.0
+
+
+def test_a_stalled_clock_stops_on_wall_time_and_resumes_without_a_jump():
+    tracker = TrajectoryTracker(TrackerSettings(stop_decel=2.0))
+    for k in range(20):
+        tracker.add_pose(straight_pose(0.05 * k))
+    tracker.set_plan(straight_plan(0.9))
+    assert tracker.update(0.95, 5.0).speed == pytest.approx(5.0, abs=0.2)
+    speeds = [tracker.stop_without_clock(0.1 * k, "clock stalled").speed for k in range(1, 31)]
+    assert np.all(np.diff(speeds) <= 0) and speeds[9] == pytest.approx(speeds[0] - 1.8, abs=1e-6)
+    assert speeds[-1] == 0.0
+    # The clock comes back where it stood; the car has stopped: tracking resumes from rest.
+    cmd = tracker.update(0.97, 0.0)
+    assert tracker.time_jumps == 0 and cmd.mode == "tracking" and cmd.speed <= 0.1

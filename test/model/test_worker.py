@@ -96,3 +96,31 @@ def test_worker_survives_a_failing_publisher():
     assert worker.wait_idle()
     worker.stop()
     assert seen == [1.0, 2.0]
+
+
+def test_stop_abandons_the_running_plan_and_publishes_nothing_after():
+    """A policy that checks `cancel` between tokens, as AlpamayoPolicy does: stop() ends the
+    thread at once, and the abandoned plan is never handed on."""
+
+    class SlowPolicy(GatedPolicy):
+        def plan(self, requests, num_samples=1, cancel=None, **kwargs):
+            self.started.set()
+            for _ in range(500):  # 5 s of "tokens"
+                if cancel is not None and cancel.is_set():
+                    raise RuntimeError("plan abandoned")
+                threading.Event().wait(0.01)
+            return super().plan(requests, num_samples, **kwargs)
+
+    policy = SlowPolicy()
+    policy.release.set()
+    published = []
+    worker = PlanningWorker(Planner(policy, RIG), lambda o: published.append(o.plan))
+    worker.submit(inputs(10.0))
+    assert policy.started.wait(5.0)
+    assert worker.running_for() > 0.0
+    import time
+
+    start = time.monotonic()
+    assert worker.stop(timeout=2.0)
+    assert time.monotonic() - start < 1.0 and published == []
+    assert worker.running_for() == 0.0

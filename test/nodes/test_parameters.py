@@ -13,6 +13,7 @@ from alpamayo_ros.nodes.parameters import (
     controller_config,
     defaults,
     planner_config,
+    render_yaml,
 )
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
@@ -26,7 +27,11 @@ CONFIG = Path(__file__).resolve().parents[2] / "config"
     ],
 )
 def test_yaml_mirrors_the_declared_parameters(file, node, specs):
-    doc = yaml.safe_load((CONFIG / file).read_text())
+    text = (CONFIG / file).read_text()
+    assert text == render_yaml(node, specs), (
+        f"config/{file} is out of date: python -m alpamayo_ros.nodes.parameters --write config/"
+    )
+    doc = yaml.safe_load(text)
     params = doc[node]["ros__parameters"]
     assert params == defaults(specs)
     for spec in specs:  # same types, so a launch override keeps the declared type

@@ -6,10 +6,11 @@ import json
 import pytest
 
 from alpamayo_ros.bag.sample_drive import write_sample_bag
+from alpamayo_ros.checkpoints import DEMO_CHECKPOINT
 from alpamayo_ros.core.camera_rig import CameraRig
 from alpamayo_ros.model.policy import AlpamayoPolicy
 from alpamayo_ros.training.dataset import build_dataset, load_samples
-from alpamayo_ros.training.demo import DEMO_CHECKPOINT, DemoSettings
+from alpamayo_ros.training.demo import DemoSettings
 from alpamayo_ros.training.evaluate import evaluate_as_planner
 
 

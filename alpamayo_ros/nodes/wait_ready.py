@@ -1,0 +1,56 @@
+"""alpamayo_wait_ready: exits 0 once the planner reports its model loaded (PlannerStatus
+model_ready), 1 when it reports an error or the timeout passes. replay.launch.py starts
+`ros2 bag play` on its exit, so no part of the bag is played before the planner can plan.
+
+    ros2 run alpamayo_ros alpamayo_wait_ready [--timeout 300] [--status alpamayo_planner/status]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import rclpy
+from rclpy.node import Node
+
+from alpamayo_ros.core.diagnostics import FAILED
+from alpamayo_ros.msg import PlannerStatus
+
+
+class WaitReady(Node):
+    def __init__(self, status_topic: str) -> None:
+        super().__init__("alpamayo_wait_ready")
+        self.outcome: tuple[int, str] | None = None
+        self.create_subscription(PlannerStatus, status_topic, self._on_status, 10)
+
+    def _on_status(self, msg: PlannerStatus) -> None:
+        if msg.model_ready:
+            self.outcome = (0, "planner ready")
+        elif msg.state == FAILED:
+            self.outcome = (1, f"planner failed: {msg.detail}")
+
+
+def main(args: list[str] | None = None) -> int:
+    rclpy.init(args=args)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--status", default="alpamayo_planner/status", help="PlannerStatus topic")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds (wall clock)")
+    opts = parser.parse_args(rclpy.utilities.remove_ros_args(args)[1:])
+    node = WaitReady(opts.status)
+    end = time.monotonic() + opts.timeout
+    code, why = 1, f"planner not ready after {opts.timeout:g} s"
+    try:
+        while rclpy.ok() and time.monotonic() < end:
+            rclpy.spin_once(node, timeout_sec=0.2)
+            if node.outcome is not None:
+                code, why = node.outcome
+                break
+    except KeyboardInterrupt:
+        code, why = 1, "interrupted"
+    if code == 0:  # rclpy: one severity per logging call site
+        node.get_logger().info(why)
+    else:
+        node.get_logger().error(why)
+    node.destroy_node()
+    rclpy.try_shutdown()
+    return code
