@@ -90,6 +90,21 @@ class BinLayout:
         err = np.abs(self.decode(cand) - np.clip(values, self.low, self.high)[..., None])
         return np.take_along_axis(cand, np.argmin(err, axis=-1)[..., None], axis=-1)[..., 0]
 
+    def encode_float32(self, values: np.ndarray) -> np.ndarray:
+        """values (...) -> ids (...) int64 with the release's float32 arithmetic (the
+        official DeltaTrajectoryTokenizer: round((v - low) / (high - low) * (n - 1)) in the
+        input's float32, half to even, then clamped): at bin edges float64 rounds the other
+        way. Linear layouts only (mu = 0)."""
+        if self.mu != 0:
+            raise TokenError("encode_float32 is for linear layouts (mu = 0)")
+        v = np.asarray(values, dtype=np.float32)
+        if not np.all(np.isfinite(v)):
+            raise TokenError("cannot tokenize NaN or infinite values")
+        lo, hi = np.float32(self.low), np.float32(self.high)
+        unit = (v - lo) / (hi - lo)
+        ids = np.rint(unit * np.float32(self.num_levels - 1)).astype(np.int64)
+        return np.clip(ids, 0, self.num_levels - 1)
+
     def decode(self, ids: np.ndarray) -> np.ndarray:
         """ids (...) int -> level values (...) float64."""
         ids = np.asarray(ids)
@@ -214,14 +229,20 @@ class HistoryDeltaTokenizer:
     z: BinLayout = field(default_factory=lambda: BinLayout(-10.0, 10.0, 1000))
 
     def encode(self, xyz: np.ndarray) -> np.ndarray:
-        """xyz (..., N, 3) metres -> ids (..., 3N) int64."""
-        xyz = np.asarray(xyz, dtype=np.float64)
+        """xyz (..., N, 3) metres -> ids (..., 3N) int64, in float32 as the release does (the
+        history reaches the official tokenizer as float32; deltas, scaling and rounding
+        happen in that dtype)."""
+        xyz = np.asarray(xyz, dtype=np.float32)
         if xyz.ndim < 2 or xyz.shape[-1] != 3:
             raise TokenError(f"xyz must have shape (..., N, 3), got {xyz.shape}")
         prev = np.concatenate([np.zeros_like(xyz[..., :1, :]), xyz[..., :-1, :]], axis=-2)
         d = xyz - prev
         ids = np.stack(
-            [self.xy.encode(d[..., 0]), self.xy.encode(d[..., 1]), self.z.encode(d[..., 2])],
+            [
+                self.xy.encode_float32(d[..., 0]),
+                self.xy.encode_float32(d[..., 1]),
+                self.z.encode_float32(d[..., 2]),
+            ],
             axis=-1,
         )
         return ids.reshape(*xyz.shape[:-2], -1)

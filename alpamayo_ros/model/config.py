@@ -222,7 +222,13 @@ class AlpamayoConfig:
         return doc
 
     def to_json_string(self) -> str:
-        return json.dumps(self.data, indent=2, sort_keys=True) + "\n"
+        """The config as written: as loaded, plus what the official (hydra) loader needs to
+        instantiate it: traj_tokenizer_cfg must not be instantiated recursively (its
+        action_space_cfg is passed on as a mapping), so it carries "_recursive_": false."""
+        doc = copy.deepcopy(self.data)
+        if isinstance(doc.get("traj_tokenizer_cfg"), dict):
+            doc["traj_tokenizer_cfg"].setdefault("_recursive_", False)
+        return json.dumps(doc, indent=2, sort_keys=True) + "\n"
 
     def save(self, directory: str | Path) -> Path:
         path = Path(directory) / "config.json"

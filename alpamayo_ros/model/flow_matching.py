@@ -22,16 +22,19 @@ def euler_sample(
 ) -> torch.Tensor:
     """Integrate dx/dt = velocity(x, t) from Gaussian noise at t=0 to t=1 in num_steps.
 
-    velocity(x (B, ...), t (B,)) -> (B, ...). Returns x at t=1, float32.
+    velocity(x (B, ...), t (B,)) -> (B, ...). Returns x at t=1, float32. The times and step
+    sizes are the official ones: t_i = linspace(0, 1, num_steps + 1)[i] in float32 and
+    dt_i = t_i+1 - t_i (not 1 / num_steps: from step 3 they differ by an ulp, which the
+    velocity field amplifies).
     """
     if num_steps < 1:
         raise ValueError(f"num_steps must be >= 1, got {num_steps}")
     x = torch.randn(shape, generator=generator, device=generator.device if generator else device)
     x = x.to(device)
-    dt = 1.0 / num_steps
+    times = torch.linspace(0.0, 1.0, num_steps + 1, device=x.device, dtype=torch.float32)
     for i in range(num_steps):
-        t = torch.full((shape[0],), i * dt, device=x.device)
-        x = x + dt * velocity(x, t).float()
+        t = times[i].expand(shape[0])
+        x = x + (times[i + 1] - times[i]) * velocity(x, t).float()
     return x
 
 

@@ -99,6 +99,7 @@ def released_config_data() -> dict[str, Any]:
             "_target_": (
                 "alpamayo_r1.action_space.discrete_action_space.DiscreteTrajectoryTokenizer"
             ),
+            "_recursive_": False,  # hydra: pass action_space_cfg on as a mapping
             "action_space_cfg": _action_space_cfg(),
             "dims_min": [-10.0, -10.0],
             "dims_max": [10.0, 10.0],

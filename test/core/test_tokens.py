@@ -1,5 +1,8 @@
 """Trajectory tokens: bounds, round trips within the documented worst case, released presets."""
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -89,3 +92,18 @@ def test_history_delta_tokens_reproduce_the_release_quirk_and_round_trip():
     assert ids[0] == 0  # saturated at -4 m, as the released model was trained
     back = tok.decode(ids)
     np.testing.assert_allclose(np.diff(back[:, 0]), 1.0, atol=tok.xy.max_error * 2 + 1e-12)
+
+
+OFFICIAL_HISTORY = json.loads(
+    (Path(__file__).parent / "data" / "official_history_tokens.json").read_text()
+)
+
+
+@pytest.mark.parametrize("case", range(len(OFFICIAL_HISTORY["cases"])))
+def test_history_tokens_equal_the_official_tokenizer(case):
+    # Reference ids: NVlabs/alpamayo DeltaTrajectoryTokenizer (released defaults), called as
+    # tokenize_history_trajectory does, on these float32 histories. Case 0 (standing still:
+    # every delta halfway between two bins) and case 5 (deltas on bin edges) fail in float64.
+    c = OFFICIAL_HISTORY["cases"][case]
+    ids = HistoryDeltaTokenizer().encode(np.array(c["xyz"], dtype=np.float32))
+    assert ids.tolist() == c["official_ids"]

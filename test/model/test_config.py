@@ -51,3 +51,14 @@ def test_save_writes_back_every_key(tmp_path):
     again = AlpamayoConfig.from_file(tmp_path)
     assert json.loads((tmp_path / "config.json").read_text()) == data
     assert again.to_json_string() == AlpamayoConfig(data).to_json_string()
+
+
+def test_written_configs_keep_the_tokenizer_config_from_hydra_recursion(tmp_path):
+    # The official loader instantiates configs with hydra; without "_recursive_": false it
+    # would build action_space_cfg into an object before DiscreteTrajectoryTokenizer sees it.
+    data = released_config_data()
+    del data["traj_tokenizer_cfg"]["_recursive_"]  # an older checkpoint of ours
+    AlpamayoConfig(data).save(tmp_path)
+    written = json.loads((tmp_path / "config.json").read_text())
+    assert written["traj_tokenizer_cfg"]["_recursive_"] is False
+    assert AlpamayoConfig.from_file(tmp_path).future_tokenizer.vocab_size == 3000
