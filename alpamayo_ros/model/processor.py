@@ -22,6 +22,7 @@ from transformers.utils import logging as hf_logging
 
 from alpamayo_ros.core.ego_history import EgoHistory
 from alpamayo_ros.model.config import SPECIAL_TOKEN_NAMES, AlpamayoConfig, special_token
+from alpamayo_ros.model.image_preprocessing import ImagePreprocessor
 
 SYSTEM_PROMPT = "You are a driving assistant that generates safe and accurate actions."
 INSTRUCTION = (
@@ -91,7 +92,8 @@ class AlpamayoProcessor:
         self, tokenizer: PreTrainedTokenizerBase, image_processor: Any, config: AlpamayoConfig
     ) -> None:
         self.tokenizer = tokenizer
-        self.image_processor = image_processor
+        self.image_processor = image_processor  # its settings, and what save_pretrained writes
+        self.images = ImagePreprocessor.from_image_processor(image_processor)
         self.config = config
         self.traj_token_start = token_id(tokenizer, "<i0>")
         last = token_id(tokenizer, f"<i{config.traj_vocab_size - 1}>")
@@ -187,9 +189,9 @@ class AlpamayoProcessor:
         if not requests:
             raise ValueError("no requests to process")
         all_images = [img for r in requests for img in r.images]
-        vision = self.image_processor(images=all_images, return_tensors="pt")
+        vision = self.images(all_images)
         grid = vision["image_grid_thw"]
-        merge = int(getattr(self.image_processor, "merge_size", 2))
+        merge = self.images.merge_size
         tokens_per_image = (grid.prod(dim=-1) // (merge * merge)).tolist()
 
         history_placeholder = self.special_ids["traj_history"]

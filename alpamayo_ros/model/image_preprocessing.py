@@ -1,0 +1,168 @@
+"""Qwen-VL image preprocessing in plain torch: camera frames -> pixel_values and
+image_grid_thw, equal to what the released pipeline computes with transformers' torchvision
+("fast") Qwen2-VL image processor, without needing torchvision.
+
+The steps are the torchvision backend's, in its order and dtypes:
+  1. resize each uint8 frame to smart_resize's size (a multiple of patch_size * merge_size
+     inside the pixel budget) with antialiased bicubic interpolation: on the CPU torch's
+     native uint8 kernel (torchvision hands uint8 to it there); on a GPU in float32, then
+     clamped to [0, 255] and rounded back to uint8 (torchvision's GPU path);
+  2. rescale and normalise fused: (x - mean / r) / (std / r) in float32, r = rescale_factor;
+  3. patchify: (N, C, H, W) -> (N, grid_h * grid_w, C * temporal_patch * patch * patch),
+     patches in 2x2 merge order, each frame repeated over the temporal patch.
+One batched pass per frame size, on whatever device the frames are on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize
+
+BICUBIC = 3  # PIL.Image.Resampling.BICUBIC, the only resampling the release uses
+
+
+@dataclass(frozen=True)
+class ImagePreprocessor:
+    """Settings of Qwen-VL image preprocessing (Qwen3-VL: patch 16, merge 2, temporal 2,
+    mean = std = 0.5; the release: 163840 to 196608 pixels per frame)."""
+
+    min_pixels: int
+    max_pixels: int
+    patch_size: int = 16
+    temporal_patch_size: int = 2
+    merge_size: int = 2
+    image_mean: tuple[float, ...] = (0.5, 0.5, 0.5)
+    image_std: tuple[float, ...] = (0.5, 0.5, 0.5)
+    rescale_factor: float = 1 / 255
+
+    def __post_init__(self) -> None:
+        if not 0 < self.min_pixels <= self.max_pixels:
+            raise ValueError(
+                f"ImagePreprocessor needs 0 < min_pixels <= max_pixels, got {self.min_pixels}, "
+                f"{self.max_pixels}"
+            )
+        if len(self.image_mean) != 3 or len(self.image_std) != 3 or 0 in self.image_std:
+            raise ValueError(
+                f"ImagePreprocessor image_mean/image_std must be 3 values (std non-zero), got "
+                f"{self.image_mean}, {self.image_std}"
+            )
+
+    @classmethod
+    def from_image_processor(cls, processor: Any) -> ImagePreprocessor:
+        """The settings of a transformers Qwen2-VL image processor (either backend); a
+        setting this module does not implement raises ValueError naming it."""
+        for flag in ("do_resize", "do_rescale", "do_normalize"):
+            if not getattr(processor, flag, True):
+                raise ValueError(f"image processor setting {flag} = False is not supported")
+        resample = getattr(processor, "resample", BICUBIC)
+        if int(getattr(resample, "value", resample)) != BICUBIC:
+            raise ValueError(f"image processor resample = {resample!r} is not bicubic (3)")
+        size = processor.size
+        size = size if isinstance(size, dict) else vars(size)
+        if not size.get("shortest_edge") or not size.get("longest_edge"):
+            raise ValueError(f"image processor size {size} lacks shortest_edge/longest_edge")
+        return cls(
+            min_pixels=int(size["shortest_edge"]),
+            max_pixels=int(size["longest_edge"]),
+            patch_size=int(processor.patch_size),
+            temporal_patch_size=int(processor.temporal_patch_size),
+            merge_size=int(processor.merge_size),
+            image_mean=tuple(float(v) for v in processor.image_mean),
+            image_std=tuple(float(v) for v in processor.image_std),
+            rescale_factor=float(processor.rescale_factor),
+        )
+
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        """(height, width) pixels a frame of this size is resized to."""
+        h, w = smart_resize(
+            height, width, self.patch_size * self.merge_size, self.min_pixels, self.max_pixels
+        )
+        return int(h), int(w)
+
+    def tokens_per_frame(self, height: int, width: int) -> int:
+        """Vision tokens a frame of this size becomes (after the merge)."""
+        h, w = self.output_size(height, width)
+        return (h // self.patch_size) * (w // self.patch_size) // self.merge_size**2
+
+    # -- steps --------------------------------------------------------------------------
+    def resize(self, frames: torch.Tensor, uint8_kernel: bool | None = None) -> torch.Tensor:
+        """frames (N, 3, H, W) uint8 -> (N, 3, h, w) uint8 (see the module docstring).
+        uint8_kernel: None picks as torchvision does (the native uint8 kernel on the CPU,
+        the float32 path elsewhere); False forces the float32 path (tests of the GPU path)."""
+        height, width = frames.shape[-2:]
+        size = self.output_size(height, width)
+        if size == (height, width):
+            return frames
+        frames = frames.contiguous()
+        if uint8_kernel is None:
+            uint8_kernel = frames.device.type == "cpu"
+        if uint8_kernel:
+            return F.interpolate(frames, size, mode="bicubic", align_corners=False, antialias=True)
+        out = F.interpolate(
+            frames.float(), size, mode="bicubic", align_corners=False, antialias=True
+        )
+        return out.clamp_(0, 255).round_().to(torch.uint8)
+
+    def normalise(self, frames: torch.Tensor) -> torch.Tensor:
+        """(N, 3, h, w) uint8 -> float32, rescale and normalisation fused as the release's
+        processor fuses them (mean and std divided by rescale_factor, in float32)."""
+        scale = 1.0 / self.rescale_factor
+        mean = (torch.tensor(self.image_mean, device=frames.device) * scale).view(-1, 1, 1)
+        std = (torch.tensor(self.image_std, device=frames.device) * scale).view(-1, 1, 1)
+        return (frames.to(torch.float32) - mean) / std
+
+    def patchify(self, images: torch.Tensor) -> tuple[torch.Tensor, int, int]:
+        """(N, C, h, w) -> patches (N, grid_h * grid_w, C * T * P * P), grid_h, grid_w."""
+        n, c, h, w = images.shape
+        p, m, t = self.patch_size, self.merge_size, self.temporal_patch_size
+        gh, gw = h // p, w // p
+        patches = images.reshape(n, c, gh // m, m, p, gw // m, m, p)
+        # (N, gh/m, gw/m, m, m, C, P, P): merge groups together, then channel and pixels
+        patches = patches.permute(0, 2, 5, 3, 6, 1, 4, 7)
+        patches = patches.unsqueeze(6).expand(-1, -1, -1, -1, -1, -1, t, -1, -1)
+        return patches.reshape(n, gh * gw, c * t * p * p), gh, gw
+
+    # -- all together -------------------------------------------------------------------
+    def __call__(
+        self, frames: Sequence[np.ndarray | torch.Tensor], device: torch.device | str = "cpu"
+    ) -> dict[str, torch.Tensor]:
+        """Frames (each (H, W, 3) uint8 RGB numpy, or (3, H, W) uint8 torch) -> pixel_values
+        (sum of patches, C * T * P * P) float32 and image_grid_thw (N, 3) long, in frame
+        order; frames of one size are processed as one batch on `device`."""
+        tensors = [_as_chw(f).to(device) for f in frames]
+        by_size: dict[tuple[int, int], list[int]] = {}
+        for i, t in enumerate(tensors):
+            by_size.setdefault((t.shape[1], t.shape[2]), []).append(i)
+        patches: list[torch.Tensor] = [torch.empty(0)] * len(tensors)
+        grids: list[list[int]] = [[]] * len(tensors)
+        for indices in by_size.values():
+            batch = self.normalise(self.resize(torch.stack([tensors[i] for i in indices])))
+            flat, gh, gw = self.patchify(batch)
+            for k, i in enumerate(indices):
+                patches[i], grids[i] = flat[k], [1, gh, gw]
+        return {
+            "pixel_values": torch.cat(patches, dim=0),
+            "image_grid_thw": torch.tensor(grids, dtype=torch.long, device=device),
+        }
+
+
+def _as_chw(frame: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """(H, W, 3) uint8 numpy or (3, H, W) uint8 torch -> (3, H, W) uint8 torch."""
+    if isinstance(frame, torch.Tensor):
+        tensor = frame
+    elif isinstance(frame, np.ndarray) and frame.ndim == 3:
+        tensor = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)
+    else:
+        tensor = torch.as_tensor(np.asarray(frame))
+    if tensor.dtype != torch.uint8 or tensor.ndim != 3 or tensor.shape[0] != 3:
+        raise ValueError(
+            f"a frame must be uint8 RGB, (H, W, 3) numpy or (3, H, W) torch; got "
+            f"{tuple(tensor.shape)} {tensor.dtype}"
+        )
+    return tensor
