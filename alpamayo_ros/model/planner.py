@@ -188,7 +188,7 @@ class Planner:
         self.poses.clear()
 
     def _check_stamp(self, what: str, stamp: float, now: float | None) -> None:
-        if now is None:
+        if now is None or now <= 0.0:  # no clock yet (use_sim_time before /clock)
             return
         ahead = self.clock.ahead(stamp, now)
         if ahead > 0:
@@ -200,8 +200,8 @@ class Planner:
     def add_image(
         self, camera: str, stamp: float, image: np.ndarray, now: float | None = None
     ) -> None:
-        """Buffer a frame. With `now` (the clock, seconds), a frame stamped further ahead
-        of it than the tolerance raises StampAhead and is not kept."""
+        """Buffer a frame. With `now` (the clock, seconds; 0 = not started yet), a frame
+        stamped further ahead of it than the tolerance raises StampAhead and is not kept."""
         self._check_stamp(f"camera {camera} frame", stamp, now)
         self.frames.add(camera, stamp, image)
 

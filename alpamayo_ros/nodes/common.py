@@ -56,7 +56,10 @@ def run(
 ) -> int:
     """rclpy.init(args), build the node (a configuration error: logged, exit code 1), spin
     until Ctrl-C or shutdown, clean up: exit code 0 whenever Ctrl-C comes."""
-    rclpy.init(args=args)
+    try:
+        rclpy.init(args=args)
+    except KeyboardInterrupt:
+        return _exit_cleanly(0)
     logger = rclpy.logging.get_logger(name)
     try:
         node = make_node()

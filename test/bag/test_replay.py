@@ -235,9 +235,9 @@ def test_missing_topic_names_it_and_lists_the_bag(sample_bag, tmp_path):
 def test_cli_without_a_model_falls_back_to_a_loudly_untrained_checkpoint(
     tmp_path, capsys, monkeypatch
 ):
-    import alpamayo_ros.training.demo as demo
+    import alpamayo_ros.checkpoints as checkpoints
 
-    monkeypatch.setattr(demo, "DEMO_CHECKPOINT", tmp_path / "no-demo-here")
+    monkeypatch.setattr(checkpoints, "DEMO_CHECKPOINT", tmp_path / "no-demo-here")
     assert main(["make-sample-bag", str(tmp_path / "bag"), "--duration", "3"]) == 0
     args = ["replay", str(tmp_path / "bag"), "--out", str(tmp_path / "out"), "--duration", "0.3"]
     args += ["--samples", "1", "--max-reasoning-tokens", "2", "--flow-steps", "1"]

@@ -247,3 +247,10 @@ def test_a_plan_ready_after_max_plan_age_is_never_published_as_a_model_plan(late
     # Stop plans are never late.
     stop = planner.step(50.0)
     assert planner.finish(stop, now=60.0) is stop
+
+
+def test_inputs_before_the_clock_starts_are_kept():
+    # use_sim_time before the first /clock message: the clock reads 0, nothing is "ahead"
+    planner = Planner(FixedPolicy(), RIG, PlannerSettings())
+    planner.add_image("camera_front_wide_120fov", 100.0, np.zeros((8, 8, 3), np.uint8), now=0.0)
+    assert len(planner.frames) == 1

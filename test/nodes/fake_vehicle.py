@@ -1,6 +1,10 @@
 """Test helpers for the node tests (imported only after rclpy was found): a fake vehicle
 node that publishes synthetic cameras and odometry and records the nodes' outputs, and an
-executor spinning in a background thread."""
+executor spinning in a background thread.
+
+Two ways to drive it: on wall time (its own timers), or on simulated time (`sim_start`): the
+test then owns /clock and calls `step`, so what is asserted is counted per simulated second
+and holds on a loaded machine."""
 
 from __future__ import annotations
 
@@ -10,11 +14,13 @@ import time
 import cv2
 import numpy as np
 import rclpy
+from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import TransformStamped, Twist
 from nav_msgs.msg import Odometry
 from nav_msgs.msg import Path as PathMsg
 from rclpy.executors import MultiThreadedExecutor
+from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CompressedImage
 from std_msgs.msg import String
 from tf2_msgs.msg import TFMessage
@@ -26,13 +32,22 @@ from alpamayo_ros.msg import DrivingPlan, PlannerStatus
 SPEED = 5.0  # m/s of the fake vehicle, straight along odom x
 
 
-class Drive:
-    """A test node: publishes the inputs of a straight drive and records every output."""
+def stamp_msg(t: float) -> Time:
+    sec = int(t // 1)
+    return Time(sec=sec, nanosec=round((t - sec) * 1e9) % 1_000_000_000)
 
-    def __init__(self) -> None:
+
+class Drive:
+    """A test node: publishes the inputs of a straight drive and records every output,
+    each with the time it arrived: time.monotonic(), or with `sim_start` the simulated
+    clock (the test advances it with `step`; nothing is published on wall time then)."""
+
+    def __init__(self, sim_start: float | None = None) -> None:
         self.node = rclpy.create_node("fake_vehicle")
         self.cameras_on = True
         self.bad_image_next = False
+        self.sim_now = sim_start
+        self.drive_start = sim_start or 0.0  # where the straight drive has x = 0
         topics = ("plan", "path", "reasoning", "markers", "status", "diag", "cmd")
         self.received: dict[str, list] = {k: [] for k in topics}
         n = self.node
@@ -43,7 +58,8 @@ class Drive:
         self.pub_odom = n.create_publisher(Odometry, "/odom", 10)
         self.pub_tf = n.create_publisher(TFMessage, "/tf", 10)
         self.pub_plan = n.create_publisher(DrivingPlan, "/alpamayo_planner/plan", 10)
-        record = lambda key: lambda msg: self.received[key].append((time.monotonic(), msg))  # noqa: E731
+        self.pub_clock = n.create_publisher(Clock, "/clock", 10)
+        record = lambda key: lambda msg: self.received[key].append((self._arrival(), msg))  # noqa: E731
         n.create_subscription(DrivingPlan, "/alpamayo_planner/plan", record("plan"), 10)
         n.create_subscription(PathMsg, "/alpamayo_planner/path", record("path"), 10)
         n.create_subscription(String, "/alpamayo_planner/reasoning", record("reasoning"), 10)
@@ -55,16 +71,32 @@ class Drive:
         assert ok
         self.jpeg = jpeg.tobytes()
         self.t_start = self._now()
-        n.create_timer(0.1, self._publish_cameras)
-        n.create_timer(0.05, self._publish_odometry)
+        if sim_start is None:
+            n.create_timer(0.1, self._publish_cameras)
+            n.create_timer(0.05, self._publish_odometry)
 
     def _now(self) -> float:
         return self.node.get_clock().now().nanoseconds * 1e-9
 
-    def _publish_cameras(self) -> None:
+    def _arrival(self) -> float:
+        return time.monotonic() if self.sim_now is None else self.sim_now
+
+    # -- simulated time ---------------------------------------------------------------------
+    def publish_inputs(self, t: float) -> None:
+        """Odometry at t - 0.05 and t, and (cameras on) a frame per camera, stamped t."""
+        self._publish_odometry(t - 0.05)
+        self._publish_odometry(t)
+        self._publish_cameras(t)
+
+    def set_clock(self, t: float) -> None:
+        self.sim_now = t
+        self.pub_clock.publish(Clock(clock=stamp_msg(t)))
+
+    # -- messages ---------------------------------------------------------------------------
+    def _publish_cameras(self, t: float | None = None) -> None:
         if not self.cameras_on:
             return
-        stamp = self.node.get_clock().now().to_msg()
+        stamp = self.node.get_clock().now().to_msg() if t is None else stamp_msg(t)
         for cam, pub in self.pub_cams.items():
             msg = CompressedImage(format="jpeg")
             msg.header.stamp = stamp
@@ -73,13 +105,16 @@ class Drive:
             pub.publish(msg)
         self.bad_image_next = False
 
-    def _publish_odometry(self) -> None:
-        t = self._now()
+    def _publish_odometry(self, t: float | None = None) -> None:
+        if t is None:
+            t, stamp, start = self._now(), self.node.get_clock().now().to_msg(), self.t_start
+        else:
+            stamp, start = stamp_msg(t), self.drive_start
         msg = Odometry()
-        msg.header.stamp = self.node.get_clock().now().to_msg()
+        msg.header.stamp = stamp
         msg.header.frame_id = "odom"
         msg.child_frame_id = "base_link"
-        msg.pose.pose.position.x = SPEED * (t - self.t_start)
+        msg.pose.pose.position.x = SPEED * (t - start)
         msg.pose.pose.orientation.w = 1.0
         msg.twist.twist.linear.x = SPEED
         self.pub_odom.publish(msg)
@@ -112,3 +147,18 @@ class Graph:
     def close(self) -> None:
         self.executor.shutdown()
         self.thread.join(5.0)
+
+
+def step(graph: Graph, drive: Drive, planner, t: float, wait_plan: bool = True) -> bool:
+    """One simulated planner cycle at t: the inputs stamped t, delivered to the planner, then
+    /clock set to t (its timer ticks once per 0.1 s step); with wait_plan, wait (wall time,
+    as long as the model needs) for the plan of that tick. False when it did not come.
+    Without wait_plan nothing is waited for: the clock runs as fast as the test steps it."""
+    drive.publish_inputs(t)
+    if drive.cameras_on and wait_plan:
+        graph.wait_for(lambda: planner.planner.poses.latest_stamp == t and all(
+            s == t for s in planner.planner.frames.latest_stamps().values()), 5.0)  # fmt: skip
+    drive.set_clock(t)
+    if not wait_plan:
+        return True
+    return graph.wait_for(lambda: any(abs(at - t) < 1e-9 for at, _ in drive.received["plan"]), 30.0)

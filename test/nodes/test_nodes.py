@@ -7,7 +7,12 @@ of a car driving straight at 5 m/s, and listens to what the nodes publish.
 
 from __future__ import annotations
 
+import itertools
 import math
+import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -16,7 +21,7 @@ import pytest
 
 rclpy = pytest.importorskip("rclpy")
 
-from fake_vehicle import SPEED, Drive, Graph  # noqa: E402
+from fake_vehicle import SPEED, Drive, Graph, step  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 
 from alpamayo_ros.core.frame_buffer import RELEASED_CAMERAS  # noqa: E402
@@ -222,3 +227,214 @@ def test_controller_ignores_malformed_plans(ros):
         graph.close()
         controller.destroy_node()
         drive.node.destroy_node()
+
+
+# -- simulated time: counts per simulated second, whatever the machine's load --------------
+SIM_START = 100.0
+
+
+def sim_planner(checkpoint: Path, **extra) -> PlannerNode:
+    params = [*planner_params(checkpoint, **extra), Parameter("use_sim_time", value=True)]
+    return PlannerNode(parameter_overrides=params)
+
+
+def ticks(start: float, count: int) -> list[float]:
+    return [round(start + 0.1 * k, 6) for k in range(count)]
+
+
+def wait_for_model(graph: Graph, planner: PlannerNode) -> None:
+    assert graph.wait_for(lambda: planner.worker is not None, 120.0), "model did not load"
+
+
+def test_one_plan_per_simulated_tick_and_model_plans_once_the_history_is_full(ros, tiny_checkpoint):
+    drive = Drive(sim_start=SIM_START)
+    planner = sim_planner(tiny_checkpoint)
+    graph = Graph(drive.node, planner)
+    try:
+        wait_for_model(graph, planner)
+        for t in ticks(SIM_START, 40):  # 4 s of simulated time, in lock step with the model
+            assert step(graph, drive, planner, t), f"no plan for the tick at {t}"
+        by_tick = {}
+        for at, msg in drive.received["plan"]:
+            by_tick.setdefault(at, []).append(msg)
+        assert all(len(v) == 1 for v in by_tick.values()), "more than one plan for a tick"
+        # From 1.6 s on the ego history (1.5 s) and 4 frames per camera are there: every
+        # tick gives a model plan made for the frames of that very tick.
+        for t in ticks(SIM_START + 1.6, 24):
+            (plan,) = by_tick[t]
+            assert not plan.is_fallback, (t, plan.fallback_reason)
+            assert plan.header.stamp.sec + plan.header.stamp.nanosec * 1e-9 == pytest.approx(t)
+        assert planner.monitor.dropped_cycles == 0 and planner.monitor.late_plans == 0
+    finally:
+        graph.close()
+        planner.destroy_node()
+        drive.node.destroy_node()
+
+
+def test_a_bag_played_three_times_plans_on_each_pass_and_never_drives_on_negative_age(
+    ros, tiny_checkpoint
+):
+    drive = Drive(sim_start=SIM_START)
+    planner = sim_planner(tiny_checkpoint)
+    controller = ControllerNode(
+        cli_args=REMAP_PLAN,
+        parameter_overrides=[Parameter("use_sim_time", value=True),
+                             Parameter("plan_timeout", value=1.0)],
+    )  # fmt: skip
+    commands = []
+    send = controller._send
+    controller._send = lambda command: (commands.append(command), send(command))
+    graph = Graph(drive.node, planner, controller)
+    try:
+        wait_for_model(graph, planner)
+        for _ in range(3):  # ros2 bag play --loop: the clock restarts at SIM_START
+            drive.drive_start = SIM_START
+            start = len(drive.received["plan"])
+            for t in ticks(SIM_START, 25):
+                assert step(graph, drive, planner, t), f"no plan for the tick at {t}"
+            this_pass = drive.received["plan"][start:]
+            for at, msg in this_pass:  # t0 follows the clock: never from the previous pass
+                assert msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9 <= at + 1e-6
+            assert not this_pass[-1][1].is_fallback, this_pass[-1][1].fallback_reason
+        assert planner.monitor.time_jumps == 2
+        assert controller.tracker.time_jumps == 2
+        assert not [c for c in commands if c.mode == "tracking" and c.plan_age < -0.05]
+        assert commands[-1].mode == "tracking" and commands[-1].plan_age >= 0.0
+        assert graph.wait_for(
+            lambda: any(s.time_jumps == 2 for _, s in drive.received["status"]), 5.0
+        )
+    finally:
+        graph.close()
+        controller.destroy_node()
+        planner.destroy_node()
+        drive.node.destroy_node()
+
+
+def test_plans_that_finish_after_max_plan_age_become_stop_plans(ros, tiny_checkpoint):
+    drive = Drive(sim_start=SIM_START)
+    planner = sim_planner(tiny_checkpoint, max_plan_age=0.3)
+    graph = Graph(drive.node, planner)
+    try:
+        wait_for_model(graph, planner)
+        for t in ticks(SIM_START, 20):  # history full, model planning
+            assert step(graph, drive, planner, t)
+        # Now simulated time runs 20x faster than the model: every plan finishes late.
+        for t in ticks(SIM_START + 2.0, 60):
+            step(graph, drive, planner, t, wait_plan=False)
+            time.sleep(0.005)
+        # (the inputs also fall behind: most ticks are "stale input" stops)
+        assert graph.wait_for(lambda: planner.monitor.late_plans >= 1, 10.0)
+        fast = [(at, m) for at, m in drive.received["plan"] if at >= SIM_START + 2.0]
+        late_stops = [m for _, m in fast if m.fallback_reason.startswith("late plan")]
+        assert late_stops
+        for at, msg in fast:  # a model plan is never older than max_plan_age when published
+            if not msg.is_fallback:  # (received at most one 0.1 s clock step later)
+                assert at - (msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9) <= 0.41
+        assert graph.wait_for(
+            lambda: any(s.late_plans >= 1 for _, s in drive.received["status"]), 5.0
+        )
+    finally:
+        graph.close()
+        planner.destroy_node()
+        drive.node.destroy_node()
+
+
+def test_a_stopped_clock_is_an_error_and_the_controller_stops_on_wall_time(ros, tiny_checkpoint):
+    drive = Drive(sim_start=SIM_START)
+    planner = sim_planner(tiny_checkpoint)
+    controller = ControllerNode(
+        cli_args=REMAP_PLAN,
+        parameter_overrides=[Parameter("use_sim_time", value=True),
+                             Parameter("plan_timeout", value=1.0),
+                             Parameter("clock_timeout", value=0.5)],
+    )  # fmt: skip
+    commands = []
+    send = controller._send
+    controller._send = lambda command: (commands.append((time.monotonic(), command)),
+                                        send(command))  # fmt: skip
+    graph = Graph(drive.node, planner, controller)
+    try:
+        wait_for_model(graph, planner)
+        for t in ticks(SIM_START, 30):
+            assert step(graph, drive, planner, t)
+        assert commands[-1][1].mode == "tracking" and commands[-1][1].speed > SPEED - 0.5
+        stopped_at = time.monotonic()  # the bag ends: /clock and every input stop
+        time.sleep(3.0)
+        after = [c for w, c in commands if w > stopped_at]
+        assert after and after[-1].mode in ("stopping", "stopped")
+        assert "clock stalled" in after[-1].reason
+        speeds = [c.speed for c in after]
+        assert all(b <= a for a, b in itertools.pairwise(speeds)) and speeds[-1] < SPEED - 3.0
+        planner_diag = [
+            s for _, a in drive.received["diag"] for s in a.status if s.name.endswith(": model")
+        ]
+        assert planner_diag and planner_diag[-1].message.startswith("clock stalled")
+        assert planner_diag[-1].level == bytes([2]) or planner_diag[-1].level == 2  # ERROR
+    finally:
+        graph.close()
+        controller.destroy_node()
+        planner.destroy_node()
+        drive.node.destroy_node()
+
+
+def test_closing_abandons_the_running_plan_and_publishes_nothing_after(ros, tiny_checkpoint):
+    drive = Drive()
+    planner = PlannerNode(parameter_overrides=planner_params(tiny_checkpoint))
+    graph = Graph(drive.node, planner)
+    try:
+        assert graph.wait_for(lambda: planner.worker is not None and planner.worker.busy, 60.0)
+        start = time.monotonic()
+        assert planner.close(timeout=2.0)
+        assert time.monotonic() - start < 2.0
+        count = len(drive.received["plan"])
+        time.sleep(0.5)
+        assert len(drive.received["plan"]) == count
+    finally:
+        graph.close()
+        planner.destroy_node()
+        drive.node.destroy_node()
+
+
+SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"  # what `ros2 run` starts
+
+
+@pytest.mark.parametrize("after", [0.3, 3.0, 8.0], ids=["importing", "loading", "planning"])
+def test_ctrl_c_at_any_moment_exits_0(ros, tiny_checkpoint, after):
+    drive = Drive()  # inputs on wall time, so the planner is inferring when Ctrl-C comes
+    graph = Graph(drive.node)
+    args = ["--ros-args", "-p", f"model:={tiny_checkpoint}", "-p", "device:=cpu",
+            "-p", "dtype:=float32", "-p", f"camera_config:={CONFIG / 'cameras.yaml'}"]  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, str(SCRIPTS / "alpamayo_planner"), *args],
+        env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        time.sleep(after)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 0, out.decode(errors="replace")[-2000:]
+        assert b"RCLError" not in out and b"terminate called" not in out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        graph.close()
+        drive.node.destroy_node()
+
+
+@pytest.mark.parametrize("good_model", [True, False])
+def test_wait_ready_exits_when_the_model_is_loaded_or_failed(ros, tiny_checkpoint, good_model):
+    model = tiny_checkpoint if good_model else tiny_checkpoint.parent / "missing"
+    planner = PlannerNode(parameter_overrides=planner_params(model))
+    graph = Graph(planner)
+    try:
+        proc = subprocess.run(
+            [sys.executable, str(SCRIPTS / "alpamayo_wait_ready"), "--timeout", "60",
+             "--status", "/alpamayo_planner/status"],
+            env=os.environ.copy(), capture_output=True, timeout=90,
+        )  # fmt: skip
+        assert proc.returncode == (0 if good_model else 1), proc.stderr[-1000:]
+        if good_model:
+            assert planner.monitor.model_ready
+    finally:
+        graph.close()
+        planner.destroy_node()
