@@ -1,0 +1,95 @@
+"""replay.launch.py (launch_testing; skipped without ROS 2): the bag starts playing only once
+the planner reports its model loaded, with --clock and the given start_offset. A stand-in
+`ros2` first on PATH records how and when `ros2 bag play` was started (time.monotonic is
+one clock for all processes on Linux), so rosbag2 need not be installed."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+import tempfile
+import time
+import unittest
+from pathlib import Path
+
+import pytest
+
+rclpy = pytest.importorskip("rclpy")
+launch_testing = pytest.importorskip("launch_testing")
+
+import yaml  # noqa: E402
+from fake_vehicle import Drive, Graph  # noqa: E402
+from launch import LaunchDescription  # noqa: E402
+from launch.actions import IncludeLaunchDescription  # noqa: E402
+from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
+
+from alpamayo_ros.model.tiny import make_tiny_checkpoint  # noqa: E402
+from alpamayo_ros.nodes.parameters import PLANNER_PARAMS, defaults  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+WORK = Path(tempfile.mkdtemp(prefix="alpamayo_replay_launch_"))
+RECORD = WORK / "ros2_calls.jsonl"
+STAND_IN = f"""#!{sys.executable}
+import json, sys, time
+with open({str(RECORD)!r}, "a") as f:
+    f.write(json.dumps({{"argv": sys.argv[1:], "at": time.monotonic()}}) + "\\n")
+"""
+
+
+@pytest.mark.launch_test
+def generate_test_description():
+    bin_dir = WORK / "bin"
+    bin_dir.mkdir()
+    ros2 = bin_dir / "ros2"
+    ros2.write_text(STAND_IN)
+    ros2.chmod(ros2.stat().st_mode | stat.S_IEXEC)
+    os.environ["PATH"] = f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
+    checkpoint = make_tiny_checkpoint(WORK / "ckpt")
+    params = defaults(PLANNER_PARAMS) | {
+        "model": str(checkpoint), "device": "cpu", "dtype": "float32",
+        "camera_config": str(REPO / "config" / "cameras.yaml"), "diagnostics_period": 0.2,
+    }  # fmt: skip
+    planner_params = WORK / "planner.yaml"
+    planner_params.write_text(yaml.safe_dump({"alpamayo_planner": {"ros__parameters": params}}))
+    replay = IncludeLaunchDescription(
+        PythonLaunchDescriptionSource(str(REPO / "launch" / "replay.launch.py")),
+        launch_arguments={
+            "bag": str(WORK / "some_bag"), "start_offset": "1.5", "rate": "0.5",
+            "planner_params": str(planner_params), "enable_controller": "false",
+        }.items(),
+    )  # fmt: skip
+    return LaunchDescription([replay, launch_testing.actions.ReadyToTest()])
+
+
+class TestReplayLaunch(unittest.TestCase):
+    def setUp(self) -> None:
+        rclpy.init()
+        self.drive = Drive(sim_start=0.0)  # records on its own: arrival times below
+        self.graph = Graph(self.drive.node)
+        self.statuses: list[tuple[float, bool]] = []
+        from alpamayo_ros.msg import PlannerStatus
+
+        self.drive.node.create_subscription(
+            PlannerStatus, "/alpamayo_planner/status",
+            lambda msg: self.statuses.append((time.monotonic(), msg.model_ready)), 10,
+        )  # fmt: skip
+
+    def tearDown(self) -> None:
+        self.graph.close()
+        self.drive.node.destroy_node()
+        rclpy.try_shutdown()
+
+    def test_the_bag_plays_only_once_the_planner_is_ready(self) -> None:
+        self.assertTrue(self.graph.wait_for(RECORD.exists, 120.0), "ros2 bag play never ran")
+        (call,) = [json.loads(line) for line in RECORD.read_text().splitlines()]
+        argv = call["argv"]
+        self.assertEqual(argv[:3], ["bag", "play", str(WORK / "some_bag")])
+        self.assertIn("--clock", argv)
+        self.assertEqual(argv[argv.index("--start-offset") + 1], "1.5")
+        self.assertEqual(argv[argv.index("--rate") + 1], "0.5")
+        # Every status published after the bag started says the model is ready.
+        self.assertTrue(self.graph.wait_for(
+            lambda: any(at > call["at"] + 0.3 for at, _ in self.statuses), 10.0))  # fmt: skip
+        self.assertTrue(all(ready for at, ready in self.statuses if at > call["at"] + 0.1))
