@@ -142,8 +142,8 @@ def build_tokenizer(
     return fast
 
 
-# Widths of the presets: "tiny" (tests, ~1 M parameters) and "small" (the trained demo,
-# ~3 M parameters, a few MB). The small expert's input projection is wider, with more and
+# Widths of the presets: "tiny" (tests, ~1 M parameters), "small" (the trained demo,
+# ~3 M parameters, a few MB) and "medium" (~80 M parameters: loading and memory tests). The small expert's input projection is wider, with more and
 # lower Fourier frequencies (1 to 10 cycles per unit instead of the release's 1 to 100): a
 # small network trained briefly cannot otherwise read the noisy action out of aliased
 # high-frequency features, and its velocity ignores x_t (see the README's demo section).
@@ -153,6 +153,9 @@ SIZES: dict[str, dict[str, Any]] = {
     "small": dict(hidden=128, layers=4, heads=4, kv_heads=2, head_dim=32, mlp=256, vision=64,
                   vision_mlp=128, expert=128, expert_mlp=256, proj=256, fourier=32,
                   max_freq=10.0),
+    "medium": dict(hidden=1024, layers=4, heads=8, kv_heads=4, head_dim=128, mlp=4096,
+                   vision=64, vision_mlp=128, expert=256, expert_mlp=512, proj=256, fourier=8,
+                   max_freq=100.0),
 }  # fmt: skip
 
 
