@@ -143,10 +143,11 @@ def build_tokenizer(
 
 
 # Widths of the presets: "tiny" (tests, ~1 M parameters), "small" (the trained demo,
-# ~3 M parameters, a few MB) and "medium" (~80 M parameters: loading and memory tests). The small expert's input projection is wider, with more and
-# lower Fourier frequencies (1 to 10 cycles per unit instead of the release's 1 to 100): a
-# small network trained briefly cannot otherwise read the noisy action out of aliased
-# high-frequency features, and its velocity ignores x_t (see the README's demo section).
+# ~3 M parameters, a few MB) and "medium" (~80 M parameters: loading and memory tests).
+# The small expert's input projection is wider, with more and lower Fourier frequencies (1
+# to 10 cycles per unit instead of the release's 1 to 100): a small network trained briefly
+# cannot otherwise read the noisy action out of aliased high-frequency features, and its
+# velocity ignores x_t (see the README's demo section).
 SIZES: dict[str, dict[str, Any]] = {
     "tiny": dict(hidden=64, layers=2, heads=4, kv_heads=2, head_dim=16, mlp=128, vision=32,
                  vision_mlp=64, expert=32, expert_mlp=64, proj=32, fourier=8, max_freq=100.0),
