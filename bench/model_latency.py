@@ -24,18 +24,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from alpamayo_ros.core.ego_history import EgoPoseBuffer, StampedPose
-from alpamayo_ros.model.config import AlpamayoConfig
 from alpamayo_ros.model.policy import AlpamayoPolicy
-from alpamayo_ros.model.processor import (
-    AlpamayoProcessor,
-    PlanRequest,
-    default_image_processor,
-)
-from alpamayo_ros.model.tiny import (
-    build_tokenizer,
-    make_tiny_checkpoint,
-    released_config_data,
-)
+from alpamayo_ros.model.processor import PlanRequest
+from alpamayo_ros.model.tiny import make_tiny_checkpoint, released_random_policy
 
 STAGES = ("preprocess", "prefill", "reasoning", "trajectory", "total")
 
@@ -46,28 +37,6 @@ def make_request(rng: np.random.Generator, size: tuple[int, int]) -> PlanRequest
         buf.add(StampedPose(0.1 * k, (1.0 * k, 0.0, 0.0), (1.0, 0.0, 0.0, 0.0)))
     images = tuple(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8) for _ in range(16))
     return PlanRequest(images, buf.history(1.9))
-
-
-def released_random_policy(device: str, dtype: torch.dtype, attn: str) -> AlpamayoPolicy:
-    """The released shapes, random weights, built on the device in dtype."""
-    data = released_config_data()
-    tokenizer = build_tokenizer()
-    # Our byte-level tokenizer has a smaller vocabulary: keep the released embedding size but
-    # point the ids at the tokenizer's (the latency does not depend on which ids they are).
-    data["traj_token_start_idx"] = tokenizer.convert_tokens_to_ids("<i0>")
-    config = AlpamayoConfig(data)
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
-        with torch.device(device):
-            policy = AlpamayoPolicy(config, attn_implementation=attn)
-    finally:
-        torch.set_default_dtype(previous)
-    policy.processor = AlpamayoProcessor(
-        tokenizer, default_image_processor(config.min_pixels, config.max_pixels), config
-    )
-    policy.model_id = "random weights, released shapes"
-    return policy.eval()
 
 
 def main() -> int:

@@ -24,7 +24,13 @@ from alpamayo_ros.core.tokens import (
     RELEASED_CURVATURE_MEAN,
     RELEASED_CURVATURE_STD,
 )
-from alpamayo_ros.model.config import MODEL_TYPE, SPECIAL_TOKEN_NAMES, AlpamayoConfig, special_token
+from alpamayo_ros.model.config import (
+    MODEL_TYPE,
+    SPECIAL_TOKEN_NAMES,
+    VLM_PRESETS,
+    AlpamayoConfig,
+    special_token,
+)
 from alpamayo_ros.model.processor import default_image_processor
 
 UNTRAINED_VLM_NAME = "alpamayo_ros/tiny-random"
@@ -255,6 +261,50 @@ def make_tiny_checkpoint(
     policy.processor = AlpamayoProcessor(tokenizer, default_image_processor(pixels, pixels), config)
     policy.save_pretrained(directory)
     return directory
+
+
+def released_shapes_config_data(tokenizer: PreTrainedTokenizerFast) -> dict[str, Any]:
+    """The released config (10B shapes: the Qwen3-VL-8B preset and the 2.3B expert) around
+    one of our tokenizers: the embedding keeps the released vocabulary size, and every id
+    the network is told (image, video and vision markers, trajectory tokens) is the
+    tokenizer's, so the VLM finds the processor's image tokens. For benchmarks and shape
+    tests with random weights: which ids they are does not change the cost."""
+    data = released_config_data()
+    ids = {s: tokenizer.convert_tokens_to_ids(s) for s in QWEN_SPECIALS}
+    vlm = copy.deepcopy(VLM_PRESETS[data["vlm_name_or_path"]])
+    vlm.update(
+        model_type="qwen3_vl",
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+    )
+    vlm["text_config"]["vocab_size"] = int(data["vocab_size"])
+    data.update(
+        vlm_config=vlm,
+        traj_token_start_idx=tokenizer.convert_tokens_to_ids("<i0>"),
+        **{UNTRAINED_KEY: True, DESCRIPTION_KEY: "released shapes, random weights"},
+    )
+    return data
+
+
+def released_random_policy(
+    device: str = "cpu", dtype: torch.dtype = torch.bfloat16, attn: str = "sdpa"
+) -> Any:
+    """An AlpamayoPolicy of the released shapes with random weights, built on `device` in
+    `dtype` ("meta" for shape checks), with our tokenizer and the released image budget."""
+    from alpamayo_ros.model.policy import AlpamayoPolicy, default_dtype
+    from alpamayo_ros.model.processor import AlpamayoProcessor
+
+    tokenizer = build_tokenizer()
+    config = AlpamayoConfig(released_shapes_config_data(tokenizer))
+    with torch.device(device), default_dtype(dtype):
+        policy = AlpamayoPolicy(config, attn_implementation=attn)
+    policy.processor = AlpamayoProcessor(
+        tokenizer, default_image_processor(config.min_pixels, config.max_pixels), config
+    )
+    policy.model_id = "random weights, released shapes"
+    return policy.eval()
 
 
 def config_with(data: dict[str, Any], **changes: Any) -> dict[str, Any]:

@@ -1,0 +1,33 @@
+"""The released 10B shapes with the tokenizer the benchmark uses, built on the meta device:
+the processor's image tokens are the ids the VLM looks for, as many as its vision tower
+makes features (the bench once fed 0 image tokens for 2880 features)."""
+
+import numpy as np
+import torch
+
+from alpamayo_ros.core.ego_history import EgoPoseBuffer, StampedPose
+from alpamayo_ros.model.processor import PlanRequest
+from alpamayo_ros.model.tiny import released_random_policy
+
+
+def test_released_shapes_agree_on_image_tokens_and_sizes():
+    policy = released_random_policy(device="meta", dtype=torch.bfloat16)
+    vlm = policy.vlm.config
+    n_vlm = sum(p.numel() for p in policy.vlm.parameters())
+    n_expert = sum(p.numel() for n, p in policy.named_parameters() if not n.startswith("vlm."))
+    assert 8.7e9 < n_vlm < 8.9e9 and 2.2e9 < n_expert < 2.35e9  # 8.80 B + 2.28 B
+    proc = policy.processor
+    assert vlm.image_token_id == proc.image_pad_id
+    assert vlm.vision_start_token_id == proc.tokenizer.convert_tokens_to_ids("<|vision_start|>")
+    buf = EgoPoseBuffer()
+    for k in range(20):
+        buf.add(StampedPose(0.1 * k, (1.0 * k, 0.0, 0.0), (1.0, 0.0, 0.0, 0.0)))
+    frames = tuple(np.zeros((1080, 1920, 3), np.uint8) for _ in range(16))
+    inputs = proc([PlanRequest(frames, buf.history(1.9))])
+    image_tokens = int((inputs["input_ids"] == vlm.image_token_id).sum())
+    merge = vlm.vision_config.spatial_merge_size
+    features = int(inputs["image_grid_thw"].prod(dim=-1).sum()) // merge**2
+    assert image_tokens == features == 2880  # 16 frames x 180 tokens at the released budget
+    assert inputs["pixel_values"].shape[-1] == (
+        3 * vlm.vision_config.temporal_patch_size * vlm.vision_config.patch_size**2
+    )
