@@ -112,7 +112,7 @@ def _load_policy(model: str | None, device: str, dtype: str, cache: Path):
 def _replay(args: argparse.Namespace) -> int:
     from alpamayo_ros.bag.replay import replay_bag
     from alpamayo_ros.bag.report import UNTRAINED_WARNING
-    from alpamayo_ros.model.planner import PlannerSettings
+    from alpamayo_ros.planning.settings import PlannerSettings
 
     rig = _load_rig(args.cameras)
     settings = PlannerSettings(

@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from alpamayo_ros.core.ego_history import EgoPoseBuffer, StampedPose
 from alpamayo_ros.model.policy import AlpamayoPolicy
-from alpamayo_ros.model.processor import PlanRequest
 from alpamayo_ros.model.tiny import make_tiny_checkpoint, released_random_policy
+from alpamayo_ros.planning.requests import PlanRequest
 
 STAGES = ("preprocess", "prefill", "reasoning", "trajectory", "total")
 

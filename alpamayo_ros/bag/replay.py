@@ -37,7 +37,8 @@ from alpamayo_ros.core.camera_rig import CameraRig
 from alpamayo_ros.core.metrics import displacement_metrics
 from alpamayo_ros.core.plan import LATENCY_STAGES, Plan
 from alpamayo_ros.messages.plan import plan_messages
-from alpamayo_ros.model.planner import Planner, PlannerSettings
+from alpamayo_ros.planning.planner import Planner
+from alpamayo_ros.planning.settings import PlannerSettings
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -39,8 +39,9 @@ from alpamayo_ros.model.action_expert import (
 )
 from alpamayo_ros.model.config import AlpamayoConfig, ConfigError
 from alpamayo_ros.model.flow_matching import euler_sample
-from alpamayo_ros.model.processor import AlpamayoProcessor, PlanRequest
+from alpamayo_ros.model.processor import AlpamayoProcessor
 from alpamayo_ros.model.tiny import DESCRIPTION_KEY, UNTRAINED_KEY
+from alpamayo_ros.planning.requests import PlanRequest, PlanResult, PolicySample
 
 log = logging.getLogger(__name__)
 
@@ -62,31 +63,6 @@ class LoadReport:
 
 
 @dataclass(frozen=True)
-class PolicySample:
-    """One sampled plan.
-
-    reasoning: the causal-chain text; controls: (T, 2) m/s^2 and 1/m; rollout: the unicycle
-    states from the core (x, y, heading, speed); xyz (T, 3) metres and rot (T, 3, 3) in the
-    ego frame at t0; reasoning_complete: False when the decode hit max_reasoning_tokens
-    before <|traj_future_start|>; reasoning_token_ids: the sampled text ids (up to
-    <|cot_end|>); trajectory_tokens: (2T,) local ids on the discrete path; generated_ids:
-    every vocabulary id the VLM produced after the prompt, through <|traj_future_start|>
-    (and the 2T trajectory tokens on the discrete path), pads left out: what training
-    scores (GRPO log-probabilities).
-    """
-
-    reasoning: str
-    controls: np.ndarray
-    rollout: UnicycleRollout
-    xyz: np.ndarray
-    rot: np.ndarray
-    reasoning_complete: bool
-    reasoning_token_ids: tuple[int, ...] = ()
-    trajectory_tokens: np.ndarray | None = None
-    generated_ids: tuple[int, ...] = ()
-
-
-@dataclass(frozen=True)
 class ExpertContext:
     """What the expert needs to read a VLM cache: the cache, its action tokens' rotary
     position ids (3, B, T), their attention mask (B, 1, T, prefix + T) and the cache length."""
@@ -95,14 +71,6 @@ class ExpertContext:
     position_ids: torch.Tensor
     mask: torch.Tensor
     prefix: int
-
-
-@dataclass
-class PlanResult:
-    """samples[b][s]: request b's sample s; timings_ms: per stage for the whole batch."""
-
-    samples: list[list[PolicySample]]
-    timings_ms: dict[str, float] = field(default_factory=dict)
 
 
 def _sample_token(

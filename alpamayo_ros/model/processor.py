@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from transformers.utils import logging as hf_logging
 from alpamayo_ros.core.ego_history import EgoHistory
 from alpamayo_ros.model.config import SPECIAL_TOKEN_NAMES, AlpamayoConfig, special_token
 from alpamayo_ros.model.image_preprocessing import ImagePreprocessor
+from alpamayo_ros.planning.requests import PlanRequest
 
 SYSTEM_PROMPT = "You are a driving assistant that generates safe and accurate actions."
 INSTRUCTION = (
@@ -62,27 +62,6 @@ def build_prompt(num_images: int, num_history_tokens: int) -> str:
         f"<|im_start|>user\n{IMAGE_PLACEHOLDER * num_images}{history}{INSTRUCTION}<|im_end|>\n"
         f"<|im_start|>assistant\n{special_token('cot_start')}"
     )
-
-
-@dataclass(frozen=True)
-class PlanRequest:
-    """One planning input.
-
-    images: the frame set's images, camera-major, oldest first per camera (the released
-        model: 4 cameras x 4 frames), each (H, W, 3) uint8 RGB.
-    ego: the ego history at t0 (positions (N, 3) metres, rotations (N, 3, 3), speed m/s).
-    """
-
-    images: tuple[np.ndarray, ...]
-    ego: EgoHistory
-
-    def __post_init__(self) -> None:
-        if not self.images:
-            raise ValueError("PlanRequest.images must hold at least one image")
-        for i, img in enumerate(self.images):
-            if not (isinstance(img, np.ndarray) and img.ndim == 3 and img.shape[2] == 3):
-                shape = getattr(img, "shape", type(img).__name__)
-                raise ValueError(f"PlanRequest.images[{i}] must be (H, W, 3) RGB, got {shape}")
 
 
 class AlpamayoProcessor:

@@ -17,7 +17,7 @@ from typing import Any
 from alpamayo_ros.control.tracking import TrackerSettings
 from alpamayo_ros.core.clock import ClockSettings
 from alpamayo_ros.core.plan import PlanLimits
-from alpamayo_ros.model.planner import LATE_PLAN_CHOICES, SAMPLE_CHOICES, PlannerSettings
+from alpamayo_ros.planning.settings import LATE_PLAN_CHOICES, SAMPLE_CHOICES, PlannerSettings
 
 Value = bool | int | float | str
 

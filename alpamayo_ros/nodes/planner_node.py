@@ -1,8 +1,8 @@
 """alpamayo_planner: cameras + ego motion in; DrivingPlan, Path, reasoning, markers,
 diagnostics and status out.
 
-A thin rclpy adapter over model.planner.Planner (buffers, policy, validation, controlled
-stop) and model.worker.PlanningWorker (inference off the executor thread, newest input
+A thin rclpy adapter over planning.planner.Planner (buffers, policy, validation, controlled
+stop) and planning.worker.PlanningWorker (inference off the executor thread, newest input
 wins). Subscription callbacks only decode and buffer; the timer assembles the newest
 complete input set and hands it to the worker, or publishes a stop plan saying why not.
 Time that jumps back clears the buffers; a plan late when inference ends is never published
@@ -39,8 +39,6 @@ from alpamayo_ros.core.plan import Plan
 from alpamayo_ros.messages.diagnostics import diagnostic_array_msg, planner_status_msg
 from alpamayo_ros.messages.inputs import BadMessage, pose_from_odometry, stamp_seconds
 from alpamayo_ros.messages.plan import plan_messages
-from alpamayo_ros.model.planner import Planner, PlanOutcome, StampAhead
-from alpamayo_ros.model.worker import PlanningWorker
 from alpamayo_ros.msg import DrivingPlan, PlannerStatus
 from alpamayo_ros.nodes.common import latest_tf_pose, run, subscribe_ego_motion, types
 from alpamayo_ros.nodes.parameters import (
@@ -50,6 +48,8 @@ from alpamayo_ros.nodes.parameters import (
     declare_parameters,
     planner_config,
 )
+from alpamayo_ros.planning.planner import Planner, PlanOutcome, StampAhead
+from alpamayo_ros.planning.worker import PlanningWorker
 
 
 def default_camera_config() -> str:

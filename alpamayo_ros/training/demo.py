@@ -96,8 +96,8 @@ def held_out_samples(work: Path, settings: DemoSettings) -> list:
 def evaluate_demo(checkpoint: str | Path, work: Path, settings: DemoSettings) -> dict[str, Any]:
     """Held-out metrics of a checkpoint (the bench/eval command), planned as the replay and
     the planner node do by default."""
-    from alpamayo_ros.model.planner import PlannerSettings
     from alpamayo_ros.model.policy import AlpamayoPolicy
+    from alpamayo_ros.planning.settings import PlannerSettings
 
     policy = AlpamayoPolicy.from_pretrained(checkpoint)
     planner = PlannerSettings(num_samples=settings.eval_plan_samples, seed=0)

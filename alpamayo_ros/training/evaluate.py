@@ -22,13 +22,9 @@ from alpamayo_ros.core.meta_actions import (
     meta_actions_in_text,
 )
 from alpamayo_ros.core.metrics import displacement_metrics
-from alpamayo_ros.model.planner import (
-    PlannerSettings,
-    SampleChoice,
-    choose_sample,
-    self_consistent,
-)
-from alpamayo_ros.model.processor import PlanRequest
+from alpamayo_ros.planning.planner import choose_sample, self_consistent
+from alpamayo_ros.planning.requests import PlanRequest
+from alpamayo_ros.planning.settings import PlannerSettings, SampleChoice
 from alpamayo_ros.training.dataset import DrivingSample
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from alpamayo_ros.model.processor import PlanRequest
+from alpamayo_ros.planning.requests import PlanRequest
 from alpamayo_ros.training.dataset import DrivingSample
 from alpamayo_ros.training.objectives import token_logprobs, training_batch
 from alpamayo_ros.training.rewards import RewardFn

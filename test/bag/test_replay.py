@@ -23,8 +23,8 @@ from alpamayo_ros.core.camera_rig import CameraInput, CameraRig
 from alpamayo_ros.core.ego_history import EgoHistorySpec, EgoPoseBuffer
 from alpamayo_ros.core.trajectory import UnicycleSpec, fit_controls, integrate, yaw_from_rotation
 from alpamayo_ros.messages.inputs import nanoseconds
-from alpamayo_ros.model.planner import PlannerSettings
-from alpamayo_ros.model.policy import PlanResult, PolicySample
+from alpamayo_ros.planning.requests import PlanResult, PolicySample
+from alpamayo_ros.planning.settings import PlannerSettings
 
 REPO = Path(__file__).resolve().parents[2]
 FAST = PlannerSettings(num_samples=2, max_reasoning_tokens=4, num_flow_steps=2, seed=0)

@@ -16,12 +16,18 @@ def test_importing_core_does_not_import_torch_transformers_or_rclpy():
 
 
 def test_layers_import_only_downwards():
-    """messages and control sit on the core only; nothing below nodes imports rclpy."""
+    """messages and control sit on the core only; planning needs no model; nothing below
+    nodes imports rclpy."""
     above_messages = ("torch", "rclpy", "alpamayo_ros.model", "alpamayo_ros.control")
     for module, forbidden in (
         ("alpamayo_ros.messages.plan", above_messages),
         ("alpamayo_ros.messages.commands", above_messages),
         ("alpamayo_ros.control.tracking", ("torch", "rclpy", "alpamayo_ros.model")),
+        # the planning layer and the node parameters: no model, no torch (the controller
+        # node imports them; the planner node imports the model only to load it)
+        ("alpamayo_ros.planning.planner", ("torch", "transformers", "rclpy", "alpamayo_ros.model")),
+        ("alpamayo_ros.planning.worker", ("torch", "transformers", "rclpy", "alpamayo_ros.model")),
+        ("alpamayo_ros.nodes.parameters", ("torch", "transformers", "alpamayo_ros.model")),
         ("alpamayo_ros.training.trainer", ("rclpy", "alpamayo_ros.nodes")),
         ("alpamayo_ros.bag.replay", ("rclpy", "alpamayo_ros.nodes")),
     ):  # fmt: skip

@@ -145,7 +145,7 @@ def test_logits_velocity_and_trajectory_are_pinned(pipeline):
 
 
 if __name__ == "__main__" and "--write" in sys.argv:
-    sys.path.insert(0, str(Path(__file__).parent))
+    sys.path.insert(0, str(Path(__file__).parents[1]))
     import tempfile
 
     from conftest import make_request

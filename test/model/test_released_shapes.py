@@ -6,8 +6,8 @@ import numpy as np
 import torch
 
 from alpamayo_ros.core.ego_history import EgoPoseBuffer, StampedPose
-from alpamayo_ros.model.processor import PlanRequest
 from alpamayo_ros.model.tiny import released_random_policy
+from alpamayo_ros.planning.requests import PlanRequest
 
 
 def test_released_shapes_agree_on_image_tokens_and_sizes():

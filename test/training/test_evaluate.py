@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from alpamayo_ros.core.trajectory import UnicycleSpec, integrate
-from alpamayo_ros.model.policy import PlanResult, PolicySample
+from alpamayo_ros.planning.requests import PlanResult, PolicySample
 from alpamayo_ros.training.evaluate import constant_velocity_xy, evaluate_policy
 
 

@@ -9,9 +9,9 @@ from alpamayo_ros.core.camera_rig import CameraRig
 from alpamayo_ros.core.ego_history import EgoPoseBuffer, StampedPose
 from alpamayo_ros.core.frame_buffer import FrameSet
 from alpamayo_ros.core.trajectory import integrate
-from alpamayo_ros.model.planner import PlanInputs, Planner
-from alpamayo_ros.model.policy import PlanResult, PolicySample
-from alpamayo_ros.model.worker import PlanningWorker
+from alpamayo_ros.planning.planner import PlanInputs, Planner
+from alpamayo_ros.planning.requests import PlanResult, PolicySample
+from alpamayo_ros.planning.worker import PlanningWorker
 
 RIG = CameraRig.released_default()
 

@@ -1,4 +1,5 @@
-"""The planning loop without ROS: buffers in, a validated plan (or a controlled stop) out.
+"""The planning loop without ROS or torch: buffers in, a validated plan (or a controlled
+stop) out.
 
 One code path for the live node and the offline replay: both feed camera frames and ego
 poses into a Planner, ask it at each tick for the newest complete input set (`prepare`,
@@ -12,13 +13,13 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from alpamayo_ros.core.camera_rig import CameraRig
-from alpamayo_ros.core.clock import ClockSettings, ClockWatch, TimeJump
+from alpamayo_ros.core.clock import ClockWatch, TimeJump
 from alpamayo_ros.core.ego_history import (
     EgoHistory,
     EgoHistorySpec,
@@ -28,76 +29,15 @@ from alpamayo_ros.core.ego_history import (
 )
 from alpamayo_ros.core.frame_buffer import FrameBuffer, FrameBufferSpec, FrameSet, FramesUnavailable
 from alpamayo_ros.core.meta_actions import extract_meta_actions, is_consistent, meta_actions_in_text
-from alpamayo_ros.core.plan import Plan, PlanLimits, make_stop_plan, plan_problems
-from alpamayo_ros.model.processor import PlanRequest
+from alpamayo_ros.core.plan import Plan, make_stop_plan, plan_problems
+from alpamayo_ros.planning.requests import PlanRequest, Policy
+from alpamayo_ros.planning.settings import PlannerSettings, SampleChoice
 
 log = logging.getLogger(__name__)
-
-SampleChoice = Literal["first", "median", "consistent"]
-SAMPLE_CHOICES: tuple[str, ...] = ("first", "median", "consistent")
-LatePlan = Literal["stop", "drop"]
-LATE_PLAN_CHOICES: tuple[str, ...] = ("stop", "drop")
 
 
 class StampAhead(ValueError):
     """An input stamped further ahead of the clock than ClockSettings.future_tolerance."""
-
-
-@dataclass(frozen=True)
-class PlannerSettings:
-    """How plans are made and when the planner falls back to a stop.
-
-    num_samples, temperature, top_p, max_reasoning_tokens, num_flow_steps: sampling
-        (num_flow_steps None = the checkpoint's).
-    sample_choice: publish the "first" sample, the one closest to the samples' "median", or
-        ("consistent") the one closest to the median among the samples whose causal chain
-        states what their own trajectory does (all samples when none does).
-    max_input_age: seconds; any required input older than this at a tick -> stop plan.
-    max_plan_age: seconds; a model plan whose t0 is older than this when it is ready to
-        publish is late: late_plan "stop" publishes a flagged stop plan instead, "drop"
-        publishes nothing (counted either way).
-    stop_decel: m/s^2 of the controlled stop.
-    frame_id: the ego frame the plans are expressed in.
-    seed: base seed (each plan adds its tick count); None draws a fresh one every time.
-    clock: when the clock counts as jumping back, and how far ahead of it inputs may be.
-    """
-
-    num_samples: int = 6
-    temperature: float = 0.6
-    top_p: float = 0.98
-    max_reasoning_tokens: int = 128
-    num_flow_steps: int | None = None
-    sample_choice: SampleChoice = "consistent"
-    max_input_age: float = 0.3
-    max_plan_age: float = 1.0
-    late_plan: LatePlan = "stop"
-    stop_decel: float = 2.0
-    frame_id: str = "base_link"
-    seed: int | None = None
-    limits: PlanLimits = field(default_factory=PlanLimits)
-    clock: ClockSettings = field(default_factory=ClockSettings)
-
-    def __post_init__(self) -> None:
-        if self.num_samples < 1:
-            raise ValueError(f"num_samples must be >= 1, got {self.num_samples}")
-        if not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
-        if self.temperature < 0:
-            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
-        if self.sample_choice not in SAMPLE_CHOICES:
-            raise ValueError(
-                f"sample_choice must be one of {SAMPLE_CHOICES}, got {self.sample_choice!r}"
-            )
-        if not self.max_input_age > 0:
-            raise ValueError(f"max_input_age must be > 0 s, got {self.max_input_age}")
-        if not self.max_plan_age > 0:
-            raise ValueError(f"max_plan_age must be > 0 s, got {self.max_plan_age}")
-        if self.late_plan not in LATE_PLAN_CHOICES:
-            raise ValueError(
-                f"late_plan must be one of {LATE_PLAN_CHOICES}, got {self.late_plan!r}"
-            )
-        if not self.stop_decel > 0:
-            raise ValueError(f"stop_decel must be > 0 m/s^2, got {self.stop_decel}")
 
 
 @dataclass(frozen=True)
@@ -147,7 +87,7 @@ class Planner:
 
     def __init__(
         self,
-        policy: object | None,
+        policy: Policy | None,
         rig: CameraRig,
         settings: PlannerSettings | None = None,
         frame_spec: FrameBufferSpec | None = None,
@@ -278,7 +218,7 @@ class Planner:
             ]
         try:
             requests = [PlanRequest(tuple(i.frames.flat()), i.ego) for i in batch]
-            result = self.policy.plan(  # type: ignore[attr-defined]
+            result = self.policy.plan(
                 requests,
                 num_samples=s.num_samples,
                 temperature=s.temperature,

@@ -11,8 +11,9 @@ from alpamayo_ros.core.camera_rig import CameraRig
 from alpamayo_ros.core.ego_history import StampedPose
 from alpamayo_ros.core.plan import Plan
 from alpamayo_ros.core.trajectory import UnicycleSpec, integrate
-from alpamayo_ros.model.planner import PlanInputs, Planner, PlannerSettings, choose_sample
-from alpamayo_ros.model.policy import PlanResult, PolicySample
+from alpamayo_ros.planning.planner import PlanInputs, Planner, choose_sample
+from alpamayo_ros.planning.requests import PlanResult, PolicySample
+from alpamayo_ros.planning.settings import PlannerSettings
 
 RIG = CameraRig.released_default()
 SPEED = 6.0
@@ -207,7 +208,7 @@ def test_time_jumping_back_clears_the_buffers_and_planning_resumes_on_the_new_pa
 
 
 def test_inputs_stamped_ahead_of_the_clock_are_refused():
-    from alpamayo_ros.model.planner import StampAhead
+    from alpamayo_ros.planning.planner import StampAhead
 
     planner = Planner(FixedPolicy(), RIG, PlannerSettings())
     img = np.zeros((8, 8, 3), np.uint8)

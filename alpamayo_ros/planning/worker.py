@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from alpamayo_ros.model.planner import PlanInputs, Planner, PlanOutcome
+from alpamayo_ros.planning.planner import PlanInputs, Planner, PlanOutcome
 
 log = logging.getLogger(__name__)
 
