@@ -16,7 +16,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -276,6 +276,7 @@ class AlpamayoPolicy(nn.Module):
         discrete: bool = False,
         trajectory_temperature: float = 0.0,
         cancel: threading.Event | None = None,
+        reasoning_ids: list[Sequence[int]] | None = None,
     ) -> PlanResult:
         """Reasoning and trajectories for a batch of requests, num_samples each.
 
@@ -284,6 +285,10 @@ class AlpamayoPolicy(nn.Module):
         samples them (0: greedy; GRPO rollouts sample).
         cancel: set it (from another thread) to abandon the plan at the next token: raises
         PlanCancelled (the node's shutdown).
+        reasoning_ids: per request, a causal chain's token ids (what an earlier plan's
+            sample holds in reasoning_token_ids): read with the prompt in the one prefill
+            (teacher-forced, followed by <|cot_end|> <|traj_future_start|>) instead of being
+            decoded; every sample of that request shares it (the trajectory lane).
         """
         self._cancel = cancel
         if self.processor is None:
@@ -296,8 +301,20 @@ class AlpamayoPolicy(nn.Module):
         generator.manual_seed(seed if seed is not None else int(torch.randint(0, 2**62, (1,))))
         total_start = time.perf_counter()
 
+        proc = self.processor
+        forced_stop = None
         with _timer(timings, "preprocess", device):
-            inputs = self.processor(requests)
+            if reasoning_ids is None:
+                inputs = proc(requests)
+            else:
+                if len(reasoning_ids) != len(requests):
+                    raise ValueError(
+                        f"{len(reasoning_ids)} reasoning_ids for {len(requests)} requests"
+                    )
+                ends = [proc.special_ids["cot_end"], proc.special_ids["traj_future_start"]]
+                inputs = proc(requests, continuations=[[*ids, *ends] for ids in reasoning_ids])
+                inputs.pop("labels")
+                forced_stop = inputs.pop("future_start")
             inputs = {k: v.to(device) for k, v in inputs.items()}
             inputs["pixel_values"] = inputs["pixel_values"].to(self.vlm.dtype)
         S = num_samples
@@ -313,11 +330,20 @@ class AlpamayoPolicy(nn.Module):
             attention = inputs["attention_mask"].repeat_interleave(S, dim=0)
 
         with _timer(timings, "reasoning", device):
-            decoded = self._decode_reasoning(
-                logits, cache, attention, rope_deltas, temperature, top_p,
-                max_reasoning_tokens, generator,
-            )  # fmt: skip
-            text_ids, full_ids, future_start_pos, complete, attention, stop_logits = decoded
+            if reasoning_ids is None:
+                decoded = self._decode_reasoning(
+                    logits, cache, attention, rope_deltas, temperature, top_p,
+                    max_reasoning_tokens, generator,
+                )  # fmt: skip
+                text_ids, full_ids, future_start_pos, complete, attention, stop_logits = decoded
+            else:  # the chain was read with the prompt: nothing to decode
+                assert forced_stop is not None
+                ends = [proc.special_ids["cot_end"], proc.special_ids["traj_future_start"]]
+                text_ids = [list(ids) for ids in reasoning_ids for _ in range(S)]
+                full_ids = [[*ids, *ends] for ids in text_ids]
+                future_start_pos = forced_stop.to(device).repeat_interleave(S)
+                complete = np.ones(len(text_ids), dtype=bool)
+                stop_logits = logits  # after <|traj_future_start|>, the last position
 
         traj_tokens = None
         with _timer(timings, "trajectory", device):
