@@ -27,6 +27,10 @@ class Plan:
     curvature: (T,) 1/m; states at t = dt, 2 dt, ..., T dt after t0.
     camera_stamps: (C, F) seconds of the frames used, camera-major, oldest first.
     latency_ms: milliseconds per stage, keys from LATENCY_STAGES (missing = did not run).
+    lane: "full" (the causal chain written for this plan's inputs), "trajectory" (the
+    newest chain of the reasoning lane, teacher-forced; see chain_stamp), "" for stop plans.
+    chain_stamp: seconds, the input time t0 the causal chain was written for (the chain's
+    age is stamp - chain_stamp; NaN for stop plans).
     """
 
     stamp: float
@@ -48,6 +52,8 @@ class Plan:
     odometry_stamp: float = math.nan
     latency_ms: dict[str, float] = field(default_factory=dict)
     model_id: str = ""
+    lane: str = ""
+    chain_stamp: float = math.nan
 
     def __post_init__(self) -> None:
         T = np.asarray(self.xyz).shape[0]

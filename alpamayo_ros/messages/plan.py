@@ -107,6 +107,8 @@ def driving_plan_msg(plan: Plan, types: TypeLookup) -> Any:
         trajectory_ms=float(lat.get("trajectory", nan)),
         total_ms=float(lat.get("total", nan)),
         model_id=plan.model_id,
+        lane=plan.lane,
+        chain_stamp=time_msg(types, plan.chain_stamp),
     )
 
 
@@ -253,6 +255,15 @@ def plan_from_msg(msg: Any) -> Plan:
             odometry_stamp=stamp_seconds(msg.odometry_stamp),
             latency_ms=latency,
             model_id=msg.model_id,
+            lane=str(getattr(msg, "lane", "")),
+            chain_stamp=_optional_stamp(getattr(msg, "chain_stamp", None)),
         )
     except ValueError as err:
         raise BadMessage(f"{where}: {err}") from err
+
+
+def _optional_stamp(stamp: Any) -> float:
+    """Seconds of a builtin_interfaces/Time, NaN for none or zero ("unknown")."""
+    if stamp is None or (stamp.sec == 0 and stamp.nanosec == 0):
+        return math.nan
+    return stamp_seconds(stamp)

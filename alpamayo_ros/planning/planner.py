@@ -50,12 +50,25 @@ class PlanInputs:
 
 
 @dataclass(frozen=True)
+class Chain:
+    """A causal chain to reuse (the trajectory lane): its token ids (teacher-forced into the
+    next prefills), its text, and the input time t0 (s) it was written for."""
+
+    ids: tuple[int, ...]
+    text: str
+    t0: float
+
+
+@dataclass(frozen=True)
 class PlanOutcome:
-    """The published plan and, for reports, every sample drawn (xy (S, T, 2) metres)."""
+    """The published plan and, for reports, every sample drawn (xy (S, T, 2) metres);
+    chain: the published sample's causal chain, written for this plan's inputs (full
+    plans only: what the reasoning lane hands over)."""
 
     plan: Plan
     sample_xy: np.ndarray | None = None
     sample_reasoning: tuple[str, ...] = ()
+    chain: Chain | None = None
 
 
 def choose_sample(xy: np.ndarray, how: SampleChoice, consistent: np.ndarray | None = None) -> int:
@@ -191,14 +204,16 @@ class Planner:
             return self.stop_plan(now, f"incomplete input: {err}")
         return PlanInputs(t0=t0, frames=frames, ego=ego)
 
-    def run(self, inputs: PlanInputs) -> PlanOutcome:
-        """The policy on one input set -> the chosen sample as a Plan (stop plan on failure)."""
-        return self.run_batch([inputs])[0]
+    def run(self, inputs: PlanInputs, chain: Chain | None = None) -> PlanOutcome:
+        """The policy on one input set -> the chosen sample as a Plan (stop plan on failure);
+        with `chain`, the trajectory lane (that chain teacher-forced, nothing decoded)."""
+        return self.run_batch([inputs], chain)[0]
 
-    def run_batch(self, batch: list[PlanInputs]) -> list[PlanOutcome]:
+    def run_batch(self, batch: list[PlanInputs], chain: Chain | None = None) -> list[PlanOutcome]:
         """The policy on several input sets in one call (one forward pass); an outcome per
         input set, in order. A model error gives each of them a stop plan; a plan abandoned
-        through `cancel` (shutdown) gives no outcome at all."""
+        through `cancel` (shutdown) gives no outcome at all. With `chain`, every input set
+        is planned with that causal chain (lane "trajectory") instead of a fresh one."""
         s = self.settings
         self.ticks += 1
         fields: list[dict[str, Any]] = [
@@ -211,6 +226,9 @@ class Planner:
             )
             for inputs in batch
         ]
+        extra: dict[str, Any] = {}
+        if chain is not None:
+            extra["reasoning_ids"] = [list(chain.ids)] * len(batch)
         if self.policy is None:
             return [
                 PlanOutcome(self.stop_plan(inputs.t0, "no model loaded", **f))
@@ -227,6 +245,7 @@ class Planner:
                 seed=None if s.seed is None else s.seed + self.ticks,
                 num_flow_steps=s.num_flow_steps,
                 cancel=self.cancel,
+                **extra,
             )
         except Exception as err:  # the model failing must never stop the vehicle's planner
             if self.cancel.is_set():
@@ -238,8 +257,9 @@ class Planner:
                 for i, f in zip(batch, fields, strict=True)
             ]
         latency = {k: float(v) for k, v in result.timings_ms.items()}
+        lane = {"lane": "trajectory", "chain_stamp": chain.t0} if chain is not None else {}
         return [
-            self._outcome(inputs, samples, latency, f)
+            self._outcome(inputs, samples, latency, {**f, **lane})
             for inputs, samples, f in zip(batch, result.samples, fields, strict=True)
         ]
 
@@ -248,6 +268,7 @@ class Planner:
     ) -> PlanOutcome:
         """The published plan from one request's samples (or a stop plan if it is invalid)."""
         s = self.settings
+        fields = {"lane": "full", "chain_stamp": inputs.t0, **fields}
         xy = np.stack([smp.rollout.xy for smp in samples])
         chosen = choose_sample(xy, s.sample_choice, self_consistent(samples, inputs.ego.speed))
         smp = samples[chosen]
@@ -270,10 +291,14 @@ class Planner:
             **fields,
         )
         problems = plan_problems(plan, s.limits)
+        chain = None
+        if fields["lane"] == "full" and smp.reasoning_token_ids:
+            chain = Chain(tuple(smp.reasoning_token_ids), smp.reasoning, inputs.t0)
         if problems:
             reason = "model plan rejected: " + "; ".join(problems)
-            plan = self.stop_plan(inputs.t0, reason, v0=inputs.ego.travel_speed, **fields)
-        return PlanOutcome(plan, xy, tuple(x.reasoning for x in samples))
+            stop_fields = {k: v for k, v in fields.items() if k not in ("lane", "chain_stamp")}
+            plan = self.stop_plan(inputs.t0, reason, v0=inputs.ego.travel_speed, **stop_fields)
+        return PlanOutcome(plan, xy, tuple(x.reasoning for x in samples), chain)
 
     def finish(self, outcome: PlanOutcome, now: float) -> PlanOutcome | None:
         """The outcome as it may be published at `now` (seconds): a model plan whose t0 is

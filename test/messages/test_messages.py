@@ -40,6 +40,7 @@ def model_plan() -> Plan:
         chosen_sample=2, num_samples=6, camera_names=("a", "b"),
         camera_stamps=np.array([[1.0, 1.1], [2.0, 2.1]]), odometry_stamp=1700000000.2,
         latency_ms={"prefill": 12.5, "total": 99.0}, model_id="ckpt",
+        lane="trajectory", chain_stamp=1700000000.05,
     )  # fmt: skip
 
 
@@ -54,6 +55,11 @@ def test_driving_plan_round_trips_through_cdr():
     assert (back.chosen_sample, back.num_samples, back.model_id) == (2, 6, "ckpt")
     assert back.latency_ms == pytest.approx({"prefill": 12.5, "total": 99.0})
     assert back.odometry_stamp == pytest.approx(plan.odometry_stamp, abs=1e-9)
+    assert back.lane == "trajectory"
+    assert back.chain_stamp == pytest.approx(plan.chain_stamp, abs=1e-9)
+    # a stop plan has no chain: the stamp reads back as unknown
+    stop = plan_from_msg(roundtrip(plan_messages(make_stop_plan(1.0, 3.0, "x"), types)["plan"]))
+    assert stop.lane == "" and np.isnan(stop.chain_stamp)
 
 
 def test_path_reasoning_and_markers():

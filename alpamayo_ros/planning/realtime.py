@@ -1,0 +1,179 @@
+"""Planning at the model's own speed on a clock the caller advances (bag time in a replay, a
+fake clock in tests): what a car would get from a planner whose model takes the time it
+takes.
+
+mode "full": one lane. Each tick's newest complete inputs go to the model; while it is busy
+they wait, the newest wins (an older waiting input is a dropped cycle, counted), as the
+node's worker does. A plan is published when it would be finished (start + latency) and
+checked then against max_plan_age (Planner.finish), so a slow model yields late stop plans.
+
+mode "two_lane": the trajectory lane plans every tick's inputs with the newest causal chain
+teacher-forced (no decoding: latency of prefill + expert); the reasoning lane writes a fresh
+chain on the newest inputs whenever it is free (a full plan) and hands it over when it would
+be finished. Until the first chain exists the trajectory lane makes full plans. The lanes
+run side by side (a second CUDA stream on a GPU); this simulation does not slow one lane by
+the other, which on one device they do: it shows the schedule, the latencies are the lanes'.
+
+Latencies: each lane's given seconds, or (None) the measured wall time of the call.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+from alpamayo_ros.core.plan import Plan
+from alpamayo_ros.planning.planner import Chain, PlanInputs, Planner, PlanOutcome
+
+PlanningMode = Literal["full", "two_lane"]
+PLANNING_MODES: tuple[str, ...] = ("full", "two_lane")
+EPS = 1e-9
+
+
+@dataclass(frozen=True)
+class LaneLatency:
+    """Seconds a call takes in the simulation: full (decoding a chain, then the expert) and
+    trajectory (a given chain teacher-forced, then the expert); None = the measured wall
+    time of the call."""
+
+    full: float | None = None
+    trajectory: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("full", "trajectory"):
+            value = getattr(self, name)
+            if value is not None and not (value > 0 and math.isfinite(value)):
+                raise ValueError(f"LaneLatency.{name} must be > 0 s, got {value}")
+
+
+@dataclass
+class Publication:
+    """A plan as published: at `time` (clock seconds), from `inputs` (None for a stop plan
+    made at a tick), by `lane` ("full", "trajectory", or "" for a stop)."""
+
+    time: float
+    outcome: PlanOutcome
+    inputs: PlanInputs | None = None
+
+    @property
+    def plan(self) -> Plan:
+        return self.outcome.plan
+
+    @property
+    def age(self) -> float:
+        """Seconds from the plan's input time t0 to its publication."""
+        return self.time - self.plan.stamp
+
+
+@dataclass
+class _Job:
+    lane: str  # "trajectory" (full plans too, in full mode) or "reasoning"
+    inputs: PlanInputs
+    finish: float
+    outcome: PlanOutcome
+
+
+@dataclass
+class _Lane:
+    job: _Job | None = None
+    waiting: PlanInputs | None = None
+
+
+@dataclass
+class RealtimeStats:
+    """dropped_cycles: inputs replaced while waiting for the trajectory lane (dropped_at: the
+    input times t0 of those); chains: chains handed over by the reasoning lane; busy_seconds:
+    per lane, simulated seconds computing."""
+
+    dropped_cycles: int = 0
+    dropped_at: list[float] = field(default_factory=list)
+    chains: int = 0
+    busy_seconds: dict[str, float] = field(default_factory=dict)
+
+
+class RealtimePlanner:
+    """See the module docstring. Call `tick(now)` at every planner tick, in time order,
+    after the planner's buffers hold the inputs that have arrived by `now`."""
+
+    def __init__(
+        self, planner: Planner, mode: PlanningMode = "full", latency: LaneLatency | None = None
+    ) -> None:
+        if mode not in PLANNING_MODES:
+            raise ValueError(f"planning mode must be one of {PLANNING_MODES}, got {mode!r}")
+        self.planner = planner
+        self.mode = mode
+        self.latency = latency or LaneLatency()
+        self.chain: Chain | None = None
+        self.stats = RealtimeStats()
+        self._lanes = {"trajectory": _Lane(), "reasoning": _Lane()}
+
+    # -- the clock ------------------------------------------------------------------------
+    def tick(self, now: float) -> list[Publication]:
+        """Advance to `now` (s): publications of jobs finished by then (at their finish
+        times), then this tick's stop plan, or its inputs handed to the lanes."""
+        out = self._finish_until(now)
+        prepared = self.planner.prepare(now)
+        if isinstance(prepared, Plan):
+            out.append(Publication(now, PlanOutcome(prepared)))
+            return out
+        self._offer("trajectory", prepared, now)
+        if self.mode == "two_lane":
+            self._offer("reasoning", prepared, now)
+        return out
+
+    def flush(self) -> list[Publication]:
+        """Finish what is still running (the end of a replay)."""
+        return self._finish_until(math.inf)
+
+    # -- lanes ----------------------------------------------------------------------------
+    def _offer(self, lane: str, inputs: PlanInputs, now: float) -> None:
+        state = self._lanes[lane]
+        if state.job is None:
+            self._start(lane, inputs, now)
+            return
+        if state.waiting is not None and lane == "trajectory":
+            self._drop(state.waiting)
+        state.waiting = inputs  # the newest wins
+
+    def _drop(self, inputs: PlanInputs) -> None:
+        self.stats.dropped_cycles += 1
+        self.stats.dropped_at.append(inputs.t0)
+
+    def _start(self, lane: str, inputs: PlanInputs, start: float) -> None:
+        chain = self.chain if (lane == "trajectory" and self.mode == "two_lane") else None
+        wall = time.perf_counter()
+        outcome = self.planner.run(inputs, chain)
+        measured = time.perf_counter() - wall
+        given = self.latency.trajectory if chain is not None else self.latency.full
+        duration = given if given is not None else measured
+        self.stats.busy_seconds[lane] = self.stats.busy_seconds.get(lane, 0.0) + duration
+        self._lanes[lane].job = _Job(lane, inputs, start + duration, outcome)
+
+    def _finish_until(self, now: float) -> list[Publication]:
+        out: list[Publication] = []
+        while True:
+            running = [s.job for s in self._lanes.values() if s.job is not None]
+            done = [j for j in running if j.finish <= now + EPS]
+            if not done:
+                return out
+            job = min(done, key=lambda j: j.finish)
+            state = self._lanes[job.lane]
+            state.job = None
+            if job.outcome.chain is not None and self.mode == "two_lane":
+                self.chain = job.outcome.chain  # handed over when it would be finished
+                self.stats.chains += 1
+            if job.lane == "trajectory":
+                finished = self.planner.finish(job.outcome, job.finish)
+                if finished is not None:
+                    out.append(Publication(job.finish, finished, job.inputs))
+            # A waiting input starts at once, unless this tick brings fresher inputs.
+            if state.waiting is not None and job.finish < now - EPS:
+                waiting, state.waiting = state.waiting, None
+                self._start(job.lane, waiting, job.finish)
+            elif state.waiting is not None and job.lane == "trajectory":
+                self._drop(state.waiting)  # superseded by this tick's inputs
+                state.waiting = None
+            else:
+                state.waiting = None
