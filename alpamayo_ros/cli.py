@@ -7,6 +7,9 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
+
+from alpamayo_ros.planning.realtime import PLANNING_MODES
 
 
 def _load_rig(path: str | None):
@@ -109,6 +112,21 @@ def _load_policy(model: str | None, device: str, dtype: str, cache: Path):
     return AlpamayoPolicy.from_pretrained(model, dtype=dtype, device=device)
 
 
+def _lane_latency(text: str | None) -> Any:
+    """--latency-ms FULL[,TRAJECTORY] -> LaneLatency (seconds), or None (measured)."""
+    from alpamayo_ros.planning.realtime import LaneLatency
+
+    if not text:
+        return None
+    try:
+        values = [float(v) / 1000.0 for v in text.split(",")]
+        if len(values) not in (1, 2):
+            raise ValueError("one or two numbers")
+        return LaneLatency(values[0], values[1] if len(values) == 2 else None)
+    except ValueError as err:
+        raise ValueError(f"--latency-ms {text!r}: expected FULL[,TRAJECTORY] in ms: {err}") from err
+
+
 def _replay(args: argparse.Namespace) -> int:
     from alpamayo_ros.bag.replay import replay_bag
     from alpamayo_ros.bag.report import UNTRAINED_WARNING
@@ -124,6 +142,7 @@ def _replay(args: argparse.Namespace) -> int:
         sample_choice=args.sample_choice,
         seed=args.seed,
     )
+    latency = _lane_latency(args.latency_ms)
     out = Path(args.out)
     policy = _load_policy(args.model, args.device, args.dtype, out / "untrained-tiny-checkpoint")
     banner = f"\n*** {UNTRAINED_WARNING} ***\n"
@@ -132,6 +151,7 @@ def _replay(args: argparse.Namespace) -> int:
     result = replay_bag(
         args.bag, policy, rig, out, settings,
         rate_hz=args.rate, odom_source=args.odom, start=args.start, duration=args.duration,
+        realtime=args.realtime, planning_mode=args.planning_mode, latency=latency,
     )  # fmt: skip
     summary = result.summary()
     print(
@@ -146,6 +166,18 @@ def _replay(args: argparse.Namespace) -> int:
     total = summary["latency"].get("total")
     if total:
         print(f"  latency total: p50 {total['p50_ms']:.0f} ms, p99 {total['p99_ms']:.0f} ms")
+    if "realtime" in summary:
+        rt = summary["realtime"]
+        age, chain = rt["plan_age_at_publish_s"], rt["chain_age_s"]
+        print(
+            f"realtime ({summary['planning_mode']}): {rt['plans_per_bag_second']:.1f} plans and "
+            f"{rt['model_plans_per_bag_second']:.1f} model plans per second of bag time; "
+            f"{rt['dropped_cycles']} cycles dropped, {rt['late_plans']} late plans"
+        )
+        if age:
+            print(f"  plan age when published: p50 {age['p50']:.2f} s, max {age['max']:.2f} s")
+        if chain and summary["planning_mode"] == "two_lane":
+            print(f"  causal-chain age: p50 {chain['p50']:.2f} s, max {chain['max']:.2f} s")
     print(f"throughput: {summary['plans_per_second']:.2f} plans/s on {args.device}")
     if policy.untrained:
         print(banner, file=sys.stderr)
@@ -323,6 +355,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     p.add_argument("--start", type=float, default=0.0, help="seconds into the bag to begin")
     p.add_argument("--duration", type=float, help="seconds of bag time to replay")
+    p.add_argument(
+        "--realtime", action="store_true",
+        help="bag time advances by the model's latency: plans published when they would be "
+        "finished, inputs meanwhile dropped as the node drops them",
+    )  # fmt: skip
+    p.add_argument(
+        "--planning-mode", choices=PLANNING_MODES, default="full",
+        help="full: a causal chain per plan (released behaviour); two_lane: a trajectory "
+        "lane reusing the newest chain every cycle and a reasoning lane writing fresh ones "
+        "(implies --realtime)",
+    )  # fmt: skip
+    p.add_argument(
+        "--latency-ms", metavar="FULL[,TRAJECTORY]",
+        help="simulated latency of a full plan and of a trajectory-lane plan, ms (default: "
+        "the measured time of each call on this machine)",
+    )  # fmt: skip
     p.add_argument("--out", default="out/replay", help="output folder")
     p.set_defaults(func=_replay)
 

@@ -37,7 +37,14 @@ from alpamayo_ros.core.camera_rig import CameraRig
 from alpamayo_ros.core.metrics import displacement_metrics
 from alpamayo_ros.core.plan import LATENCY_STAGES, Plan
 from alpamayo_ros.messages.plan import plan_messages
-from alpamayo_ros.planning.planner import Planner
+from alpamayo_ros.planning.planner import PlanInputs, Planner, PlanOutcome
+from alpamayo_ros.planning.realtime import (
+    LaneLatency,
+    PlanningMode,
+    Publication,
+    RealtimePlanner,
+    RealtimeStats,
+)
 from alpamayo_ros.planning.settings import PlannerSettings
 
 log = logging.getLogger(__name__)
@@ -55,7 +62,8 @@ PLAN_TOPICS = {
 class ReplayStep:
     """One tick: the plan, the samples, and metrics against the logged future.
 
-    tick: bag time, s; sample_xy: (S, T, 2) m, every sample drawn (None for a stop plan
+    tick: bag time, s, when the plan was published (its t0 is plan.stamp: the same except
+    in a realtime replay); sample_xy: (S, T, 2) m, every sample drawn (None for a stop plan
     made without the model); logged_xy: (K, 2) m, the driver's path after t0 in the ego
     frame at t0 (K <= T near the bag's end); image: (H, W, 3) RGB of the report camera at
     t0 (kept only until the report has drawn it).
@@ -87,6 +95,9 @@ class ReplayResult:
     calibrated: bool = False
     wall_seconds: float = 0.0
     interrupted: bool = False
+    planning_mode: str = "full"
+    realtime: RealtimeStats | None = None  # set by a realtime replay
+    bag_seconds: float = 0.0  # of bag time replayed
 
     @property
     def plans_per_second(self) -> float:
@@ -127,6 +138,35 @@ class ReplayResult:
             "plans_per_second": self.plans_per_second,
             "wall_seconds": self.wall_seconds,
             "interrupted": self.interrupted,
+            "planning_mode": self.planning_mode,
+            **({"realtime": self.realtime_summary()} if self.realtime is not None else {}),
+        }
+
+    def realtime_summary(self) -> dict[str, Any]:
+        """What a car would have got at the model's speed: plans and model plans per second
+        of bag time, plan age when published, causal-chain age, dropped cycles, late plans."""
+        assert self.realtime is not None
+        model = [s for s in self.steps if not s.plan.is_fallback]
+        ages = [s.tick - s.plan.stamp for s in model]
+        chains = [s.plan.stamp - s.plan.chain_stamp for s in model if s.plan.lane]
+        late = sum(s.plan.fallback_reason.startswith("late plan") for s in self.steps)
+
+        def pct(values: list[float]) -> dict[str, float]:
+            if not values:
+                return {}
+            p50, p99 = np.percentile(values, [50, 99])
+            return {"p50": float(p50), "p99": float(p99), "max": float(max(values))}
+
+        seconds = max(self.bag_seconds, 1e-9)
+        return {
+            "plans_per_bag_second": len(self.steps) / seconds,
+            "model_plans_per_bag_second": len(model) / seconds,
+            "plan_age_at_publish_s": pct(ages),
+            "chain_age_s": pct(chains),
+            "dropped_cycles": self.realtime.dropped_cycles,
+            "late_plans": late,
+            "chains_handed_over": self.realtime.chains,
+            "lane_busy_seconds": self.realtime.busy_seconds,
         }
 
     def to_json(self) -> dict[str, Any]:
@@ -142,6 +182,8 @@ class ReplayResult:
                 "fallback_reason": s.plan.fallback_reason,
                 "chosen_sample": s.plan.chosen_sample,
                 "num_samples": s.plan.num_samples,
+                "lane": s.plan.lane,
+                "chain_t0": None if np.isnan(s.plan.chain_stamp) else s.plan.chain_stamp,
                 "metrics_m": s.metrics,
                 "latency_ms": s.plan.latency_ms,
             }
@@ -162,12 +204,18 @@ def replay_bag(
     duration: float | None = None,
     progress: bool = True,
     report_camera: str | None = None,
+    realtime: bool = False,
+    planning_mode: PlanningMode = "full",
+    latency: LaneLatency | None = None,
 ) -> ReplayResult:
     """Replay `bag_path` with `policy` (anything with AlpamayoPolicy.plan's signature, or
     None for stop plans only) and write DIR/plans/, DIR/summary.json and DIR/report.html.
 
     start: seconds after the first tick at which to begin; duration: seconds of bag time to
     replay (None: to the end). Ctrl-C stops the replay and still writes what is done.
+    realtime: bag time advances by the model's latency (measured, or `latency`): plans are
+    published when they would be finished, inputs arriving meanwhile wait or are dropped
+    as in the node (planning.realtime); planning_mode "two_lane" implies it.
     """
     settings = settings or PlannerSettings()
     out_dir = Path(out_dir)
@@ -210,17 +258,32 @@ def replay_bag(
         t_first = first_tick(bag, planner.poses.spec) + start
         t_last = bag.end_time if duration is None else min(bag.end_time, t_first + duration)
         ticks = tick_times(t_first, t_last, rate_hz)
+        result.bag_seconds = len(ticks) / rate_hz
         report = ReportWriter(calib, expected_steps=len(ticks))
-        bar = tqdm(total=len(ticks), disable=not progress, unit="plan", desc="replay")
+        bar = tqdm(total=len(ticks), disable=not progress, unit="tick", desc="replay")
+        lanes = None
+        if realtime or planning_mode != "full":
+            lanes = RealtimePlanner(planner, planning_mode, latency)
+            result.planning_mode, result.realtime = planning_mode, lanes.stats
+
+        def emit(step: ReplayStep) -> None:
+            report.add(step)
+            step.image = None  # drawn (or not needed): do not hold frames of long bags
+            result.steps.append(step)
+            for suffix, msg in plan_messages(step.plan, types).items():
+                writer.write(f"{PLANNER_NAMESPACE}/{suffix}", step.tick, msg)
+
         try:
             for tick in step_through(bag, feed, ticks):
-                step = _plan_tick(planner, tick, logged, report_camera)
-                report.add(step)
-                step.image = None  # drawn (or not needed): do not hold frames of long bags
-                result.steps.append(step)
-                for suffix, msg in plan_messages(step.plan, types).items():
-                    writer.write(f"{PLANNER_NAMESPACE}/{suffix}", tick, msg)
+                if lanes is None:
+                    emit(_plan_tick(planner, tick, logged, report_camera))
+                else:
+                    for pub in lanes.tick(tick):
+                        emit(_published_step(pub, logged, report_camera))
                 bar.update(1)
+            if lanes is not None:
+                for pub in lanes.flush():
+                    emit(_published_step(pub, logged, report_camera))
         except KeyboardInterrupt:
             result.interrupted = True
             log.warning("interrupted: writing what is done (%d plans)", len(result.steps))
@@ -237,7 +300,19 @@ def _plan_tick(planner: Planner, tick: float, logged: LoggedDrive, camera: str) 
     prepared = planner.prepare(tick)
     if isinstance(prepared, Plan):
         return ReplayStep(tick=tick, plan=prepared)
-    outcome = planner.run(prepared)
+    return _step(tick, planner.run(prepared), prepared, logged, camera)
+
+
+def _published_step(pub: Publication, logged: LoggedDrive, camera: str) -> ReplayStep:
+    if pub.inputs is None:
+        return ReplayStep(tick=pub.time, plan=pub.plan)
+    return _step(pub.time, pub.outcome, pub.inputs, logged, camera)
+
+
+def _step(
+    tick: float, outcome: PlanOutcome, prepared: PlanInputs, logged: LoggedDrive, camera: str
+) -> ReplayStep:
+    """A published plan with its samples, the logged future from its t0 and its frame."""
     plan = outcome.plan
     frames = prepared.frames
     step = ReplayStep(
@@ -245,7 +320,7 @@ def _plan_tick(planner: Planner, tick: float, logged: LoggedDrive, camera: str) 
         plan=plan,
         sample_xy=outcome.sample_xy,
         sample_reasoning=outcome.sample_reasoning,
-        logged_xy=logged.future_xy(prepared.t0, plan.num_points, plan.dt),
+        logged_xy=logged.future_xy(plan.stamp, plan.num_points, plan.dt),
         image=frames.images[frames.cameras.index(camera)][-1],
     )
     if step.logged_xy is not None and not plan.is_fallback and outcome.sample_xy is not None:

@@ -23,6 +23,7 @@ from alpamayo_ros.core.camera_rig import CameraInput, CameraRig
 from alpamayo_ros.core.ego_history import EgoHistorySpec, EgoPoseBuffer
 from alpamayo_ros.core.trajectory import UnicycleSpec, fit_controls, integrate, yaw_from_rotation
 from alpamayo_ros.messages.inputs import nanoseconds
+from alpamayo_ros.planning.realtime import LaneLatency
 from alpamayo_ros.planning.requests import PlanResult, PolicySample
 from alpamayo_ros.planning.settings import PlannerSettings
 
@@ -257,3 +258,40 @@ def test_replay_of_the_real_recording(pandaset_bag, tiny, tmp_path):
     assert summary["projected_on_camera"] is True  # camera_info + /tf_static of `front`
     assert "camera_front_tele_30fov" in summary["camera_notes"]
     assert summary["metrics_plan_count"]["ade_3.0s"] == summary["model_plans"] > 0
+
+
+def test_realtime_two_lane_replay_publishes_at_the_rate_with_lanes_and_chain_ages(
+    sample_bag, tmp_path
+):
+    """The oracle as a two-lane model on the simulated schedule (full plans 300 ms,
+    trajectory-lane plans 60 ms): every tick planned, plans published 60 ms after their
+    input, the lanes and chain ages in the plans bag and summary.json."""
+
+    class ChainOracle(OraclePolicy):
+        def plan(self, requests, num_samples=1, reasoning_ids=None, **kw):
+            result = super().plan(requests, num_samples, **kw)
+            ids = tuple(reasoning_ids[0]) if reasoning_ids else (1, 2, 3)
+            return PlanResult(
+                [[replace(s, reasoning_token_ids=ids) for s in per] for per in result.samples],
+                result.timings_ms,
+            )
+
+    result = replay_bag(
+        sample_bag, ChainOracle(sample_bag), CameraRig.released_default(), tmp_path,
+        progress=False, planning_mode="two_lane", latency=LaneLatency(0.3, 0.06),
+    )  # fmt: skip
+    model = [s for s in result.steps if not s.plan.is_fallback]
+    assert model and {s.plan.lane for s in model} <= {"full", "trajectory"}
+    assert model[-1].plan.lane == "trajectory"
+    # published 60 ms after the tick, from frames at most one frame period before it
+    assert all(0.06 - 1e-6 <= s.tick - s.plan.stamp <= 0.16 + 1e-6 for s in model[3:])
+    rt = json.loads((tmp_path / "summary.json").read_text())["realtime"]
+    # 0.5 s of schedule (see test/planning/test_realtime.py) + a frame period of lag
+    assert rt["chain_age_s"]["max"] <= 0.6 + 1e-6 and rt["late_plans"] == 0
+    assert rt["model_plans_per_bag_second"] >= 0.8 * result.rate_hz * len(model) / len(result.steps)
+    ade = [s.metrics["ade_1.0s"] for s in model if "ade_1.0s" in s.metrics]
+    assert ade and max(ade) < 0.05  # still the oracle's path, from each plan's own t0
+    with AnyReader([tmp_path / "plans"], default_typestore=typestore()) as reader:
+        conn = next(c for c in reader.connections if c.msgtype == PLAN_TOPICS["plan"])
+        last = [reader.deserialize(raw, conn.msgtype) for _, _, raw in reader.messages([conn])][-1]
+    assert last.lane == "trajectory" and last.chain_stamp.sec > 0
