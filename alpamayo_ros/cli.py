@@ -292,6 +292,9 @@ def _train_demo(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="alpamayo-ros", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of an error, not one line"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser(
@@ -454,8 +457,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except (ValueError, RuntimeError, OSError) as err:
+        if args.debug:
+            raise
         print(f"alpamayo-ros {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print(f"alpamayo-ros {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rosbags.highlevel import AnyReader
+from rosbags.highlevel import AnyReader, AnyReaderError
 from rosbags.typesys import Stores, get_typestore
 
 from alpamayo_ros.core.ego_history import StampedPose
@@ -58,6 +58,20 @@ class SkipCounts:
         return dict(sorted(self.counts.items()))
 
 
+def unreadable_bag(path: Path, err: Exception) -> str:
+    """One line saying what is wrong with a bag that rosbags cannot open."""
+    text = str(err)
+    if "end magic is invalid" in text:
+        what = "MCAP file truncated (a recorder stopped without closing it?)"
+    elif "magic is invalid" in text:
+        what = "a data file is not MCAP (nor a complete one)"
+    elif "metadata" in text.lower():
+        what = f"its metadata.yaml is unusable ({text})"
+    else:
+        what = text
+    return f"{path}: cannot read the bag: {what}"
+
+
 class Bag:
     """An open bag: topic listing, time range, and typed message iteration."""
 
@@ -65,10 +79,23 @@ class Bag:
         self.path = Path(path)
         if not self.path.exists():
             raise BagError(f"bag not found: {self.path}")
-        self._reader = AnyReader([self.path], default_typestore=get_typestore(Stores.ROS2_JAZZY))
+        if self.path.is_dir() and not (self.path / "metadata.yaml").is_file():
+            raise BagError(
+                f"{self.path} is not a ROS 2 bag: no metadata.yaml in it (a bag folder holds "
+                "metadata.yaml beside its .mcap or .db3 files)"
+            )
+        try:
+            self._reader = AnyReader(
+                [self.path], default_typestore=get_typestore(Stores.ROS2_JAZZY)
+            )
+        except AnyReaderError as err:
+            raise BagError(unreadable_bag(self.path, err)) from err
 
     def __enter__(self) -> Bag:
-        self._reader.open()
+        try:
+            self._reader.open()
+        except AnyReaderError as err:
+            raise BagError(unreadable_bag(self.path, err)) from err
         return self
 
     def __exit__(self, *exc: object) -> None:

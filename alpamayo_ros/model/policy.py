@@ -20,10 +20,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 from transformers import PreTrainedConfig, Qwen3VLForConditionalGeneration, Qwen3VLTextConfig
@@ -51,7 +52,21 @@ INDEX_FILE = "model.safetensors.index.json"
 
 
 class CheckpointError(RuntimeError):
-    """A checkpoint's weights do not fit the model its config describes."""
+    """A checkpoint's weights do not fit the model its config describes, or cannot be read."""
+
+
+@contextmanager
+def _open_weights(path: Path) -> Iterator[Any]:
+    """safe_open of a .safetensors file, its failures as CheckpointError naming the file."""
+    try:
+        handle = safe_open(str(path), framework="pt")
+    except (SafetensorError, OSError) as err:
+        what = "truncated or corrupt" if "metadata" in str(err) or "header" in str(err) else ""
+        raise CheckpointError(
+            f"{path}: cannot read the checkpoint file{': ' + what if what else ''} ({err})"
+        ) from err
+    with handle as f:
+        yield f
 
 
 @dataclass(frozen=True)
@@ -204,7 +219,7 @@ class AlpamayoPolicy(nn.Module):
         unexpected: list[str] = []
         with torch.no_grad():
             for name in files:
-                with safe_open(str(directory / name), framework="pt") as f:
+                with _open_weights(directory / name) as f:
                     for key in f.keys():
                         if key not in own:
                             unexpected.append(key)
