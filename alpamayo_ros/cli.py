@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +113,17 @@ def _load_policy(model: str | None, device: str, dtype: str, cache: Path):
     return AlpamayoPolicy.from_pretrained(model, dtype=dtype, device=device)
 
 
+def _set_threads(threads: int | None) -> None:
+    """torch's intra-op threads (--threads); None leaves torch's default (all cores)."""
+    if threads is None:
+        return
+    if threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {threads}")
+    import torch
+
+    torch.set_num_threads(threads)
+
+
 def _lane_latency(text: str | None) -> Any:
     """--latency-ms FULL[,TRAJECTORY] -> LaneLatency (seconds), or None (measured)."""
     from alpamayo_ros.planning.realtime import LaneLatency
@@ -128,11 +140,14 @@ def _lane_latency(text: str | None) -> Any:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from alpamayo_ros.bag.replay import replay_bag
+    from alpamayo_ros.bag.replay import check_replay_inputs, replay_bag
     from alpamayo_ros.bag.report import UNTRAINED_WARNING
     from alpamayo_ros.planning.settings import PlannerSettings
 
     rig = _load_rig(args.cameras)
+    # Everything about the inputs first (fast), so a bad path or topic does not wait for
+    # the model to load.
+    check_replay_inputs(args.bag, rig, args.odom, args.start, args.duration, args.out)
     settings = PlannerSettings(
         num_samples=args.samples,
         temperature=args.temperature,
@@ -144,7 +159,9 @@ def _replay(args: argparse.Namespace) -> int:
     )
     latency = _lane_latency(args.latency_ms)
     out = Path(args.out)
-    policy = _load_policy(args.model, args.device, args.dtype, out / "untrained-tiny-checkpoint")
+    _set_threads(args.threads)
+    cache = Path(tempfile.gettempdir()) / "alpamayo-ros-untrained-tiny-checkpoint"
+    policy = _load_policy(args.model, args.device, args.dtype, cache)
     banner = f"\n*** {UNTRAINED_WARNING} ***\n"
     if policy.untrained:
         print(banner, file=sys.stderr)
@@ -375,6 +392,10 @@ def build_parser() -> argparse.ArgumentParser:
         "the measured time of each call on this machine)",
     )  # fmt: skip
     p.add_argument("--out", default="out/replay", help="output folder")
+    p.add_argument(
+        "--threads", type=int,
+        help="torch CPU threads (default: all cores; lower it when sharing the machine)",
+    )  # fmt: skip
     p.set_defaults(func=_replay)
 
     p = sub.add_parser("build-dataset", help="bags + causal-chain annotations -> training shards")

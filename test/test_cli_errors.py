@@ -16,10 +16,10 @@ def drive(tmp_path_factory):
     return path
 
 
-def one_line_error(capsys, argv) -> str:
+def one_line_error(capsys, argv, one_line: bool = True) -> str:
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
-    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    assert "Traceback" not in err and (len(err.splitlines()) == 1 or not one_line), err
     return err
 
 
@@ -50,3 +50,41 @@ def test_a_truncated_checkpoint_is_named_before_planning(drive, tiny_checkpoint,
     argv = ["replay", str(drive), "--model", str(broken), "--out", str(tmp_path / "out")]
     err = one_line_error(capsys, argv)
     assert "model.safetensors: cannot read the checkpoint file: truncated or corrupt" in err
+
+
+def test_inputs_are_checked_before_the_model_loads(drive, tmp_path, capsys, monkeypatch):
+    import alpamayo_ros.cli as cli
+
+    def no_model(*_):
+        raise AssertionError("the model was loaded before the inputs were checked")
+
+    monkeypatch.setattr(cli, "_load_policy", no_model)
+    out = str(tmp_path / "out")
+    err = one_line_error(capsys, ["replay", str(drive), "--start", "60", "--out", out])
+    assert "--start 60 s is past the end" in err
+    argv = ["replay", str(drive), "--odom", "/nope", "--out", out]
+    err = one_line_error(capsys, argv, one_line=False)  # followed by the bag's topics
+    assert "topics not in" in err.splitlines()[0] and "/nope" in err
+    err = one_line_error(capsys, ["replay", str(tmp_path / "missing"), "--out", out])
+    assert "bag not found" in err
+    assert not (tmp_path / "out").exists()  # nothing created
+
+
+def test_a_failed_replay_leaves_the_earlier_result_untouched(drive, tmp_path, monkeypatch):
+    from alpamayo_ros.bag import replay as replay_module
+    from alpamayo_ros.bag.replay import replay_bag
+    from alpamayo_ros.core.camera_rig import CameraRig
+
+    out = tmp_path / "out"
+    replay_bag(drive, None, CameraRig.released_default(), out, progress=False)
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    assert "summary.json" in before
+
+    def broken_report(*_args, **_kw):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(replay_module.ReportWriter, "write", broken_report)
+    with pytest.raises(OSError, match="disk full"):
+        replay_bag(drive, None, CameraRig.released_default(), out, progress=False)
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no partial folder left

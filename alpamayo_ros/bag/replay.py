@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import time
 from collections import Counter
@@ -31,9 +32,10 @@ from alpamayo_ros.bag.playback import (
     tick_times,
 )
 from alpamayo_ros.bag.projection import read_calibrations
-from alpamayo_ros.bag.reader import Bag, SkipCounts
+from alpamayo_ros.bag.reader import Bag, BagError, SkipCounts
 from alpamayo_ros.bag.report import ReportWriter
 from alpamayo_ros.core.camera_rig import CameraRig
+from alpamayo_ros.core.ego_history import EgoHistorySpec
 from alpamayo_ros.core.metrics import displacement_metrics
 from alpamayo_ros.core.plan import LATENCY_STAGES, Plan
 from alpamayo_ros.messages.plan import plan_messages
@@ -192,6 +194,37 @@ class ReplayResult:
         return doc
 
 
+def check_replay_inputs(
+    bag_path: str | Path,
+    rig: CameraRig,
+    odom_source: str = "/odom",
+    start: float = 0.0,
+    duration: float | None = None,
+    out_dir: str | Path | None = None,
+) -> tuple[float, float]:
+    """What replay_bag needs, checked before any model is loaded (fast): the bag opens, has
+    the rig's and the odometry topics, and the window [start, start + duration] after its
+    first tick holds at least one tick; the output folder is not a file. Returns the bag
+    time window (s). Raises BagError or ValueError naming what is wrong."""
+    if duration is not None and not duration > 0:
+        raise ValueError(f"--duration must be > 0 s, got {duration}")
+    if start < 0:
+        raise ValueError(f"--start must be >= 0 s, got {start}")
+    if out_dir is not None and Path(out_dir).is_file():
+        raise ValueError(f"output folder {out_dir} is a file")
+    with Bag(bag_path) as bag:
+        bag.require([odom_source, *rig.topics])
+        ticks_from = first_tick(bag, EgoHistorySpec())  # the planner's history
+        t_first = ticks_from + start
+        if t_first >= bag.end_time:
+            raise BagError(
+                f"--start {start:g} s is past the end of {bag_path}: its ticks run from "
+                f"{ticks_from - bag.start_time:.1f} s to {bag.end_time - bag.start_time:.1f} s"
+            )
+        t_last = bag.end_time if duration is None else min(bag.end_time, t_first + duration)
+    return t_first, t_last
+
+
 def replay_bag(
     bag_path: str | Path,
     policy: Any,
@@ -218,8 +251,50 @@ def replay_bag(
     as in the node (planning.realtime); planning_mode "two_lane" implies it.
     """
     settings = settings or PlannerSettings()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    target = Path(out_dir)
+    # Written beside the target and moved into place only when complete (an interrupted
+    # run too, marked so): a failed run leaves an earlier result untouched.
+    out_dir = target.with_name(f".{target.name}.partial-{os.getpid()}")
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
+    try:
+        result = _replay_into(
+            out_dir, bag_path, policy, rig, settings, rate_hz, odom_source, start, duration,
+            progress, report_camera, realtime, planning_mode, latency,
+        )  # fmt: skip
+    except BaseException:
+        shutil.rmtree(out_dir, ignore_errors=True)
+        raise
+    _move_into_place(out_dir, target)
+    return result
+
+
+def _move_into_place(done: Path, target: Path) -> None:
+    """Replace `target` by the finished folder `done` (the old one removed only after)."""
+    old = target.with_name(f".{target.name}.old-{os.getpid()}")
+    if target.exists():
+        target.rename(old)
+    done.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _replay_into(
+    out_dir: Path,
+    bag_path: str | Path,
+    policy: Any,
+    rig: CameraRig,
+    settings: PlannerSettings,
+    rate_hz: float,
+    odom_source: str,
+    start: float,
+    duration: float | None,
+    progress: bool,
+    report_camera: str | None,
+    realtime: bool,
+    planning_mode: PlanningMode,
+    latency: LaneLatency | None,
+) -> ReplayResult:
     planner = Planner(policy, rig, settings)
     skipped = SkipCounts()
     report_camera = report_camera or (
@@ -243,8 +318,6 @@ def replay_bag(
         return store.types[name]
 
     plans_dir = out_dir / "plans"
-    if plans_dir.exists():
-        shutil.rmtree(plans_dir)
     wall_start = time.perf_counter()
     with Bag(bag_path) as bag, BagWriter(plans_dir, store=store) as writer:
         bag.require([odom_source, *rig.topics])
