@@ -354,8 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("bag", help="ROS 2 bag folder (sqlite3 or MCAP)")
     p.add_argument(
         "--model",
-        help="checkpoint folder or Hugging Face repo id in the local cache "
-        "(default: an untrained tiny checkpoint, said loudly)",
+        help="checkpoint folder, Hugging Face repo id in the local cache, or 'demo' (default: "
+        "the demo checkpoint shipped with the package, trained on synthetic drives only)",
     )
     p.add_argument("--cameras", help="camera rig YAML (default: the released rig's topics)")
     p.add_argument("--odom", default="/odom", help="nav_msgs/Odometry or /tf topic")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -53,6 +54,13 @@ INDEX_FILE = "model.safetensors.index.json"
 
 class CheckpointError(RuntimeError):
     """A checkpoint's weights do not fit the model its config describes, or cannot be read."""
+
+
+def _readable(path: Path) -> None:
+    """The mode of a file written by us (safetensors writes 0600): rw-r--r-- less the umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    path.chmod(0o666 & ~umask)
 
 
 @contextmanager
@@ -185,11 +193,13 @@ class AlpamayoPolicy(nn.Module):
             size += nbytes
         if len(shards) == 1:
             save_file(shards[0], str(directory / SINGLE_FILE), metadata={"format": "pt"})
+            _readable(directory / SINGLE_FILE)
         else:
             weight_map = {}
             for i, shard in enumerate(shards, start=1):
                 name = f"model-{i:05d}-of-{len(shards):05d}.safetensors"
                 save_file(shard, str(directory / name), metadata={"format": "pt"})
+                _readable(directory / name)
                 weight_map.update(dict.fromkeys(shard, name))
             total = sum(t.numel() * t.element_size() for t in state.values())
             index = {
@@ -592,6 +602,6 @@ def resolve_checkpoint(path: str | Path) -> Path:
             raise ConfigError(
                 f"{path!r} is neither a folder nor a repository in the local Hugging Face "
                 f"cache ({err.__class__.__name__}); download it on a machine with access "
-                "(huggingface-cli download ...) and pass the folder"
+                "(hf download REPO --local-dir DIR) and pass the folder"
             ) from err
     raise ConfigError(f"checkpoint folder not found: {path}")

@@ -1,6 +1,7 @@
 """Checkpoints in the released layout: names, round trips, and errors that name the problem."""
 
 import json
+import os
 import shutil
 
 import pytest
@@ -49,6 +50,10 @@ def test_save_load_save_is_bit_identical(tiny_checkpoint, tmp_path):
         assert (tmp_path / "again" / name).read_bytes() == (tiny_checkpoint / name).read_bytes(), (
             name
         )
+    # readable by others like every other file we write (safetensors itself writes 0600)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "again" / "model.safetensors").stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 def test_sharded_checkpoint_with_index_loads_the_same_weights(tiny_policy, tmp_path):
