@@ -127,9 +127,11 @@ class Drive:
 
 
 class Graph:
-    """Nodes spinning on a MultiThreadedExecutor in a background thread."""
+    """Nodes spinning on a MultiThreadedExecutor in a background thread; as a context
+    manager it also destroys them on exit."""
 
     def __init__(self, *nodes) -> None:
+        self.nodes = nodes
         self.executor = MultiThreadedExecutor(num_threads=4)
         for node in nodes:
             self.executor.add_node(node)
@@ -147,6 +149,14 @@ class Graph:
     def close(self) -> None:
         self.executor.shutdown()
         self.thread.join(5.0)
+
+    def __enter__(self) -> Graph:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+        for node in reversed(self.nodes):
+            node.destroy_node()
 
 
 def step(graph: Graph, drive: Drive, planner, t: float, wait_plan: bool = True) -> bool:
