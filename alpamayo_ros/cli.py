@@ -177,9 +177,14 @@ def _replay(args: argparse.Namespace) -> int:
         f"{summary['fallback_plans'] or 'none'}); skipped inputs: "
         f"{summary['skipped_inputs'] or 'none'}"
     )
+    baseline = summary["constant_velocity_mean_m"]
     for key in ("ade_1.0s", "ade_3.0s", "ade_6.4s", "min_ade_3.0s"):
         if key in summary["metrics_mean_m"]:
-            print(f"  {key}: {summary['metrics_mean_m'][key]:.3f} m")
+            cv = f", constant velocity {baseline[key]:.3f} m" if key in baseline else ""
+            print(
+                f"  {key}: {summary['metrics_mean_m'][key]:.3f} m over "
+                f"{summary['metrics_plan_count'][key]} plans{cv}"
+            )
     total = summary["latency"].get("total")
     if total:
         print(f"  latency total: p50 {total['p50_ms']:.0f} ms, p99 {total['p99_ms']:.0f} ms")

@@ -59,16 +59,26 @@ class LoggedDrive:
 
     def future_xy(self, t0: float, num_steps: int, dt: float) -> np.ndarray | None:
         """(K, 2) metres: the logged path after t0 in the ego frame at t0, at dt, 2 dt, ...
-        as far as the log goes (K <= num_steps); None where there is none."""
+        as far as the log goes without a gap (K <= num_steps: the bag's end or an odometry
+        gap cuts it, and the horizons before the cut are still scored); None where there is
+        none."""
         newest = self.poses.latest_stamp
         if newest is None:
             return None
         k = min(num_steps, int((newest - t0) / dt + 1e-6))
-        if k < 1:
+        offsets = dt * np.arange(1, k + 1)
+        usable = 0
+        for off in offsets:
+            try:
+                self.poses.pose_at(t0 + float(off))
+            except EgoHistoryUnavailable:
+                break
+            usable += 1
+        if usable < 1:
             return None
         try:
-            xyz, _ = self.poses.future(t0, k, dt)
-        except EgoHistoryUnavailable:
+            xyz, _ = self.poses.poses_in_ego_frame(t0, offsets[:usable])
+        except EgoHistoryUnavailable:  # t0 itself not placeable
             return None
         return xyz[:, :2]
 

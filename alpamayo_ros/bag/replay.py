@@ -36,7 +36,7 @@ from alpamayo_ros.bag.reader import Bag, BagError, SkipCounts
 from alpamayo_ros.bag.report import ReportWriter
 from alpamayo_ros.core.camera_rig import CameraRig
 from alpamayo_ros.core.ego_history import EgoHistorySpec
-from alpamayo_ros.core.metrics import displacement_metrics
+from alpamayo_ros.core.metrics import constant_velocity_xy, displacement_metrics
 from alpamayo_ros.core.plan import LATENCY_STAGES, Plan
 from alpamayo_ros.messages.plan import plan_messages
 from alpamayo_ros.planning.planner import PlanInputs, Planner, PlanOutcome
@@ -74,6 +74,7 @@ class ReplayStep:
     tick: float
     plan: Plan
     metrics: dict[str, float] = field(default_factory=dict)
+    baseline: dict[str, float] = field(default_factory=dict)  # constant velocity, same plan
     sample_xy: np.ndarray | None = None
     sample_reasoning: tuple[str, ...] = ()
     logged_xy: np.ndarray | None = None
@@ -131,6 +132,10 @@ class ReplayResult:
             "fallback_plans": dict(sorted(fallbacks.items())),
             "metrics_mean_m": metrics,
             "metrics_plan_count": {k: sum(k in s.metrics for s in self.steps) for k in metric_keys},
+            "constant_velocity_mean_m": {
+                k: float(np.mean([s.baseline[k] for s in self.steps if k in s.baseline]))
+                for k in sorted({k for s in self.steps for k in s.baseline})
+            },
             "latency": latency,
             "skipped_inputs": self.skipped,
             "odometry_gaps": [{"start": a, "seconds": b} for a, b in self.odometry_gaps],
@@ -187,6 +192,7 @@ class ReplayResult:
                 "lane": s.plan.lane,
                 "chain_t0": None if np.isnan(s.plan.chain_stamp) else s.plan.chain_stamp,
                 "metrics_m": s.metrics,
+                "constant_velocity_m": s.baseline,
                 "latency_ms": s.plan.latency_ms,
             }
             for s in self.steps
@@ -400,4 +406,10 @@ def _step(
         step.metrics = displacement_metrics(
             outcome.sample_xy, step.logged_xy, plan.dt, chosen=plan.chosen_sample
         )
+        # the baseline on the same plans: straight ahead at the speed the model was given
+        cv = constant_velocity_xy(prepared.ego.speed, plan.num_points, plan.dt)
+        step.baseline = {
+            k: v for k, v in displacement_metrics(cv, step.logged_xy, plan.dt).items()
+            if not k.startswith("min_")
+        }  # fmt: skip
     return step

@@ -7,6 +7,12 @@ import numpy as np
 HORIZONS: tuple[float, ...] = (1.0, 3.0, 6.4)
 
 
+def constant_velocity_xy(v0: float, num_steps: int = 64, dt: float = 0.1) -> np.ndarray:
+    """(T, 2) m: straight ahead at v0 m/s (the baseline a planner has to beat)."""
+    t = dt * np.arange(1, num_steps + 1)
+    return np.stack([v0 * t, np.zeros(num_steps)], axis=1)
+
+
 def displacement_metrics(
     pred_xy: np.ndarray,
     true_xy: np.ndarray,

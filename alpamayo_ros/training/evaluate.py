@@ -21,17 +21,11 @@ from alpamayo_ros.core.meta_actions import (
     is_consistent,
     meta_actions_in_text,
 )
-from alpamayo_ros.core.metrics import displacement_metrics
+from alpamayo_ros.core.metrics import constant_velocity_xy, displacement_metrics
 from alpamayo_ros.planning.planner import choose_sample, self_consistent
 from alpamayo_ros.planning.requests import PlanRequest
 from alpamayo_ros.planning.settings import PlannerSettings, SampleChoice
 from alpamayo_ros.training.dataset import DrivingSample
-
-
-def constant_velocity_xy(v0: float, num_steps: int = 64, dt: float = 0.1) -> np.ndarray:
-    """(T, 2) m: straight ahead at v0 m/s."""
-    t = dt * np.arange(1, num_steps + 1)
-    return np.stack([v0 * t, np.zeros(num_steps)], axis=1)
 
 
 @dataclass

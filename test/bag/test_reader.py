@@ -134,3 +134,19 @@ def test_real_recording_inputs_and_logged_future(pandaset_bag):
     # A pull-away from near standstill: the first plans accelerate, straight ahead.
     first = next(s for s in report.steps if s.meta_actions)
     assert first.meta_actions == ("accelerate", "go_straight")
+
+
+def test_the_logged_future_is_scored_up_to_an_odometry_gap():
+    from alpamayo_ros.bag.playback import LoggedDrive
+    from alpamayo_ros.core.ego_history import EgoHistorySpec, EgoPoseBuffer, StampedPose
+
+    buf = EgoPoseBuffer(EgoHistorySpec(capacity=1000))
+    for k in range(200):  # 10 s at 20 Hz, no poses between 5.0 s and 6.0 s
+        t = 0.05 * k
+        if not 5.0 < t < 6.0:
+            buf.add(StampedPose(t, (4.0 * t, 0.0, 0.0), (1.0, 0.0, 0.0, 0.0)))
+    drive = LoggedDrive(buf, [(5.0, 1.0)])
+    xy = drive.future_xy(3.0, 64, 0.1)
+    assert xy is not None and len(xy) == 20  # 1 s and 2 s scored, not 3 s
+    np.testing.assert_allclose(xy[-1], [8.0, 0.0], atol=1e-9)
+    assert len(drive.future_xy(6.5, 64, 0.1)) == 34  # after the gap: to the log's end

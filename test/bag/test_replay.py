@@ -156,6 +156,10 @@ def test_oracle_policy_scores_zero(sample_bag, tmp_path):
     assert {"ade_1.0s", "ade_3.0s", "ade_6.4s", "min_ade_3.0s"} <= set(metrics)
     assert max(metrics.values()) < 0.05
     assert result.summary()["model_plans"] > 0.5 * len(result.steps)
+    # the constant-velocity baseline on the same plans: the sample drive brakes and turns
+    baseline = result.summary()["constant_velocity_mean_m"]
+    assert set(baseline) == {k for k in metrics if not k.startswith("min_")}
+    assert baseline["ade_3.0s"] > 10 * metrics["ade_3.0s"]
 
 
 def copy_bag(src: Path, dst: Path, keep, change=None) -> None:

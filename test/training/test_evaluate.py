@@ -4,9 +4,10 @@ scores zero error and full consistency; the constant-velocity baseline does not.
 import numpy as np
 import pytest
 
+from alpamayo_ros.core.metrics import constant_velocity_xy
 from alpamayo_ros.core.trajectory import UnicycleSpec, integrate
 from alpamayo_ros.planning.requests import PlanResult, PolicySample
-from alpamayo_ros.training.evaluate import constant_velocity_xy, evaluate_policy
+from alpamayo_ros.training.evaluate import evaluate_policy
 
 
 class Oracle:
