@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from alpamayo_ros.core.trajectory import integrate
-from alpamayo_ros.planning.requests import PlanRequest
 
 
 @pytest.fixture(scope="module")
@@ -173,7 +172,7 @@ def test_eager_attention_plans_as_sdpa_does(tiny_checkpoint, request_factory):
         np.testing.assert_allclose(a.controls, b.controls, atol=1e-5)
 
 
-def test_a_teacher_forced_chain_plans_as_the_decoded_one():
+def test_a_teacher_forced_chain_plans_as_the_decoded_one(request_factory):
     """The trajectory lane: the chain a greedy decode wrote, read back with the prompt in one
     prefill, gives the same trajectories for the same noise (demo checkpoint: it writes
     complete chains)."""
@@ -181,11 +180,7 @@ def test_a_teacher_forced_chain_plans_as_the_decoded_one():
     from alpamayo_ros.model.policy import AlpamayoPolicy
 
     policy = AlpamayoPolicy.from_pretrained(DEMO_CHECKPOINT)
-    from conftest import straight_history
-
-    rng = np.random.default_rng(0)
-    images = tuple(rng.integers(0, 255, (136, 240, 3), dtype=np.uint8) for _ in range(16))
-    request = PlanRequest(images, straight_history(6.0))
+    request = request_factory(seed=0, shape=(136, 240), speed=6.0)
     kw = dict(num_samples=3, temperature=0.0, max_reasoning_tokens=96, seed=5, num_flow_steps=5)
     decoded = policy.plan([request], **kw).samples[0]
     assert all(s.reasoning_complete for s in decoded)
