@@ -169,6 +169,7 @@ def _replay(args: argparse.Namespace) -> int:
         args.bag, policy, rig, out, settings,
         rate_hz=args.rate, odom_source=args.odom, start=args.start, duration=args.duration,
         realtime=args.realtime, planning_mode=args.planning_mode, latency=latency,
+        autoware_wheelbase=args.autoware,
     )  # fmt: skip
     summary = result.summary()
     print(
@@ -397,6 +398,11 @@ def build_parser() -> argparse.ArgumentParser:
         "the measured time of each call on this machine)",
     )  # fmt: skip
     p.add_argument("--out", default="out/replay", help="output folder")
+    p.add_argument(
+        "--autoware", type=float, metavar="WHEELBASE", nargs="?", const=2.8,
+        help="also write autoware_planning_msgs/Trajectory on /alpamayo_planner/autoware/"
+        "trajectory (front wheel angles for WHEELBASE m, default 2.8)",
+    )  # fmt: skip
     p.add_argument(
         "--threads", type=int,
         help="torch CPU threads (default: all cores; lower it when sharing the machine)",

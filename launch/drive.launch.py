@@ -28,8 +28,12 @@ PLANNER_OVERRIDES = (
     ("rate_hz", "planning rate, Hz ('' = the file's)"),
 )
 FLOAT_PARAMS = {"rate_hz"}
+AUTOWARE_ODOMETRY = "/localization/kinematic_state"  # Autoware's nav_msgs/Odometry
 ARGUMENTS = (
     ("use_sim_time", "false", "use /clock (true when playing a bag with --clock)"),
+    ("autoware", "false", "also publish autoware_planning_msgs/Trajectory (~/autoware/"
+     "trajectory) and take odometry from /localization/kinematic_state unless odom_topic "
+     "is given; fails at start-up, naming it, without autoware_planning_msgs"),
     ("enable_controller", "true", "start alpamayo_controller (publishes cmd_vel)"),
     ("namespace", "", "namespace of both nodes"),
     ("rviz", "false", "open RViz with config/alpamayo.rviz"),
@@ -51,6 +55,11 @@ def nodes(context: LaunchContext) -> list:
     arg = LaunchConfiguration
     sim_time = arg("use_sim_time").perform(context).lower() == "true"
     planner_overrides = given(context, [n for n, _ in PLANNER_OVERRIDES])
+    controller_overrides = given(context, ["odom_topic"])
+    if arg("autoware").perform(context).lower() == "true":
+        planner_overrides["publish_autoware"] = True
+        for overrides in (planner_overrides, controller_overrides):
+            overrides.setdefault("odom_topic", AUTOWARE_ODOMETRY)
     shared = {"use_sim_time": sim_time}
     planner = Node(
         package="alpamayo_ros",
@@ -61,7 +70,6 @@ def nodes(context: LaunchContext) -> list:
         arguments=["--ros-args", "--log-level", arg("log_level")],
         parameters=[arg("planner_params"), {**planner_overrides, **shared}],
     )
-    controller_overrides = given(context, ["odom_topic"])
     controller = Node(
         package="alpamayo_ros",
         executable="alpamayo_controller",

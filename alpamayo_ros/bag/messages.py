@@ -68,6 +68,11 @@ def typestore(with_own_interfaces: bool = True) -> Typestore:
         types: dict[str, Any] = {}
         for path in sorted(folder.glob("*.msg")):
             types.update(get_types_from_msg(path.read_text(), f"alpamayo_ros/msg/{path.stem}"))
+        # Autoware's trajectory (integrators' output, --autoware), without Autoware
+        from alpamayo_ros.messages.autoware import AUTOWARE_MSG_DEFINITIONS
+
+        for name, text in AUTOWARE_MSG_DEFINITIONS.items():
+            types.update(get_types_from_msg(text, name))
         store.register(types)
     return store
 

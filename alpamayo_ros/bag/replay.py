@@ -38,6 +38,7 @@ from alpamayo_ros.core.camera_rig import CameraRig
 from alpamayo_ros.core.ego_history import EgoHistorySpec
 from alpamayo_ros.core.metrics import constant_velocity_xy, displacement_metrics
 from alpamayo_ros.core.plan import LATENCY_STAGES, Plan
+from alpamayo_ros.messages.autoware import autoware_trajectory_msg
 from alpamayo_ros.messages.plan import plan_messages
 from alpamayo_ros.planning.planner import PlanInputs, Planner, PlanOutcome
 from alpamayo_ros.planning.realtime import (
@@ -246,6 +247,7 @@ def replay_bag(
     realtime: bool = False,
     planning_mode: PlanningMode = "full",
     latency: LaneLatency | None = None,
+    autoware_wheelbase: float | None = None,
 ) -> ReplayResult:
     """Replay `bag_path` with `policy` (anything with AlpamayoPolicy.plan's signature, or
     None for stop plans only) and write DIR/plans/, DIR/summary.json and DIR/report.html.
@@ -255,6 +257,8 @@ def replay_bag(
     realtime: bag time advances by the model's latency (measured, or `latency`): plans are
     published when they would be finished, inputs arriving meanwhile wait or are dropped
     as in the node (planning.realtime); planning_mode "two_lane" implies it.
+    autoware_wheelbase: also write each plan as autoware_planning_msgs/msg/Trajectory on
+    .../autoware/trajectory (front wheel angles for this wheelbase, m); None: do not.
     """
     settings = settings or PlannerSettings()
     target = Path(out_dir)
@@ -267,7 +271,7 @@ def replay_bag(
     try:
         result = _replay_into(
             out_dir, bag_path, policy, rig, settings, rate_hz, odom_source, start, duration,
-            progress, report_camera, realtime, planning_mode, latency,
+            progress, report_camera, realtime, planning_mode, latency, autoware_wheelbase,
         )  # fmt: skip
     except BaseException:
         shutil.rmtree(out_dir, ignore_errors=True)
@@ -300,6 +304,7 @@ def _replay_into(
     realtime: bool,
     planning_mode: PlanningMode,
     latency: LaneLatency | None,
+    autoware_wheelbase: float | None,
 ) -> ReplayResult:
     planner = Planner(policy, rig, settings)
     skipped = SkipCounts()
@@ -351,6 +356,9 @@ def _replay_into(
             result.steps.append(step)
             for suffix, msg in plan_messages(step.plan, types).items():
                 writer.write(f"{PLANNER_NAMESPACE}/{suffix}", step.tick, msg)
+            if autoware_wheelbase is not None:
+                trajectory = autoware_trajectory_msg(step.plan, types, autoware_wheelbase)
+                writer.write(f"{PLANNER_NAMESPACE}/autoware/trajectory", step.tick, trajectory)
 
         try:
             for tick in step_through(bag, feed, ticks):

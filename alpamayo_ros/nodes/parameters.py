@@ -115,6 +115,10 @@ PLANNER_PARAMS: tuple[ParamSpec, ...] = (
               min=0.01, max=2.0),
     ParamSpec("diagnostics_period", 1.0, "Seconds between /diagnostics and status messages.",
               min=0.1, max=60.0),
+    ParamSpec("publish_autoware", False, "Also publish each plan as autoware_planning_msgs/"
+              "Trajectory on ~/autoware/trajectory (needs the Autoware message packages)."),
+    ParamSpec("wheelbase", 2.8, "m, rear axle to front axle: the front wheel angles of the "
+              "Autoware trajectory.", min=0.1, max=20.0),
 )  # fmt: skip
 
 CONTROLLER_PARAMS: tuple[ParamSpec, ...] = (
@@ -183,6 +187,8 @@ class PlannerConfig:
     max_batch: int
     frame_tolerance: float
     diagnostics_period: float
+    publish_autoware: bool
+    wheelbase: float
 
 
 def planner_config(values: dict[str, Any]) -> PlannerConfig:
@@ -225,6 +231,8 @@ def planner_config(values: dict[str, Any]) -> PlannerConfig:
         max_batch=int(v["max_batch"]),
         frame_tolerance=float(v["frame_tolerance"]),
         diagnostics_period=float(v["diagnostics_period"]),
+        publish_autoware=bool(v["publish_autoware"]),
+        wheelbase=float(v["wheelbase"]),
     )
 
 

@@ -36,6 +36,7 @@ from alpamayo_ros.core.diagnostics import PlannerMonitor
 from alpamayo_ros.core.ego_history import StampedPose
 from alpamayo_ros.core.frame_buffer import FrameBufferSpec
 from alpamayo_ros.core.plan import Plan
+from alpamayo_ros.messages.autoware import autoware_trajectory_msg
 from alpamayo_ros.messages.diagnostics import diagnostic_array_msg, planner_status_msg
 from alpamayo_ros.messages.inputs import BadMessage, pose_from_odometry, stamp_seconds
 from alpamayo_ros.messages.plan import plan_messages
@@ -86,6 +87,16 @@ class PlannerNode(Node):
         self.pub_markers = self.create_publisher(MarkerArray, "~/markers", 10)
         self.pub_status = self.create_publisher(PlannerStatus, "~/status", QoSProfile(depth=10))
         self.pub_diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.pub_autoware = None
+        if cfg.publish_autoware:
+            try:
+                from autoware_planning_msgs.msg import Trajectory
+            except ImportError as err:
+                raise ParameterError(
+                    "parameter publish_autoware = True needs the autoware_planning_msgs "
+                    f"package (apt install ros-$ROS_DISTRO-autoware-planning-msgs): {err}"
+                ) from err
+            self.pub_autoware = self.create_publisher(Trajectory, "~/autoware/trajectory", 10)
 
         for topic, cams in rig.by_topic().items():
             kind = CompressedImage if cams[0].encoding == "compressed" else Image
@@ -265,6 +276,9 @@ class PlannerNode(Node):
             self.pub_path.publish(msgs["path"])
             self.pub_reasoning.publish(msgs["reasoning"])
             self.pub_markers.publish(msgs["markers"])
+            if self.pub_autoware is not None:
+                wheelbase = self.config.wheelbase
+                self.pub_autoware.publish(autoware_trajectory_msg(plan, types, wheelbase))
         except Exception:  # the context went away between the check and the call
             if self._closing or not self.context.ok():
                 return

@@ -394,3 +394,13 @@ def test_wait_ready_exits_when_the_model_is_loaded_or_failed(ros, tiny_checkpoin
         assert proc.returncode == (0 if good_model else 1), proc.stderr[-1000:]
         if good_model:
             assert planner.monitor.model_ready
+
+
+def test_publish_autoware_without_autoware_fails_at_start_up_naming_the_package(ros):
+    try:
+        import autoware_planning_msgs  # noqa: F401
+    except ImportError:
+        with pytest.raises(ParameterError, match="autoware_planning_msgs"):
+            PlannerNode(parameter_overrides=[Parameter("publish_autoware", value=True)])
+    else:
+        pytest.skip("Autoware's messages are installed here")
