@@ -10,7 +10,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from alpamayo_ros.nodes.parameters import PLANNER_PARAMS, add_arguments, planner_config
 from alpamayo_ros.planning.realtime import PLANNING_MODES
+
+# Planner parameters the replay takes from the command line (the node parameter table's).
+REPLAY_PLANNER_FLAGS = (
+    "num_samples", "temperature", "top_p", "max_reasoning_tokens", "num_flow_steps",
+    "sample_choice", "seed", "max_input_age", "max_plan_age", "late_plan",
+)  # fmt: skip
 
 
 def _load_rig(path: str | None):
@@ -142,21 +149,12 @@ def _lane_latency(text: str | None) -> Any:
 def _replay(args: argparse.Namespace) -> int:
     from alpamayo_ros.bag.replay import check_replay_inputs, replay_bag
     from alpamayo_ros.bag.report import UNTRAINED_WARNING
-    from alpamayo_ros.planning.settings import PlannerSettings
 
     rig = _load_rig(args.cameras)
     # Everything about the inputs first (fast), so a bad path or topic does not wait for
     # the model to load.
     check_replay_inputs(args.bag, rig, args.odom, args.start, args.duration, args.out)
-    settings = PlannerSettings(
-        num_samples=args.samples,
-        temperature=args.temperature,
-        top_p=args.top_p,
-        max_reasoning_tokens=args.max_reasoning_tokens,
-        num_flow_steps=args.flow_steps,
-        sample_choice=args.sample_choice,
-        seed=args.seed,
-    )
+    settings = planner_config({n: getattr(args, n) for n in REPLAY_PLANNER_FLAGS}).settings
     latency = _lane_latency(args.latency_ms)
     out = Path(args.out)
     _set_threads(args.threads)
@@ -366,17 +364,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cameras", help="camera rig YAML (default: the released rig's topics)")
     p.add_argument("--odom", default="/odom", help="nav_msgs/Odometry or /tf topic")
     p.add_argument("--rate", type=float, default=10.0, help="planning rate, Hz of bag time")
-    p.add_argument("--samples", type=int, default=6, help="trajectory samples per plan")
-    p.add_argument("--temperature", type=float, default=0.6)
-    p.add_argument("--top-p", type=float, default=0.98)
-    p.add_argument("--max-reasoning-tokens", type=int, default=128)
-    p.add_argument("--flow-steps", type=int, help="denoising steps (default: the checkpoint's)")
-    p.add_argument(
-        "--sample-choice", default="consistent", choices=["first", "median", "consistent"],
-        help="which sample is published (consistent: closest to the median of the samples "
-        "whose causal chain states what their trajectory does)",
+    # The planner's settings: declared once in the node parameter table.
+    add_arguments(
+        p, PLANNER_PARAMS, REPLAY_PLANNER_FLAGS,
+        aliases={"num_samples": ("--samples",), "num_flow_steps": ("--flow-steps",)},
+        defaults={"seed": 0},  # a report is reproducible (plan k uses seed + k)
     )  # fmt: skip
-    p.add_argument("--seed", type=int, default=0, help="sampling seed (plan k uses seed + k)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     p.add_argument("--start", type=float, default=0.0, help="seconds into the bag to begin")

@@ -88,3 +88,24 @@ def test_a_failed_replay_leaves_the_earlier_result_untouched(drive, tmp_path, mo
         replay_bag(drive, None, CameraRig.released_default(), out, progress=False)
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no partial folder left
+
+
+def test_replay_planner_flags_come_from_the_parameter_table(drive, tmp_path, capsys, monkeypatch):
+    import alpamayo_ros.cli as cli
+
+    seen = {}
+
+    def fake_replay(bag, policy, rig, out, settings, **kw):
+        seen["settings"] = settings
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(cli, "_load_policy", lambda *a: type("P", (), {"untrained": False})())
+    monkeypatch.setattr("alpamayo_ros.bag.replay.replay_bag", fake_replay)
+    argv = ["replay", str(drive), "--out", str(tmp_path / "o"), "--samples", "3",
+            "--flow-steps", "5", "--top-p", "0.5", "--late-plan", "drop"]  # fmt: skip
+    assert main(argv) == 2 and "stop here" in capsys.readouterr().err
+    s = seen["settings"]
+    assert (s.num_samples, s.num_flow_steps, s.top_p, s.late_plan, s.seed) == (3, 5, 0.5, "drop", 0)
+    # a value outside the table's range names the parameter, before any model loads
+    err = one_line_error(capsys, [*argv, "--num-samples", "0"])
+    assert "parameter num_samples = 0 is outside [1, 64]" in err

@@ -303,6 +303,33 @@ def declare_parameters(node: Any, specs: tuple[ParamSpec, ...]) -> dict[str, Val
     return check_values(specs, values)
 
 
+def add_arguments(
+    parser: Any,
+    specs: tuple[ParamSpec, ...],
+    names: tuple[str, ...],
+    aliases: dict[str, tuple[str, ...]] | None = None,
+    defaults: dict[str, Value] | None = None,
+) -> None:
+    """argparse flags for the named specs (--name-with-dashes, plus `aliases`), their type,
+    default (or `defaults`'s), choices and help taken from the table: one declaration for
+    the node parameter, the YAML and the command line."""
+    by_name = {s.name: s for s in specs}
+    for name in names:
+        spec = by_name[name]
+        default = (defaults or {}).get(name, spec.default)
+        note = f" Range [{spec.min}, {spec.max}]." if spec.min is not None else ""
+        flags = [f"--{name.replace('_', '-')}", *(aliases or {}).get(name, ())]
+        help_text = f"{spec.description}{note} Default: {default}."
+        kwargs: dict[str, Any] = {"dest": name, "default": default, "help": help_text}
+        if isinstance(spec.default, bool):
+            kwargs["action"] = "store_true"
+        else:
+            kwargs["type"] = type(spec.default)
+            if spec.choices:
+                kwargs["choices"] = spec.choices
+        parser.add_argument(*flags, **kwargs)
+
+
 def _yaml_value(value: Value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
