@@ -15,6 +15,8 @@ import os
 import shutil
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -261,31 +263,33 @@ def replay_bag(
     .../autoware/trajectory (front wheel angles for this wheelbase, m); None: do not.
     """
     settings = settings or PlannerSettings()
-    target = Path(out_dir)
-    # Written beside the target and moved into place only when complete (an interrupted
-    # run too, marked so): a failed run leaves an earlier result untouched.
-    out_dir = target.with_name(f".{target.name}.partial-{os.getpid()}")
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True)
-    try:
-        result = _replay_into(
-            out_dir, bag_path, policy, rig, settings, rate_hz, odom_source, start, duration,
-            progress, report_camera, realtime, planning_mode, latency, autoware_wheelbase,
+    with written_atomically(Path(out_dir)) as out:
+        return _replay_into(
+            out, bag_path, policy, rig, settings, rate_hz=rate_hz, odom_source=odom_source,
+            start=start, duration=duration, progress=progress, report_camera=report_camera,
+            realtime=realtime, planning_mode=planning_mode, latency=latency,
+            autoware_wheelbase=autoware_wheelbase,
         )  # fmt: skip
+
+
+@contextmanager
+def written_atomically(target: Path) -> Iterator[Path]:
+    """A fresh folder beside `target` to write into; when the block ends normally it
+    replaces `target` (the old one removed only then), when it raises it is removed and
+    `target` is left as it was: a failed run never loses an earlier result."""
+    partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
+    if partial.exists():
+        shutil.rmtree(partial)
+    partial.mkdir(parents=True)
+    try:
+        yield partial
     except BaseException:
-        shutil.rmtree(out_dir, ignore_errors=True)
+        shutil.rmtree(partial, ignore_errors=True)
         raise
-    _move_into_place(out_dir, target)
-    return result
-
-
-def _move_into_place(done: Path, target: Path) -> None:
-    """Replace `target` by the finished folder `done` (the old one removed only after)."""
     old = target.with_name(f".{target.name}.old-{os.getpid()}")
     if target.exists():
         target.rename(old)
-    done.rename(target)
+    partial.rename(target)
     shutil.rmtree(old, ignore_errors=True)
 
 
@@ -295,6 +299,7 @@ def _replay_into(
     policy: Any,
     rig: CameraRig,
     settings: PlannerSettings,
+    *,
     rate_hz: float,
     odom_source: str,
     start: float,
