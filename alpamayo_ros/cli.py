@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from alpamayo_ros.core.cameras import FAMILIES
 from alpamayo_ros.nodes.parameters import PLANNER_PARAMS, add_arguments, planner_config
 from alpamayo_ros.planning.realtime import PLANNING_MODES
 
@@ -72,8 +73,13 @@ def _inspect_bag(args: argparse.Namespace) -> int:
 def _make_tiny_checkpoint(args: argparse.Namespace) -> int:
     from alpamayo_ros.model.tiny import make_tiny_checkpoint
 
-    path = make_tiny_checkpoint(args.directory, seed=args.seed, pixels=args.pixels)
-    print(f"wrote an untrained tiny checkpoint (released layout, random weights) to {path}")
+    path = make_tiny_checkpoint(
+        args.directory, seed=args.seed, pixels=args.pixels, family=args.family
+    )
+    print(
+        f"wrote an untrained tiny {args.family} checkpoint (released layout, random weights) "
+        f"to {path}"
+    )
     return 0
 
 
@@ -336,6 +342,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("directory", help="output folder (created)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the weights")
     p.add_argument("--pixels", type=int, default=32768, help="image pixel budget of its processor")
+    p.add_argument(
+        "--family", choices=FAMILIES, default=FAMILIES[0],
+        help="checkpoint layout: alpamayo1 (Alpamayo-R1) or alpamayo1_5 (Alpamayo 1.5)",
+    )  # fmt: skip
     p.set_defaults(func=_make_tiny_checkpoint)
 
     p = sub.add_parser(

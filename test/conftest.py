@@ -51,3 +51,17 @@ def make_request(seed: int = 0, shape=(540, 960), speed: float = 5.0) -> PlanReq
 def request_factory():
     """make_request(seed=0, shape=(540, 960), speed=5.0) -> PlanRequest."""
     return make_request
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint_1_5(tmp_path_factory) -> Path:
+    return make_tiny_checkpoint(
+        tmp_path_factory.mktemp("tiny15") / "ckpt", seed=0, family="alpamayo1_5"
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_policy_1_5(tiny_checkpoint_1_5):
+    from alpamayo_ros.model.policy import AlpamayoPolicy
+
+    return AlpamayoPolicy.from_pretrained(tiny_checkpoint_1_5)

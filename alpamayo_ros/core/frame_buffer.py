@@ -14,13 +14,10 @@ from typing import Any
 
 import numpy as np
 
-# The released model's cameras, in its input order (dataset indices 0, 1, 2, 6).
-RELEASED_CAMERAS: tuple[str, ...] = (
-    "camera_cross_left_120fov",
-    "camera_front_wide_120fov",
-    "camera_cross_right_120fov",
-    "camera_front_tele_30fov",
-)
+from alpamayo_ros.core.cameras import ALPAMAYO1_CAMERAS
+
+# The released Alpamayo 1 model's cameras, in its input order (dataset indices 0, 1, 2, 6).
+RELEASED_CAMERAS: tuple[str, ...] = ALPAMAYO1_CAMERAS
 
 
 class FramesUnavailable(RuntimeError):

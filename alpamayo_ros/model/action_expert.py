@@ -21,7 +21,9 @@ from alpamayo_ros.model.config import ActionInProjSettings, ActionSpaceSettings
 
 
 class ActionSpace(nn.Module):
-    """Normalisation of (acceleration m/s^2, curvature 1/m); buffers saved with the weights."""
+    """Normalisation of (acceleration m/s^2, curvature 1/m). The statistics are float32
+    buffers built from the config; Alpamayo 1 checkpoints also store them (loaded over
+    these), Alpamayo 1.5 may not (its code made them non-persistent)."""
 
     accel_mean: torch.Tensor
     accel_std: torch.Tensor
@@ -31,10 +33,11 @@ class ActionSpace(nn.Module):
     def __init__(self, settings: ActionSpaceSettings) -> None:
         super().__init__()
         self.settings = settings
-        self.register_buffer("accel_mean", torch.tensor(settings.accel_mean))
-        self.register_buffer("accel_std", torch.tensor(settings.accel_std))
-        self.register_buffer("curvature_mean", torch.tensor(settings.curvature_mean))
-        self.register_buffer("curvature_std", torch.tensor(settings.curvature_std))
+        f32 = torch.float32
+        self.register_buffer("accel_mean", torch.tensor(settings.accel_mean, dtype=f32))
+        self.register_buffer("accel_std", torch.tensor(settings.accel_std, dtype=f32))
+        self.register_buffer("curvature_mean", torch.tensor(settings.curvature_mean, dtype=f32))
+        self.register_buffer("curvature_std", torch.tensor(settings.curvature_std, dtype=f32))
 
     @property
     def dims(self) -> tuple[int, int]:
@@ -64,7 +67,7 @@ class FourierFeatures(nn.Module):
         if dim % 2:
             raise ValueError(f"Fourier feature dim must be even, got {dim}")
         self.out_dim = dim
-        freqs = torch.logspace(0, math.log10(max_freq), steps=dim // 2)
+        freqs = torch.logspace(0, math.log10(max_freq), steps=dim // 2, dtype=torch.float32)
         self.register_buffer("freqs", freqs[None, :])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -17,33 +17,44 @@ from typing import Any
 
 from transformers import Qwen3VLConfig
 
+from alpamayo_ros.checkpoints import MODEL_TYPES
+from alpamayo_ros.core.cameras import ALPAMAYO1_5
 from alpamayo_ros.core.tokens import BinLayout, ControlTokenizer, HistoryDeltaTokenizer
 from alpamayo_ros.core.trajectory import UnicycleSpec
 
-MODEL_TYPE = "alpamayo_r1"
+MODEL_TYPE = "alpamayo_r1"  # Alpamayo 1 (Alpamayo-R1); Alpamayo 1.5 is "alpamayo1_5"
+MODEL_TYPE_1_5 = "alpamayo1_5"
+ARCHITECTURES = {"alpamayo_r1": ["AlpamayoR1"], "alpamayo1_5": ["Alpamayo1_5"]}
 
-# Import paths used by the released config (and by ours) -> what they are here.
-ACTION_SPACE_TARGETS = {
+
+def _released(*paths: str) -> set[str]:
+    """Import paths of the release under both package names: Alpamayo 1.5 renamed the
+    prefix alpamayo_r1. to alpamayo1_5. and changed nothing else."""
+    return {p for path in paths for p in (path, path.replace("alpamayo_r1.", "alpamayo1_5.", 1))}
+
+
+# Import paths used by the released configs (and by ours) -> what they are here.
+ACTION_SPACE_TARGETS = _released(
     "alpamayo_r1.action_space.unicycle_accel_curvature.UnicycleAccelCurvatureActionSpace",
     "alpamayo_ros.model.action_expert.ActionSpace",
-}
-DIFFUSION_TARGETS = {
+)
+DIFFUSION_TARGETS = _released(
     "alpamayo_r1.diffusion.flow_matching.FlowMatching",
     "alpamayo_ros.model.flow_matching.FlowMatching",
-}
-ACTION_IN_PROJ_TARGETS = {
+)
+ACTION_IN_PROJ_TARGETS = _released(
     "alpamayo_r1.models.action_in_proj.PerWaypointActionInProjV2",
     "alpamayo_ros.model.action_expert.PerWaypointActionInProj",
-}
+)
 ACTION_OUT_PROJ_TARGETS = {"torch.nn.Linear", "torch.nn.modules.linear.Linear"}
-HISTORY_TOKENIZER_TARGETS = {
+HISTORY_TOKENIZER_TARGETS = _released(
     "alpamayo_r1.models.delta_tokenizer.DeltaTrajectoryTokenizer",
     "alpamayo_ros.core.tokens.HistoryDeltaTokenizer",
-}
-FUTURE_TOKENIZER_TARGETS = {
+)
+FUTURE_TOKENIZER_TARGETS = _released(
     "alpamayo_r1.action_space.discrete_action_space.DiscreteTrajectoryTokenizer",
     "alpamayo_ros.core.tokens.ControlTokenizer",
-}
+)
 
 # The 29 special tokens of the release, in the order they are added to the vocabulary
 # (after the trajectory tokens <i0>..<iN-1>); <|image_pad|> already exists in Qwen's.
@@ -55,6 +66,22 @@ SPECIAL_TOKEN_NAMES: tuple[str, ...] = (
     "vectorized_wm_start", "vectorized_wm_end", "vectorized_wm_pre_tkn", "route_start",
     "route_pad", "route_end", "question_start", "question_end", "answer_start", "answer_end",
 )  # fmt: skip
+
+
+# Alpamayo 1.5 renamed nine unused specials to <|_padding_0|>..<|_padding_8|> at the same
+# positions (every token the model uses keeps its id).
+RENAMED_IN_1_5: tuple[str, ...] = (
+    "image_pre_tkn", "traj_history_pre_tkn", "meta_action_start", "meta_action_end",
+    "traj_future_pre_tkn", "vectorized_wm", "vectorized_wm_start", "vectorized_wm_end",
+    "vectorized_wm_pre_tkn",
+)  # fmt: skip
+SPECIAL_TOKEN_NAMES_1_5: tuple[str, ...] = tuple(
+    f"_padding_{RENAMED_IN_1_5.index(n)}" if n in RENAMED_IN_1_5 else n for n in SPECIAL_TOKEN_NAMES
+)
+# The specials this package reads or writes (both families have them under these names).
+USED_SPECIAL_TOKENS: tuple[str, ...] = tuple(
+    n for n in SPECIAL_TOKEN_NAMES if n not in RENAMED_IN_1_5
+)
 
 
 def special_token(name: str) -> str:
@@ -143,10 +170,15 @@ class ActionSpaceSettings:
 
 @dataclass(frozen=True)
 class FlowMatchingSettings:
-    """num_inference_steps: Euler steps from noise (t=0) to data (t=1)."""
+    """num_inference_steps: Euler steps from noise (t=0) to data (t=1);
+    use_classifier_free_guidance, inference_guidance_weight: the 1.5 release's navigation
+    guidance keys when the file has them (the release passes them per call instead; here
+    they are defaults the planner's navigation_guidance setting overrides)."""
 
     num_inference_steps: int = 10
     int_method: str = "euler"
+    use_classifier_free_guidance: bool = False
+    inference_guidance_weight: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -182,9 +214,11 @@ class AlpamayoConfig:
     """
 
     def __init__(self, data: dict[str, Any]) -> None:
-        if data.get("model_type") != MODEL_TYPE:
+        if not isinstance(data, dict) or data.get("model_type") not in MODEL_TYPES:
+            got = data.get("model_type") if isinstance(data, dict) else data
             raise ConfigError(
-                f"config field 'model_type' must be {MODEL_TYPE!r}, got {data.get('model_type')!r}"
+                f"config field 'model_type' must be one of {sorted(MODEL_TYPES)} (Alpamayo 1, "
+                f"Alpamayo 1.5), got {got!r}"
             )
         self.data = copy.deepcopy(data)
         # Parse everything once so a bad config fails at load time, not mid-inference.
@@ -236,6 +270,27 @@ class AlpamayoConfig:
         return path
 
     # -- simple fields ----------------------------------------------------------------
+    @property
+    def model_type(self) -> str:
+        return str(self.data["model_type"])
+
+    @property
+    def family(self) -> str:
+        """ "alpamayo1" or "alpamayo1_5" (alpamayo_ros.core.cameras.FAMILIES)."""
+        return MODEL_TYPES[self.model_type]
+
+    @property
+    def labels_cameras(self) -> bool:
+        """Whether prompts label each camera and frame (the 1.5 format). 1.5 was trained
+        with the labels and its release code adds them whenever it knows the cameras (it
+        never reads include_camera_ids); Alpamayo 1 prompts are unlabelled."""
+        return self.family == ALPAMAYO1_5
+
+    @property
+    def reads_navigation(self) -> bool:
+        """Whether the checkpoint was trained on navigation text (<|route_start|>...)."""
+        return self.family == ALPAMAYO1_5
+
     @property
     def traj_vocab_size(self) -> int:
         return int(self.data["traj_vocab_size"])
@@ -299,7 +354,17 @@ class AlpamayoConfig:
             raise ConfigError(f"diffusion_cfg.num_inference_steps must be >= 1, got {steps}")
         if method != "euler":
             raise ConfigError(f"diffusion_cfg.int_method must be 'euler', got {method!r}")
-        return FlowMatchingSettings(num_inference_steps=steps, int_method=method)
+        weight = cfg.get("inference_guidance_weight", 1.0)
+        if not isinstance(weight, int | float) or isinstance(weight, bool):
+            raise ConfigError(
+                f"diffusion_cfg.inference_guidance_weight must be a number, got {weight!r}"
+            )
+        return FlowMatchingSettings(
+            num_inference_steps=steps,
+            int_method=method,
+            use_classifier_free_guidance=bool(cfg.get("use_classifier_free_guidance", False)),
+            inference_guidance_weight=float(weight),
+        )
 
     def _action_in_proj(self) -> ActionInProjSettings:
         cfg = _target(

@@ -12,9 +12,11 @@ VLM's KV cache -> the core unicycle model integrates them.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -32,6 +34,7 @@ from transformers import PreTrainedConfig, Qwen3VLForConditionalGeneration, Qwen
 from transformers.initialization import no_init_weights
 
 from alpamayo_ros.checkpoints import resolve_model
+from alpamayo_ros.core.cameras import ALPAMAYO1_5
 from alpamayo_ros.core.trajectory import UnicycleRollout, integrate
 from alpamayo_ros.model.action_expert import (
     ActionSpace,
@@ -40,16 +43,27 @@ from alpamayo_ros.model.action_expert import (
     expert_text_config,
 )
 from alpamayo_ros.model.config import AlpamayoConfig, ConfigError
-from alpamayo_ros.model.flow_matching import euler_sample
+from alpamayo_ros.model.flow_matching import euler_sample, guided
 from alpamayo_ros.model.processor import AlpamayoProcessor
 from alpamayo_ros.model.tiny import DESCRIPTION_KEY, UNTRAINED_KEY
-from alpamayo_ros.planning.requests import PlanRequest, PlanResult, PolicySample
+from alpamayo_ros.planning.requests import (
+    Answer,
+    PlanRequest,
+    PlanResult,
+    PolicySample,
+    QuestionRequest,
+)
 
 log = logging.getLogger(__name__)
 
 SINGLE_FILE = "model.safetensors"
 ATTENTION_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2")
 INDEX_FILE = "model.safetensors.index.json"
+# Buffers the model rebuilds from its config: Alpamayo 1 checkpoints store them, Alpamayo
+# 1.5 made them non-persistent (its shards may lack them): absent is not "missing".
+DERIVED_BUFFERS = re.compile(
+    r"^(action_space\.(accel|curvature)_(mean|std)|action_in_proj\.(.+\.)?freqs)$"
+)
 
 
 class CheckpointError(RuntimeError):
@@ -182,6 +196,8 @@ class AlpamayoPolicy(nn.Module):
         directory.mkdir(parents=True, exist_ok=True)
         self.config.save(directory)
         state = {k: v.detach().contiguous().cpu() for k, v in sorted(self.state_dict().items())}
+        if self.config.family == ALPAMAYO1_5:  # as its release: these are not persistent
+            state = {k: v for k, v in state.items() if not DERIVED_BUFFERS.match(k)}
         shards: list[dict[str, torch.Tensor]] = [{}]
         size = 0
         for key, tensor in state.items():
@@ -214,7 +230,8 @@ class AlpamayoPolicy(nn.Module):
         """Copy the checkpoint's tensors into this model, shard by shard.
 
         Raises CheckpointError naming the key on a shape mismatch, and (strict) on any
-        missing or unexpected key; the report lists them either way.
+        missing or unexpected key; the report lists them either way. DERIVED_BUFFERS may be
+        absent (they keep the values built from the config).
         """
         directory = Path(directory)
         if (directory / INDEX_FILE).is_file():
@@ -242,7 +259,8 @@ class AlpamayoPolicy(nn.Module):
                             )
                         own[key].copy_(tensor)
                         seen.add(key)
-        report = LoadReport(tuple(sorted(set(own) - seen)), tuple(sorted(unexpected)))
+        absent = {k for k in set(own) - seen if not DERIVED_BUFFERS.match(k)}
+        report = LoadReport(tuple(sorted(absent)), tuple(sorted(unexpected)))
         if strict and (report.missing or report.unexpected):
             raise CheckpointError(
                 f"checkpoint {directory} does not match its config: "
@@ -302,6 +320,8 @@ class AlpamayoPolicy(nn.Module):
         trajectory_temperature: float = 0.0,
         cancel: threading.Event | None = None,
         reasoning_ids: list[Sequence[int]] | None = None,
+        navigation_guidance: float = 1.0,
+        noise_temperature: float = 1.0,
     ) -> PlanResult:
         """Reasoning and trajectories for a batch of requests, num_samples each.
 
@@ -314,12 +334,19 @@ class AlpamayoPolicy(nn.Module):
             sample holds in reasoning_token_ids): read with the prompt in the one prefill
             (teacher-forced, followed by <|cot_end|> <|traj_future_start|>) instead of being
             decoded; every sample of that request shares it (the trajectory lane).
+        navigation_guidance: classifier-free guidance weight w for requests with navigation
+            text (Alpamayo 1.5): the expert also reads an unguided cache (one more prefill:
+            the prompt without the route span, then the guided causal chain) and each Euler
+            step uses (1 - w) v_uncond + w v_cond. 1 = no guidance, nothing extra is run.
+        noise_temperature: scale of the flow sampler's initial noise (1 = released).
         """
         self._cancel = cancel
         if self.processor is None:
             raise RuntimeError("policy has no processor: load it with from_pretrained")
         if num_samples < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+        if navigation_guidance < 0:
+            raise ValueError(f"navigation_guidance must be >= 0, got {navigation_guidance}")
         device = self.device
         timings: dict[str, float] = {}
         generator = torch.Generator(device=device)
@@ -381,9 +408,19 @@ class AlpamayoPolicy(nn.Module):
                 ).float()
                 traj_ids = (traj_tokens + self.processor.traj_token_start).tolist()
             else:
-                action = self._denoise(
-                    cache, attention, future_start_pos, rope_deltas, generator,
+                self._check_cancel()
+                ctx = self.expert_context(cache, attention, future_start_pos, rope_deltas)
+                velocity = lambda x, t: self.expert_velocity(ctx, x, t)  # noqa: E731
+                weights = [navigation_guidance if r.navigation else 1.0 for r in requests]
+                if any(w != 1.0 for w in weights):
+                    with _timer(timings, "guidance_prefill", device):
+                        ctx_u = self._unguided_context(requests, full_ids, S)
+                    w = torch.tensor(weights, device=device).repeat_interleave(S)[:, None, None]
+                    velocity = guided(velocity, lambda x, t: self.expert_velocity(ctx_u, x, t), w)
+                action = euler_sample(
+                    velocity, (attention.shape[0], *self.action_space.dims),
                     num_flow_steps or self.config.flow_matching.num_inference_steps,
+                    generator=generator, device=device, noise_temperature=noise_temperature,
                 )  # fmt: skip
                 controls = self.action_space.denormalise(action).cpu()
         timings["total"] = 1000.0 * (time.perf_counter() - total_start)
@@ -526,15 +563,101 @@ class AlpamayoPolicy(nn.Module):
         T = self.action_space.dims[0]
         return self.action_out_proj(out.last_hidden_state[:, -T:]).float()
 
-    def _denoise(self, cache, attention, stop_pos, rope_deltas, generator, steps) -> torch.Tensor:
-        """Flow matching with the expert over the VLM cache; returns (B*S, T, 2) normalised."""
+    def _unguided_context(
+        self, requests: list[PlanRequest], full_ids: list[list[int]], S: int
+    ) -> ExpertContext:
+        """The expert's context without navigation (classifier-free guidance): one prefill
+        of the requests' prompts without the route span, repeated to S samples each, then
+        each sample's guided output (full_ids: its causal chain through
+        <|traj_future_start|>, B*S rows) fed through that cache in one forward pass, as the
+        1.5 release replays the guided chain."""
+        assert self.processor is not None
+        device = self.device
+        plain = [dataclasses.replace(r, navigation=None) for r in requests]
+        inputs = {k: v.to(device) for k, v in self.processor(plain).items()}
+        inputs["pixel_values"] = inputs["pixel_values"].to(self.vlm.dtype)
+        self.vlm.model.rope_deltas = None
         self._check_cancel()
-        ctx = self.expert_context(cache, attention, stop_pos, rope_deltas)
-        shape = (attention.shape[0], *self.action_space.dims)
-        return euler_sample(
-            lambda x, t: self.expert_velocity(ctx, x, t), shape, steps,
-            generator=generator, device=attention.device,
-        )  # fmt: skip
+        out = self.vlm(**inputs, use_cache=True, logits_to_keep=1)
+        cache = out.past_key_values
+        rope_deltas = self.vlm.model.rope_deltas.repeat_interleave(S, dim=0)
+        if S > 1:
+            cache.batch_repeat_interleave(S)
+        attention = inputs["attention_mask"].repeat_interleave(S, dim=0)
+        n, prefix = attention.shape
+        lengths = torch.tensor([len(ids) for ids in full_ids], device=device)
+        stop_pos = prefix + lengths - 1  # each row's last token: <|traj_future_start|>
+        width = int(lengths.max()) if len(full_ids) else 0
+        if width:
+            tokens = torch.full((n, width), self.processor.pad_id, dtype=torch.long, device=device)
+            live = torch.zeros((n, width), dtype=torch.long, device=device)
+            for i, ids in enumerate(full_ids):
+                tokens[i, : len(ids)] = torch.tensor(ids, dtype=torch.long, device=device)
+                live[i, : len(ids)] = 1
+            text_pos = attention.sum(dim=-1, keepdim=True) + live.cumsum(dim=-1) - 1
+            pos = (text_pos + rope_deltas).unsqueeze(0).expand(3, -1, -1)
+            attention = torch.cat([attention, live], dim=1)
+            self._check_cancel()
+            self.vlm(
+                input_ids=tokens, attention_mask=attention, position_ids=pos,
+                past_key_values=cache, use_cache=True, logits_to_keep=1,
+            )  # fmt: skip
+        return self.expert_context(cache, attention, stop_pos, rope_deltas)
+
+    # -- questions ------------------------------------------------------------------------
+    @torch.inference_mode()
+    def ask(
+        self,
+        question: QuestionRequest,
+        max_tokens: int = 256,
+        temperature: float = 0.6,
+        top_p: float = 0.98,
+        seed: int | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Answer:
+        """Answer a question about the scene with Alpamayo 1.5's question prompt (the
+        labelled images, <|question_start|>question<|question_end|>, <|answer_start|>):
+        decodes until <|answer_end|> (complete), the end of the turn, or max_tokens."""
+        self._cancel = cancel
+        if self.processor is None:
+            raise RuntimeError("policy has no processor: load it with from_pretrained")
+        if max_tokens < 1:
+            raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
+        proc = self.processor
+        device = self.device
+        timings: dict[str, float] = {}
+        generator = torch.Generator(device=device)
+        generator.manual_seed(seed if seed is not None else int(torch.randint(0, 2**62, (1,))))
+        start = time.perf_counter()
+        with _timer(timings, "preprocess", device):
+            inputs = {k: v.to(device) for k, v in proc.question_inputs([question]).items()}
+            inputs["pixel_values"] = inputs["pixel_values"].to(self.vlm.dtype)
+        with _timer(timings, "prefill", device):
+            self.vlm.model.rope_deltas = None
+            out = self.vlm(**inputs, use_cache=True, logits_to_keep=1)
+            cache, logits = out.past_key_values, out.logits[:, -1]
+            rope_deltas = self.vlm.model.rope_deltas
+        answer_end = proc.special_ids["answer_end"]
+        ends = {answer_end, token_id_or_none(proc.tokenizer, "<|im_end|>")}
+        ends.add(proc.tokenizer.eos_token_id)
+        ends.discard(None)
+        attention = inputs["attention_mask"]
+        ids: list[int] = []
+        complete = False
+        with _timer(timings, "answer", device):
+            for _ in range(max_tokens):
+                token = _sample_token(logits, temperature, top_p, generator)
+                value = int(token[0])
+                if value in ends:
+                    complete = value == answer_end
+                    break
+                ids.append(value)
+                self._check_cancel()
+                attention = torch.cat([attention, torch.ones_like(attention[:, :1])], dim=1)
+                logits = self._step_vlm(token, cache, attention, rope_deltas)
+        timings["total"] = 1000.0 * (time.perf_counter() - start)
+        text = str(proc.tokenizer.decode(ids, skip_special_tokens=True)).strip()
+        return Answer(text=text, complete=complete, timings_ms=timings)
 
     def _decode_trajectory_tokens(
         self, logits, cache, attention, rope_deltas, generator, temperature: float = 0.0
@@ -554,6 +677,11 @@ class AlpamayoPolicy(nn.Module):
             attention = torch.cat([attention, torch.ones_like(attention[:, :1])], dim=1)
             logits = self._step_vlm(token, cache, attention, rope_deltas)
         return (torch.stack(ids, dim=1) - lo).cpu().numpy()
+
+
+def token_id_or_none(tokenizer: Any, token: str) -> int | None:
+    value = tokenizer.convert_tokens_to_ids(token)
+    return value if isinstance(value, int) and value >= 0 else None
 
 
 def _index_rollout(roll: UnicycleRollout, s: int) -> UnicycleRollout:

@@ -1,10 +1,18 @@
 """Model inputs: camera frames + ego history -> the token ids and pixel tensors the VLM reads.
 
-One place defines the prompt (`build_prompt`): the released chat (system line, 16 images,
-48 history-trajectory placeholders, the instruction, an assistant turn opened with
-<|cot_start|>) rendered as Qwen3-VL's chat template renders it. Images go through
-transformers' Qwen2-VL/Qwen3-VL image processor; each <|image_pad|> is expanded to that
-image's token count and the history placeholders are replaced by the history tokens.
+One place defines the prompts, rendered as Qwen3-VL's chat template renders a message list
+(content items concatenated with no separator; an image item is
+<|vision_start|><|image_pad|><|vision_end|>):
+- `build_prompt`, the driving prompt: system line, the images, 48 history-trajectory
+  placeholders, for Alpamayo 1.5 the optional <|route_start|>navigation<|route_end|>, the
+  instruction, and an assistant turn opened with <|cot_start|>;
+- `build_question_prompt` (Alpamayo 1.5): the images and
+  <|question_start|>question<|question_end|>, the assistant turn opened with <|answer_start|>.
+Alpamayo 1 images are unlabelled; Alpamayo 1.5 puts "{camera display name}: " before each
+camera's first frame and "frame {k} " before each frame, cameras in ascending model index
+(shared/reference/alpamayo_1_5.md 5.2, 5.4). Images go through the Qwen2-VL/Qwen3-VL image
+preprocessing; each <|image_pad|> is expanded to that image's token count and the history
+placeholders are replaced by the history tokens.
 """
 
 from __future__ import annotations
@@ -19,10 +27,18 @@ import torch
 from transformers import AutoImageProcessor, AutoTokenizer, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
+from alpamayo_ros.core.cameras import (
+    ALPAMAYO1_CAMERAS,
+    CameraLayoutError,
+    check_camera_layout,
+    display_name,
+    model_camera,
+    prompt_order,
+)
 from alpamayo_ros.core.ego_history import EgoHistory
-from alpamayo_ros.model.config import SPECIAL_TOKEN_NAMES, AlpamayoConfig, special_token
+from alpamayo_ros.model.config import USED_SPECIAL_TOKENS, AlpamayoConfig, special_token
 from alpamayo_ros.model.image_preprocessing import ImagePreprocessor
-from alpamayo_ros.planning.requests import PlanRequest
+from alpamayo_ros.planning.requests import PlanRequest, QuestionRequest
 
 SYSTEM_PROMPT = "You are a driving assistant that generates safe and accurate actions."
 INSTRUCTION = (
@@ -50,18 +66,71 @@ QWEN3_VL_IMAGE_PROCESSOR = {
 }
 
 
-def build_prompt(num_images: int, num_history_tokens: int) -> str:
-    """The whole prompt text before image expansion (the model continues after it)."""
+def image_section(num_images: int, camera_indices: list[int] | None = None) -> str:
+    """The images of the user turn: bare (Alpamayo 1), or (camera_indices, one per camera
+    in prompt order, the images split evenly between them) each camera introduced by
+    "{display name}: " and each of its frames by "frame {k} " (Alpamayo 1.5)."""
+    if camera_indices is None:
+        return IMAGE_PLACEHOLDER * num_images
+    per_camera, rest = divmod(num_images, len(camera_indices))
+    if rest or not per_camera:
+        raise ValueError(f"{num_images} images do not split over {len(camera_indices)} cameras")
+    return "".join(
+        f"{display_name(index)}: "
+        + "".join(f"frame {k} {IMAGE_PLACEHOLDER}" for k in range(per_camera))
+        for index in camera_indices
+    )
+
+
+def build_prompt(
+    num_images: int,
+    num_history_tokens: int,
+    camera_indices: list[int] | None = None,
+    navigation: str | None = None,
+) -> str:
+    """The whole driving prompt before image expansion (the model continues after it).
+
+    camera_indices: label the images (Alpamayo 1.5; see image_section); navigation: the
+    route text between <|route_start|> and <|route_end|> after the history (1.5)."""
     history = (
         special_token("traj_history_start")
         + special_token("traj_history") * num_history_tokens
         + special_token("traj_history_end")
     )
+    route = ""
+    if navigation is not None:
+        route = special_token("route_start") + navigation + special_token("route_end")
+    images = image_section(num_images, camera_indices)
     return (
         f"<|im_start|>system\n{SYSTEM_PROMPT}<|im_end|>\n"
-        f"<|im_start|>user\n{IMAGE_PLACEHOLDER * num_images}{history}{INSTRUCTION}<|im_end|>\n"
+        f"<|im_start|>user\n{images}{history}{route}{INSTRUCTION}<|im_end|>\n"
         f"<|im_start|>assistant\n{special_token('cot_start')}"
     )
+
+
+def build_question_prompt(
+    num_images: int, question: str, camera_indices: list[int] | None = None
+) -> str:
+    """Alpamayo 1.5's question prompt: the images, the question between
+    <|question_start|> and <|question_end|> (no history, no instruction), and the
+    assistant turn opened with <|answer_start|>."""
+    images = image_section(num_images, camera_indices)
+    q = special_token("question_start") + question + special_token("question_end")
+    return (
+        f"<|im_start|>system\n{SYSTEM_PROMPT}<|im_end|>\n"
+        f"<|im_start|>user\n{images}{q}<|im_end|>\n"
+        f"<|im_start|>assistant\n{special_token('answer_start')}"
+    )
+
+
+def check_text(field: str, text: str) -> str:
+    """User text placed in a prompt (navigation, a question): non-empty, and without the
+    model's control markup, which the tokenizer would read as special tokens."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"{field} must be non-empty text, got {text!r}")
+    if "<|" in text or "|>" in text:
+        raise ValueError(f"{field} must not contain special-token markup '<|' or '|>': {text!r}")
+    return text
 
 
 class AlpamayoProcessor:
@@ -87,7 +156,7 @@ class AlpamayoProcessor:
                 f"config traj_token_start_idx = {recorded} but the tokenizer has <i0> = "
                 f"{self.traj_token_start}"
             )
-        self.special_ids = {n: token_id(tokenizer, special_token(n)) for n in SPECIAL_TOKEN_NAMES}
+        self.special_ids = {n: token_id(tokenizer, special_token(n)) for n in USED_SPECIAL_TOKENS}
         unk = tokenizer.unk_token_id
         missing = [n for n, i in self.special_ids.items() if unk is not None and i == unk]
         if missing:
@@ -151,6 +220,80 @@ class AlpamayoProcessor:
         ids.append(token_id(self.tokenizer, "<|im_end|>"))
         return ids
 
+    def layout(
+        self, images: tuple[np.ndarray, ...], cameras: tuple[str, ...]
+    ) -> tuple[list[np.ndarray], list[int] | None]:
+        """A request's images in prompt order (cameras ascending by model index) and, for
+        checkpoints whose prompts label cameras, the model index of each camera. Refuses
+        (CameraLayoutError naming the camera) a layout the checkpoint cannot read."""
+        cams = tuple(cameras) or ALPAMAYO1_CAMERAS
+        per_camera, rest = divmod(len(images), len(cams))
+        if rest or not per_camera:
+            raise CameraLayoutError(f"{len(images)} images do not split over cameras {cams}")
+        check_camera_layout(cams, self.config.family, per_camera)
+        groups = [images[i * per_camera : (i + 1) * per_camera] for i in range(len(cams))]
+        order = prompt_order(cams)
+        ordered = [img for i in order for img in groups[i]]
+        labels = [model_camera(cams[i]).index for i in order]
+        return ordered, labels if self.config.labels_cameras else None
+
+    def _expand(
+        self, prompts: list[str], images: list[list[np.ndarray]]
+    ) -> tuple[list[np.ndarray], dict[str, torch.Tensor]]:
+        """Tokenise each prompt and expand its <|image_pad|> placeholders to its images'
+        token counts; returns the id arrays and the vision inputs of all images."""
+        vision = self.images([img for group in images for img in group])
+        merge = self.images.merge_size
+        tokens_per_image = (vision["image_grid_thw"].prod(dim=-1) // (merge * merge)).tolist()
+        sequences, k = [], 0
+        for prompt, group in zip(prompts, images, strict=True):
+            ids = np.asarray(self.tokenizer(prompt, add_special_tokens=False)["input_ids"])
+            pads = np.flatnonzero(ids == self.image_pad_id)
+            if len(pads) != len(group):
+                raise RuntimeError(
+                    f"prompt has {len(pads)} image placeholders for {len(group)} images"
+                )
+            pieces, start = [], 0
+            for p in pads:
+                pieces += [ids[start:p], np.full(tokens_per_image[k], self.image_pad_id)]
+                start, k = int(p) + 1, k + 1
+            pieces.append(ids[start:])
+            sequences.append(np.concatenate(pieces))
+        return sequences, vision
+
+    def question_inputs(self, questions: list[QuestionRequest]) -> dict[str, torch.Tensor]:
+        """Alpamayo 1.5's question prompts -> input_ids, attention_mask, mm_token_type_ids
+        (B, L, left-padded), pixel_values, image_grid_thw."""
+        if not self.config.labels_cameras:
+            raise ValueError(
+                f"questions need an Alpamayo 1.5 checkpoint (this one is {self.config.family})"
+            )
+        layouts = [self.layout(q.images, q.cameras) for q in questions]
+        prompts = [
+            build_question_prompt(len(images), check_text("question", q.question), labels)
+            for q, (images, labels) in zip(questions, layouts, strict=True)
+        ]
+        sequences, vision = self._expand(prompts, [images for images, _ in layouts])
+        return self._batch(sequences, vision)
+
+    def _batch(
+        self, sequences: list[np.ndarray], vision: dict[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
+        """Left-padded input_ids, attention_mask, mm_token_type_ids + the vision inputs."""
+        length = max(len(seq) for seq in sequences)
+        input_ids = torch.full((len(sequences), length), self.pad_id, dtype=torch.long)
+        attention = torch.zeros((len(sequences), length), dtype=torch.long)
+        for b, seq in enumerate(sequences):
+            input_ids[b, length - len(seq) :] = torch.from_numpy(seq)
+            attention[b, length - len(seq) :] = 1
+        return {
+            "input_ids": input_ids,
+            "attention_mask": attention,
+            "mm_token_type_ids": (input_ids == self.image_pad_id).int() * attention.int(),
+            "pixel_values": vision["pixel_values"],
+            "image_grid_thw": vision["image_grid_thw"],
+        }
+
     def __call__(
         self, requests: list[PlanRequest], continuations: list[list[int]] | None = None
     ) -> dict[str, torch.Tensor]:
@@ -167,33 +310,24 @@ class AlpamayoProcessor:
             raise ValueError(f"{len(continuations)} continuations for {len(requests)} requests")
         if not requests:
             raise ValueError("no requests to process")
-        all_images = [img for r in requests for img in r.images]
-        vision = self.images(all_images)
-        grid = vision["image_grid_thw"]
-        merge = self.images.merge_size
-        tokens_per_image = (grid.prod(dim=-1) // (merge * merge)).tolist()
-
-        history_placeholder = self.special_ids["traj_history"]
-        sequences = []
-        k = 0
+        layouts = [self.layout(r.images, r.cameras) for r in requests]
         for r in requests:
-            prompt = build_prompt(len(r.images), self.config.tokens_per_history_traj)
-            ids = np.asarray(self.tokenizer(prompt, add_special_tokens=False)["input_ids"])
-            # Expand each image placeholder to its image's token count.
-            pads = np.flatnonzero(ids == self.image_pad_id)
-            if len(pads) != len(r.images):
-                raise RuntimeError(
-                    f"prompt has {len(pads)} image placeholders for {len(r.images)} images"
-                )
-            pieces, start = [], 0
-            for p in pads:
-                pieces += [ids[start:p], np.full(tokens_per_image[k], self.image_pad_id)]
-                start, k = int(p) + 1, k + 1
-            pieces.append(ids[start:])
-            ids = np.concatenate(pieces)
+            if r.navigation is not None:
+                if not self.config.reads_navigation:
+                    raise ValueError(
+                        f"navigation text {r.navigation!r} given to an {self.config.family} "
+                        "checkpoint: only Alpamayo 1.5 checkpoints read navigation"
+                    )
+                check_text("navigation", r.navigation)
+        prompts = [
+            build_prompt(len(images), self.config.tokens_per_history_traj, labels, r.navigation)
+            for r, (images, labels) in zip(requests, layouts, strict=True)
+        ]
+        sequences, vision = self._expand(prompts, [images for images, _ in layouts])
+        history_placeholder = self.special_ids["traj_history"]
+        for ids, r in zip(sequences, requests, strict=True):
             slots = np.flatnonzero(ids == history_placeholder)
             ids[slots] = self.history_token_ids(r.ego)
-            sequences.append(ids)
         prompt_lengths = [len(seq) for seq in sequences]
         if continuations is not None:
             sequences = [
@@ -201,20 +335,9 @@ class AlpamayoProcessor:
                 for seq, cont in zip(sequences, continuations, strict=True)
             ]
 
-        length = max(len(s) for s in sequences)
-        input_ids = torch.full((len(sequences), length), self.pad_id, dtype=torch.long)
-        attention = torch.zeros((len(sequences), length), dtype=torch.long)
-        for b, s in enumerate(sequences):
-            input_ids[b, length - len(s) :] = torch.from_numpy(s)
-            attention[b, length - len(s) :] = 1
-        mm_types = (input_ids == self.image_pad_id).int() * attention.int()
-        out = {
-            "input_ids": input_ids,
-            "attention_mask": attention,
-            "mm_token_type_ids": mm_types,
-            "pixel_values": vision["pixel_values"],
-            "image_grid_thw": grid,
-        }
+        out = self._batch(sequences, vision)
+        input_ids = out["input_ids"]
+        length = input_ids.shape[1]
         if continuations is not None:
             labels = torch.full_like(input_ids, -100)
             future_start = torch.full((len(sequences),), -1, dtype=torch.long)

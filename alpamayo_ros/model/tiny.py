@@ -18,6 +18,7 @@ import torch
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
+from alpamayo_ros.core.cameras import ALPAMAYO1, ALPAMAYO1_5, FAMILIES
 from alpamayo_ros.core.tokens import (
     RELEASED_ACCEL_MEAN,
     RELEASED_ACCEL_STD,
@@ -25,8 +26,11 @@ from alpamayo_ros.core.tokens import (
     RELEASED_CURVATURE_STD,
 )
 from alpamayo_ros.model.config import (
+    ARCHITECTURES,
     MODEL_TYPE,
+    MODEL_TYPE_1_5,
     SPECIAL_TOKEN_NAMES,
+    SPECIAL_TOKEN_NAMES_1_5,
     VLM_PRESETS,
     AlpamayoConfig,
     special_token,
@@ -120,11 +124,45 @@ def released_config_data() -> dict[str, Any]:
     }
 
 
+def released_1_5_config_data() -> dict[str, Any]:
+    """The Alpamayo 1.5 config.json as the reference documents it: the Alpamayo 1 document
+    with model_type alpamayo1_5, architectures Alpamayo1_5, `_target_` paths under
+    alpamayo1_5., include_camera_ids / include_frame_nums, and the flow sampler's guidance
+    keys (shared/reference/alpamayo_1_5.md, section 2)."""
+    return as_alpamayo1_5(released_config_data())
+
+
+def as_alpamayo1_5(data: dict[str, Any]) -> dict[str, Any]:
+    """An Alpamayo 1 config document rewritten as the 1.5 release's converter does."""
+    out = copy.deepcopy(data)
+
+    def rename(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: rename(v) for k, v in node.items()}
+        if isinstance(node, str) and node.startswith("alpamayo_r1."):
+            return "alpamayo1_5." + node[len("alpamayo_r1.") :]
+        return node
+
+    out = rename(out)
+    out.update(
+        model_type=MODEL_TYPE_1_5,
+        architectures=ARCHITECTURES[MODEL_TYPE_1_5],
+        include_camera_ids=True,
+        include_frame_nums=True,
+    )
+    out["diffusion_cfg"].update(use_classifier_free_guidance=False, inference_guidance_weight=1.0)
+    return out
+
+
 def build_tokenizer(
-    traj_vocab_size: int = TRAJ_VOCAB_SIZE, corpus: Sequence[str] = (), merges: int = 256
+    traj_vocab_size: int = TRAJ_VOCAB_SIZE,
+    corpus: Sequence[str] = (),
+    merges: int = 256,
+    family: str = ALPAMAYO1,
 ) -> PreTrainedTokenizerFast:
     """A byte-level BPE tokenizer with Qwen's chat and vision specials, the trajectory
-    tokens and the Alpamayo specials, in the released order.
+    tokens and the Alpamayo specials, in the released order (family "alpamayo1_5": nine
+    unused ones renamed <|_padding_N|>, as the 1.5 release names them).
 
     Without a corpus: the 256 byte symbols and no merges. With one: up to `merges` merges
     learnt from it (the prompt and the causal chains a model will write), so those texts
@@ -144,7 +182,8 @@ def build_tokenizer(
         tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>"
     )
     fast.add_tokens([f"<i{v}>" for v in range(traj_vocab_size)])
-    fast.add_tokens([special_token(n) for n in SPECIAL_TOKEN_NAMES], special_tokens=True)
+    names = SPECIAL_TOKEN_NAMES_1_5 if family == ALPAMAYO1_5 else SPECIAL_TOKEN_NAMES
+    fast.add_tokens([special_token(n) for n in names], special_tokens=True)
     return fast
 
 
@@ -167,14 +206,20 @@ SIZES: dict[str, dict[str, Any]] = {
 
 
 def tiny_config_data(
-    tokenizer: PreTrainedTokenizerFast, pixels: int = 32768, size: str = "tiny"
+    tokenizer: PreTrainedTokenizerFast,
+    pixels: int = 32768,
+    size: str = "tiny",
+    family: str = ALPAMAYO1,
 ) -> dict[str, Any]:
-    """A released-layout config with tiny widths (a SIZES preset) around the tokenizer."""
+    """A released-layout config with tiny widths (a SIZES preset) around the tokenizer,
+    in the layout of `family` ("alpamayo1" or "alpamayo1_5")."""
     if size not in SIZES:
         raise ValueError(f"size must be one of {sorted(SIZES)}, got {size!r}")
+    if family not in FAMILIES:
+        raise ValueError(f"family must be one of {list(FAMILIES)}, got {family!r}")
     w = SIZES[size]
     half = w["head_dim"] // 2  # rotary frequencies, split into (t, h, w) sections
-    data = released_config_data()
+    data = released_1_5_config_data() if family == ALPAMAYO1_5 else released_config_data()
     ids = {s: tokenizer.convert_tokens_to_ids(s) for s in QWEN_SPECIALS}
     data.update(
         vlm_name_or_path=UNTRAINED_VLM_NAME,
@@ -243,19 +288,22 @@ def make_tiny_checkpoint(
     pixels: int = 32768,
     size: str = "tiny",
     corpus: Sequence[str] = (),
+    family: str = ALPAMAYO1,
 ) -> Path:
     """Write a random tiny checkpoint to `directory` (created); returns its path.
 
     pixels: the image budget of its processor (the release uses about 196608; the tiny
     default keeps CPU runs fast); size: a SIZES preset; corpus: texts the tokenizer learns
-    merges from (build_tokenizer), e.g. the prompt and the causal chains to be trained.
+    merges from (build_tokenizer), e.g. the prompt and the causal chains to be trained;
+    family: "alpamayo1" or "alpamayo1_5" (its config, token names, and weights without the
+    buffers 1.5 made non-persistent).
     """
     from alpamayo_ros.model.policy import AlpamayoPolicy
     from alpamayo_ros.model.processor import AlpamayoProcessor
 
     directory = Path(directory)
-    tokenizer = build_tokenizer(corpus=corpus)
-    config = AlpamayoConfig(tiny_config_data(tokenizer, pixels, size))
+    tokenizer = build_tokenizer(corpus=corpus, family=family)
+    config = AlpamayoConfig(tiny_config_data(tokenizer, pixels, size, family))
     torch.manual_seed(seed)
     policy = AlpamayoPolicy(config)
     policy.processor = AlpamayoProcessor(tokenizer, default_image_processor(pixels, pixels), config)

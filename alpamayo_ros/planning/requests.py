@@ -23,14 +23,28 @@ class PlanRequest:
     images: the frame set's images, camera-major, oldest first per camera (the released
         model: 4 cameras x 4 frames), each (H, W, 3) uint8 RGB.
     ego: the ego history at t0 (positions (N, 3) metres, rotations (N, 3, 3), speed m/s).
+    cameras: the model camera (alpamayo_ros.core.cameras) of each camera group in `images`,
+        in the same order; () = Alpamayo 1's four in its order. The images split evenly
+        between them. Alpamayo 1.5 prompts name each camera; any order is shown ascending
+        by model index.
+    navigation: route text for Alpamayo 1.5 (e.g. "Turn left in 30m"), or None.
     """
 
     images: tuple[np.ndarray, ...]
     ego: EgoHistory
+    cameras: tuple[str, ...] = ()
+    navigation: str | None = None
 
     def __post_init__(self) -> None:
         if not self.images:
             raise ValueError("PlanRequest.images must hold at least one image")
+        if self.cameras and len(self.images) % len(self.cameras):
+            raise ValueError(
+                f"PlanRequest has {len(self.images)} images for {len(self.cameras)} cameras: "
+                "each camera must have the same number of frames"
+            )
+        if self.navigation is not None and not self.navigation.strip():
+            raise ValueError("PlanRequest.navigation must be None or non-empty text")
         for i, img in enumerate(self.images):
             if not (isinstance(img, np.ndarray) and img.ndim == 3 and img.shape[2] == 3):
                 shape = getattr(img, "shape", type(img).__name__)
@@ -86,6 +100,54 @@ class Policy(Protocol):
         seed: int | None = None,
         num_flow_steps: int | None = None,
         cancel: threading.Event | None = None,
+        navigation_guidance: float = 1.0,
+        noise_temperature: float = 1.0,
     ) -> PlanResult:
-        """num_samples samples per request; `cancel` set from another thread abandons it."""
+        """num_samples samples per request; `cancel` set from another thread abandons it;
+        navigation_guidance: classifier-free guidance weight of requests with navigation
+        text (1 = none); noise_temperature: scale of the flow sampler's initial noise."""
         ...
+
+    def ask(
+        self,
+        question: QuestionRequest,
+        *,
+        max_tokens: int = 256,
+        temperature: float = 0.6,
+        top_p: float = 0.98,
+        seed: int | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Answer:
+        """Answer a question about the scene (Alpamayo 1.5's VQA prompt)."""
+        ...
+
+
+@dataclass(frozen=True)
+class QuestionRequest:
+    """A question about the scene: images camera-major as in PlanRequest, their cameras,
+    and the question text."""
+
+    images: tuple[np.ndarray, ...]
+    question: str
+    cameras: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.images:
+            raise ValueError("QuestionRequest.images must hold at least one image")
+        if not self.question.strip():
+            raise ValueError("QuestionRequest.question must not be empty")
+        if self.cameras and len(self.images) % len(self.cameras):
+            raise ValueError(
+                f"QuestionRequest has {len(self.images)} images for {len(self.cameras)} "
+                "cameras: each camera must have the same number of frames"
+            )
+
+
+@dataclass(frozen=True)
+class Answer:
+    """text: the answer (up to <|answer_end|>); complete: False when the decode hit its
+    token limit first (the text is then what was written so far); timings_ms per stage."""
+
+    text: str
+    complete: bool
+    timings_ms: dict[str, float] = field(default_factory=dict)
