@@ -18,7 +18,26 @@ from alpamayo_ros.planning.realtime import PLANNING_MODES
 REPLAY_PLANNER_FLAGS = (
     "num_samples", "temperature", "top_p", "max_reasoning_tokens", "num_flow_steps",
     "sample_choice", "seed", "max_input_age", "max_plan_age", "late_plan",
+    "frames_per_camera", "navigation_max_age", "navigation_guidance", "noise_temperature",
 )  # fmt: skip
+
+
+def _check_model_inputs(
+    rig, model: str | None, frames_per_camera: int, navigation: bool = False
+) -> str:
+    """Refuse, before anything loads, a camera rig the checkpoint cannot read, or
+    navigation for a checkpoint that does not read it (the family read from config.json;
+    no --model: the demo checkpoint, an Alpamayo 1). Returns the family."""
+    from alpamayo_ros.checkpoints import DEMO_MODEL, model_family
+    from alpamayo_ros.core.cameras import ALPAMAYO1, ALPAMAYO1_5, check_camera_layout
+
+    family = model_family(model or DEMO_MODEL) or ALPAMAYO1
+    check_camera_layout(rig.names, family, frames_per_camera)
+    if navigation and family != ALPAMAYO1_5:
+        raise ValueError(
+            f"navigation needs an Alpamayo 1.5 checkpoint; {model or DEMO_MODEL} is {family}"
+        )
+    return family
 
 
 def _load_rig(path: str | None):
@@ -159,8 +178,13 @@ def _replay(args: argparse.Namespace) -> int:
     rig = _load_rig(args.cameras)
     # Everything about the inputs first (fast), so a bad path or topic does not wait for
     # the model to load.
-    check_replay_inputs(args.bag, rig, args.odom, args.start, args.duration, args.out)
-    settings = planner_config({n: getattr(args, n) for n in REPLAY_PLANNER_FLAGS}).settings
+    config = planner_config({n: getattr(args, n) for n in REPLAY_PLANNER_FLAGS})
+    navigation = args.navigation is not None or args.navigation_topic is not None
+    _check_model_inputs(rig, args.model, config.frames_per_camera, navigation)
+    check_replay_inputs(
+        args.bag, rig, args.odom, args.start, args.duration, args.out, args.navigation_topic
+    )
+    settings = config.settings
     latency = _lane_latency(args.latency_ms)
     out = Path(args.out)
     _set_threads(args.threads)
@@ -173,7 +197,8 @@ def _replay(args: argparse.Namespace) -> int:
         args.bag, policy, rig, out, settings,
         rate_hz=args.rate, odom_source=args.odom, start=args.start, duration=args.duration,
         realtime=args.realtime, planning_mode=args.planning_mode, latency=latency,
-        autoware_wheelbase=args.autoware,
+        autoware_wheelbase=args.autoware, frames_per_camera=config.frames_per_camera,
+        navigation=args.navigation, navigation_topic=args.navigation_topic,
     )  # fmt: skip
     summary = result.summary()
     print(
@@ -211,6 +236,36 @@ def _replay(args: argparse.Namespace) -> int:
     print(f"report: {out / 'report.html'}\nsummary: {out / 'summary.json'}")
     print(f"plans bag: {out / 'plans'} (ros2 bag play, or open plans.mcap in Foxglove)")
     return 130 if result.interrupted else 0
+
+
+def _ask(args: argparse.Namespace) -> int:
+    from alpamayo_ros.bag.question import ask_bag
+    from alpamayo_ros.core.cameras import ALPAMAYO1_5
+
+    rig = _load_rig(args.cameras)
+    if args.model is None:
+        raise ValueError("ask needs --model: an Alpamayo 1.5 checkpoint folder")
+    family = _check_model_inputs(rig, args.model, args.frames_per_camera)
+    if family != ALPAMAYO1_5:
+        raise ValueError(f"questions need an Alpamayo 1.5 checkpoint; {args.model} is {family}")
+    _set_threads(args.threads)
+    policy = _load_policy(args.model, args.device, args.dtype, Path(tempfile.gettempdir()))
+    result = ask_bag(
+        args.bag, policy, rig, args.at, args.question, args.frames_per_camera,
+        max_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed,
+    )  # fmt: skip
+    frames, answer = result.frames, result.answer
+    if policy.untrained:
+        print("(untrained checkpoint: random weights, the answer means nothing)", file=sys.stderr)
+    print(
+        f"frames at t0 = {frames.t0:.3f} s ({len(frames.cameras)} cameras x "
+        f"{frames.stamps.shape[1]} frames: {', '.join(frames.cameras)})"
+    )
+    if result.skipped:
+        print(f"skipped inputs: {result.skipped}")
+    print(f"answer{'' if answer.complete else ' (cut at --max-tokens)'}: {answer.text}")
+    print(f"{answer.timings_ms.get('total', 0.0):.0f} ms on {args.device}")
+    return 0
 
 
 def _build_dataset(args: argparse.Namespace) -> int:
@@ -400,6 +455,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="simulated latency of a full plan and of a trajectory-lane plan, ms (default: "
         "the measured time of each call on this machine)",
     )  # fmt: skip
+    nav = p.add_mutually_exclusive_group()
+    nav.add_argument(
+        "--navigation", metavar="TEXT",
+        help="route text for every plan, e.g. 'Turn left in 30m' (Alpamayo 1.5 checkpoints)",
+    )  # fmt: skip
+    nav.add_argument(
+        "--navigation-topic", metavar="TOPIC",
+        help="std_msgs/String topic of the bag with route text (Alpamayo 1.5 checkpoints)",
+    )  # fmt: skip
     p.add_argument("--out", default="out/replay", help="output folder")
     p.add_argument(
         "--autoware", type=float, metavar="WHEELBASE", nargs="?", const=2.8,
@@ -411,6 +475,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="torch CPU threads (default: all cores; lower it when sharing the machine)",
     )  # fmt: skip
     p.set_defaults(func=_replay)
+
+    p = sub.add_parser(
+        "ask",
+        help="ask an Alpamayo 1.5 checkpoint a question about a bag's scene at a given time",
+    )
+    p.add_argument("bag", help="ROS 2 bag folder (sqlite3 or MCAP)")
+    p.add_argument("question", help='e.g. "Is the traffic light ahead red?"')
+    p.add_argument(
+        "--at", type=float, required=True, help="seconds after the bag's start: the newest "
+        "complete frame set received by then is shown to the model",
+    )  # fmt: skip
+    p.add_argument("--model", help="Alpamayo 1.5 checkpoint folder (or repo id in the cache)")
+    p.add_argument("--cameras", help="camera rig YAML (default: the released rig's topics)")
+    add_arguments(p, PLANNER_PARAMS, ("frames_per_camera", "temperature"))
+    p.add_argument("--max-tokens", type=int, default=256, help="longest answer, tokens")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
+    p.set_defaults(func=_ask)
 
     p = sub.add_parser("build-dataset", help="bags + causal-chain annotations -> training shards")
     p.add_argument("bags", nargs="+", help="ROS 2 bag folders")

@@ -114,8 +114,13 @@ class InputFeed:
         add_image: ImageSink,
         add_pose: PoseSink,
         skipped: SkipCounts,
+        navigation_topic: str | None = None,
+        set_navigation: Callable[[str, float], None] | None = None,
     ) -> None:
         self.rig = rig
+        self.navigation_topic = navigation_topic
+        self.set_navigation = set_navigation
+        self.received = 0.0  # bag receive time (s) of the message being fed
         self.odom_source = odom_source
         self.odom_is_tf = odom_is_tf
         self.by_topic = rig.by_topic()
@@ -125,12 +130,23 @@ class InputFeed:
 
     @property
     def topics(self) -> list[str]:
-        return [self.odom_source, *self.by_topic]
+        nav = [self.navigation_topic] if self.navigation_topic else []
+        return [self.odom_source, *self.by_topic, *nav]
 
     def __call__(self, topic: str, msg: Any) -> None:
         try:
             if isinstance(msg, BadMessage):
                 raise msg
+            if topic == self.navigation_topic:
+                text = getattr(msg, "data", None)
+                if not isinstance(text, str):
+                    raise BadMessage(f"{topic}: not a std_msgs/String")
+                if self.set_navigation is not None:
+                    try:
+                        self.set_navigation(text, self.received)
+                    except ValueError as err:
+                        raise BadMessage(f"{topic}: {err}") from err
+                return
             if topic == self.odom_source:
                 if self.odom_is_tf:
                     for pose in poses_from_tf(msg, topic=topic):
@@ -144,7 +160,9 @@ class InputFeed:
             for cam in cams:
                 self.add_image(cam.name, stamp, cam.crop_image(image))
         except BadMessage as err:
-            if topic != self.odom_source:
+            if topic == self.navigation_topic:
+                self.skipped.add("bad_navigation", str(err))
+            elif topic != self.odom_source:
                 self.skipped.add("bad_image", str(err))
 
 
@@ -154,6 +172,7 @@ def step_through(bag: Bag, feed: InputFeed, ticks: np.ndarray) -> Iterator[float
     pending = next(stream, None)
     for tick in ticks:
         while pending is not None and pending[1] <= tick + 1e-9:
+            feed.received = pending[1]
             feed(pending[0], pending[2])
             pending = next(stream, None)
         yield float(tick)

@@ -38,6 +38,7 @@ from alpamayo_ros.bag.reader import Bag, BagError, SkipCounts
 from alpamayo_ros.bag.report import ReportWriter
 from alpamayo_ros.core.camera_rig import CameraRig
 from alpamayo_ros.core.ego_history import EgoHistorySpec
+from alpamayo_ros.core.frame_buffer import FrameBufferSpec
 from alpamayo_ros.core.metrics import constant_velocity_xy, displacement_metrics
 from alpamayo_ros.core.plan import LATENCY_STAGES, Plan
 from alpamayo_ros.messages.autoware import autoware_trajectory_msg
@@ -210,6 +211,7 @@ def check_replay_inputs(
     start: float = 0.0,
     duration: float | None = None,
     out_dir: str | Path | None = None,
+    navigation_topic: str | None = None,
 ) -> tuple[float, float]:
     """What replay_bag needs, checked before any model is loaded (fast): the bag opens, has
     the rig's and the odometry topics, and the window [start, start + duration] after its
@@ -222,7 +224,7 @@ def check_replay_inputs(
     if out_dir is not None and Path(out_dir).is_file():
         raise ValueError(f"output folder {out_dir} is a file")
     with Bag(bag_path) as bag:
-        bag.require([odom_source, *rig.topics])
+        bag.require([odom_source, *rig.topics, *([navigation_topic] if navigation_topic else [])])
         ticks_from = first_tick(bag, EgoHistorySpec())  # the planner's history
         t_first = ticks_from + start
         if t_first >= bag.end_time:
@@ -250,6 +252,9 @@ def replay_bag(
     planning_mode: PlanningMode = "full",
     latency: LaneLatency | None = None,
     autoware_wheelbase: float | None = None,
+    frames_per_camera: int = 4,
+    navigation: str | None = None,
+    navigation_topic: str | None = None,
 ) -> ReplayResult:
     """Replay `bag_path` with `policy` (anything with AlpamayoPolicy.plan's signature, or
     None for stop plans only) and write DIR/plans/, DIR/summary.json and DIR/report.html.
@@ -261,14 +266,21 @@ def replay_bag(
     as in the node (planning.realtime); planning_mode "two_lane" implies it.
     autoware_wheelbase: also write each plan as autoware_planning_msgs/msg/Trajectory on
     .../autoware/trajectory (front wheel angles for this wheelbase, m); None: do not.
+    frames_per_camera: frames per camera in each plan's input (Alpamayo 1: 4).
+    navigation: route text given to every plan (Alpamayo 1.5); navigation_topic: a
+    std_msgs/String topic of the bag to read it from instead (its receive time counts
+    for navigation_max_age).
     """
+    if navigation is not None and navigation_topic is not None:
+        raise ValueError("give navigation text or a navigation topic, not both")
     settings = settings or PlannerSettings()
     with written_atomically(Path(out_dir)) as out:
         return _replay_into(
             out, bag_path, policy, rig, settings, rate_hz=rate_hz, odom_source=odom_source,
             start=start, duration=duration, progress=progress, report_camera=report_camera,
             realtime=realtime, planning_mode=planning_mode, latency=latency,
-            autoware_wheelbase=autoware_wheelbase,
+            autoware_wheelbase=autoware_wheelbase, frames_per_camera=frames_per_camera,
+            navigation=navigation, navigation_topic=navigation_topic,
         )  # fmt: skip
 
 
@@ -310,8 +322,12 @@ def _replay_into(
     planning_mode: PlanningMode,
     latency: LaneLatency | None,
     autoware_wheelbase: float | None,
+    frames_per_camera: int,
+    navigation: str | None,
+    navigation_topic: str | None,
 ) -> ReplayResult:
-    planner = Planner(policy, rig, settings)
+    frame_spec = FrameBufferSpec(cameras=rig.names, num_frames=frames_per_camera)
+    planner = Planner(policy, rig, settings, frame_spec=frame_spec)
     skipped = SkipCounts()
     report_camera = report_camera or (
         "camera_front_wide_120fov" if "camera_front_wide_120fov" in rig.names else rig.names[0]
@@ -343,7 +359,12 @@ def _replay_into(
         calib = read_calibrations(bag).get(cam_input.topic) if cam_input.crop is None else None
         result.calibrated = calib is not None
         is_tf = bag.topics[odom_source] == "tf2_msgs/msg/TFMessage"
-        feed = InputFeed(rig, odom_source, is_tf, planner.add_image, planner.add_pose, skipped)
+        if navigation_topic is not None:
+            bag.require([navigation_topic])
+        feed = InputFeed(
+            rig, odom_source, is_tf, planner.add_image, planner.add_pose, skipped,
+            navigation_topic=navigation_topic, set_navigation=planner.set_navigation,
+        )  # fmt: skip
         t_first = first_tick(bag, planner.poses.spec) + start
         t_last = bag.end_time if duration is None else min(bag.end_time, t_first + duration)
         ticks = tick_times(t_first, t_last, rate_hz)
@@ -367,6 +388,8 @@ def _replay_into(
 
         try:
             for tick in step_through(bag, feed, ticks):
+                if navigation is not None:
+                    planner.set_navigation(navigation, tick)
                 if lanes is None:
                     emit(_plan_tick(planner, tick, logged, report_camera))
                 else:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
@@ -319,6 +320,9 @@ def render(cam: CameraModel, state: WorldState, scn: Scenario) -> np.ndarray:
     return img
 
 
+NAVIGATION_TOPIC = "/planning/navigation"
+
+
 def write_sample_bag(
     directory: str | Path,
     seed: int = 0,
@@ -327,8 +331,12 @@ def write_sample_bag(
     width: int = 480,
     height: int = 270,
     storage: str = "mcap",
+    navigation: Sequence[tuple[float, str]] = (),
 ) -> Scenario:
-    """Write the drive to `directory` (a new bag folder) and return its scenario."""
+    """Write the drive to `directory` (a new bag folder) and return its scenario.
+
+    navigation: (seconds after the start, route text) messages on NAVIGATION_TOPIC
+    (std_msgs/String), e.g. [(0.5, "Turn left in 30m")], for Alpamayo 1.5 replays."""
     directory = Path(directory)
     scn = Scenario.random(seed, kind, duration)
     states = simulate(scn, extra=FUTURE_STEPS * FUTURE_DT + 0.5)
@@ -348,6 +356,8 @@ def write_sample_bag(
                 )
             )
         bag.write("/tf_static", t_start, f.tf(statics))
+        for at, text in navigation:
+            bag.write(NAVIGATION_TOPIC, t_start + at, f.t["std_msgs/msg/String"](data=text))
         for k in range(round(duration * 20) + 1):  # odometry at 20 Hz
             s = by_time[min(k * 5, len(states) - 1)]
             t = t_start + s.t

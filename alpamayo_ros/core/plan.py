@@ -31,6 +31,7 @@ class Plan:
     newest chain of the reasoning lane, teacher-forced; see chain_stamp), "" for stop plans.
     chain_stamp: seconds, the input time t0 the causal chain was written for (the chain's
     age is stamp - chain_stamp; NaN for stop plans).
+    navigation: the route text the plan was conditioned on ("" when none; Alpamayo 1.5).
     """
 
     stamp: float
@@ -54,6 +55,7 @@ class Plan:
     model_id: str = ""
     lane: str = ""
     chain_stamp: float = math.nan
+    navigation: str = ""
 
     def __post_init__(self) -> None:
         T = np.asarray(self.xyz).shape[0]

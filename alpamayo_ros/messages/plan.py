@@ -109,6 +109,7 @@ def driving_plan_msg(plan: Plan, types: TypeLookup) -> Any:
         model_id=plan.model_id,
         lane=plan.lane,
         chain_stamp=time_msg(types, plan.chain_stamp),
+        navigation=plan.navigation,
     )
 
 
@@ -257,6 +258,7 @@ def plan_from_msg(msg: Any) -> Plan:
             model_id=msg.model_id,
             lane=str(getattr(msg, "lane", "")),
             chain_stamp=_optional_stamp(getattr(msg, "chain_stamp", None)),
+            navigation=str(getattr(msg, "navigation", "")),
         )
     except ValueError as err:
         raise BadMessage(f"{where}: {err}") from err

@@ -113,6 +113,20 @@ PLANNER_PARAMS: tuple[ParamSpec, ...] = (
               min=0.1, max=100.0),
     ParamSpec("max_curvature", 0.35, "1/m; a model plan curving more is replaced by a stop.",
               min=0.01, max=2.0),
+    ParamSpec("frames_per_camera", 4, "Frames per camera in a plan's input (t0 - (k-1) * 0.1 s "
+              "... t0). Alpamayo 1 reads 4; Alpamayo 1.5 reads 1 to 4.", min=1, max=4),
+    ParamSpec("navigation_topic", "", "std_msgs/String topic of route text for Alpamayo 1.5 "
+              "(e.g. 'Turn left in 30m'); empty: no navigation input."),
+    ParamSpec("navigation_max_age", 10.0, "Seconds; navigation text received longer ago is "
+              "dropped (said in diagnostics).", min=0.1, max=3600.0),
+    ParamSpec("navigation_guidance", 1.0, "Classifier-free guidance weight of plans with "
+              "navigation (1: none, no extra cost; >1 follows the route more strongly, one "
+              "more prefill and twice the expert steps; the release's example: 1.5).",
+              min=0.0, max=10.0),
+    ParamSpec("noise_temperature", 1.0, "Scale of the trajectory sampler's initial noise "
+              "(1: released; lower: less diverse samples).", min=0.05, max=2.0),
+    ParamSpec("ask_max_tokens", 256, "Longest answer of the ~/ask service, tokens (Alpamayo "
+              "1.5).", min=1, max=2048),
     ParamSpec("diagnostics_period", 1.0, "Seconds between /diagnostics and status messages.",
               min=0.1, max=60.0),
     ParamSpec("publish_autoware", False, "Also publish each plan as autoware_planning_msgs/"
@@ -189,6 +203,9 @@ class PlannerConfig:
     diagnostics_period: float
     publish_autoware: bool
     wheelbase: float
+    frames_per_camera: int = 4
+    navigation_topic: str = ""
+    ask_max_tokens: int = 256
 
 
 def planner_config(values: dict[str, Any]) -> PlannerConfig:
@@ -214,6 +231,9 @@ def planner_config(values: dict[str, Any]) -> PlannerConfig:
                 jump_tolerance=float(v["time_jump_tolerance"]),
                 future_tolerance=float(v["future_tolerance"]),
             ),
+            navigation_max_age=float(v["navigation_max_age"]),
+            navigation_guidance=float(v["navigation_guidance"]),
+            noise_temperature=float(v["noise_temperature"]),
         )
     except ValueError as err:
         raise ParameterError(f"planner parameters: {err}") from err
@@ -233,6 +253,9 @@ def planner_config(values: dict[str, Any]) -> PlannerConfig:
         diagnostics_period=float(v["diagnostics_period"]),
         publish_autoware=bool(v["publish_autoware"]),
         wheelbase=float(v["wheelbase"]),
+        frames_per_camera=int(v["frames_per_camera"]),
+        navigation_topic=str(v["navigation_topic"]),
+        ask_max_tokens=int(v["ask_max_tokens"]),
     )
 
 

@@ -29,7 +29,7 @@ from alpamayo_ros.core.ego_history import (
 )
 from alpamayo_ros.core.frame_buffer import FrameBuffer, FrameBufferSpec, FrameSet, FramesUnavailable
 from alpamayo_ros.core.meta_actions import extract_meta_actions, is_consistent, meta_actions_in_text
-from alpamayo_ros.core.plan import Plan, make_stop_plan, plan_problems
+from alpamayo_ros.core.plan import LATENCY_STAGES, Plan, make_stop_plan, plan_problems
 from alpamayo_ros.planning.requests import PlanRequest, Policy
 from alpamayo_ros.planning.settings import PlannerSettings, SampleChoice
 
@@ -47,6 +47,15 @@ class PlanInputs:
     t0: float
     frames: FrameSet
     ego: EgoHistory
+    navigation: str | None = None
+
+
+@dataclass(frozen=True)
+class Navigation:
+    """Route text (Alpamayo 1.5) and the clock time (s) it was received."""
+
+    text: str
+    received: float
 
 
 @dataclass(frozen=True)
@@ -118,6 +127,8 @@ class Planner:
         self.clock = ClockWatch(self.settings.clock)
         self.ticks = 0
         self.late_plans = 0
+        self.navigation: Navigation | None = None
+        self.navigation_dropped = 0  # texts dropped for being older than navigation_max_age
         self.cancel = threading.Event()  # set: the running plan is abandoned (shutdown)
 
     @property
@@ -139,6 +150,7 @@ class Planner:
         """Forget every buffered frame and pose."""
         self.frames.clear()
         self.poses.clear()
+        self.navigation = None
 
     def _check_stamp(self, what: str, stamp: float, now: float | None) -> None:
         if now is None or now <= 0.0:  # no clock yet (use_sim_time before /clock)
@@ -162,6 +174,33 @@ class Planner:
         """Buffer an ego pose; `now` as for add_image."""
         self._check_stamp("ego pose", pose.stamp, now)
         self.poses.add(pose)
+
+    def set_navigation(self, text: str, now: float) -> None:
+        """Route text received at clock time `now` (s); empty text clears it. Text holding
+        the model's control markup is refused (ValueError) and the previous text kept."""
+        text = text.strip()
+        if not text:
+            self.navigation = None
+            return
+        if "<|" in text or "|>" in text:
+            raise ValueError(f"navigation text must not contain '<|' or '|>': {text!r}")
+        self.navigation = Navigation(text, now)
+
+    def navigation_at(self, now: float) -> str | None:
+        """The route text for a plan at clock time `now`, or None: none was received, or it
+        is older than navigation_max_age (then it is dropped and counted)."""
+        nav = self.navigation
+        if nav is None:
+            return None
+        if now - nav.received > self.settings.navigation_max_age:
+            log.warning(
+                "navigation %r dropped: received %.1f s ago (navigation_max_age %.1f s)",
+                nav.text, now - nav.received, self.settings.navigation_max_age,
+            )  # fmt: skip
+            self.navigation = None
+            self.navigation_dropped += 1
+            return None
+        return nav.text
 
     def current_speed(self) -> float:
         """Best speed estimate now (m/s, never negative going forward) for a stop plan; 0
@@ -202,7 +241,7 @@ class Planner:
             ego = self.poses.history(t0)
         except (FramesUnavailable, EgoHistoryUnavailable) as err:
             return self.stop_plan(now, f"incomplete input: {err}")
-        return PlanInputs(t0=t0, frames=frames, ego=ego)
+        return PlanInputs(t0=t0, frames=frames, ego=ego, navigation=self.navigation_at(now))
 
     def run(self, inputs: PlanInputs, chain: Chain | None = None) -> PlanOutcome:
         """The policy on one input set -> the chosen sample as a Plan (stop plan on failure);
@@ -223,6 +262,7 @@ class Planner:
                 camera_stamps=inputs.frames.stamps,
                 odometry_stamp=inputs.ego.t0,
                 model_id=self.model_id,
+                navigation=inputs.navigation or "",
             )
             for inputs in batch
         ]
@@ -235,7 +275,10 @@ class Planner:
                 for inputs, f in zip(batch, fields, strict=True)
             ]
         try:
-            requests = [PlanRequest(tuple(i.frames.flat()), i.ego) for i in batch]
+            requests = [
+                PlanRequest(tuple(i.frames.flat()), i.ego, i.frames.cameras, i.navigation)
+                for i in batch
+            ]
             result = self.policy.plan(
                 requests,
                 num_samples=s.num_samples,
@@ -245,6 +288,8 @@ class Planner:
                 seed=None if s.seed is None else s.seed + self.ticks,
                 num_flow_steps=s.num_flow_steps,
                 cancel=self.cancel,
+                navigation_guidance=s.navigation_guidance,
+                noise_temperature=s.noise_temperature,
                 **extra,
             )
         except Exception as err:  # the model failing must never stop the vehicle's planner
@@ -256,7 +301,9 @@ class Planner:
                 PlanOutcome(self.stop_plan(i.t0, reason, v0=i.ego.travel_speed, **f))
                 for i, f in zip(batch, fields, strict=True)
             ]
-        latency = {k: float(v) for k, v in result.timings_ms.items()}
+        # The message's stages (a policy may time more, e.g. guidance_prefill, which its
+        # trajectory stage includes).
+        latency = {k: float(v) for k, v in result.timings_ms.items() if k in LATENCY_STAGES}
         lane = {"lane": "trajectory", "chain_stamp": chain.t0} if chain is not None else {}
         return [
             self._outcome(inputs, samples, latency, {**f, **lane})

@@ -33,6 +33,12 @@ class PlannerSettings:
     frame_id: the ego frame the plans are expressed in.
     seed: base seed (each plan adds its tick count); None draws a fresh one every time.
     clock: when the clock counts as jumping back, and how far ahead of it inputs may be.
+    navigation_max_age: seconds; navigation text received longer ago than this is dropped
+        (not given to the model, counted) (Alpamayo 1.5).
+    navigation_guidance: classifier-free guidance weight of plans with navigation text
+        (1: none; the 1.5 release's example uses 1.5).
+    noise_temperature: scale of the flow sampler's initial noise (1: released; the 1.5
+        release's navigation example uses 0.6).
     """
 
     num_samples: int = 6
@@ -49,8 +55,17 @@ class PlannerSettings:
     seed: int | None = None
     limits: PlanLimits = field(default_factory=PlanLimits)
     clock: ClockSettings = field(default_factory=ClockSettings)
+    navigation_max_age: float = 10.0
+    navigation_guidance: float = 1.0
+    noise_temperature: float = 1.0
 
     def __post_init__(self) -> None:
+        if not self.navigation_max_age > 0:
+            raise ValueError(f"navigation_max_age must be > 0 s, got {self.navigation_max_age}")
+        if self.navigation_guidance < 0:
+            raise ValueError(f"navigation_guidance must be >= 0, got {self.navigation_guidance}")
+        if not self.noise_temperature > 0:
+            raise ValueError(f"noise_temperature must be > 0, got {self.noise_temperature}")
         if self.num_samples < 1:
             raise ValueError(f"num_samples must be >= 1, got {self.num_samples}")
         if not 0 < self.top_p <= 1:
