@@ -285,3 +285,31 @@ class PlannerMonitor:
                 message += f"; {why}"
         model = DiagnosticItem(f"{prefix}: model", level, message, tuple(model_values))
         return [inputs, model]
+
+
+def navigation_item(
+    prefix: str,
+    topic: str,
+    text: str | None,
+    age: float | None,
+    dropped: int,
+    max_age: float,
+) -> DiagnosticItem:
+    """The navigation input (Alpamayo 1.5): OK with the current route text and its age
+    (s), WARN when there is none because the last text was older than max_age (dropped,
+    so plans go on without a route), OK "no route" when none was ever received."""
+    values = (
+        ("topic", topic),
+        ("text", text or ""),
+        ("age [s]", f"{age:.1f}" if age is not None else "-"),
+        ("dropped (older than navigation_max_age)", str(dropped)),
+    )
+    name = f"{prefix}: navigation"
+    if text is not None:
+        return DiagnosticItem(name, OK, f"route: {text}", values)
+    if dropped:
+        return DiagnosticItem(
+            name, WARN, f"no route: the last text was older than {max_age:g} s and was dropped",
+            values,
+        )  # fmt: skip
+    return DiagnosticItem(name, OK, "no route received", values)

@@ -19,7 +19,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -605,7 +605,6 @@ class AlpamayoPolicy(nn.Module):
         return self.expert_context(cache, attention, stop_pos, rope_deltas)
 
     # -- questions ------------------------------------------------------------------------
-    @torch.inference_mode()
     def ask(
         self,
         question: QuestionRequest,
@@ -617,8 +616,30 @@ class AlpamayoPolicy(nn.Module):
     ) -> Answer:
         """Answer a question about the scene with Alpamayo 1.5's question prompt (the
         labelled images, <|question_start|>question<|question_end|>, <|answer_start|>):
-        decodes until <|answer_end|> (complete), the end of the turn, or max_tokens."""
-        self._cancel = cancel
+        decodes until <|answer_end|> (complete), the end of the turn, or max_tokens.
+        cancel: set it to abandon the answer at the next token (PlanCancelled)."""
+        steps = self.ask_steps(question, max_tokens, temperature, top_p, seed)
+        while True:
+            if cancel is not None and cancel.is_set():
+                steps.close()
+                raise PlanCancelled("question abandoned")
+            try:
+                next(steps)
+            except StopIteration as done:
+                return done.value
+
+    def ask_steps(
+        self,
+        question: QuestionRequest,
+        max_tokens: int = 256,
+        temperature: float = 0.6,
+        top_p: float = 0.98,
+        seed: int | None = None,
+    ) -> Generator[str, None, Answer]:
+        """`ask` one step at a time, for a caller that shares the GPU with planning: yields
+        "prefill" after the prompt is read, then "token" after each answer token, and
+        returns the Answer; between steps the caller may run plans (the steps keep their
+        own cache and rotary offsets) or drop the generator."""
         if self.processor is None:
             raise RuntimeError("policy has no processor: load it with from_pretrained")
         if max_tokens < 1:
@@ -629,14 +650,16 @@ class AlpamayoPolicy(nn.Module):
         generator = torch.Generator(device=device)
         generator.manual_seed(seed if seed is not None else int(torch.randint(0, 2**62, (1,))))
         start = time.perf_counter()
-        with _timer(timings, "preprocess", device):
-            inputs = {k: v.to(device) for k, v in proc.question_inputs([question]).items()}
-            inputs["pixel_values"] = inputs["pixel_values"].to(self.vlm.dtype)
-        with _timer(timings, "prefill", device):
-            self.vlm.model.rope_deltas = None
-            out = self.vlm(**inputs, use_cache=True, logits_to_keep=1)
-            cache, logits = out.past_key_values, out.logits[:, -1]
-            rope_deltas = self.vlm.model.rope_deltas
+        with torch.inference_mode():
+            with _timer(timings, "preprocess", device):
+                inputs = {k: v.to(device) for k, v in proc.question_inputs([question]).items()}
+                inputs["pixel_values"] = inputs["pixel_values"].to(self.vlm.dtype)
+            with _timer(timings, "prefill", device):
+                self.vlm.model.rope_deltas = None
+                out = self.vlm(**inputs, use_cache=True, logits_to_keep=1)
+                cache, logits = out.past_key_values, out.logits[:, -1]
+                rope_deltas = self.vlm.model.rope_deltas
+        yield "prefill"
         answer_end = proc.special_ids["answer_end"]
         ends = {answer_end, token_id_or_none(proc.tokenizer, "<|im_end|>")}
         ends.add(proc.tokenizer.eos_token_id)
@@ -644,17 +667,17 @@ class AlpamayoPolicy(nn.Module):
         attention = inputs["attention_mask"]
         ids: list[int] = []
         complete = False
-        with _timer(timings, "answer", device):
-            for _ in range(max_tokens):
+        for _ in range(max_tokens):
+            with torch.inference_mode(), _timer(timings, "answer", device):
                 token = _sample_token(logits, temperature, top_p, generator)
                 value = int(token[0])
                 if value in ends:
                     complete = value == answer_end
                     break
                 ids.append(value)
-                self._check_cancel()
                 attention = torch.cat([attention, torch.ones_like(attention[:, :1])], dim=1)
                 logits = self._step_vlm(token, cache, attention, rope_deltas)
+            yield "token"
         timings["total"] = 1000.0 * (time.perf_counter() - start)
         text = str(proc.tokenizer.decode(ids, skip_special_tokens=True)).strip()
         return Answer(text=text, complete=complete, timings_ms=timings)

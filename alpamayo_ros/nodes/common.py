@@ -53,9 +53,12 @@ def run(
     name: str,
     config_errors: tuple[type[BaseException], ...],
     args: list[str] | None = None,
+    threads: int = 1,
 ) -> int:
     """rclpy.init(args), build the node (a configuration error: logged, exit code 1), spin
-    until Ctrl-C or shutdown, clean up: exit code 0 whenever Ctrl-C comes."""
+    until Ctrl-C or shutdown, clean up: exit code 0 whenever Ctrl-C comes. threads > 1: a
+    MultiThreadedExecutor (callbacks of the node's default group still run one at a time;
+    a callback in its own reentrant group, e.g. a service that waits, runs beside them)."""
     try:
         rclpy.init(args=args)
     except KeyboardInterrupt:
@@ -71,7 +74,12 @@ def run(
         rclpy.try_shutdown()
         return _exit_cleanly(0)
     try:
-        rclpy.spin(node)
+        if threads > 1:
+            from rclpy.executors import MultiThreadedExecutor
+
+            rclpy.spin(node, executor=MultiThreadedExecutor(num_threads=threads))
+        else:
+            rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:

@@ -127,6 +127,8 @@ PLANNER_PARAMS: tuple[ParamSpec, ...] = (
               "(1: released; lower: less diverse samples).", min=0.05, max=2.0),
     ParamSpec("ask_max_tokens", 256, "Longest answer of the ~/ask service, tokens (Alpamayo "
               "1.5).", min=1, max=2048),
+    ParamSpec("ask_timeout", 10.0, "Seconds a ~/ask question may wait for GPU time that "
+              "plans leave before it is refused.", min=0.1, max=600.0),
     ParamSpec("diagnostics_period", 1.0, "Seconds between /diagnostics and status messages.",
               min=0.1, max=60.0),
     ParamSpec("publish_autoware", False, "Also publish each plan as autoware_planning_msgs/"
@@ -206,6 +208,7 @@ class PlannerConfig:
     frames_per_camera: int = 4
     navigation_topic: str = ""
     ask_max_tokens: int = 256
+    ask_timeout: float = 10.0
 
 
 def planner_config(values: dict[str, Any]) -> PlannerConfig:
@@ -256,6 +259,7 @@ def planner_config(values: dict[str, Any]) -> PlannerConfig:
         frames_per_camera=int(v["frames_per_camera"]),
         navigation_topic=str(v["navigation_topic"]),
         ask_max_tokens=int(v["ask_max_tokens"]),
+        ask_timeout=float(v["ask_timeout"]),
     )
 
 

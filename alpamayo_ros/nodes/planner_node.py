@@ -8,6 +8,11 @@ complete input set and hands it to the worker, or publishes a stop plan saying w
 Time that jumps back clears the buffers; a plan late when inference ends is never published
 as a model plan; diagnostics and status also run on a wall-clock timer, so a stopped /clock
 or a stalled model shows.
+
+Alpamayo 1.5: route text from `navigation_topic` (std_msgs/String, too old -> dropped and
+said in diagnostics), and the ~/ask service (alpamayo_ros/srv/AskQuestion): a question about
+the newest frames, answered in the GPU time plans leave (PlanningWorker.ask); its callback
+waits in its own callback group, so subscriptions and timers never wait for it.
 """
 
 from __future__ import annotations
@@ -23,23 +28,30 @@ from cv_bridge import CvBridge
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import Odometry
 from nav_msgs.msg import Path as PathMsg
+from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
 from visualization_msgs.msg import MarkerArray
 
-from alpamayo_ros.checkpoints import DEMO_MODEL, resolve_model
+from alpamayo_ros.checkpoints import (
+    DEMO_MODEL,
+    CheckpointConfigError,
+    model_family,
+    resolve_model,
+)
 from alpamayo_ros.core.camera_rig import CameraInput, CameraRig, CameraRigError
-from alpamayo_ros.core.diagnostics import PlannerMonitor
+from alpamayo_ros.core.cameras import ALPAMAYO1_5, CameraLayoutError, check_camera_layout
+from alpamayo_ros.core.diagnostics import PlannerMonitor, navigation_item
 from alpamayo_ros.core.ego_history import StampedPose
-from alpamayo_ros.core.frame_buffer import FrameBufferSpec
+from alpamayo_ros.core.frame_buffer import FrameBufferSpec, FramesUnavailable
 from alpamayo_ros.core.plan import Plan
 from alpamayo_ros.messages.autoware import autoware_trajectory_msg
 from alpamayo_ros.messages.diagnostics import diagnostic_array_msg, planner_status_msg
 from alpamayo_ros.messages.inputs import BadMessage, pose_from_odometry, stamp_seconds
-from alpamayo_ros.messages.plan import plan_messages
+from alpamayo_ros.messages.plan import plan_messages, time_msg
 from alpamayo_ros.msg import DrivingPlan, PlannerStatus
 from alpamayo_ros.nodes.common import latest_tf_pose, run, subscribe_ego_motion, types
 from alpamayo_ros.nodes.parameters import (
@@ -50,7 +62,9 @@ from alpamayo_ros.nodes.parameters import (
     planner_config,
 )
 from alpamayo_ros.planning.planner import Planner, PlanOutcome, StampAhead
+from alpamayo_ros.planning.requests import Answer, QuestionRequest
 from alpamayo_ros.planning.worker import PlanningWorker
+from alpamayo_ros.srv import AskQuestion
 
 
 def default_camera_config() -> str:
@@ -68,11 +82,24 @@ class PlannerNode(Node):
         self.config: PlannerConfig = planner_config(declare_parameters(self, PLANNER_PARAMS))
         cfg = self.config
         rig = CameraRig.from_yaml(cfg.camera_config or default_camera_config())
+        # What the checkpoint can read, checked before anything loads (its config.json).
+        self.family = model_family(cfg.model) if cfg.model else ""
+        if self.family:
+            check_camera_layout(rig.names, self.family, cfg.frames_per_camera)
+        if cfg.navigation_topic and self.family and self.family != ALPAMAYO1_5:
+            raise ParameterError(
+                f"parameter navigation_topic = {cfg.navigation_topic!r} needs an Alpamayo 1.5 "
+                f"checkpoint; model {cfg.model!r} is {self.family}"
+            )
         self.planner = Planner(
             None,
             rig,
             cfg.settings,
-            frame_spec=FrameBufferSpec(cameras=rig.names, tolerance=cfg.frame_tolerance),
+            frame_spec=FrameBufferSpec(
+                cameras=rig.names,
+                num_frames=cfg.frames_per_camera,
+                tolerance=cfg.frame_tolerance,
+            ),
         )
         self.monitor = PlannerMonitor(rig.names)
         self.bridge = CvBridge()
@@ -104,6 +131,14 @@ class PlannerNode(Node):
             self.create_subscription(kind, topic, callback, qos_profile_sensor_data)
         self.tf_buffer, self._tf_listener = subscribe_ego_motion(
             self, cfg.ego_source, cfg.odom_topic, self._on_odometry
+        )
+        if cfg.navigation_topic:
+            # Route text is sparse and must not be missed: reliable, the last one latched.
+            nav_qos = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+            self.create_subscription(String, cfg.navigation_topic, self._on_navigation, nav_qos)
+        self._ask_group = ReentrantCallbackGroup()
+        self.srv_ask = self.create_service(
+            AskQuestion, "~/ask", self._on_ask, callback_group=self._ask_group
         )
 
         self._timers = [
@@ -225,6 +260,88 @@ class PlannerNode(Node):
         if pose is not None and pose.stamp != self.planner.poses.latest_stamp:
             self._add_pose(pose)
 
+    def _on_navigation(self, msg: String) -> None:
+        now = self._now()
+        try:
+            with self._lock:
+                self.planner.set_navigation(msg.data, now)
+        except ValueError as err:
+            self._bad("navigation", f"{self.config.navigation_topic}: {err}")
+            return
+        self.get_logger().info(f"navigation: {msg.data.strip() or '(cleared)'}")
+
+    # -- questions (Alpamayo 1.5) -------------------------------------------------------
+    def _on_ask(self, request: Any, response: Any) -> Any:
+        """Runs in its own callback group: waits (at most ask_timeout + a margin) for the
+        worker's answer without holding up any other callback."""
+        cfg = self.config
+        started = time.monotonic()
+        refusal, question, t0 = self._question(request.question)
+        if refusal:
+            response.success, response.message = False, refusal
+            return response
+        assert question is not None
+        done = threading.Event()
+        box: dict[str, Any] = {}
+
+        def on_answer(answer: Answer | None, why: str) -> None:
+            box.update(answer=answer, why=why)
+            done.set()
+
+        worker = self.worker
+        assert worker is not None
+        worker.ask(
+            question, on_answer, max_tokens=request.max_tokens or cfg.ask_max_tokens,
+            timeout=cfg.ask_timeout,
+        )  # fmt: skip
+        if not done.wait(cfg.ask_timeout + 30.0):
+            response.success = False
+            response.message = f"no answer within {cfg.ask_timeout + 30.0:g} s"
+            return response
+        answer = box["answer"]
+        response.camera_names = list(question.cameras)
+        response.input_stamp = time_msg(types, t0)
+        if answer is None:
+            response.success, response.message = False, box["why"]
+            return response
+        response.success = True
+        response.answer = answer.text
+        response.complete = answer.complete
+        response.latency_ms = 1000.0 * (time.monotonic() - started)
+        return response
+
+    def _question(self, text: str) -> tuple[str, QuestionRequest | None, float]:
+        """The question on the newest complete frame set and its t0 (s), or why it cannot
+        be asked."""
+        nan = float("nan")
+        if not text.strip():
+            return "the question is empty", None, nan
+        if self._closing:
+            return "the planner is shutting down", None, nan
+        now = self._now()
+        with self._lock:
+            problem, worker = self._model_problem, self.worker
+            policy = self.planner.policy
+            if problem or worker is None or policy is None:
+                return problem or "no model", None, nan
+            family = getattr(getattr(policy, "config", None), "family", self.family)
+            if family != ALPAMAYO1_5:
+                return (
+                    f"the model is {family}: questions need an Alpamayo 1.5 checkpoint",
+                    None,
+                    nan,
+                )
+            t0 = self.planner.frames.newest_complete_t0()
+            if t0 is None:
+                return "no frame from every camera yet", None, nan
+            if now - t0 > self.config.settings.max_input_age:
+                return f"the newest complete frame set is {now - t0:.2f} s old", None, nan
+            try:
+                frames = self.planner.frames.assemble(t0)
+            except FramesUnavailable as err:
+                return f"no complete frame set: {err}", None, nan
+        return "", QuestionRequest(tuple(frames.flat()), text, frames.cameras), t0
+
     # -- planning ---------------------------------------------------------------------
     def _on_tick(self) -> None:
         now = self._now()
@@ -308,9 +425,19 @@ class PlannerNode(Node):
         running = self.worker.running_for(wall) if self.worker is not None else 0.0
         with self._lock:
             stalled = self.planner.clock.stalled_for(wall)
-            items = self.monitor.diagnostics(
-                now, self.get_fully_qualified_name().lstrip("/"), wall, stalled, running
-            )
+            prefix = self.get_fully_qualified_name().lstrip("/")
+            items = self.monitor.diagnostics(now, prefix, wall, stalled, running)
+            if self.config.navigation_topic:
+                nav = self.planner.navigation
+                text = self.planner.navigation_at(now)
+                items.append(
+                    navigation_item(
+                        prefix, self.config.navigation_topic, text,
+                        now - nav.received if nav is not None and text else None,
+                        self.planner.navigation_dropped,
+                        self.config.settings.navigation_max_age,
+                    )
+                )  # fmt: skip
         self.pub_diagnostics.publish(diagnostic_array_msg(items, now, types, "alpamayo_planner"))
         self._publish_status()
 
@@ -334,4 +461,5 @@ class PlannerNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    return run(PlannerNode, "alpamayo_planner", (ParameterError, CameraRigError), args)
+    errors = (ParameterError, CameraRigError, CameraLayoutError, CheckpointConfigError)
+    return run(PlannerNode, "alpamayo_planner", errors, args, threads=2)

@@ -5,6 +5,13 @@ worker thread runs `Planner.run` on the newest input it has. An input still wait
 newer one arrives is dropped and counted (the model is slower than the rate). With
 max_batch > 1 and a policy that takes several requests, inputs that arrive while the
 model runs are planned together in one batch instead (each then keeps its own t0).
+
+Questions about the scene (Alpamayo 1.5) share the same thread and GPU without delaying
+plans past their deadline: a question advances one step (its prefill, or one answer token:
+Policy.ask_steps) at a time, only while no plan waits, and only when the step's expected
+time plus a plan's expected time fits within max_plan_age; a plan that arrives meanwhile
+waits for at most that one step. A question that cannot finish within its timeout is
+refused with the reason.
 """
 
 from __future__ import annotations
@@ -12,13 +19,49 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
 
 from alpamayo_ros.planning.planner import PlanInputs, Planner, PlanOutcome
+from alpamayo_ros.planning.requests import Answer, QuestionRequest
 
 log = logging.getLogger(__name__)
 
 OutcomeSink = Callable[[PlanOutcome], None]
+# Called once per question on the worker thread: (answer, "") or (None, why it was refused).
+AnswerSink = Callable[[Answer | None, str], None]
+
+
+@dataclass
+class QuestionJob:
+    """A question waiting for, or getting, GPU time. timeout: wall seconds from submission
+    within which it must be answered."""
+
+    request: QuestionRequest
+    on_answer: AnswerSink
+    max_tokens: int
+    timeout: float
+    submitted: float = field(default_factory=time.monotonic)
+    steps: Generator[str, None, Answer] | None = None
+    next_step: str = "prefill"
+
+
+class StepTimes:
+    """Running estimates (s) of a plan and of a question's prefill and token steps: the
+    largest of the last few of each, so a plan's deadline is protected from the slow end."""
+
+    def __init__(self, keep: int = 8) -> None:
+        self.keep = keep
+        self._times: dict[str, list[float]] = {}
+
+    def add(self, kind: str, seconds: float) -> None:
+        times = self._times.setdefault(kind, [])
+        times.append(seconds)
+        del times[: -self.keep]
+
+    def estimate(self, kind: str, default: float | None = None) -> float | None:
+        times = self._times.get(kind)
+        return max(times) if times else default
 
 
 class PlanningWorker:
@@ -37,6 +80,10 @@ class PlanningWorker:
         self._busy = False
         self._busy_since = 0.0  # time.monotonic() when the running inference started
         self._stop = False
+        self._question: QuestionJob | None = None
+        self.times = StepTimes()
+        self.questions_answered = 0
+        self.questions_refused = 0
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._loop, name="alpamayo-planning", daemon=True)
         self._thread.start()
@@ -68,6 +115,29 @@ class PlanningWorker:
             self._cond.notify()
         return not dropped
 
+    def ask(
+        self,
+        request: QuestionRequest,
+        on_answer: AnswerSink,
+        max_tokens: int = 256,
+        timeout: float = 30.0,
+    ) -> bool:
+        """Queue a question (never blocks); `on_answer` is called on the worker thread with
+        the answer, or with None and the reason it was refused. Returns False (and calls
+        on_answer at once) when another question is already being answered."""
+        if not hasattr(self.planner.policy, "ask_steps"):
+            on_answer(None, "the model cannot answer questions")
+            return False
+        with self._cond:
+            busy = self._question is not None or self._stop
+            if not busy:
+                self._question = QuestionJob(request, on_answer, max_tokens, timeout)
+                self._cond.notify()
+        if busy:
+            self.questions_refused += 1
+            on_answer(None, "another question is being answered; ask again when it is done")
+        return not busy
+
     def stop(self, timeout: float = 5.0) -> bool:
         """Stop: pending inputs are dropped, the running plan is abandoned at its next
         token (Planner.cancel) and its outcome never handed on. Returns True when the
@@ -88,12 +158,24 @@ class PlanningWorker:
     def _loop(self) -> None:
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: self._pending or self._stop)
+                self._cond.wait_for(lambda: self._pending or self._stop or self._question)
                 if self._stop:
+                    job, self._question = self._question, None
+                    if job is not None:
+                        self._refuse(job, "the planner is shutting down")
                     return
-                batch, self._pending = self._pending, []
+                if not self._pending:
+                    job = self._question
+                    batch = []
+                else:
+                    job = None
+                    batch, self._pending = self._pending, []
                 self._busy = True
                 self._busy_since = time.monotonic()
+            if job is not None:
+                self._question_step(job)
+                continue
+            started = time.monotonic()
             try:
                 for outcome in self.planner.run_batch(batch):
                     if self._stop:  # shutting down: nobody to publish to
@@ -103,6 +185,82 @@ class PlanningWorker:
             except Exception:  # never let the worker die: the node must keep publishing
                 log.exception("planning worker: publishing an outcome failed")
             finally:
+                self.times.add("plan", time.monotonic() - started)
                 with self._cond:
                     self._busy = False
                     self._cond.notify_all()
+
+    # -- questions ----------------------------------------------------------------------
+    def question_budget(self) -> float | None:
+        """Seconds a question step may take now without pushing a plan that arrives during it
+        past max_plan_age: max_plan_age less a plan's expected time (None: no plan has run
+        yet, so nothing to protect but the timeout)."""
+        plan = self.times.estimate("plan")
+        if plan is None:
+            return None
+        return self.planner.settings.max_plan_age - plan
+
+    def _question_step(self, job: QuestionJob) -> None:
+        """One step of the question when it fits the plans' deadline; else wait a little
+        (a plan may come) or, past the job's timeout, refuse it with the reason."""
+        budget = self.question_budget()
+        step = self.times.estimate(job.next_step, default=self.times.estimate("plan", 0.0))
+        waited = time.monotonic() - job.submitted
+        try:
+            if waited > job.timeout:
+                self._refuse(
+                    job,
+                    f"no GPU time within {job.timeout:g} s: plans take "
+                    f"{1000 * (self.times.estimate('plan') or 0):.0f} ms of max_plan_age "
+                    f"{1000 * self.planner.settings.max_plan_age:.0f} ms, a question "
+                    f"{job.next_step} step {1000 * (step or 0):.0f} ms",
+                )
+                return
+            if budget is not None and step is not None and step > budget:
+                with self._cond:  # idle until a plan arrives or a little time passes
+                    self._busy = False
+                    self._cond.notify_all()
+                    self._cond.wait_for(lambda: self._pending or self._stop, timeout=0.05)
+                return
+            self._advance(job)
+        finally:
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
+
+    def _advance(self, job: QuestionJob) -> None:
+        policy = self.planner.policy
+        kind, started = job.next_step, time.monotonic()
+        try:
+            if job.steps is None:
+                job.steps = policy.ask_steps(  # type: ignore[union-attr]
+                    job.request, max_tokens=job.max_tokens
+                )
+            job.next_step = next(job.steps)
+            job.next_step = "token"
+        except StopIteration as done:
+            self._finish(job, done.value, "")
+            return
+        except Exception as err:  # a bad question or a model error: refused, never fatal
+            log.warning("question failed: %s: %s", type(err).__name__, err)
+            self._refuse(job, f"{type(err).__name__}: {err}")
+            return
+        finally:
+            self.times.add(kind, time.monotonic() - started)
+
+    def _refuse(self, job: QuestionJob, why: str) -> None:
+        self.questions_refused += 1
+        self._finish(job, None, why)
+
+    def _finish(self, job: QuestionJob, answer: Answer | None, why: str) -> None:
+        with self._cond:
+            if self._question is job:
+                self._question = None
+        if job.steps is not None:
+            job.steps.close()
+        if answer is not None:
+            self.questions_answered += 1
+        try:
+            job.on_answer(answer, why)
+        except Exception:
+            log.exception("planning worker: handing on an answer failed")

@@ -404,3 +404,98 @@ def test_publish_autoware_without_autoware_fails_at_start_up_naming_the_package(
             PlannerNode(parameter_overrides=[Parameter("publish_autoware", value=True)])
     else:
         pytest.skip("Autoware's messages are installed here")
+
+
+# -- Alpamayo 1.5: navigation and questions ------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_checkpoint_1_5(tmp_path_factory) -> Path:
+    return make_tiny_checkpoint(tmp_path_factory.mktemp("tiny15") / "ckpt", family="alpamayo1_5")
+
+
+def test_navigation_reaches_plans_until_it_is_too_old(ros, tiny_checkpoint_1_5):
+    from rclpy.qos import DurabilityPolicy, QoSProfile
+    from std_msgs.msg import String
+
+    drive = Drive(sim_start=SIM_START)
+    planner = sim_planner(
+        tiny_checkpoint_1_5, navigation_topic="/planning/navigation", navigation_max_age=2.5
+    )
+    latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    pub = drive.node.create_publisher(String, "/planning/navigation", latched)
+    with Graph(drive.node, planner) as graph:
+        wait_for_model(graph, planner)
+        drive.set_clock(SIM_START)
+        pub.publish(String(data="Turn left in 30m"))
+        assert graph.wait_for(lambda: planner.planner.navigation is not None, 5.0)
+        for t in ticks(SIM_START + 0.1, 32):  # model plans from ~1.6 s (a full history)
+            assert step(graph, drive, planner, t), f"no plan for the tick at {t}"
+        plans = [(at, m) for at, m in drive.received["plan"] if not m.is_fallback]
+        assert plans, {m.fallback_reason for _, m in drive.received["plan"]}
+        with_route = [at for at, m in plans if m.navigation == "Turn left in 30m"]
+        without = [at for at, m in plans if m.navigation == ""]
+        # Received at SIM_START, kept for navigation_max_age = 2.5 s, then dropped.
+        assert with_route and max(with_route) <= SIM_START + 2.5 + 1e-6
+        assert without and min(without) > SIM_START + 2.5
+        assert planner.planner.navigation_dropped == 1
+        assert graph.wait_for(
+            lambda: any(
+                s.name.endswith("navigation") and "dropped" in s.message
+                for _, arr in drive.received["diag"]
+                for s in arr.status
+            ),
+            5.0,
+        )
+
+
+def ask(graph: Graph, drive: Drive, question: str, max_tokens: int = 3):
+    from alpamayo_ros.srv import AskQuestion
+
+    client = drive.node.create_client(AskQuestion, "/alpamayo_planner/ask")
+    assert client.wait_for_service(timeout_sec=10.0)
+    future = client.call_async(AskQuestion.Request(question=question, max_tokens=max_tokens))
+    assert graph.wait_for(future.done, 60.0), "no answer"
+    return future.result()
+
+
+def test_ask_answers_about_the_newest_frames_while_planning(ros, tiny_checkpoint_1_5):
+    drive = Drive(sim_start=SIM_START)
+    planner = sim_planner(tiny_checkpoint_1_5)
+    with Graph(drive.node, planner) as graph:
+        wait_for_model(graph, planner)
+        refused = ask(graph, drive, "What is ahead?")
+        assert not refused.success and "frame" in refused.message  # no frames yet
+        for t in ticks(SIM_START, 20):
+            assert step(graph, drive, planner, t)
+        reply = ask(graph, drive, "What is ahead?", max_tokens=4)
+        assert reply.success, reply.message
+        assert not reply.complete and reply.latency_ms > 0  # random weights: cut at 4 tokens
+        assert list(reply.camera_names) == list(RELEASED_CAMERAS)
+        t_last = SIM_START + 1.9
+        assert reply.input_stamp.sec + 1e-9 * reply.input_stamp.nanosec == pytest.approx(t_last)
+        assert planner.worker.questions_answered == 1
+        empty = ask(graph, drive, "  ")
+        assert not empty.success and empty.message == "the question is empty"
+
+
+def test_ask_and_navigation_refused_for_an_alpamayo_1_checkpoint(ros, tiny_checkpoint):
+    with pytest.raises(ParameterError, match=r"navigation_topic .* needs an Alpamayo 1\.5"):
+        PlannerNode(parameter_overrides=planner_params(tiny_checkpoint, navigation_topic="/route"))
+    drive = Drive(sim_start=SIM_START)
+    planner = sim_planner(tiny_checkpoint)
+    with Graph(drive.node, planner) as graph:
+        wait_for_model(graph, planner)
+        for t in ticks(SIM_START, 3):
+            step(graph, drive, planner, t, wait_plan=False)
+        reply = ask(graph, drive, "What is ahead?")
+        assert not reply.success and "questions need an Alpamayo 1.5 checkpoint" in reply.message
+
+
+def test_a_rig_the_checkpoint_cannot_read_fails_at_start_up(ros, tiny_checkpoint, tmp_path):
+    from alpamayo_ros.core.cameras import CameraLayoutError
+
+    rig = tmp_path / "rear.yaml"
+    rig.write_text(
+        "cameras:\n  - name: camera_rear_left_70fov\n    topic: /camera/rear_left/image\n"
+    )
+    with pytest.raises(CameraLayoutError, match="camera_rear_left_70fov"):
+        PlannerNode(parameter_overrides=planner_params(tiny_checkpoint, camera_config=str(rig)))
