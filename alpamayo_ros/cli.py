@@ -52,9 +52,25 @@ def _metres(value: object) -> str:
     return f"{value:.3f} m" if isinstance(value, float) else "n/a"
 
 
+def _suggest_rig(args: argparse.Namespace) -> int:
+    from alpamayo_ros.bag.projection import camera_views
+    from alpamayo_ros.bag.reader import Bag
+    from alpamayo_ros.core.rig_suggestion import suggest_rig
+
+    with Bag(args.bag) as bag:
+        views = camera_views(bag, args.base_frame)
+    for v in views:
+        print(f"# {v.topic}: yaw {v.yaw_deg:.0f} deg, field of view {v.hfov_deg:.0f} deg")
+    suggestion = suggest_rig(views, args.family)
+    print(suggestion.to_yaml(f"{args.bag} --family {args.family}"), end="")
+    return 0 if suggestion.complete else 2
+
+
 def _inspect_bag(args: argparse.Namespace) -> int:
     from alpamayo_ros.bag.logged_drive import inspect_logged_drive
 
+    if args.suggest_rig:
+        return _suggest_rig(args)
     rig = _load_rig(args.cameras)
     report = inspect_logged_drive(args.bag, rig, odom_source=args.odom, rate_hz=args.rate)
     print(
@@ -388,6 +404,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--odom", default="/odom", help="nav_msgs/Odometry or /tf topic")
     p.add_argument("--rate", type=float, default=10.0, help="planning rate, Hz")
     p.add_argument("--out", default="out/inspect", help="folder for logged_drive.json")
+    p.add_argument(
+        "--suggest-rig", action="store_true",
+        help="print a camera rig YAML for this bag instead: each calibrated camera "
+        "(camera_info + /tf_static) matched to the model's cameras by heading and field of "
+        "view (exit 2 when the family's cameras are not all found)",
+    )  # fmt: skip
+    p.add_argument(
+        "--family", choices=FAMILIES, default=FAMILIES[0],
+        help="checkpoint family the rig is for (--suggest-rig): alpamayo1 needs its four "
+        "cameras, alpamayo1_5 reads any of the seven",
+    )  # fmt: skip
+    p.add_argument("--base-frame", default="base_link", help="the vehicle frame (REP-105)")
     p.set_defaults(func=_inspect_bag)
 
     p = sub.add_parser(

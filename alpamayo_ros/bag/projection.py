@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import transforms3d.quaternions as tq
 
-from alpamayo_ros.bag.reader import BadMessage, Bag
+from alpamayo_ros.bag.reader import BadMessage, Bag, BagError
+from alpamayo_ros.core.rig_suggestion import CameraView, yaw_and_fov
 
 
 @dataclass(frozen=True)
@@ -86,3 +87,19 @@ def read_calibrations(bag: Bag, base_frame: str = "base_link") -> dict[str, Came
             height=int(msg.height),
         )
     return out
+
+
+def camera_views(bag: Bag, base_frame: str = "base_link") -> list[CameraView]:
+    """Heading and field of view of every calibrated image topic (camera_info and a static
+    transform from base_frame), for a rig suggestion. BagError when there is none."""
+    views = []
+    for topic, calib in sorted(read_calibrations(bag, base_frame).items()):
+        yaw, fov = yaw_and_fov(calib.R.tolist(), float(calib.K[0, 0]), calib.width)
+        raw = bag.topics[topic] == "sensor_msgs/msg/Image"
+        views.append(CameraView(topic, yaw, fov, "raw" if raw else "compressed"))
+    if not views:
+        raise BagError(
+            "no image topic with a camera_info and a /tf_static transform from "
+            f"{base_frame!r}: a rig cannot be suggested (write one from config/cameras.yaml)"
+        )
+    return views

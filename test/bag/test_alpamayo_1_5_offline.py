@@ -112,3 +112,19 @@ def test_ask_refuses_a_time_outside_the_bag_and_an_alpamayo_1_checkpoint(
     argv = ["ask", str(nav_bag), "Why?", "--at", "2", "--model", str(tiny_checkpoint)]
     assert main(argv) == 2
     assert "questions need an Alpamayo 1.5 checkpoint" in capsys.readouterr().err
+
+
+def test_inspect_bag_suggests_the_rig_a_bag_was_recorded_with(nav_bag, capsys):
+    assert main(["inspect-bag", str(nav_bag), "--suggest-rig"]) == 0
+    out = capsys.readouterr().out
+    rig = CameraRig.from_dict(yaml.safe_load(out))
+    assert rig == CameraRig.released_default()
+
+
+def test_inspect_bag_suggests_the_shipped_pandaset_rig(pandaset_bag, capsys):
+    assert main(["inspect-bag", str(pandaset_bag), "--suggest-rig"]) == 0
+    suggested = CameraRig.from_dict(yaml.safe_load(capsys.readouterr().out))
+    shipped = CameraRig.from_yaml(Path(__file__).parents[2] / "config" / "pandaset_cameras.yaml")
+    assert [(c.name, c.topic, c.crop) for c in suggested.cameras] == [
+        (c.name, c.topic, c.crop) for c in shipped.cameras
+    ]
