@@ -3,6 +3,9 @@
     ros2 launch alpamayo_ros drive.launch.py                       # the demo checkpoint
     ros2 launch alpamayo_ros drive.launch.py model:=/data/Alpamayo-R1-10B
     ros2 launch alpamayo_ros drive.launch.py model:=/data/ckpt device:=cpu use_sim_time:=true
+    ros2 launch alpamayo_ros drive.launch.py model:=/data/Alpamayo-1.5-10B \
+        camera_config:=$(ros2 pkg prefix alpamayo_ros)/share/alpamayo_ros/config/single_front_camera.yaml \
+        navigation_topic:=/planning/navigation
 
 The parameter files (config/planner.yaml, config/controller.yaml, or your own via
 planner_params:=... controller_params:=...) hold every setting; a launch argument overrides
@@ -26,7 +29,9 @@ PLANNER_OVERRIDES = (
     ("camera_config", "camera rig YAML ('' = the file's; its '' = config/cameras.yaml)"),
     ("odom_topic", "nav_msgs/Odometry topic of the ego motion ('' = the file's)"),
     ("rate_hz", "planning rate, Hz ('' = the file's)"),
-)
+    ("navigation_topic", "std_msgs/String route text for Alpamayo 1.5 checkpoints ('' = the "
+     "file's)"),
+)  # fmt: skip
 FLOAT_PARAMS = {"rate_hz"}
 AUTOWARE_ODOMETRY = "/localization/kinematic_state"  # Autoware's nav_msgs/Odometry
 ARGUMENTS = (

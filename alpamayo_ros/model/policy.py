@@ -414,7 +414,8 @@ class AlpamayoPolicy(nn.Module):
                 weights = [navigation_guidance if r.navigation else 1.0 for r in requests]
                 if any(w != 1.0 for w in weights):
                     with _timer(timings, "guidance_prefill", device):
-                        ctx_u = self._unguided_context(requests, full_ids, S)
+                        vision = {k: inputs[k] for k in ("pixel_values", "image_grid_thw")}
+                        ctx_u = self._unguided_context(requests, full_ids, S, vision)
                     w = torch.tensor(weights, device=device).repeat_interleave(S)[:, None, None]
                     velocity = guided(velocity, lambda x, t: self.expert_velocity(ctx_u, x, t), w)
                 action = euler_sample(
@@ -564,17 +565,22 @@ class AlpamayoPolicy(nn.Module):
         return self.action_out_proj(out.last_hidden_state[:, -T:]).float()
 
     def _unguided_context(
-        self, requests: list[PlanRequest], full_ids: list[list[int]], S: int
+        self,
+        requests: list[PlanRequest],
+        full_ids: list[list[int]],
+        S: int,
+        vision: dict[str, torch.Tensor] | None = None,
     ) -> ExpertContext:
         """The expert's context without navigation (classifier-free guidance): one prefill
         of the requests' prompts without the route span, repeated to S samples each, then
         each sample's guided output (full_ids: its causal chain through
         <|traj_future_start|>, B*S rows) fed through that cache in one forward pass, as the
-        1.5 release replays the guided chain."""
+        1.5 release replays the guided chain. vision: the guided prefill's pixel_values and
+        image_grid_thw (the same images: not preprocessed again)."""
         assert self.processor is not None
         device = self.device
         plain = [dataclasses.replace(r, navigation=None) for r in requests]
-        inputs = {k: v.to(device) for k, v in self.processor(plain).items()}
+        inputs = {k: v.to(device) for k, v in self.processor(plain, vision=vision).items()}
         inputs["pixel_values"] = inputs["pixel_values"].to(self.vlm.dtype)
         self.vlm.model.rope_deltas = None
         self._check_cancel()

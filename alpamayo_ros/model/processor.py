@@ -238,11 +238,16 @@ class AlpamayoProcessor:
         return ordered, labels if self.config.labels_cameras else None
 
     def _expand(
-        self, prompts: list[str], images: list[list[np.ndarray]]
+        self,
+        prompts: list[str],
+        images: list[list[np.ndarray]],
+        vision: dict[str, torch.Tensor] | None = None,
     ) -> tuple[list[np.ndarray], dict[str, torch.Tensor]]:
         """Tokenise each prompt and expand its <|image_pad|> placeholders to its images'
-        token counts; returns the id arrays and the vision inputs of all images."""
-        vision = self.images([img for group in images for img in group])
+        token counts; returns the id arrays and the vision inputs of all images (`vision`:
+        those already computed for the same images, reused)."""
+        if vision is None:
+            vision = self.images([img for group in images for img in group])
         merge = self.images.merge_size
         tokens_per_image = (vision["image_grid_thw"].prod(dim=-1) // (merge * merge)).tolist()
         sequences, k = [], 0
@@ -295,7 +300,10 @@ class AlpamayoProcessor:
         }
 
     def __call__(
-        self, requests: list[PlanRequest], continuations: list[list[int]] | None = None
+        self,
+        requests: list[PlanRequest],
+        continuations: list[list[int]] | None = None,
+        vision: dict[str, torch.Tensor] | None = None,
     ) -> dict[str, torch.Tensor]:
         """Batch of requests -> input_ids, attention_mask (B, L), mm_token_type_ids (B, L),
         pixel_values (sum of patches, D), image_grid_thw (total images, 3).
@@ -304,6 +312,8 @@ class AlpamayoProcessor:
         rollout's generated ids); then also labels (B, L), -100 outside the continuations,
         and future_start (B,), the index of each continuation's <|traj_future_start|> (-1
         where it has none).
+        vision: pixel_values and image_grid_thw an earlier call computed for the same
+        requests' images (the unguided prompt of navigation guidance), reused.
         Sequences of different lengths are left-padded.
         """
         if continuations is not None and len(continuations) != len(requests):
@@ -323,7 +333,7 @@ class AlpamayoProcessor:
             build_prompt(len(images), self.config.tokens_per_history_traj, labels, r.navigation)
             for r, (images, labels) in zip(requests, layouts, strict=True)
         ]
-        sequences, vision = self._expand(prompts, [images for images, _ in layouts])
+        sequences, vision = self._expand(prompts, [images for images, _ in layouts], vision)
         history_placeholder = self.special_ids["traj_history"]
         for ids, r in zip(sequences, requests, strict=True):
             slots = np.flatnonzero(ids == history_placeholder)

@@ -337,15 +337,20 @@ def released_shapes_config_data(tokenizer: PreTrainedTokenizerFast) -> dict[str,
 
 
 def released_random_policy(
-    device: str = "cpu", dtype: torch.dtype = torch.bfloat16, attn: str = "sdpa"
+    device: str = "cpu",
+    dtype: torch.dtype = torch.bfloat16,
+    attn: str = "sdpa",
+    family: str = ALPAMAYO1,
 ) -> Any:
     """An AlpamayoPolicy of the released shapes with random weights, built on `device` in
-    `dtype` ("meta" for shape checks), with our tokenizer and the released image budget."""
+    `dtype` ("meta" for shape checks), with our tokenizer and the released image budget;
+    family "alpamayo1_5": the 1.5 config and token names (the same shapes)."""
     from alpamayo_ros.model.policy import AlpamayoPolicy, default_dtype
     from alpamayo_ros.model.processor import AlpamayoProcessor
 
-    tokenizer = build_tokenizer()
-    config = AlpamayoConfig(released_shapes_config_data(tokenizer))
+    tokenizer = build_tokenizer(family=family)
+    data = released_shapes_config_data(tokenizer)
+    config = AlpamayoConfig(as_alpamayo1_5(data) if family == ALPAMAYO1_5 else data)
     with torch.device(device), default_dtype(dtype):
         policy = AlpamayoPolicy(config, attn_implementation=attn)
     policy.processor = AlpamayoProcessor(

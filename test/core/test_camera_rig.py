@@ -36,3 +36,14 @@ def test_one_topic_can_feed_two_cameras():
 def test_bad_entries_fail_naming_the_field(entry, message):
     with pytest.raises(CameraRigError, match=message):
         CameraRig.from_dict({"cameras": [entry]})
+
+
+def test_shipped_single_front_camera_rig_is_for_alpamayo_1_5_only():
+    from alpamayo_ros.core.cameras import CameraLayoutError, check_camera_layout
+
+    rig = CameraRig.from_yaml(CONFIG / "single_front_camera.yaml")
+    assert rig.names == ("camera_front_wide_120fov",)
+    for frames in (1, 4):
+        check_camera_layout(rig.names, "alpamayo1_5", frames)
+    with pytest.raises(CameraLayoutError, match="Alpamayo 1 checkpoints read all four"):
+        check_camera_layout(rig.names, "alpamayo1", 4)

@@ -331,17 +331,27 @@ def test_guidance_costs_one_more_prefill_and_doubles_only_the_expert(
         policy.vlm.model.visual.register_forward_hook(count("vision")),
         policy.expert.register_forward_hook(count("expert")),
     ]
+    preprocess = policy.processor.images
+    calls["preprocess"] = 0
+
+    def counted(*a, **k):
+        calls["preprocess"] += 1
+        return preprocess(*a, **k)
+
+    policy.processor.images = counted
     try:
         kw = dict(num_samples=3, seed=7, max_reasoning_tokens=5, num_flow_steps=4)
         policy.plan([nav_request(request_factory)], **kw)
         base = dict(calls)
-        calls.update(vision=0, expert=0)
+        calls.update(vision=0, expert=0, preprocess=0)
         policy.plan([nav_request(request_factory)], navigation_guidance=1.5, **kw)
     finally:
         for h in handles:
             h.remove()
-    assert base == {"vision": 1, "expert": 4}
-    assert calls == {"vision": 2, "expert": 8}
+        policy.processor.images = preprocess
+    assert base == {"vision": 1, "expert": 4, "preprocess": 1}
+    # One more prefill (its vision pass included; the pixels are reused), twice the expert.
+    assert calls == {"vision": 2, "expert": 8, "preprocess": 1}
 
 
 def test_noise_temperature_scales_the_initial_noise(tiny_policy_1_5, request_factory):
