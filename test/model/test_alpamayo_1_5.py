@@ -331,14 +331,17 @@ def test_guidance_costs_one_more_prefill_and_doubles_only_the_expert(
         policy.vlm.model.visual.register_forward_hook(count("vision")),
         policy.expert.register_forward_hook(count("expert")),
     ]
-    preprocess = policy.processor.images
+    images = policy.processor.images
     calls["preprocess"] = 0
 
-    def counted(*a, **k):
-        calls["preprocess"] += 1
-        return preprocess(*a, **k)
+    class Counted:
+        merge_size = images.merge_size
 
-    policy.processor.images = counted
+        def __call__(self, *a, **k):
+            calls["preprocess"] += 1
+            return images(*a, **k)
+
+    policy.processor.images = Counted()
     try:
         kw = dict(num_samples=3, seed=7, max_reasoning_tokens=5, num_flow_steps=4)
         policy.plan([nav_request(request_factory)], **kw)
@@ -348,7 +351,7 @@ def test_guidance_costs_one_more_prefill_and_doubles_only_the_expert(
     finally:
         for h in handles:
             h.remove()
-        policy.processor.images = preprocess
+        policy.processor.images = images
     assert base == {"vision": 1, "expert": 4, "preprocess": 1}
     # One more prefill (its vision pass included; the pixels are reused), twice the expert.
     assert calls == {"vision": 2, "expert": 8, "preprocess": 1}
