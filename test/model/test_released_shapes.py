@@ -31,3 +31,24 @@ def test_released_shapes_agree_on_image_tokens_and_sizes():
     assert inputs["pixel_values"].shape[-1] == (
         3 * vlm.vision_config.temporal_patch_size * vlm.vision_config.patch_size**2
     )
+
+
+def test_released_1_5_shapes_with_a_labelled_two_camera_prompt():
+    """Alpamayo 1.5: the same network; the prompt labels cameras and frames, and the image
+    tokens still agree with the vision tower's features."""
+    policy = released_random_policy(device="meta", dtype=torch.bfloat16, family="alpamayo1_5")
+    assert policy.config.family == "alpamayo1_5"
+    vlm, proc = policy.vlm.config, policy.processor
+    assert proc.special_ids["route_start"] > proc.special_ids["traj_history"]
+    buf = EgoPoseBuffer()
+    for k in range(20):
+        buf.add(StampedPose(0.1 * k, (1.0 * k, 0.0, 0.0), (1.0, 0.0, 0.0, 0.0)))
+    frames = tuple(np.zeros((1080, 1920, 3), np.uint8) for _ in range(8))
+    cams = ("camera_front_wide_120fov", "camera_front_tele_30fov")
+    inputs = proc([PlanRequest(frames, buf.history(1.9), cams, "Turn right in 30m")])
+    ids = inputs["input_ids"][0]
+    assert int((ids == vlm.image_token_id).sum()) == 8 * 180
+    text = proc.tokenizer.decode(ids[ids != vlm.image_token_id])
+    assert "user\nFront camera: frame 0 <|vision_start|><|vision_end|>frame 1 " in text
+    assert "<|vision_end|>Front telephoto camera: frame 0 <|vision_start|>" in text
+    assert "<|route_start|>Turn right in 30m<|route_end|>" in text
