@@ -4,8 +4,7 @@
     ros2 launch alpamayo_ros drive.launch.py model:=/data/Alpamayo-R1-10B
     ros2 launch alpamayo_ros drive.launch.py model:=/data/ckpt device:=cpu use_sim_time:=true
     ros2 launch alpamayo_ros drive.launch.py model:=/data/Alpamayo-1.5-10B \
-        camera_config:=$(ros2 pkg prefix alpamayo_ros)/share/alpamayo_ros/config/single_front_camera.yaml \
-        navigation_topic:=/planning/navigation
+        camera_config:=/path/single_front_camera.yaml navigation_topic:=/planning/navigation
 
 The parameter files (config/planner.yaml, config/controller.yaml, or your own via
 planner_params:=... controller_params:=...) hold every setting; a launch argument overrides
@@ -37,8 +36,11 @@ AUTOWARE_ODOMETRY = "/localization/kinematic_state"  # Autoware's nav_msgs/Odome
 ARGUMENTS = (
     ("use_sim_time", "false", "use /clock (true when playing a bag with --clock)"),
     ("autoware", "false", "also publish autoware_planning_msgs/Trajectory (~/autoware/"
-     "trajectory) and take odometry from /localization/kinematic_state unless odom_topic "
-     "is given; fails at start-up, naming it, without autoware_planning_msgs"),
+     "trajectory) and, with autoware_internal_planning_msgs, CandidateTrajectories of every "
+     "sample (~/autoware/candidate_trajectories); take odometry from "
+     "/localization/kinematic_state and cameras from config/autoware_cameras.yaml unless "
+     "odom_topic / camera_config are given; fails at start-up, naming it, without "
+     "autoware_planning_msgs"),
     ("enable_controller", "true", "start alpamayo_controller (publishes cmd_vel)"),
     ("namespace", "", "namespace of both nodes"),
     ("rviz", "false", "open RViz with config/alpamayo.rviz"),
@@ -65,6 +67,8 @@ def nodes(context: LaunchContext) -> list:
         planner_overrides["publish_autoware"] = True
         for overrides in (planner_overrides, controller_overrides):
             overrides.setdefault("odom_topic", AUTOWARE_ODOMETRY)
+        share = FindPackageShare("alpamayo_ros").perform(context)
+        planner_overrides.setdefault("camera_config", f"{share}/config/autoware_cameras.yaml")
     shared = {"use_sim_time": sim_time}
     planner = Node(
         package="alpamayo_ros",

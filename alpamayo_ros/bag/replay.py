@@ -41,7 +41,7 @@ from alpamayo_ros.core.ego_history import EgoHistorySpec
 from alpamayo_ros.core.frame_buffer import FrameBufferSpec
 from alpamayo_ros.core.metrics import constant_velocity_xy, displacement_metrics
 from alpamayo_ros.core.plan import LATENCY_STAGES, Plan
-from alpamayo_ros.messages.autoware import autoware_trajectory_msg
+from alpamayo_ros.messages.autoware import autoware_candidates_msg, autoware_trajectory_msg
 from alpamayo_ros.messages.plan import plan_messages
 from alpamayo_ros.planning.planner import PlanInputs, Planner, PlanOutcome
 from alpamayo_ros.planning.realtime import (
@@ -72,7 +72,9 @@ class ReplayStep:
     in a realtime replay); sample_xy: (S, T, 2) m, every sample drawn (None for a stop plan
     made without the model); logged_xy: (K, 2) m, the driver's path after t0 in the ego
     frame at t0 (K <= T near the bag's end); image: (H, W, 3) RGB of the report camera at
-    t0 (kept only until the report has drawn it).
+    t0 (kept only until the report has drawn it); candidates: the plans offered as
+    candidates (OutcomePlan.candidates: valid samples, or the stop plan), kept only until
+    written.
     """
 
     tick: float
@@ -83,6 +85,7 @@ class ReplayStep:
     sample_reasoning: tuple[str, ...] = ()
     logged_xy: np.ndarray | None = None
     image: np.ndarray | None = None
+    candidates: tuple[Plan, ...] = ()
 
 
 @dataclass
@@ -265,7 +268,9 @@ def replay_bag(
     published when they would be finished, inputs arriving meanwhile wait or are dropped
     as in the node (planning.realtime); planning_mode "two_lane" implies it.
     autoware_wheelbase: also write each plan as autoware_planning_msgs/msg/Trajectory on
-    .../autoware/trajectory (front wheel angles for this wheelbase, m); None: do not.
+    .../autoware/trajectory and its samples as autoware_internal_planning_msgs/msg/
+    CandidateTrajectories on .../autoware/candidate_trajectories (front wheel angles for this
+    wheelbase, m); None: do not.
     frames_per_camera: frames per camera in each plan's input (Alpamayo 1: 4).
     navigation: route text given to every plan (Alpamayo 1.5); navigation_topic: a
     std_msgs/String topic of the bag to read it from instead (its receive time counts
@@ -385,6 +390,13 @@ def _replay_into(
             if autoware_wheelbase is not None:
                 trajectory = autoware_trajectory_msg(step.plan, types, autoware_wheelbase)
                 writer.write(f"{PLANNER_NAMESPACE}/autoware/trajectory", step.tick, trajectory)
+                candidates = autoware_candidates_msg(
+                    step.plan, step.candidates or (step.plan,), types, autoware_wheelbase
+                )
+                writer.write(
+                    f"{PLANNER_NAMESPACE}/autoware/candidate_trajectories", step.tick, candidates
+                )
+            step.candidates = ()
 
         try:
             for tick in step_through(bag, feed, ticks):
@@ -437,6 +449,7 @@ def _step(
         sample_reasoning=outcome.sample_reasoning,
         logged_xy=logged.future_xy(plan.stamp, plan.num_points, plan.dt),
         image=frames.images[frames.cameras.index(camera)][-1],
+        candidates=outcome.candidates,
     )
     if step.logged_xy is not None and not plan.is_fallback and outcome.sample_xy is not None:
         step.metrics = displacement_metrics(

@@ -9,13 +9,22 @@ Per point: the pose with the heading as yaw, longitudinal velocity (m/s), accele
 (m/s^2), heading rate = speed x curvature (rad/s), front wheel angle = atan(wheelbase x
 curvature) (the kinematic bicycle, rad); lateral velocity and rear wheel angle 0.
 
-The definitions (public autoware_msgs 1.x, autoware_planning_msgs) are written here so the
-replay and CI can serialize them without Autoware installed.
+All samples of a plan, as Autoware's learned planners offer them to its selector:
+autoware_internal_planning_msgs/msg/CandidateTrajectories, one CandidateTrajectory per
+sample (in sample order; the published one is DrivingPlan.chosen_sample), each converted as
+above, and one GeneratorInfo naming the model; the generator id is a UUID derived from the
+model id (uuid5), stable across runs.
+
+The definitions (public autoware_msgs 1.x autoware_planning_msgs, autoware_internal_msgs
+autoware_internal_planning_msgs) are written here so the replay and CI can serialize them
+without Autoware installed.
 """
 
 from __future__ import annotations
 
 import math
+import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -40,7 +49,21 @@ AUTOWARE_MSG_DEFINITIONS = {
     AUTOWARE_TRAJECTORY: (
         "std_msgs/Header header\nautoware_planning_msgs/TrajectoryPoint[] points\n"
     ),
+    "autoware_internal_planning_msgs/msg/CandidateTrajectory": (
+        "std_msgs/Header header\n"
+        "unique_identifier_msgs/UUID generator_id\n"
+        "autoware_planning_msgs/TrajectoryPoint[] points\n"
+    ),
+    "autoware_internal_planning_msgs/msg/GeneratorInfo": (
+        "unique_identifier_msgs/UUID generator_id\nstd_msgs/String generator_name\n"
+    ),
 }
+AUTOWARE_CANDIDATES = "autoware_internal_planning_msgs/msg/CandidateTrajectories"
+AUTOWARE_MSG_DEFINITIONS[AUTOWARE_CANDIDATES] = (
+    "autoware_internal_planning_msgs/CandidateTrajectory[] candidate_trajectories\n"
+    "autoware_internal_planning_msgs/GeneratorInfo[] generator_info\n"
+)
+GENERATOR_PREFIX = "alpamayo_ros"
 
 
 def front_wheel_angle(curvature: np.ndarray, wheelbase: float) -> np.ndarray:
@@ -54,6 +77,48 @@ def autoware_trajectory_msg(
 ) -> Any:  # fmt: skip
     """autoware_planning_msgs/msg/Trajectory of `plan` (see the module docstring); with
     `pose_t0` (the ego pose at t0 in `fixed_frame`) the points are in that frame."""
+    points, frame = _points(plan, types, wheelbase, pose_t0, fixed_frame)
+    return types(AUTOWARE_TRAJECTORY)(header=header_msg(types, plan.stamp, frame), points=points)
+
+
+def generator_uuid(model_id: str) -> bytes:
+    """The 16-byte generator id of a model: uuid5 of its id, stable across runs."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"{GENERATOR_PREFIX}/{model_id}").bytes
+
+
+def autoware_candidates_msg(
+    plan: Plan, samples: Sequence[Plan], types: TypeLookup, wheelbase: float,
+    pose_t0: StampedPose | None = None, fixed_frame: str = "map",
+) -> Any:  # fmt: skip
+    """autoware_internal_planning_msgs/msg/CandidateTrajectories of every sample of `plan`
+    (`samples`: a Plan per sample, sample order), converted as autoware_trajectory_msg,
+    with one GeneratorInfo named "alpamayo_ros: <model id>"."""
+    uuid_cls = types("unique_identifier_msgs/msg/UUID")
+    gen_id = np.frombuffer(generator_uuid(plan.model_id), dtype=np.uint8).copy()
+    candidates = []
+    for smp in samples:
+        points, frame = _points(smp, types, wheelbase, pose_t0, fixed_frame)
+        candidates.append(
+            types("autoware_internal_planning_msgs/msg/CandidateTrajectory")(
+                header=header_msg(types, plan.stamp, frame),
+                generator_id=uuid_cls(uuid=gen_id.copy()),
+                points=points,
+            )
+        )
+    info = types("autoware_internal_planning_msgs/msg/GeneratorInfo")(
+        generator_id=uuid_cls(uuid=gen_id.copy()),
+        generator_name=types("std_msgs/msg/String")(
+            data=f"{GENERATOR_PREFIX}: {plan.model_id or 'no model'}"
+        ),
+    )
+    return types(AUTOWARE_CANDIDATES)(candidate_trajectories=candidates, generator_info=[info])
+
+
+def _points(
+    plan: Plan, types: TypeLookup, wheelbase: float, pose_t0: StampedPose | None,
+    fixed_frame: str,
+) -> tuple[list[Any], str]:  # fmt: skip
+    """The Autoware points of a plan (ego at t0, then its states) and their frame."""
     if not wheelbase > 0:
         raise ValueError(f"wheelbase must be > 0 m, got {wheelbase}")
     xyz = np.concatenate([np.zeros((1, 3)), np.asarray(plan.xyz, dtype=np.float64)])
@@ -95,7 +160,7 @@ def autoware_trajectory_msg(
         for t, p, h, v, a, k, w in zip(times, xyz, heading, speed, accel, curvature, wheel,
                                        strict=True)
     ]  # fmt: skip
-    return types(AUTOWARE_TRAJECTORY)(header=header_msg(types, plan.stamp, frame), points=points)
+    return points, frame
 
 
 def states_from_autoware(msg: Any) -> dict[str, np.ndarray | float | str]:

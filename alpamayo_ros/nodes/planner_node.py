@@ -48,7 +48,7 @@ from alpamayo_ros.core.diagnostics import PlannerMonitor, navigation_item
 from alpamayo_ros.core.ego_history import StampedPose
 from alpamayo_ros.core.frame_buffer import FrameBufferSpec, FramesUnavailable
 from alpamayo_ros.core.plan import Plan
-from alpamayo_ros.messages.autoware import autoware_trajectory_msg
+from alpamayo_ros.messages.autoware import autoware_candidates_msg, autoware_trajectory_msg
 from alpamayo_ros.messages.diagnostics import diagnostic_array_msg, planner_status_msg
 from alpamayo_ros.messages.inputs import BadMessage, pose_from_odometry, stamp_seconds
 from alpamayo_ros.messages.plan import plan_messages, time_msg
@@ -115,6 +115,7 @@ class PlannerNode(Node):
         self.pub_status = self.create_publisher(PlannerStatus, "~/status", QoSProfile(depth=10))
         self.pub_diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.pub_autoware = None
+        self.pub_candidates = None
         if cfg.publish_autoware:
             try:
                 from autoware_planning_msgs.msg import Trajectory
@@ -124,6 +125,17 @@ class PlannerNode(Node):
                     f"package (apt install ros-$ROS_DISTRO-autoware-planning-msgs): {err}"
                 ) from err
             self.pub_autoware = self.create_publisher(Trajectory, "~/autoware/trajectory", 10)
+            try:
+                from autoware_internal_planning_msgs.msg import CandidateTrajectories
+            except ImportError:
+                self.get_logger().warning(
+                    "publish_autoware: autoware_internal_planning_msgs is not installed, so "
+                    "~/autoware/candidate_trajectories (every sample) is not published"
+                )
+            else:
+                self.pub_candidates = self.create_publisher(
+                    CandidateTrajectories, "~/autoware/candidate_trajectories", 10
+                )
 
         for topic, cams in rig.by_topic().items():
             kind = CompressedImage if cams[0].encoding == "compressed" else Image
@@ -382,9 +394,9 @@ class PlannerNode(Node):
                 throttle_duration_sec=10.0,
             )
         if finished is not None:
-            self._publish(finished.plan)
+            self._publish(finished.plan, finished.candidates)
 
-    def _publish(self, plan: Plan) -> None:
+    def _publish(self, plan: Plan, candidates: tuple[Plan, ...] = ()) -> None:
         if self._closing or not self.context.ok():
             return  # shutting down: the publishers may already be gone
         msgs = plan_messages(plan, types)
@@ -396,6 +408,10 @@ class PlannerNode(Node):
             if self.pub_autoware is not None:
                 wheelbase = self.config.wheelbase
                 self.pub_autoware.publish(autoware_trajectory_msg(plan, types, wheelbase))
+            if self.pub_candidates is not None:
+                offered = candidates or (plan,)
+                msg = autoware_candidates_msg(plan, offered, types, self.config.wheelbase)
+                self.pub_candidates.publish(msg)
         except Exception:  # the context went away between the check and the call
             if self._closing or not self.context.ok():
                 return

@@ -72,12 +72,22 @@ class Chain:
 class PlanOutcome:
     """The published plan and, for reports, every sample drawn (xy (S, T, 2) metres);
     chain: the published sample's causal chain, written for this plan's inputs (full
-    plans only: what the reasoning lane hands over)."""
+    plans only: what the reasoning lane hands over); sample_plans: each sample that passes
+    the plan checks as a Plan (the candidates offered to a stack's selector)."""
 
     plan: Plan
     sample_xy: np.ndarray | None = None
     sample_reasoning: tuple[str, ...] = ()
     chain: Chain | None = None
+    sample_plans: tuple[Plan, ...] = ()
+
+    @property
+    def candidates(self) -> tuple[Plan, ...]:
+        """The plans to offer as candidates: the valid samples of a model plan, or the
+        published stop plan alone (a stop is never offered beside model samples)."""
+        if self.plan.is_fallback or not self.sample_plans:
+            return (self.plan,)
+        return self.sample_plans
 
 
 def choose_sample(xy: np.ndarray, how: SampleChoice, consistent: np.ndarray | None = None) -> int:
@@ -318,25 +328,30 @@ class Planner:
         fields = {"lane": "full", "chain_stamp": inputs.t0, **fields}
         xy = np.stack([smp.rollout.xy for smp in samples])
         chosen = choose_sample(xy, s.sample_choice, self_consistent(samples, inputs.ego.speed))
-        smp = samples[chosen]
-        roll = smp.rollout
-        plan = Plan(
-            stamp=inputs.t0,
-            xyz=smp.xyz,
-            heading=roll.heading,
-            speed=roll.speed,
-            accel=roll.accel,
-            curvature=roll.curvature,
-            dt=roll.dt,
-            reasoning=smp.reasoning,
-            meta_actions=extract_meta_actions(
-                roll.speed, roll.heading, roll.y, inputs.ego.speed, roll.dt
-            ),
-            chosen_sample=chosen,
-            num_samples=len(samples),
-            latency_ms=latency,
-            **fields,
-        )
+
+        def as_plan(k: int) -> Plan:
+            smp, roll = samples[k], samples[k].rollout
+            return Plan(
+                stamp=inputs.t0,
+                xyz=smp.xyz,
+                heading=roll.heading,
+                speed=roll.speed,
+                accel=roll.accel,
+                curvature=roll.curvature,
+                dt=roll.dt,
+                reasoning=smp.reasoning,
+                meta_actions=extract_meta_actions(
+                    roll.speed, roll.heading, roll.y, inputs.ego.speed, roll.dt
+                ),
+                chosen_sample=k,
+                num_samples=len(samples),
+                latency_ms=latency,
+                **fields,
+            )
+
+        sample_plans = [as_plan(k) for k in range(len(samples))]
+        plan, smp = sample_plans[chosen], samples[chosen]
+        valid = tuple(p for p in sample_plans if not plan_problems(p, s.limits))
         problems = plan_problems(plan, s.limits)
         chain = None
         if fields["lane"] == "full" and smp.reasoning_token_ids:
@@ -345,7 +360,7 @@ class Planner:
             reason = "model plan rejected: " + "; ".join(problems)
             stop_fields = {k: v for k, v in fields.items() if k not in ("lane", "chain_stamp")}
             plan = self.stop_plan(inputs.t0, reason, v0=inputs.ego.travel_speed, **stop_fields)
-        return PlanOutcome(plan, xy, tuple(x.reasoning for x in samples), chain)
+        return PlanOutcome(plan, xy, tuple(x.reasoning for x in samples), chain, valid)
 
     def finish(self, outcome: PlanOutcome, now: float) -> PlanOutcome | None:
         """The outcome as it may be published at `now` (seconds): a model plan whose t0 is

@@ -72,3 +72,44 @@ def test_the_first_point_is_the_ego_at_t0_and_a_fixed_frame_moves_all_points():
 def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="wheelbase must be > 0 m, got 0"):
         autoware_trajectory_msg(curving_plan(), types, wheelbase=0.0)
+
+
+def test_candidate_trajectories_carry_every_sample_and_name_the_model():
+    from dataclasses import replace
+
+    from alpamayo_ros.messages.autoware import (
+        AUTOWARE_CANDIDATES,
+        autoware_candidates_msg,
+        generator_uuid,
+    )
+
+    plan = replace(curving_plan(), model_id="/data/Alpamayo-1.5-10B", num_samples=3)
+    samples = []
+    for k, bend in enumerate((0.0, 0.02, -0.03)):
+        controls = np.stack([np.full(64, 0.5 * k), np.full(64, bend)], axis=1)
+        samples.append(Plan.from_rollout(integrate(controls, 12.0), plan.stamp, 12.0))
+    msg = autoware_candidates_msg(plan, samples, types, wheelbase=2.8)
+    back = STORE.deserialize_cdr(STORE.serialize_cdr(msg, AUTOWARE_CANDIDATES), AUTOWARE_CANDIDATES)
+    assert len(back.candidate_trajectories) == 3 and len(back.generator_info) == 1
+    info = back.generator_info[0]
+    assert info.generator_name.data == "alpamayo_ros: /data/Alpamayo-1.5-10B"
+    assert bytes(info.generator_id.uuid) == generator_uuid(plan.model_id)
+    assert generator_uuid(plan.model_id) == generator_uuid("/data/Alpamayo-1.5-10B")  # stable
+    for smp, cand in zip(samples, back.candidate_trajectories, strict=True):
+        assert bytes(cand.generator_id.uuid) == generator_uuid(plan.model_id)
+        assert cand.header.frame_id == "base_link"
+        assert cand.header.stamp.sec == 1700000000 and cand.header.stamp.nanosec == 500_000_000
+        got = states_from_autoware(cand)
+        assert np.abs(got["xyz"] - smp.xyz).max() < 1e-6
+        assert np.abs(got["speed"] - smp.speed).max() < 1e-5
+        assert np.allclose(got["front_wheel_angle"], np.arctan(2.8 * smp.curvature), atol=1e-7)
+
+
+def test_a_stop_plan_is_the_only_candidate():
+    from alpamayo_ros.core.plan import make_stop_plan
+    from alpamayo_ros.planning.planner import PlanOutcome
+
+    model = curving_plan()
+    stop = make_stop_plan(model.stamp, 10.0, "stale input: camera_front_wide_120fov")
+    assert PlanOutcome(stop, sample_plans=(model,)).candidates == (stop,)
+    assert PlanOutcome(model, sample_plans=(model, model)).candidates == (model, model)
