@@ -499,3 +499,25 @@ def test_a_rig_the_checkpoint_cannot_read_fails_at_start_up(ros, tiny_checkpoint
     )
     with pytest.raises(CameraLayoutError, match="camera_rear_left_70fov"):
         PlannerNode(parameter_overrides=planner_params(tiny_checkpoint, camera_config=str(rig)))
+
+
+def test_the_plan_consumer_example_follows_fresh_plans_only(ros):
+    """examples/plan_consumer.py, the README's minimal consumer: a fresh plan is taken, one
+    stamped in the future or too old is not."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
+    from plan_consumer import PlanConsumer
+
+    consumer = PlanConsumer()
+    pub_node = rclpy.create_node("plan_source")
+    pub = pub_node.create_publisher(DrivingPlan, "/alpamayo_planner/plan", 10)
+    with Graph(consumer, pub_node) as graph:
+        assert graph.wait_for(lambda: pub.get_subscription_count() > 0, 5.0)
+        now = consumer.get_clock().now().nanoseconds * 1e-9
+        pub.publish(straight_plan_at(now + 5.0, 4.0))
+        pub.publish(straight_plan_at(now - 3.0, 4.0))
+        assert graph.wait_for(lambda: len(consumer.rejected) == 2, 5.0)
+        assert "in the future" in consumer.rejected[0] and "old" in consumer.rejected[1]
+        fresh = straight_plan_at(consumer.get_clock().now().nanoseconds * 1e-9, 4.0)
+        pub.publish(fresh)
+        assert graph.wait_for(lambda: consumer.latest is not None, 5.0)
+        assert consumer.latest.points[0].speed == pytest.approx(fresh.points[0].speed)
