@@ -101,6 +101,8 @@ def _inspect_bag(args: argparse.Namespace) -> int:
     )
     for name, note in report.camera_notes.items():
         print(f"note: {name}: {note}")
+    if report.truncation:
+        print(f"note: {report.truncation}")
     print(f"report: {path}")
     return 0
 
@@ -217,6 +219,8 @@ def _replay(args: argparse.Namespace) -> int:
         navigation=args.navigation, navigation_topic=args.navigation_topic,
     )  # fmt: skip
     summary = result.summary()
+    if result.truncation:
+        print(f"note: {result.truncation}")
     print(
         f"{summary['plans']} plans over {len(result.steps) / args.rate:.1f} s of bag time "
         f"({summary['model_plans']} from the model; stop plans: "

@@ -58,6 +58,7 @@ class DriveReport:
     rate_hz: float
     steps: list[StepReport] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)
+    truncation: str = ""  # what was recovered from a truncated MCAP ("" when complete)
 
     def summary(self) -> dict[str, object]:
         usable = [s for s in self.steps if s.frames == "ok" and s.history == "ok"]
@@ -73,6 +74,7 @@ class DriveReport:
             if fitted
             else None,
             "skipped": self.skipped,
+            "truncation": self.truncation,
         }
 
     def write(self, out_dir: Path) -> Path:
@@ -111,6 +113,7 @@ def inspect_logged_drive(
             cameras={c.name: c.topic for c in rig.cameras},
             camera_notes={c.name: c.note for c in rig.cameras if c.note},
             rate_hz=rate_hz,
+            truncation=bag.truncation,
         )
         is_tf = bag.topics[odom_source] == "tf2_msgs/msg/TFMessage"
         feed = InputFeed(rig, odom_source, is_tf, frames.add, live.add, skipped)

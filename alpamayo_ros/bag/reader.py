@@ -1,8 +1,11 @@
 """Reading ROS 2 bags (sqlite3 or MCAP; Humble and Jazzy definitions) without ROS.
 
 Messages are read with rosbags' AnyReader; definitions come from the bag when it carries
-them and from the Jazzy typestore otherwise. Converters here turn messages into core values
-and raise BadMessage (counted by callers, never fatal) for malformed ones.
+them and from the Jazzy typestore otherwise. A truncated MCAP (a recorder killed
+mid-drive: no summary, no end magic, often no metadata.yaml) is read up to its last
+complete chunk instead (bag.mcap_stream), with a warning saying what was recovered
+(`Bag.truncation`). Converters here turn messages into core values and raise BadMessage
+(counted by callers, never fatal) for malformed ones.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 from rosbags.highlevel import AnyReader, AnyReaderError
 from rosbags.typesys import Stores, get_typestore
 
+from alpamayo_ros.bag.mcap_stream import StreamedMcap
 from alpamayo_ros.core.ego_history import StampedPose
 from alpamayo_ros.messages.inputs import (
     BadMessage,
@@ -72,14 +76,41 @@ def unreadable_bag(path: Path, err: Exception) -> str:
     return f"{path}: cannot read the bag: {what}"
 
 
+MCAP_MAGIC = b"\x89MCAP0\r\n"
+
+
+def mcap_files(path: Path) -> list[Path]:
+    """The MCAP files of a folder (or the file itself), those that start as MCAP."""
+    files = sorted(path.glob("*.mcap")) if path.is_dir() else [path]
+    out = []
+    for f in files:
+        with f.open("rb") as handle:
+            if handle.read(len(MCAP_MAGIC)) == MCAP_MAGIC:
+                out.append(f)
+    return out
+
+
 class Bag:
-    """An open bag: topic listing, time range, and typed message iteration."""
+    """An open bag: topic listing, time range, and typed message iteration.
+
+    truncation: "" for a complete bag; else what was recovered from a truncated MCAP (read
+    up to its last complete chunk) and why it was read that way.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self.truncation = ""
+        self._stream: StreamedMcap | None = None
+        self._why_stream = ""
         if not self.path.exists():
             raise BagError(f"bag not found: {self.path}")
+        if self.path.is_file() and self.path.suffix == ".mcap":
+            self._why_stream = "an MCAP file without its bag folder's metadata.yaml"
+            return
         if self.path.is_dir() and not (self.path / "metadata.yaml").is_file():
+            if mcap_files(self.path):
+                self._why_stream = "no metadata.yaml (a recorder stopped without closing?)"
+                return
             raise BagError(
                 f"{self.path} is not a ROS 2 bag: no metadata.yaml in it (a bag folder holds "
                 "metadata.yaml beside its .mcap or .db3 files)"
@@ -92,26 +123,61 @@ class Bag:
             raise BagError(unreadable_bag(self.path, err)) from err
 
     def __enter__(self) -> Bag:
+        if self._why_stream:
+            self._open_stream(self._why_stream)
+            return self
         try:
             self._reader.open()
         except AnyReaderError as err:
+            if "end magic is invalid" in str(err) and mcap_files(self.path):
+                why = "MCAP file truncated (a recorder stopped without closing it?)"
+                self._open_stream(why, err)
+                return self
             raise BagError(unreadable_bag(self.path, err)) from err
         return self
 
+    def _open_stream(self, why: str, cause: Exception | None = None) -> None:
+        files = mcap_files(self.path)
+        if not files:
+            raise BagError(f"{self.path}: cannot read the bag: not an MCAP file")
+        self._stream = StreamedMcap(files, get_typestore(Stores.ROS2_JAZZY))
+        summary = self._stream.summary
+        if not summary.messages:
+            raise BagError(
+                f"{self.path}: {why}, and no complete message could be recovered"
+            ) from cause
+        seconds = (summary.end_ns - summary.start_ns) * 1e-9
+        where = ""
+        if summary.stopped is not None:
+            file, _, size, _ = summary.stopped
+            where = f"; {file.name} ({size} bytes) ends inside a record, which was dropped"
+        self.truncation = (
+            f"{why}: read up to the last complete chunk: {summary.messages} messages over "
+            f"{seconds:.1f} s recovered{where}"
+        )
+        log.warning("%s: %s", self.path, self.truncation)
+
     def __exit__(self, *exc: object) -> None:
-        self._reader.close()
+        if self._stream is None:
+            self._reader.close()
 
     @property
     def topics(self) -> dict[str, str]:
         """Topic -> message type, e.g. {'/odom': 'nav_msgs/msg/Odometry'}."""
+        if self._stream is not None:
+            return dict(self._stream.summary.topics)
         return {c.topic: c.msgtype for c in self._reader.connections}
 
     @property
     def start_time(self) -> float:
+        if self._stream is not None:
+            return self._stream.summary.start_ns * 1e-9
         return self._reader.start_time * 1e-9
 
     @property
     def end_time(self) -> float:
+        if self._stream is not None:
+            return self._stream.summary.end_ns * 1e-9
         return self._reader.end_time * 1e-9
 
     def require(self, topics: Sequence[str]) -> None:
@@ -126,6 +192,9 @@ class Bag:
 
         A message that fails to deserialise is yielded as a BadMessage instance instead.
         """
+        if self._stream is not None:
+            yield from self._stream.messages(topics)
+            return
         conns = [c for c in self._reader.connections if c.topic in set(topics)]
         for conn, t_ns, raw in self._reader.messages(connections=conns):
             try:

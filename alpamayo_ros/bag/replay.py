@@ -108,6 +108,7 @@ class ReplayResult:
     planning_mode: str = "full"
     realtime: RealtimeStats | None = None  # set by a realtime replay
     bag_seconds: float = 0.0  # of bag time replayed
+    truncation: str = ""  # what was recovered from a truncated MCAP ("" when complete)
 
     @property
     def plans_per_second(self) -> float:
@@ -130,6 +131,7 @@ class ReplayResult:
                 latency[stage] = {"p50_ms": float(p50), "p99_ms": float(p99)}
         return {
             "bag": self.bag,
+            "bag_truncation": self.truncation,
             "model_id": self.model_id,
             "untrained_checkpoint": self.untrained,
             "model_description": self.model_description,
@@ -357,6 +359,7 @@ def _replay_into(
     plans_dir = out_dir / "plans"
     wall_start = time.perf_counter()
     with Bag(bag_path) as bag, BagWriter(plans_dir, store=store) as writer:
+        result.truncation = bag.truncation
         bag.require([odom_source, *rig.topics])
         logged = read_logged_drive(bag, odom_source, planner.poses.spec, skipped)
         result.odometry_gaps = logged.gaps
