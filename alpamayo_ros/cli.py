@@ -228,9 +228,12 @@ def _replay(args: argparse.Namespace) -> int:
         f"{summary['skipped_inputs'] or 'none'}"
     )
     baseline = summary["constant_velocity_mean_m"]
+    baseline_ca = summary["constant_accel_curvature_mean_m"]
     for key in ("ade_1.0s", "ade_3.0s", "ade_6.4s", "min_ade_3.0s"):
         if key in summary["metrics_mean_m"]:
             cv = f", constant velocity {baseline[key]:.3f} m" if key in baseline else ""
+            if key in baseline_ca:
+                cv += f", constant accel/curvature {baseline_ca[key]:.3f} m"
             print(
                 f"  {key}: {summary['metrics_mean_m'][key]:.3f} m over "
                 f"{summary['metrics_plan_count'][key]} plans{cv}"

@@ -39,7 +39,12 @@ from alpamayo_ros.bag.report import ReportWriter
 from alpamayo_ros.core.camera_rig import CameraRig
 from alpamayo_ros.core.ego_history import EgoHistorySpec
 from alpamayo_ros.core.frame_buffer import FrameBufferSpec
-from alpamayo_ros.core.metrics import constant_velocity_xy, displacement_metrics
+from alpamayo_ros.core.metrics import (
+    constant_controls_xy,
+    constant_velocity_xy,
+    displacement_metrics,
+    recent_controls,
+)
 from alpamayo_ros.core.plan import LATENCY_STAGES, Plan
 from alpamayo_ros.messages.autoware import autoware_candidates_msg, autoware_trajectory_msg
 from alpamayo_ros.messages.plan import plan_messages
@@ -81,6 +86,8 @@ class ReplayStep:
     plan: Plan
     metrics: dict[str, float] = field(default_factory=dict)
     baseline: dict[str, float] = field(default_factory=dict)  # constant velocity, same plan
+    # constant acceleration and curvature (those of the last second of history), same plan
+    baseline_ca: dict[str, float] = field(default_factory=dict)
     sample_xy: np.ndarray | None = None
     sample_reasoning: tuple[str, ...] = ()
     logged_xy: np.ndarray | None = None
@@ -145,6 +152,10 @@ class ReplayResult:
                 k: float(np.mean([s.baseline[k] for s in self.steps if k in s.baseline]))
                 for k in sorted({k for s in self.steps for k in s.baseline})
             },
+            "constant_accel_curvature_mean_m": {
+                k: float(np.mean([s.baseline_ca[k] for s in self.steps if k in s.baseline_ca]))
+                for k in sorted({k for s in self.steps for k in s.baseline_ca})
+            },
             "latency": latency,
             "skipped_inputs": self.skipped,
             "odometry_gaps": [{"start": a, "seconds": b} for a, b in self.odometry_gaps],
@@ -202,6 +213,7 @@ class ReplayResult:
                 "chain_t0": None if np.isnan(s.plan.chain_stamp) else s.plan.chain_stamp,
                 "metrics_m": s.metrics,
                 "constant_velocity_m": s.baseline,
+                "constant_accel_curvature_m": s.baseline_ca,
                 "latency_ms": s.plan.latency_ms,
             }
             for s in self.steps
@@ -462,6 +474,13 @@ def _step(
         cv = constant_velocity_xy(prepared.ego.speed, plan.num_points, plan.dt)
         step.baseline = {
             k: v for k, v in displacement_metrics(cv, step.logged_xy, plan.dt).items()
+            if not k.startswith("min_")
+        }  # fmt: skip
+        # and keeping the acceleration and curvature of the last second of history
+        accel, curvature = recent_controls(prepared.ego.xyz, prepared.ego.rot, plan.dt)
+        ca = constant_controls_xy(prepared.ego.speed, accel, curvature, plan.num_points, plan.dt)
+        step.baseline_ca = {
+            k: v for k, v in displacement_metrics(ca, step.logged_xy, plan.dt).items()
             if not k.startswith("min_")
         }  # fmt: skip
     return step

@@ -1,14 +1,17 @@
 """A self-contained HTML report of a replay: per plan the camera frame with the trajectory
 drawn on it (or only a bird's-eye view when the camera is not calibrated), the causal chain,
 the meta-actions and the metrics; a summary with charts. Images are embedded (base64 JPEG or
-PNG) and drawn with OpenCV. Rows are rendered as the replay goes, so memory stays bounded
-however long the bag.
+PNG): frames and bird's-eye views drawn with OpenCV, charts with matplotlib (titled axes
+with units, legends beside the data, stop plans marked). Long causal chains show two lines,
+the rest on a click. Rows are rendered as the replay goes, so memory stays bounded however
+long the bag.
 """
 
 from __future__ import annotations
 
 import base64
 import html
+import io
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -127,33 +130,68 @@ def birds_eye(step: ReplayStep, size: int = 320) -> np.ndarray:
     return img
 
 
-def line_chart(
-    series: dict[str, tuple[np.ndarray, np.ndarray]], title: str, unit: str
-) -> np.ndarray:
-    """A small chart (BGR) of named (x, y) series; NaNs leave gaps."""
-    w, h, m = 640, 220, 40
-    img = np.full((h, w, 3), 255, np.uint8)
-    cv2.putText(img, title, (m, 18), FONT, 0.5, (30, 30, 30), 1, cv2.LINE_AA)
-    finite = [(x, y) for x, y in series.values() if len(y) and np.isfinite(y).any()]
-    if not finite:
-        cv2.putText(img, "no data", (w // 2 - 30, h // 2), FONT, 0.5, (120, 120, 120))
-        return img
-    xs = np.concatenate([x for x, _ in finite])
-    ys = np.concatenate([y[np.isfinite(y)] for _, y in finite])
-    x0, x1 = float(xs.min()), float(max(xs.max(), xs.min() + 1e-6))
-    y1 = 1.1 * float(max(ys.max(), 1e-6))
-    cv2.line(img, (m, h - m), (w - 10, h - m), (0, 0, 0), 1)
-    cv2.line(img, (m, 25), (m, h - m), (0, 0, 0), 1)
-    cv2.putText(img, f"{y1:.2f} {unit}", (2, 32), FONT, 0.35, (0, 0, 0))
-    cv2.putText(img, f"{x1 - x0:.1f} s", (w - 60, h - m + 15), FONT, 0.35, (0, 0, 0))
-    palette = [(200, 80, 30), (30, 150, 30), (30, 30, 200), (150, 30, 150), (0, 140, 200)]
-    for i, (name, (x, y)) in enumerate(series.items()):
-        color = palette[i % len(palette)]
-        u = m + (x - x0) / (x1 - x0) * (w - 10 - m)
-        v = (h - m) - np.nan_to_num(y) / y1 * (h - m - 25)
-        _polyline(img, np.stack([u, v], axis=1), np.isfinite(y), color, 2)
-        cv2.putText(img, name, (w - 170, 40 + 14 * i), FONT, 0.4, color, 1, cv2.LINE_AA)
-    return img
+CHAIN_PREVIEW = 160  # characters of a causal chain shown before "more"
+
+
+def chart_png(
+    series: dict[str, tuple[np.ndarray, np.ndarray]],
+    title: str,
+    ylabel: str,
+    stops: np.ndarray | None = None,
+    dashed: tuple[str, ...] = (),
+) -> bytes:
+    """A line chart (PNG bytes) of named (x, y) series over bag time, NaNs leaving gaps;
+    series without data are left out (said in the title when none has any); `stops`: bag
+    times of stop plans, marked under the data; names in `dashed` drawn dashed (baselines).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8.0, 2.8), dpi=90)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    drawn = 0
+    greys = iter(("0.35", "0.6", "0.75"))
+    for name, (x, y) in series.items():
+        y = np.asarray(y, dtype=np.float64)
+        if not len(y) or not np.isfinite(y).any():
+            continue
+        if name in dashed:  # baselines: grey, dashed
+            ax.plot(x, y, "--", lw=1.2, color=next(greys, "0.5"), label=name)
+        else:
+            ax.plot(x, y, "-", lw=1.4, label=name)
+        drawn += 1
+    if stops is not None and len(stops):
+        ax.plot(stops, np.zeros(len(stops)), "|", color="#c00", ms=12, mew=1.5,
+                label="stop plan", clip_on=False)  # fmt: skip
+    ax.set_title(title if drawn else f"{title}: no data", fontsize=10)
+    ax.set_xlabel("bag time [s]")
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(bottom=0)
+    ax.grid(True, alpha=0.3)
+    if drawn or (stops is not None and len(stops)):
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def png_uri(png: bytes) -> str:
+    return f"data:image/png;base64,{base64.b64encode(png).decode()}"
+
+
+def chain_html(text: str) -> str:
+    """A causal chain in bold: whole when short, else its start with the rest on a click."""
+    text = text or "(empty reasoning)"
+    if len(text) <= CHAIN_PREVIEW:
+        return f"<p><b>{html.escape(text)}</b></p>"
+    cut = text.rfind(" ", 0, CHAIN_PREVIEW)
+    cut = cut if cut > CHAIN_PREVIEW // 2 else CHAIN_PREVIEW
+    return (
+        f"<details><summary><b>{html.escape(text[:cut])} ...</b></summary>"
+        f"<b>{html.escape(text[cut:])}</b></details>"
+    )
 
 
 def _table(rows: list[tuple[str, str]]) -> str:
@@ -199,7 +237,7 @@ class ReportWriter:
         if p.is_fallback:
             text = f'<p class="fallback">STOP PLAN: {html.escape(p.fallback_reason)}</p>'
         else:
-            text = f"<p><b>{html.escape(p.reasoning) or '(empty reasoning)'}</b></p>"
+            text = chain_html(p.reasoning)
         metrics = ", ".join(f"{k} {v:.2f} m" for k, v in s.metrics.items()) or "no logged future"
         latency = ", ".join(f"{k} {v:.0f}" for k, v in p.latency_ms.items())
         t = s.tick - (self._t_start or 0.0)
@@ -214,18 +252,29 @@ class ReportWriter:
         summary = result.summary()
         steps = result.steps
         ticks = np.array([s.tick - (self._t_start or 0.0) for s in steps])
+        stops = ticks[[s.plan.is_fallback for s in steps]] if steps else ticks
         ade = {
-            f"ADE {h} s": (ticks, np.array([s.metrics.get(f"ade_{h}s", np.nan) for s in steps]))
+            f"model ADE {h} s": (
+                ticks, np.array([s.metrics.get(f"ade_{h}s", np.nan) for s in steps])
+            )
             for h in ("1.0", "3.0", "6.4")
-        }
+        }  # fmt: skip
+        ade["constant velocity ADE 3.0 s"] = (
+            ticks, np.array([s.baseline.get("ade_3.0s", np.nan) for s in steps])
+        )  # fmt: skip
+        ade["constant accel/curvature ADE 3.0 s"] = (
+            ticks, np.array([s.baseline_ca.get("ade_3.0s", np.nan) for s in steps])
+        )  # fmt: skip
         lat = {
             stage: (ticks, np.array([s.plan.latency_ms.get(stage, np.nan) for s in steps]))
             for stage in LATENCY_STAGES
         }
+        baselines = ("constant velocity ADE 3.0 s", "constant accel/curvature ADE 3.0 s")
         charts = [
-            line_chart(ade, "ADE of the published plan vs the logged future", "m"),
-            line_chart(lat, "latency per stage", "ms"),
-        ]
+            chart_png(ade, "ADE of the published plan vs the logged future", "ADE [m]",
+                      stops, dashed=baselines),
+            chart_png(lat, "latency per stage of each plan", "latency [ms]", stops),
+        ]  # fmt: skip
         warn = f'<p class="warn">{UNTRAINED_WARNING}</p>' if result.untrained else ""
         gaps = ", ".join(f"{g['seconds']:.2f} s" for g in summary["odometry_gaps"]) or "none"
         overview = [
@@ -251,8 +300,14 @@ class ReportWriter:
         ]
         if result.interrupted:
             overview.append(("interrupted", "yes: the report covers the plans made before Ctrl-C"))
+        cv, ca = summary["constant_velocity_mean_m"], summary["constant_accel_curvature_mean_m"]
         metric_rows = [
-            (k, f"{v:.3f} m over {summary['metrics_plan_count'][k]} plans")
+            (
+                k,
+                f"{v:.3f} m over {summary['metrics_plan_count'][k]} plans"
+                + (f"; constant velocity {cv[k]:.3f} m" if k in cv else "")
+                + (f"; constant accel/curvature {ca[k]:.3f} m" if k in ca else ""),
+            )
             for k, v in summary["metrics_mean_m"].items()
         ]
         latency_rows = [
@@ -276,7 +331,7 @@ td,th{{border:1px solid #ccc;padding:4px;vertical-align:top;text-align:left}}
 {_table(metric_rows) if metric_rows else no_metrics}
 <h2>Latency</h2>{_table(latency_rows) if latency_rows else "<p>no model plans</p>"}
 {"<h2>Camera notes</h2><ul>" + notes + "</ul>" if notes else ""}
-{"".join(f'<p><img src="{data_uri(c, ".png")}"></p>' for c in charts)}
+{"".join(f'<p><img src="{png_uri(c)}"></p>' for c in charts)}
 <p>Legend: plan coloured by speed (blue slow, red fast); other samples grey; what the driver
 did (logged odometry) magenta.</p>
 <h2>Plans{every}</h2>

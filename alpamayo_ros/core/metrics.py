@@ -13,6 +13,51 @@ def constant_velocity_xy(v0: float, num_steps: int = 64, dt: float = 0.1) -> np.
     return np.stack([v0 * t, np.zeros(num_steps)], axis=1)
 
 
+def recent_controls(
+    xyz: np.ndarray, rot: np.ndarray, dt: float = 0.1, window: float = 1.0
+) -> tuple[float, float]:
+    """(acceleration m/s^2, curvature 1/m) the ego history shows over its last `window` s:
+    the change of the chord speed, and the heading change over the distance travelled (0
+    below 0.5 m of travel, where heading noise dominates).
+
+    xyz: (N, 3) metres, rot: (N, 3, 3), dt apart, ending at t0 (EgoHistory)."""
+    xy = np.asarray(xyz, dtype=np.float64)[:, :2]
+    n = min(round(window / dt), len(xy) - 2)
+    if n < 1:
+        return 0.0, 0.0
+    step = np.linalg.norm(np.diff(xy, axis=0), axis=1)  # (N-1,) metres per dt
+    v_end, v_start = step[-1] / dt, step[-1 - n] / dt
+    accel = (v_end - v_start) / (n * dt)
+    r = np.asarray(rot, dtype=np.float64)
+    yaw = np.unwrap(np.arctan2(r[:, 1, 0], r[:, 0, 0]))
+    travelled = float(step[-n:].sum())
+    curvature = (yaw[-1] - yaw[-1 - n]) / travelled if travelled > 0.5 else 0.0
+    return float(accel), float(curvature)
+
+
+def constant_controls_xy(
+    v0: float, accel: float, curvature: float, num_steps: int = 64, dt: float = 0.1
+) -> np.ndarray:
+    """(T, 2) m: the path at constant acceleration and curvature from v0 m/s, the speed
+    held at 0 once it reaches it (a car braking stops; it does not reverse)."""
+    x = y = heading = 0.0
+    v = max(float(v0), 0.0)
+    out = np.zeros((num_steps, 2))
+    for k in range(num_steps):
+        v_next = v + accel * dt
+        if v_next >= 0.0:
+            mean_v = 0.5 * (v + v_next)
+        else:  # stops within the step, after v / -accel s
+            mean_v, v_next = 0.5 * v * (v / -accel) / dt, 0.0
+        heading_next = heading + curvature * mean_v * dt
+        mid = 0.5 * (heading + heading_next)
+        x += mean_v * dt * np.cos(mid)
+        y += mean_v * dt * np.sin(mid)
+        v, heading = v_next, heading_next
+        out[k] = (x, y)
+    return out
+
+
 def displacement_metrics(
     pred_xy: np.ndarray,
     true_xy: np.ndarray,

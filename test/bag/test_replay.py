@@ -160,6 +160,39 @@ def test_oracle_policy_scores_zero(sample_bag, tmp_path):
     baseline = result.summary()["constant_velocity_mean_m"]
     assert set(baseline) == {k for k in metrics if not k.startswith("min_")}
     assert baseline["ade_3.0s"] > 10 * metrics["ade_3.0s"]
+    # and the constant acceleration/curvature one, on the same plans
+    baseline_ca = result.summary()["constant_accel_curvature_mean_m"]
+    assert set(baseline_ca) == set(baseline) and baseline_ca["ade_3.0s"] > metrics["ade_3.0s"]
+
+
+def test_report_charts_and_long_causal_chains(sample_bag, tmp_path):
+    """Charts come from matplotlib with titled axes; a long chain shows its start, the rest
+    behind a click."""
+    from alpamayo_ros.bag.report import chain_html, chart_png
+
+    long_chain = "Decelerate: " + "a cyclist is merging from the right and " * 12 + "stops."
+
+    class Talkative(OraclePolicy):
+        def plan(self, requests, num_samples=1, **kw):
+            result = super().plan(requests, num_samples, **kw)
+            for row in result.samples:
+                row[:] = [replace(smp, reasoning=long_chain) for smp in row]
+            return result
+
+    rig = CameraRig.released_default()
+    replay_bag(sample_bag, Talkative(sample_bag), rig, tmp_path, FAST, progress=False)
+    html = (tmp_path / "report.html").read_text()
+    assert html.count("<details><summary>") > 3 and "stops.</b></details>" in html
+    assert chain_html("Keep speed.") == "<p><b>Keep speed.</b></p>"
+    png = chart_png(
+        {"a": (np.arange(5.0), np.array([1.0, 2.0, np.nan, 1.0, 0.5])),
+         "empty": (np.arange(5.0), np.full(5, np.nan))},
+        "ADE", "ADE [m]", stops=np.array([1.0, 3.0]),
+    )  # fmt: skip
+    chart = cv2.imdecode(np.frombuffer(png, np.uint8), 1)
+    assert chart.shape[1] == 720 and chart.std() > 5
+    charts = [im for im in report_images(html) if im.shape[1] == 720]
+    assert len(charts) == 2
 
 
 def copy_bag(src: Path, dst: Path, keep, change=None) -> None:
