@@ -561,6 +561,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--save-every", type=int, default=0)
     p.add_argument("--log-every", type=int, default=10)
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
     p.set_defaults(func=_train_sft)
 
     p = sub.add_parser("train-grpo", help="GRPO post-training with the three rewards")
@@ -578,6 +579,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "API key from JUDGE_API_KEY)")  # fmt: skip
     p.add_argument("--judge-model", default="judge", help="model name at the judge endpoint")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
     p.set_defaults(func=_train_grpo)
 
     p = sub.add_parser("evaluate", help="open-loop metrics and consistency on a dataset")
@@ -592,6 +594,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="write the metrics as JSON here")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
     p.set_defaults(func=_evaluate)
 
     p = sub.add_parser(
@@ -599,6 +602,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--work", default="out/demo", help="folder for drives, datasets, logs")
     p.add_argument("--out", help="checkpoint folder (default: the package's demo_checkpoint)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
     p.set_defaults(func=_train_demo)
     return parser
 
@@ -609,6 +613,8 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s"
     )
     try:
+        if args.func in (_train_sft, _train_grpo, _evaluate, _train_demo):
+            _set_threads(args.threads)
         return int(args.func(args))
     except (ValueError, RuntimeError, OSError) as err:
         if args.debug:

@@ -164,3 +164,12 @@ def test_a_replay_of_a_truncated_mcap_plans_what_was_recovered(cut_drive, tmp_pa
     summary = json.loads((out / "summary.json").read_text())
     assert "MCAP file truncated" in summary["bag_truncation"] and summary["plans"] > 0
     assert "note: MCAP file truncated" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", ["evaluate", "train-sft", "train-grpo", "train-demo"])
+def test_threads_is_checked_for_the_torch_commands(command, tmp_path, capsys):
+    out = ["--out", str(tmp_path)]
+    args = {"evaluate": ["m", "d"], "train-sft": ["c", "d", *out],
+            "train-grpo": ["c", "d", *out], "train-demo": []}[command]  # fmt: skip
+    err = one_line_error(capsys, [command, *args, "--threads", "0"])
+    assert "--threads must be >= 1, got 0" in err
