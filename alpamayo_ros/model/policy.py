@@ -43,6 +43,7 @@ from alpamayo_ros.model.action_expert import (
     expert_text_config,
 )
 from alpamayo_ros.model.config import AlpamayoConfig, ConfigError
+from alpamayo_ros.model.ego_speed import t0_speed
 from alpamayo_ros.model.flow_matching import euler_sample, guided
 from alpamayo_ros.model.processor import AlpamayoProcessor
 from alpamayo_ros.model.tiny import DESCRIPTION_KEY, UNTRAINED_KEY
@@ -428,10 +429,11 @@ class AlpamayoPolicy(nn.Module):
 
         spec = self.config.action_space.unicycle_spec("trapezoid")
         controls_np = controls.numpy().astype(np.float64)
+        v0s = self.t0_speeds(requests)
         samples: list[list[PolicySample]] = []
         for b, req in enumerate(requests):
             rows = slice(b * S, (b + 1) * S)
-            roll = integrate(controls_np[rows], req.ego.speed, spec)
+            roll = integrate(controls_np[rows], float(v0s[b]), spec)
             xyz, rot = roll.to_xyz_rot(z=float(req.ego.xyz[-1, 2]))
             per: list[PolicySample] = []
             for s in range(S):
@@ -454,6 +456,15 @@ class AlpamayoPolicy(nn.Module):
                 )
             samples.append(per)
         return PlanResult(samples=samples, timings_ms=timings)
+
+    def t0_speeds(self, requests: list[PlanRequest]) -> np.ndarray:
+        """(B,) m/s the trajectories are integrated from: the released action space's own
+        estimate from each request's ego history (model.ego_speed, float32 as released;
+        within float32 rounding of the core's req.ego.speed)."""
+        xyz = torch.tensor(np.stack([r.ego.xyz for r in requests]), dtype=torch.float32)
+        rot = torch.tensor(np.stack([r.ego.rot for r in requests]), dtype=torch.float32)
+        speeds = t0_speed(xyz, rot, self.config.action_space.dt)
+        return speeds.double().numpy()
 
     def _check_cancel(self) -> None:
         if self._cancel is not None and self._cancel.is_set():

@@ -29,6 +29,7 @@ from alpamayo_ros.core.ego_history import estimate_speed
 from alpamayo_ros.core.trajectory import UnicycleSpec, integrate
 from alpamayo_ros.model.action_expert import ActionSpace
 from alpamayo_ros.model.config import ActionSpaceSettings
+from alpamayo_ros.model.ego_speed import t0_speed
 from alpamayo_ros.model.flow_matching import euler_sample
 from alpamayo_ros.model.tiny import (
     RELEASED_ACCEL_MEAN,
@@ -70,8 +71,17 @@ def test_trajectories_equal_the_official_action_to_traj(case):
     # Same v0 as the official code: equal within 1e-5 m over the whole 6.4 s.
     same_v0 = our_trajectory(case, v0=HISTORIES[case["history"]]["official_v0"])
     assert np.abs(same_v0 - official).max() < 1e-5
-    # Our own v0: the float32 solves differ by up to ~8e-6 m/s (LAPACK rounding, which also
-    # differs between the official code on a CPU and on a GPU): < 5e-5 m on paths to 76 m.
+    # The policy's v0 (model.ego_speed: the official operations in torch float32): the
+    # official value bit for bit on this torch, so within 1e-5 m as well.
+    hist = HISTORIES[case["history"]]
+    xyz = torch.tensor(hist["xyz"], dtype=torch.float32)[None]
+    rot = torch.tensor(hist["rot"], dtype=torch.float32)[None]
+    policy_v0 = float(t0_speed(xyz, rot, 0.1)[0])
+    assert policy_v0 == hist["official_v0"]
+    assert np.abs(our_trajectory(case, v0=policy_v0) - official).max() < 1e-5
+    # The core's numpy v0 (planner decisions, training targets): its float32 solve differs
+    # by up to ~8e-6 m/s (LAPACK rounding, which also differs between the official code on
+    # a CPU and on a GPU): < 5e-5 m on paths to 76 m.
     assert np.abs(our_trajectory(case) - official).max() < 5e-5
 
 
