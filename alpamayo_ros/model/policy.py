@@ -1,22 +1,21 @@
 """The Alpamayo-R1 policy: VLM reasoning, then the action expert's flow-matching trajectory.
 
 `AlpamayoPolicy.from_pretrained(folder)` loads a checkpoint in the released layout
-(config.json, safetensors shards with an index, tokenizer files) with parameter names
-identical to the release (`vlm.*`, `expert.*`, `action_in_proj.*`, `action_out_proj.*`,
-`action_space.*`). `plan()` runs, for a batch of requests and several samples each:
-preprocess -> prefill -> reasoning decode (trajectory tokens masked) until
-<|traj_future_start|> -> the expert denoises 64 (acceleration, curvature) controls reading the
-VLM's KV cache -> the core unicycle model integrates them.
+(checkpoint_io: config.json, safetensors shards with an index, tokenizer files) with
+parameter names identical to the release (`vlm.*`, `expert.*`, `action_in_proj.*`,
+`action_out_proj.*`, `action_space.*`), Alpamayo 1 or 1.5. `plan()` runs, for a batch of
+requests and several samples each: preprocess -> prefill -> reasoning decode (trajectory
+tokens masked) until <|traj_future_start|> -> the expert denoises 64 (acceleration,
+curvature) controls reading the VLM's KV cache (with navigation guidance: also an unguided
+cache) -> the core unicycle model integrates them. `ask()` / `ask_steps()` answer questions
+about the scene (Alpamayo 1.5).
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import logging
-import os
-import re
 import threading
 import time
 from collections.abc import Generator, Iterator, Sequence
@@ -27,14 +26,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 from torch import nn
 from transformers import PreTrainedConfig, Qwen3VLForConditionalGeneration, Qwen3VLTextConfig
 from transformers.initialization import no_init_weights
 
 from alpamayo_ros.checkpoints import resolve_model
-from alpamayo_ros.core.cameras import ALPAMAYO1_5
 from alpamayo_ros.core.trajectory import UnicycleRollout, integrate
 from alpamayo_ros.model.action_expert import (
     ActionSpace,
@@ -42,7 +38,15 @@ from alpamayo_ros.model.action_expert import (
     build_expert,
     expert_text_config,
 )
-from alpamayo_ros.model.config import AlpamayoConfig, ConfigError
+from alpamayo_ros.model.checkpoint_io import (
+    LoadReport,
+    default_dtype,
+    load_checkpoint,
+    resolve_checkpoint,
+    resolve_device,
+    save_checkpoint,
+)
+from alpamayo_ros.model.config import AlpamayoConfig
 from alpamayo_ros.model.ego_speed import t0_speed
 from alpamayo_ros.model.flow_matching import euler_sample, guided
 from alpamayo_ros.model.processor import AlpamayoProcessor
@@ -57,47 +61,7 @@ from alpamayo_ros.planning.requests import (
 
 log = logging.getLogger(__name__)
 
-SINGLE_FILE = "model.safetensors"
 ATTENTION_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2")
-INDEX_FILE = "model.safetensors.index.json"
-# Buffers the model rebuilds from its config: Alpamayo 1 checkpoints store them, Alpamayo
-# 1.5 made them non-persistent (its shards may lack them): absent is not "missing".
-DERIVED_BUFFERS = re.compile(
-    r"^(action_space\.(accel|curvature)_(mean|std)|action_in_proj\.(.+\.)?freqs)$"
-)
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint's weights do not fit the model its config describes, or cannot be read."""
-
-
-def _readable(path: Path) -> None:
-    """The mode of a file written by us (safetensors writes 0600): rw-r--r-- less the umask."""
-    umask = os.umask(0)
-    os.umask(umask)
-    path.chmod(0o666 & ~umask)
-
-
-@contextmanager
-def _open_weights(path: Path) -> Iterator[Any]:
-    """safe_open of a .safetensors file, its failures as CheckpointError naming the file."""
-    try:
-        handle = safe_open(str(path), framework="pt")
-    except (SafetensorError, OSError) as err:
-        what = "truncated or corrupt" if "metadata" in str(err) or "header" in str(err) else ""
-        raise CheckpointError(
-            f"{path}: cannot read the checkpoint file{': ' + what if what else ''} ({err})"
-        ) from err
-    with handle as f:
-        yield f
-
-
-@dataclass(frozen=True)
-class LoadReport:
-    """Keys of the checkpoint that the model lacks (unexpected) and the reverse (missing)."""
-
-    missing: tuple[str, ...] = ()
-    unexpected: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -192,83 +156,14 @@ class AlpamayoPolicy(nn.Module):
     # -- weights --------------------------------------------------------------------------
     def save_pretrained(self, directory: str | Path, max_shard_bytes: int = 5 * 1024**3) -> None:
         """config.json, safetensors (sharded with an index above max_shard_bytes), and the
-        processor's tokenizer and image-processor files."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        self.config.save(directory)
-        state = {k: v.detach().contiguous().cpu() for k, v in sorted(self.state_dict().items())}
-        if self.config.family == ALPAMAYO1_5:  # as its release: these are not persistent
-            state = {k: v for k, v in state.items() if not DERIVED_BUFFERS.match(k)}
-        shards: list[dict[str, torch.Tensor]] = [{}]
-        size = 0
-        for key, tensor in state.items():
-            nbytes = tensor.numel() * tensor.element_size()
-            if shards[-1] and size + nbytes > max_shard_bytes:
-                shards.append({})
-                size = 0
-            shards[-1][key] = tensor
-            size += nbytes
-        if len(shards) == 1:
-            save_file(shards[0], str(directory / SINGLE_FILE), metadata={"format": "pt"})
-            _readable(directory / SINGLE_FILE)
-        else:
-            weight_map = {}
-            for i, shard in enumerate(shards, start=1):
-                name = f"model-{i:05d}-of-{len(shards):05d}.safetensors"
-                save_file(shard, str(directory / name), metadata={"format": "pt"})
-                _readable(directory / name)
-                weight_map.update(dict.fromkeys(shard, name))
-            total = sum(t.numel() * t.element_size() for t in state.values())
-            index = {
-                "metadata": {"total_size": total},
-                "weight_map": dict(sorted(weight_map.items())),
-            }
-            (directory / INDEX_FILE).write_text(json.dumps(index, indent=2) + "\n")
-        if self.processor is not None:
-            self.processor.save_pretrained(directory)
+        processor's tokenizer and image-processor files (checkpoint_io.save_checkpoint)."""
+        save_checkpoint(self, self.config, self.processor, directory, max_shard_bytes)
 
     def load_weights(self, directory: str | Path, strict: bool = True) -> LoadReport:
-        """Copy the checkpoint's tensors into this model, shard by shard.
-
-        Raises CheckpointError naming the key on a shape mismatch, and (strict) on any
-        missing or unexpected key; the report lists them either way. DERIVED_BUFFERS may be
-        absent (they keep the values built from the config).
-        """
-        directory = Path(directory)
-        if (directory / INDEX_FILE).is_file():
-            index = json.loads((directory / INDEX_FILE).read_text())
-            files = sorted(set(index["weight_map"].values()))
-        elif (directory / SINGLE_FILE).is_file():
-            files = [SINGLE_FILE]
-        else:
-            raise CheckpointError(f"no {SINGLE_FILE} or {INDEX_FILE} in {directory}")
-        own = self.state_dict()
-        seen: set[str] = set()
-        unexpected: list[str] = []
-        with torch.no_grad():
-            for name in files:
-                with _open_weights(directory / name) as f:
-                    for key in f.keys():
-                        if key not in own:
-                            unexpected.append(key)
-                            continue
-                        tensor = f.get_tensor(key)
-                        if tuple(tensor.shape) != tuple(own[key].shape):
-                            raise CheckpointError(
-                                f"{name}: {key} has shape {tuple(tensor.shape)}, the model "
-                                f"built from config.json expects {tuple(own[key].shape)}"
-                            )
-                        own[key].copy_(tensor)
-                        seen.add(key)
-        absent = {k for k in set(own) - seen if not DERIVED_BUFFERS.match(k)}
-        report = LoadReport(tuple(sorted(absent)), tuple(sorted(unexpected)))
-        if strict and (report.missing or report.unexpected):
-            raise CheckpointError(
-                f"checkpoint {directory} does not match its config: "
-                f"{len(report.missing)} missing (e.g. {list(report.missing[:3])}), "
-                f"{len(report.unexpected)} unexpected (e.g. {list(report.unexpected[:3])})"
-            )
-        return report
+        """Copy the checkpoint's tensors into this model (checkpoint_io.load_checkpoint):
+        CheckpointError naming the key on a shape mismatch, and (strict) on any missing or
+        unexpected key; buffers the config rebuilds may be absent."""
+        return load_checkpoint(self, directory, strict)
 
     @classmethod
     def from_pretrained(
@@ -729,47 +624,3 @@ def _index_rollout(roll: UnicycleRollout, s: int) -> UnicycleRollout:
         x=roll.x[s], y=roll.y[s], heading=roll.heading[s], speed=roll.speed[s],
         accel=roll.accel[s], curvature=roll.curvature[s], dt=roll.dt,
     )  # fmt: skip
-
-
-@contextmanager
-def default_dtype(dtype: torch.dtype) -> Iterator[None]:
-    """torch's default floating dtype set to `dtype` within the block (as transformers'
-    from_pretrained builds models), so parameters are created in it."""
-    before = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(before)
-
-
-def resolve_device(
-    device: torch.device | str, dtype: torch.dtype | str
-) -> tuple[torch.device, torch.dtype]:
-    """("auto" | name, "auto" | name) -> the device and dtype to load on: auto picks cuda
-    when available, else cpu; bfloat16 on cuda, float32 elsewhere."""
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
-    if dtype == "auto":
-        return dev, torch.bfloat16 if dev.type == "cuda" else torch.float32
-    return dev, getattr(torch, dtype) if isinstance(dtype, str) else dtype
-
-
-def resolve_checkpoint(path: str | Path) -> Path:
-    """A local folder, or a repository id found in the local Hugging Face cache."""
-    p = Path(path).expanduser()
-    if p.is_dir():
-        return p
-    if "/" in str(path) and not p.exists():
-        try:
-            from huggingface_hub import snapshot_download
-
-            return Path(snapshot_download(str(path), local_files_only=True))
-        except Exception as err:  # not in the cache: say so, never download
-            raise ConfigError(
-                f"{path!r} is neither a folder nor a repository in the local Hugging Face "
-                f"cache ({err.__class__.__name__}); download it on a machine with access "
-                "(hf download REPO --local-dir DIR) and pass the folder"
-            ) from err
-    raise ConfigError(f"checkpoint folder not found: {path}")

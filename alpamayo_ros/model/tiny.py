@@ -345,7 +345,8 @@ def released_random_policy(
     """An AlpamayoPolicy of the released shapes with random weights, built on `device` in
     `dtype` ("meta" for shape checks), with our tokenizer and the released image budget;
     family "alpamayo1_5": the 1.5 config and token names (the same shapes)."""
-    from alpamayo_ros.model.policy import AlpamayoPolicy, default_dtype
+    from alpamayo_ros.model.checkpoint_io import default_dtype
+    from alpamayo_ros.model.policy import AlpamayoPolicy
     from alpamayo_ros.model.processor import AlpamayoProcessor
 
     tokenizer = build_tokenizer(family=family)

@@ -262,7 +262,7 @@ def test_alpamayo_1_checkpoint_missing_a_real_weight_still_fails(tmp_path, tiny_
 
     from safetensors.torch import load_file, save_file
 
-    from alpamayo_ros.model.policy import CheckpointError
+    from alpamayo_ros.model.checkpoint_io import CheckpointError
 
     folder = tmp_path / "broken"
     shutil.copytree(tiny_checkpoint, folder)

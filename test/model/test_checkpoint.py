@@ -8,8 +8,9 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from alpamayo_ros.model.checkpoint_io import CheckpointError
 from alpamayo_ros.model.config import AlpamayoConfig, ConfigError
-from alpamayo_ros.model.policy import AlpamayoPolicy, CheckpointError
+from alpamayo_ros.model.policy import AlpamayoPolicy
 from alpamayo_ros.model.tiny import released_config_data
 
 RELEASED_PREFIXES = (

@@ -1,0 +1,198 @@
+"""Checkpoint I/O of the released layout: config.json, safetensors (one file, or shards
+with model.safetensors.index.json), the processor's files; loading without a float32 copy
+(built in the target dtype on the target device, filled tensor by tensor), and the lookup
+of a checkpoint folder (a local folder, or a repository in the local Hugging Face cache:
+nothing is downloaded).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from alpamayo_ros.core.cameras import ALPAMAYO1_5
+from alpamayo_ros.model.config import AlpamayoConfig, ConfigError
+
+SINGLE_FILE = "model.safetensors"
+INDEX_FILE = "model.safetensors.index.json"
+# Buffers the model rebuilds from its config: Alpamayo 1 checkpoints store them, Alpamayo
+# 1.5 made them non-persistent (its shards may lack them): absent is not "missing".
+DERIVED_BUFFERS = re.compile(
+    r"^(action_space\.(accel|curvature)_(mean|std)|action_in_proj\.(.+\.)?freqs)$"
+)
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint's weights do not fit the model its config describes, or cannot be read."""
+
+
+def _readable(path: Path) -> None:
+    """The mode of a file written by us (safetensors writes 0600): rw-r--r-- less the umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    path.chmod(0o666 & ~umask)
+
+
+@contextmanager
+def _open_weights(path: Path) -> Iterator[Any]:
+    """safe_open of a .safetensors file, its failures as CheckpointError naming the file."""
+    try:
+        handle = safe_open(str(path), framework="pt")
+    except (SafetensorError, OSError) as err:
+        what = "truncated or corrupt" if "metadata" in str(err) or "header" in str(err) else ""
+        raise CheckpointError(
+            f"{path}: cannot read the checkpoint file{': ' + what if what else ''} ({err})"
+        ) from err
+    with handle as f:
+        yield f
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    """Keys of the checkpoint that the model lacks (unexpected) and the reverse (missing)."""
+
+    missing: tuple[str, ...] = ()
+    unexpected: tuple[str, ...] = ()
+
+
+def save_checkpoint(
+    module: nn.Module,
+    config: AlpamayoConfig,
+    processor: Any,
+    directory: str | Path,
+    max_shard_bytes: int = 5 * 1024**3,
+) -> None:
+    """config.json, safetensors of module's state (sharded with an index above
+    max_shard_bytes), and the processor's tokenizer and image-processor files."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    config.save(directory)
+    state = {k: v.detach().contiguous().cpu() for k, v in sorted(module.state_dict().items())}
+    if config.family == ALPAMAYO1_5:  # as its release: these are not persistent
+        state = {k: v for k, v in state.items() if not DERIVED_BUFFERS.match(k)}
+    shards: list[dict[str, torch.Tensor]] = [{}]
+    size = 0
+    for key, tensor in state.items():
+        nbytes = tensor.numel() * tensor.element_size()
+        if shards[-1] and size + nbytes > max_shard_bytes:
+            shards.append({})
+            size = 0
+        shards[-1][key] = tensor
+        size += nbytes
+    if len(shards) == 1:
+        save_file(shards[0], str(directory / SINGLE_FILE), metadata={"format": "pt"})
+        _readable(directory / SINGLE_FILE)
+    else:
+        weight_map = {}
+        for i, shard in enumerate(shards, start=1):
+            name = f"model-{i:05d}-of-{len(shards):05d}.safetensors"
+            save_file(shard, str(directory / name), metadata={"format": "pt"})
+            _readable(directory / name)
+            weight_map.update(dict.fromkeys(shard, name))
+        total = sum(t.numel() * t.element_size() for t in state.values())
+        index = {
+            "metadata": {"total_size": total},
+            "weight_map": dict(sorted(weight_map.items())),
+        }
+        (directory / INDEX_FILE).write_text(json.dumps(index, indent=2) + "\n")
+    if processor is not None:
+        processor.save_pretrained(directory)
+
+
+def load_checkpoint(module: nn.Module, directory: str | Path, strict: bool = True) -> LoadReport:
+    """Copy the checkpoint's tensors into `module`, shard by shard.
+
+    Raises CheckpointError naming the key on a shape mismatch, and (strict) on any
+    missing or unexpected key; the report lists them either way. DERIVED_BUFFERS may be
+    absent (they keep the values built from the config).
+    """
+    directory = Path(directory)
+    if (directory / INDEX_FILE).is_file():
+        index = json.loads((directory / INDEX_FILE).read_text())
+        files = sorted(set(index["weight_map"].values()))
+    elif (directory / SINGLE_FILE).is_file():
+        files = [SINGLE_FILE]
+    else:
+        raise CheckpointError(f"no {SINGLE_FILE} or {INDEX_FILE} in {directory}")
+    own = module.state_dict()
+    seen: set[str] = set()
+    unexpected: list[str] = []
+    with torch.no_grad():
+        for name in files:
+            with _open_weights(directory / name) as f:
+                for key in f.keys():
+                    if key not in own:
+                        unexpected.append(key)
+                        continue
+                    tensor = f.get_tensor(key)
+                    if tuple(tensor.shape) != tuple(own[key].shape):
+                        raise CheckpointError(
+                            f"{name}: {key} has shape {tuple(tensor.shape)}, the model "
+                            f"built from config.json expects {tuple(own[key].shape)}"
+                        )
+                    own[key].copy_(tensor)
+                    seen.add(key)
+    absent = {k for k in set(own) - seen if not DERIVED_BUFFERS.match(k)}
+    report = LoadReport(tuple(sorted(absent)), tuple(sorted(unexpected)))
+    if strict and (report.missing or report.unexpected):
+        raise CheckpointError(
+            f"checkpoint {directory} does not match its config: "
+            f"{len(report.missing)} missing (e.g. {list(report.missing[:3])}), "
+            f"{len(report.unexpected)} unexpected (e.g. {list(report.unexpected[:3])})"
+        )
+    return report
+
+
+@contextmanager
+def default_dtype(dtype: torch.dtype) -> Iterator[None]:
+    """torch's default floating dtype set to `dtype` within the block (as transformers'
+    from_pretrained builds models), so parameters are created in it."""
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(before)
+
+
+def resolve_device(
+    device: torch.device | str, dtype: torch.dtype | str
+) -> tuple[torch.device, torch.dtype]:
+    """("auto" | name, "auto" | name) -> the device and dtype to load on: auto picks cuda
+    when available, else cpu; bfloat16 on cuda, float32 elsewhere."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    dev = torch.device(device)
+    if dtype == "auto":
+        return dev, torch.bfloat16 if dev.type == "cuda" else torch.float32
+    return dev, getattr(torch, dtype) if isinstance(dtype, str) else dtype
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A local folder, or a repository id found in the local Hugging Face cache."""
+    p = Path(path).expanduser()
+    if p.is_dir():
+        return p
+    if "/" in str(path) and not p.exists():
+        try:
+            from huggingface_hub import snapshot_download
+
+            return Path(snapshot_download(str(path), local_files_only=True))
+        except Exception as err:  # not in the cache: say so, never download
+            raise ConfigError(
+                f"{path!r} is neither a folder nor a repository in the local Hugging Face "
+                f"cache ({err.__class__.__name__}); download it on a machine with access "
+                "(hf download REPO --local-dir DIR) and pass the folder"
+            ) from err
+    raise ConfigError(f"checkpoint folder not found: {path}")
