@@ -131,6 +131,8 @@ class PlannerMonitor:
         self.detail = "loading the model"
         self.model_ready = False
         self._model_failed = False
+        self.lane_plans: dict[str, int] = {}  # model plans by lane ("full", "trajectory")
+        self.last_chain_age = math.nan  # s, the newest model plan's causal chain
 
     def on_image(self, camera: str, now: float) -> None:
         self.rates.tick(camera, now)
@@ -186,6 +188,9 @@ class PlannerMonitor:
             self.fallback_plans += 1
         else:
             self.latency.add(plan.latency_ms)
+            self.lane_plans[plan.lane] = self.lane_plans.get(plan.lane, 0) + 1
+            if math.isfinite(plan.chain_stamp):
+                self.last_chain_age = plan.stamp - plan.chain_stamp
         if not self._model_failed:
             self.state = FALLBACK if plan.is_fallback else PLANNING
             # The reason's kind ("stale input", "model error", ...) names the state; the
@@ -269,6 +274,10 @@ class PlannerMonitor:
             ("late plans", str(self.late_plans)),
             ("time jumps", str(self.time_jumps)),
         ]
+        lanes = sorted(self.lane_plans.items())
+        model_values += [(f"{lane} lane plans", str(n)) for lane, n in lanes]
+        if math.isfinite(self.last_chain_age):
+            model_values.append(("causal-chain age [s]", f"{self.last_chain_age:.2f}"))
         if self.last_time_jump:
             model_values.append(("last time jump", self.last_time_jump))
         level = {STARTING: WARN, PLANNING: OK, FALLBACK: WARN, FAILED: ERROR}[self.state]

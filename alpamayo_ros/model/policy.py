@@ -516,6 +516,56 @@ class AlpamayoPolicy(nn.Module):
             )  # fmt: skip
         return self.expert_context(cache, attention, stop_pos, rope_deltas)
 
+    # -- the reasoning lane -----------------------------------------------------------------
+    def reason_steps(
+        self,
+        request: PlanRequest,
+        temperature: float = 0.6,
+        top_p: float = 0.98,
+        max_tokens: int = 128,
+        seed: int | None = None,
+    ) -> Generator[str, None, tuple[tuple[int, ...], str, bool]]:
+        """A causal chain for one request, one step at a time (the planner's reasoning lane
+        between trajectory-lane plans): yields "prefill", then "token" after each decoded
+        token (trajectory tokens masked, as in plan()); returns (the chain's token ids up to
+        <|cot_end|>, its text, complete: whether <|traj_future_start|> came before
+        max_tokens). The ids are what plan(reasoning_ids=...) teacher-forces."""
+        if self.processor is None:
+            raise RuntimeError("policy has no processor: load it with from_pretrained")
+        proc = self.processor
+        device = self.device
+        generator = torch.Generator(device=device)
+        generator.manual_seed(seed if seed is not None else int(torch.randint(0, 2**62, (1,))))
+        with torch.inference_mode():
+            inputs = {k: v.to(device) for k, v in proc([request]).items()}
+            inputs["pixel_values"] = inputs["pixel_values"].to(self.vlm.dtype)
+            self.vlm.model.rope_deltas = None
+            out = self.vlm(**inputs, use_cache=True, logits_to_keep=1)
+            cache, logits = out.past_key_values, out.logits[:, -1]
+            rope_deltas = self.vlm.model.rope_deltas
+        yield "prefill"
+        stop, cot_end = proc.special_ids["traj_future_start"], proc.special_ids["cot_end"]
+        lo, hi = proc.traj_token_start, proc.traj_token_start + self.config.traj_vocab_size
+        attention = inputs["attention_mask"]
+        ids: list[int] = []
+        complete = False
+        for _ in range(max_tokens):
+            with torch.inference_mode():
+                masked = logits.clone()
+                masked[:, lo:hi] = float("-inf")
+                token = _sample_token(masked, temperature, top_p, generator)
+                value = int(token[0])
+                if value == stop:
+                    complete = True
+                    break
+                ids.append(value)
+                attention = torch.cat([attention, torch.ones_like(attention[:, :1])], dim=1)
+                logits = self._step_vlm(token, cache, attention, rope_deltas)
+            yield "token"
+        chain = ids[: ids.index(cot_end)] if cot_end in ids else ids
+        text = str(proc.tokenizer.decode(chain, skip_special_tokens=True)).strip()
+        return tuple(chain), text, complete
+
     # -- questions ------------------------------------------------------------------------
     def ask(
         self,

@@ -92,6 +92,10 @@ PLANNER_PARAMS: tuple[ParamSpec, ...] = (
               "causal chain states what their trajectory does.", choices=SAMPLE_CHOICES),
     ParamSpec("seed", -1, "Base sampling seed (-1: fresh randomness every plan).",
               min=-1, max=2**31 - 1),
+    ParamSpec("planning_mode", "full", "full: a causal chain per plan (released behaviour); "
+              "two_lane: every cycle a trajectory-lane plan with the newest causal chain "
+              "teacher-forced (prefill + expert), chains written by a reasoning lane a step at "
+              "a time between them on the same GPU.", choices=("full", "two_lane")),
     ParamSpec("max_batch", 1, "Input sets the worker may plan together when the model is "
               "slower than the rate (1: newest input only, older ones dropped).", min=1, max=16),
     ParamSpec("max_input_age", 0.3, "Seconds: any camera or odometry older than this -> stop "
@@ -209,6 +213,7 @@ class PlannerConfig:
     navigation_topic: str = ""
     ask_max_tokens: int = 256
     ask_timeout: float = 10.0
+    planning_mode: str = "full"
 
 
 def planner_config(values: dict[str, Any]) -> PlannerConfig:
@@ -260,6 +265,7 @@ def planner_config(values: dict[str, Any]) -> PlannerConfig:
         navigation_topic=str(v["navigation_topic"]),
         ask_max_tokens=int(v["ask_max_tokens"]),
         ask_timeout=float(v["ask_timeout"]),
+        planning_mode=str(v["planning_mode"]),
     )
 
 

@@ -198,7 +198,9 @@ class PlannerNode(Node):
             )
         with self._lock:
             self.planner.policy = policy
-            self.worker = PlanningWorker(self.planner, self._publish_outcome, cfg.max_batch)
+            self.worker = PlanningWorker(
+                self.planner, self._publish_outcome, cfg.max_batch, cfg.planning_mode
+            )
             self._model_problem = ""
             self.monitor.on_model_loaded(policy.model_id)
         self.get_logger().info(

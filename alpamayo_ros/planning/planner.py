@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
 
@@ -319,6 +320,25 @@ class Planner:
             self._outcome(inputs, samples, latency, {**f, **lane})
             for inputs, samples, f in zip(batch, result.samples, fields, strict=True)
         ]
+
+    def reasoning_steps(self, inputs: PlanInputs) -> Generator[str, None, Chain | None]:
+        """The reasoning lane on one input set, a step at a time (Policy.reason_steps with
+        the planner's sampling settings): yields after the prefill and each token; returns
+        the causal chain written for inputs.t0 (None when the policy cannot write one)."""
+        policy = self.policy
+        if policy is None or not hasattr(policy, "reason_steps"):
+            return None
+        s = self.settings
+        request = PlanRequest(
+            tuple(inputs.frames.flat()), inputs.ego, inputs.frames.cameras, inputs.navigation
+        )
+        steps = policy.reason_steps(
+            request, temperature=s.temperature, top_p=s.top_p,
+            max_tokens=s.max_reasoning_tokens,
+            seed=None if s.seed is None else s.seed + self.ticks,
+        )  # fmt: skip
+        ids, text, _ = yield from steps
+        return Chain(tuple(ids), text, inputs.t0)
 
     def _outcome(
         self, inputs: PlanInputs, samples: list, latency: dict[str, float], fields: dict[str, Any]

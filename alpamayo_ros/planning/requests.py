@@ -7,6 +7,7 @@ Torch-free: the planner, its worker and the nodes use these without importing a 
 from __future__ import annotations
 
 import threading
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -106,6 +107,18 @@ class Policy(Protocol):
         """num_samples samples per request; `cancel` set from another thread abandons it;
         navigation_guidance: classifier-free guidance weight of requests with navigation
         text (1 = none); noise_temperature: scale of the flow sampler's initial noise."""
+        ...
+
+    def reason_steps(
+        self,
+        request: PlanRequest,
+        temperature: float = 0.6,
+        top_p: float = 0.98,
+        max_tokens: int = 128,
+        seed: int | None = None,
+    ) -> Generator[str, None, tuple[tuple[int, ...], str, bool]]:
+        """A causal chain a step at a time (the reasoning lane): yields per step, returns
+        (token ids, text, complete)."""
         ...
 
     def ask(

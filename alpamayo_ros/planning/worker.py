@@ -6,6 +6,14 @@ newer one arrives is dropped and counted (the model is slower than the rate). Wi
 max_batch > 1 and a policy that takes several requests, inputs that arrive while the
 model runs are planned together in one batch instead (each then keeps its own t0).
 
+planning_mode "two_lane" (one GPU, one thread, cooperative): the trajectory lane plans each
+submitted input set with the newest causal chain teacher-forced (Planner.run with a Chain:
+prefill + expert, no decoding); the reasoning lane writes a fresh chain on the newest inputs
+(Planner.reasoning_steps) one step at a time, its prefill or one token, only while no input
+waits, and hands the chain over when it is done. A trajectory plan waits for at most one
+reasoning step. Until the first chain exists, plans are full plans (they also give the first
+chain).
+
 Questions about the scene (Alpamayo 1.5) share the same thread and GPU without delaying
 plans past their deadline: a question advances one step (its prefill, or one answer token:
 Policy.ask_steps) at a time, only while no plan waits, and only when the step's expected
@@ -17,12 +25,13 @@ refused with the reason.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 
-from alpamayo_ros.planning.planner import PlanInputs, Planner, PlanOutcome
+from alpamayo_ros.planning.planner import Chain, PlanInputs, Planner, PlanOutcome
 from alpamayo_ros.planning.requests import Answer, QuestionRequest
 
 log = logging.getLogger(__name__)
@@ -68,9 +77,23 @@ class PlanningWorker:
     """A daemon thread that plans the newest submitted inputs and hands each outcome to
     `on_outcome` (called on the worker thread)."""
 
-    def __init__(self, planner: Planner, on_outcome: OutcomeSink, max_batch: int = 1) -> None:
+    def __init__(
+        self,
+        planner: Planner,
+        on_outcome: OutcomeSink,
+        max_batch: int = 1,
+        planning_mode: str = "full",
+    ) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+        if planning_mode not in ("full", "two_lane"):
+            raise ValueError(f"planning_mode must be full or two_lane, got {planning_mode!r}")
+        self.planning_mode = planning_mode
+        self.chain: Chain | None = None  # the newest causal chain (two_lane)
+        self.chains = 0  # chains written by the reasoning lane
+        self._latest: PlanInputs | None = None  # the newest inputs (the reasoning lane's)
+        self._reasoned_t0 = -math.inf  # input time of the newest chain attempt that failed
+        self._reasoning: tuple[PlanInputs, Generator[str, None, Chain | None]] | None = None
         self.planner = planner
         self.on_outcome = on_outcome
         self.max_batch = max_batch
@@ -112,6 +135,7 @@ class PlanningWorker:
                 self.dropped += 1
                 dropped = True
             self._pending.append(inputs)
+            self._latest = inputs
             self._cond.notify()
         return not dropped
 
@@ -155,40 +179,96 @@ class PlanningWorker:
         with self._cond:
             return self._cond.wait_for(lambda: not self._pending and not self._busy, timeout)
 
+    def _reasoning_due(self) -> bool:
+        """two_lane: a chain is being written, or newer inputs than the chain's wait for one."""
+        if self.planning_mode != "two_lane":
+            return False
+        if self._reasoning is not None:
+            return True
+        latest = self._latest
+        done = max(self._reasoned_t0, self.chain.t0 if self.chain is not None else -math.inf)
+        return latest is not None and latest.t0 > done
+
     def _loop(self) -> None:
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: self._pending or self._stop or self._question)
+                self._cond.wait_for(
+                    lambda: self._pending or self._stop or self._question or self._reasoning_due()
+                )
                 if self._stop:
                     job, self._question = self._question, None
                     if job is not None:
                         self._refuse(job, "the planner is shutting down")
+                    if self._reasoning is not None:
+                        self._reasoning[1].close()
+                        self._reasoning = None
                     return
-                if not self._pending:
-                    job = self._question
-                    batch = []
-                else:
-                    job = None
-                    batch, self._pending = self._pending, []
+                batch, self._pending = self._pending, []
+                job = self._question if not batch else None
+                reason = not batch and self._reasoning_due()
                 self._busy = True
                 self._busy_since = time.monotonic()
-            if job is not None:
+            if batch:
+                self._plan(batch)
+            elif reason:
+                self._reasoning_step()
+            elif job is not None:
                 self._question_step(job)
-                continue
-            started = time.monotonic()
-            try:
-                for outcome in self.planner.run_batch(batch):
-                    if self._stop:  # shutting down: nobody to publish to
-                        break
-                    self.on_outcome(outcome)
-                    self.completed += 1
-            except Exception:  # never let the worker die: the node must keep publishing
-                log.exception("planning worker: publishing an outcome failed")
-            finally:
-                self.times.add("plan", time.monotonic() - started)
+            else:
                 with self._cond:
                     self._busy = False
                     self._cond.notify_all()
+
+    def _plan(self, batch: list[PlanInputs]) -> None:
+        started = time.monotonic()
+        chain = self.chain if self.planning_mode == "two_lane" else None
+        try:
+            for outcome in self.planner.run_batch(batch, chain):
+                if outcome.chain is not None and self.planning_mode == "two_lane":
+                    if self.chain is None or outcome.chain.t0 > self.chain.t0:
+                        self.chain = outcome.chain  # a full plan's chain (before the first)
+                if self._stop:  # shutting down: nobody to publish to
+                    break
+                self.on_outcome(outcome)
+                self.completed += 1
+        except Exception:  # never let the worker die: the node must keep publishing
+            log.exception("planning worker: publishing an outcome failed")
+        finally:
+            self.times.add("plan", time.monotonic() - started)
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
+
+    def _reasoning_step(self) -> None:
+        """One step of the reasoning lane: start a chain on the newest inputs, or advance the
+        running one; a finished chain becomes the trajectory lane's."""
+        started = time.monotonic()
+        try:
+            if self._reasoning is None:
+                inputs = self._latest
+                assert inputs is not None
+                self._reasoning = (inputs, self.planner.reasoning_steps(inputs))
+            inputs, steps = self._reasoning
+            try:
+                next(steps)
+            except StopIteration as done:
+                self._reasoning = None
+                chain = done.value
+                if chain is None:  # the policy cannot write chains: plan full plans
+                    self.planning_mode = "full"
+                elif self.chain is None or chain.t0 >= self.chain.t0:
+                    self.chain = chain
+                    self.chains += 1
+        except Exception as err:  # a model error: this chain is lost, the lanes go on
+            log.warning("reasoning lane failed: %s: %s", type(err).__name__, err)
+            failed, self._reasoning = self._reasoning, None
+            if failed is not None:  # not again on the same inputs
+                self._reasoned_t0 = max(self._reasoned_t0, failed[0].t0)
+        finally:
+            self.times.add("reasoning_step", time.monotonic() - started)
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
 
     # -- questions ----------------------------------------------------------------------
     def question_budget(self) -> float | None:

@@ -143,3 +143,21 @@ def test_a_time_jump_is_counted_and_restarts_the_rates():
     values = dict(model.values)
     assert values["time jumps"] == "1" and "jumped back" in values["last time jump"]
     assert dict(inputs.values)["front rate [Hz]"] == "0.0"
+
+
+def test_lanes_and_causal_chain_age_are_reported():
+    import numpy as np
+
+    from alpamayo_ros.core.diagnostics import PlannerMonitor
+    from alpamayo_ros.core.plan import Plan
+    from alpamayo_ros.core.trajectory import integrate
+
+    monitor = PlannerMonitor(("cam",))
+    base = Plan.from_rollout(integrate(np.zeros((64, 2)), 5.0), 10.0, 5.0)
+    from dataclasses import replace
+
+    monitor.on_plan(replace(base, lane="full", chain_stamp=10.0))
+    monitor.on_plan(replace(base, stamp=10.3, lane="trajectory", chain_stamp=10.0))
+    values = dict(monitor.diagnostics(10.3)[1].values)
+    assert values["full lane plans"] == "1" and values["trajectory lane plans"] == "1"
+    assert values["causal-chain age [s]"] == "0.30"

@@ -521,3 +521,23 @@ def test_the_plan_consumer_example_follows_fresh_plans_only(ros):
         pub.publish(fresh)
         assert graph.wait_for(lambda: consumer.latest is not None, 5.0)
         assert consumer.latest.points[0].speed == pytest.approx(fresh.points[0].speed)
+
+
+def test_two_lanes_in_the_node_reuse_the_newest_chain(ros, tiny_checkpoint):
+    """planning_mode two_lane on simulated time: after the first (full) plan, trajectory-lane
+    plans carry the reasoning lane's newest chain, written for an earlier input time."""
+    drive = Drive(sim_start=SIM_START)
+    planner = sim_planner(tiny_checkpoint, planning_mode="two_lane")
+    with Graph(drive.node, planner) as graph:
+        wait_for_model(graph, planner)
+        for t in ticks(SIM_START, 26):
+            assert step(graph, drive, planner, t), f"no plan for the tick at {t}"
+        model = [m for _, m in drive.received["plan"] if not m.is_fallback]
+        assert model and model[0].lane == "full"
+        lanes = {m.lane for m in model}
+        assert "trajectory" in lanes, lanes
+        for m in model:
+            stamp = m.header.stamp.sec + 1e-9 * m.header.stamp.nanosec
+            chain = m.chain_stamp.sec + 1e-9 * m.chain_stamp.nanosec
+            assert chain <= stamp + 1e-9
+        assert planner.worker.chains >= 1

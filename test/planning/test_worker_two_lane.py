@@ -1,0 +1,124 @@
+"""The planner node's two lanes on one worker thread: trajectory-lane plans with the newest
+causal chain, the reasoning lane writing chains a step at a time between them."""
+
+import threading
+
+import numpy as np
+
+from alpamayo_ros.core.camera_rig import CameraRig
+from alpamayo_ros.core.ego_history import EgoPoseBuffer, StampedPose
+from alpamayo_ros.core.frame_buffer import FrameSet
+from alpamayo_ros.core.trajectory import integrate
+from alpamayo_ros.planning.planner import PlanInputs, Planner
+from alpamayo_ros.planning.requests import PlanResult, PolicySample
+from alpamayo_ros.planning.worker import PlanningWorker
+
+RIG = CameraRig.released_default()
+
+
+def inputs(t0: float) -> PlanInputs:
+    poses = EgoPoseBuffer()
+    for k in range(20):
+        poses.add(StampedPose(t0 - 1.9 + 0.1 * k, (0.1 * k, 0.0, 0.0), (1.0, 0.0, 0.0, 0.0)))
+    img = np.zeros((8, 8, 3), np.uint8)
+    frames = FrameSet(t0, RIG.names, tuple((img,) * 4 for _ in RIG.names), np.zeros((4, 4)))
+    return PlanInputs(t0, frames, poses.history(t0))
+
+
+class LanePolicy:
+    """A chain's ids encode its input time (round(10 t0)); every call is logged."""
+
+    model_id = "lanes"
+
+    def __init__(self, reasoning_steps: int = 4) -> None:
+        self.log: list[str] = []
+        self.reasoning_steps = reasoning_steps
+        self.in_reasoning = threading.Event()
+        self.gate = threading.Event()  # a reasoning step waits for it (the test holds steps)
+        self.gate.set()
+
+    def plan(self, requests, num_samples=1, reasoning_ids=None, **_):
+        t0 = requests[0].ego.t0
+        if reasoning_ids is None:
+            self.log.append(f"full@{t0:.1f}")
+            ids = (round(10 * t0),)
+        else:
+            self.log.append(f"trajectory@{t0:.1f}:chain{reasoning_ids[0][0]}")
+            ids = tuple(reasoning_ids[0])
+        roll = integrate(np.zeros((64, 2)), 1.0)
+        xyz, rot = roll.to_xyz_rot()
+        smp = PolicySample("Keep speed.", np.zeros((64, 2)), roll, xyz, rot, True, ids)
+        return PlanResult([[smp] * num_samples for _ in requests], {"total": 1.0})
+
+    def reason_steps(self, request, max_tokens=128, **_):
+        t0 = request.ego.t0
+        self.log.append(f"reason@{t0:.1f}")
+        for k in range(self.reasoning_steps):
+            self.in_reasoning.set()
+            self.gate.wait(5.0)
+            self.log.append(f"step{k}")
+            yield "token"
+        return (round(10 * t0),), f"chain for {t0:.1f}", True
+
+
+def test_trajectory_plans_use_the_newest_chain_and_reasoning_runs_between_them():
+    policy = LanePolicy(reasoning_steps=30)
+    plans = []
+    worker = PlanningWorker(Planner(policy, RIG), lambda o: plans.append(o.plan), 1, "two_lane")
+    worker.submit(inputs(10.0))  # no chain yet: a full plan, whose chain becomes the first
+    assert worker.wait_idle()
+    assert not policy.in_reasoning.is_set()  # the full plan's chain is as new as the inputs
+    worker.submit(inputs(10.1))
+    assert worker.wait_idle()
+    worker.stop()
+    full, traj = plans[0], plans[1]
+    assert full.lane == "full" and full.chain_stamp == 10.0
+    assert traj.lane == "trajectory" and traj.chain_stamp == 10.0
+    assert policy.log[0] == "full@10.0"
+    assert "trajectory@10.1:chain100" in policy.log
+
+
+def test_a_trajectory_plan_waits_for_at_most_one_reasoning_step_and_gets_the_new_chain():
+    policy = LanePolicy(reasoning_steps=5)
+    plans = []
+    worker = PlanningWorker(Planner(policy, RIG), lambda o: plans.append(o.plan), 1, "two_lane")
+    worker.submit(inputs(10.0))
+    assert worker.wait_idle()
+    policy.in_reasoning.clear()
+    policy.gate.clear()
+    worker.submit(inputs(10.1))  # trajectory plan with chain 10.0, then a chain for 10.1
+    assert policy.in_reasoning.wait(5.0)  # its first step is running (held)
+    at = len(policy.log)
+    worker.submit(inputs(10.2))  # arrives mid-reasoning
+    policy.gate.set()
+    done = threading.Event()
+
+    def wait_chain():
+        while worker.chain is None or worker.chain.t0 < 10.2:
+            if done.wait(0.01):
+                return
+
+    waiter = threading.Thread(target=wait_chain)
+    waiter.start()
+    waiter.join(10.0)
+    done.set()
+    worker.submit(inputs(10.3))
+    assert worker.wait_idle()
+    worker.stop()
+    log = policy.log
+    plan_10_2 = log.index("trajectory@10.2:chain100")
+    assert log[at:plan_10_2] == ["step0"]  # right after the step that was running
+    assert "reason@10.1" in log and "reason@10.2" in log
+    last = next(p for p in plans if p.stamp == 10.3)
+    assert last.lane == "trajectory" and last.chain_stamp == 10.2
+    assert worker.chains >= 2
+
+
+def test_full_mode_never_reasons_on_the_side():
+    policy = LanePolicy()
+    worker = PlanningWorker(Planner(policy, RIG), lambda o: None, 1, "full")
+    for t in (10.0, 10.1, 10.2):
+        worker.submit(inputs(t))
+        assert worker.wait_idle()
+    worker.stop()
+    assert all(e.startswith("full@") for e in policy.log)
