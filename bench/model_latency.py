@@ -2,7 +2,10 @@
 
     python bench/model_latency.py                              # tiny checkpoint, CPU
     python bench/model_latency.py --checkpoint DIR --device cuda --dtype bfloat16
-    python bench/model_latency.py --released-shapes --device cuda --dtype bfloat16
+    python bench/model_latency.py --released-shapes --device cuda --dtype bfloat16 --json out.json
+
+Every stage is also reported against its hardware floor (bench/floors.py: H100 defaults,
+--bandwidth / --peak-tflops for another card), and with --json written to a file.
 
 --released-shapes builds the released 10B shapes (Qwen3-VL-8B backbone + 2.3B expert) with
 random weights directly on the device: the latency of the real model, not its outputs.
@@ -13,6 +16,7 @@ straight ego history at 10 m/s.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -27,6 +31,7 @@ from alpamayo_ros.core.ego_history import EgoPoseBuffer, StampedPose
 from alpamayo_ros.model.policy import AlpamayoPolicy
 from alpamayo_ros.model.tiny import make_tiny_checkpoint, released_random_policy
 from alpamayo_ros.planning.requests import PlanRequest
+from bench.floors import H100_BANDWIDTH, H100_BF16_FLOPS, ModelSizes, plan_floors
 
 STAGES = ("preprocess", "prefill", "reasoning", "trajectory", "total")
 
@@ -55,6 +60,19 @@ def main() -> int:
     parser.add_argument(
         "--compile-expert", action="store_true", help="torch.compile the expert (CUDA graphs)"
     )
+    parser.add_argument(
+        "--bandwidth",
+        type=float,
+        default=H100_BANDWIDTH / 1e12,
+        help="memory bandwidth for the floors, TB/s (H100: 3.0 measured)",
+    )
+    parser.add_argument(
+        "--peak-tflops",
+        type=float,
+        default=H100_BF16_FLOPS / 1e12,
+        help="dense peak for the floors, TFLOP/s (H100 bf16: 989)",
+    )
+    parser.add_argument("--json", help="write the figures (stages, floors, ratios) here")
     args = parser.parse_args()
 
     dtype = getattr(torch, args.dtype)
@@ -115,8 +133,46 @@ def main() -> int:
         p50, p99 = np.percentile(v, [50, 99])
         print(f"{s:<12}{p50:10.1f}{p99:10.1f}{v.mean():10.1f}")
     print(f"plans/s (1 request, {args.samples} samples): {1000.0 / np.median(times['total']):.2f}")
+    peak_gib = None
     if args.device.startswith("cuda"):
-        print(f"peak GPU memory: {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB")
+        peak_gib = torch.cuda.max_memory_allocated() / 2**30
+        print(f"peak GPU memory: {peak_gib:.2f} GiB")
+
+    inputs = policy.processor([request])
+    prompt_tokens = int(inputs["input_ids"].shape[1])
+    patches = int(inputs["image_grid_thw"].prod(dim=-1).sum())
+    sizes = ModelSizes.of(policy)
+    floors = plan_floors(
+        sizes, torch.finfo(dtype).bits / 8, prompt_tokens, patches, args.reasoning_tokens,
+        steps, bandwidth=args.bandwidth * 1e12, flops=args.peak_tflops * 1e12,
+    )  # fmt: skip
+    p50 = {s: float(np.percentile(times[s], 50)) for s in STAGES}
+    ratios = floors.ratios(p50)
+    print(
+        f"floors at {args.bandwidth:g} TB/s and {args.peak_tflops:g} TFLOP/s "
+        f"({prompt_tokens} prompt tokens, {patches} vision patches):"
+    )
+    for stage in ("prefill", "reasoning", "trajectory"):
+        floor = getattr(floors, f"{stage}_ms")
+        print(f"  {stage:<11} floor {floor:8.1f} ms; p50 {p50[stage]:8.1f} ms = "
+              f"{ratios.get(stage, float('nan')):.1f}x")  # fmt: skip
+    if args.json:
+        doc = {
+            "args": vars(args),
+            "model": policy.model_id,
+            "parameters": {"text": sizes.text, "vision": sizes.vision, "expert": sizes.expert},
+            "device": device_name,
+            "torch": torch.__version__,
+            "prompt_tokens": prompt_tokens,
+            "vision_patches": patches,
+            "p50_ms": p50,
+            "p99_ms": {s: float(np.percentile(times[s], 99)) for s in STAGES},
+            "floors_ms": {k.removesuffix("_ms"): v for k, v in vars(floors).items()},
+            "ratio_to_floor": ratios,
+            "peak_gpu_gib": peak_gib,
+        }
+        Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
+        print(f"figures: {args.json}")
     return 0
 
 

@@ -52,3 +52,23 @@ def test_released_1_5_shapes_with_a_labelled_two_camera_prompt():
     assert "user\nFront camera: frame 0 <|vision_start|><|vision_end|>frame 1 " in text
     assert "<|vision_end|>Front telephoto camera: frame 0 <|vision_start|>" in text
     assert "<|route_start|>Turn right in 30m<|route_end|>" in text
+
+
+def test_hardware_floors_of_the_released_shapes():
+    """bench/floors.py on the released shapes: the brief's figures (bf16 on an H100 at its
+    measured 3.0 TB/s: decode ~5.0 ms per token; the expert reads 2.3 B weights per Euler
+    step; a ~3000-token prefill is ~45 TFLOP)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from bench.floors import ModelSizes, plan_floors
+
+    sizes = ModelSizes.of(released_random_policy(device="meta", dtype=torch.bfloat16))
+    assert 7.0e9 < sizes.text < 8.3e9 and 2.2e9 < sizes.expert < 2.4e9
+    floors = plan_floors(sizes, 2, prompt_tokens=3000, vision_patches=0, decoded_tokens=1,
+                         flow_steps=1)  # fmt: skip
+    assert 4.5 < floors.reasoning_ms < 5.6  # per decoded token
+    assert 1.4 < floors.trajectory_ms < 1.7  # per Euler step
+    assert 40 < floors.prefill_ms * 989e12 / 1e15 < 50  # TFLOP of the prompt
+    assert floors.ratios({"prefill": 2 * floors.prefill_ms, "total": 1.0}) == {"prefill": 2.0}
