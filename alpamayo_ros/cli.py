@@ -281,7 +281,8 @@ def _ask(args: argparse.Namespace) -> int:
     if policy.untrained:
         print("(untrained checkpoint: random weights, the answer means nothing)", file=sys.stderr)
     print(
-        f"frames at t0 = {frames.t0:.3f} s ({len(frames.cameras)} cameras x "
+        f"frames at t0 = {frames.t0:.3f} s, {frames.t0 - result.bag_start:.2f} s into the bag "
+        f"({len(frames.cameras)} cameras x "
         f"{frames.stamps.shape[1]} frames: {', '.join(frames.cameras)})"
     )
     if result.skipped:

@@ -16,19 +16,22 @@ from alpamayo_ros.planning.requests import Answer, QuestionRequest
 
 @dataclass(frozen=True)
 class SceneAnswer:
-    """The answer, and the frames it was given (frames.t0: the input stamp, s)."""
+    """The answer, and the frames it was given (frames.t0: the input stamp, s; bag_start:
+    the bag's first receive time, s)."""
 
     answer: Answer
     frames: FrameSet
     skipped: dict[str, int]
+    bag_start: float = 0.0
 
 
 def frames_at(
     bag_path: str | Path, rig: CameraRig, at: float, frames_per_camera: int = 4
-) -> tuple[FrameSet, dict[str, int]]:
+) -> tuple[FrameSet, dict[str, int], float]:
     """The newest complete frame set received by `at` seconds after the bag's start: every
     rig camera's frames at t0 - (F-1) * 0.1 s ... t0. BagError naming the cameras and why
-    when there is none; malformed images are counted and skipped."""
+    when there is none; malformed images are counted and skipped. Also returns the skips
+    and the bag's start time (s)."""
     buffer = FrameBuffer(
         FrameBufferSpec(cameras=rig.names, num_frames=frames_per_camera, capacity=32)
     )
@@ -36,7 +39,8 @@ def frames_at(
     by_topic = rig.by_topic()
     with Bag(bag_path) as bag:
         bag.require(list(by_topic))
-        end = bag.start_time + at
+        start = bag.start_time
+        end = start + at
         if not 0 <= at <= bag.end_time - bag.start_time:
             raise BagError(
                 f"--at {at:g} s is outside {bag_path}: it lasts "
@@ -60,7 +64,7 @@ def frames_at(
         missing = [c for c, s in buffer.latest_stamps().items() if s is None]
         raise BagError(f"no frame of cameras {missing} in {bag_path} by {at:g} s")
     try:
-        return buffer.assemble(t0), skipped.as_dict()
+        return buffer.assemble(t0), skipped.as_dict(), start
     except FramesUnavailable as err:
         raise BagError(f"{bag_path} at {at:g} s: {err}") from err
 
@@ -75,6 +79,6 @@ def ask_bag(
     **ask_kwargs: Any,
 ) -> SceneAnswer:
     """Ask `policy` (AlpamayoPolicy.ask) `question` about the scene at `at` s."""
-    frames, skipped = frames_at(bag_path, rig, at, frames_per_camera)
+    frames, skipped, start = frames_at(bag_path, rig, at, frames_per_camera)
     request = QuestionRequest(tuple(frames.flat()), question, frames.cameras)
-    return SceneAnswer(policy.ask(request, **ask_kwargs), frames, skipped)
+    return SceneAnswer(policy.ask(request, **ask_kwargs), frames, skipped, start)
