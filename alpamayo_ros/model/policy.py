@@ -27,7 +27,12 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from transformers import PreTrainedConfig, Qwen3VLForConditionalGeneration, Qwen3VLTextConfig
+from transformers import (
+    PreTrainedConfig,
+    Qwen3VLForConditionalGeneration,
+    Qwen3VLTextConfig,
+    StaticCache,
+)
 from transformers.initialization import no_init_weights
 
 from alpamayo_ros.checkpoints import resolve_model
@@ -62,6 +67,8 @@ from alpamayo_ros.planning.requests import (
 log = logging.getLogger(__name__)
 
 ATTENTION_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2")
+ENGINES = ("eager", "static")
+STATIC_SLOTS = 256  # a static cache's length is a multiple of this
 
 
 @dataclass(frozen=True)
@@ -92,10 +99,43 @@ def _sample_token(
 
 
 def _crop(cache, length: int) -> None:
-    """Cut a transformers cache back to `length` tokens."""
+    """Cut a transformers cache back to `length` tokens (a static cache: its write position,
+    in place, so a compiled step keeps its addresses)."""
+    if isinstance(cache, StaticCache):
+        layers: list[Any] = list(cache.layers)
+        for layer in layers:
+            layer.cumulative_length.fill_(length)
+        return
     extra = cache.get_seq_length() - length
     if extra > 0:
         cache.crop(-extra)
+
+
+def static_copy(cache, max_len: int) -> StaticCache:
+    """A StaticCache of `max_len` slots holding a filled dynamic cache's keys and values
+    (engine "static": the decode steps and the expert then run on fixed shapes, which
+    CUDA graphs need)."""
+    length = cache.get_seq_length()
+    if max_len < length:
+        raise ValueError(f"static cache of {max_len} slots for {length} cached tokens")
+    static = StaticCache(config=_CacheConfig(len(cache.layers)), max_cache_len=max_len)
+    layers: list[Any] = list(static.layers)
+    for dynamic_layer, layer in zip(cache.layers, layers, strict=True):
+        keys, values = dynamic_layer.keys, dynamic_layer.values
+        layer.lazy_initialization(keys, values)
+        layer.keys[:, :, :length] = keys
+        layer.values[:, :, :length] = values
+        layer.cumulative_length.fill_(length)
+    return static
+
+
+class _CacheConfig(PreTrainedConfig):
+    """The minimum StaticCache reads from a config: a decoder of full-attention layers."""
+
+    def __init__(self, num_hidden_layers: int = 1, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.num_hidden_layers = num_hidden_layers
+        self.layer_types = ["full_attention"] * num_hidden_layers
 
 
 @contextmanager
@@ -174,6 +214,7 @@ class AlpamayoPolicy(nn.Module):
         strict: bool = True,
         attn_implementation: str = "sdpa",
         compile_expert: bool = False,
+        compile_decode: bool = False,
     ) -> AlpamayoPolicy:
         """Load a local checkpoint folder (the released layout). A repository id is looked up
         in the local Hugging Face cache only; nothing is downloaded.
@@ -182,6 +223,9 @@ class AlpamayoPolicy(nn.Module):
         float32 elsewhere. path "demo": the demo checkpoint shipped with the package.
         compile_expert: torch.compile the expert (mode "reduce-overhead": CUDA graphs on a
         GPU) for the denoising loop, which calls it num_flow_steps times per plan.
+        compile_decode: torch.compile the static engine's decode step (plan(engine="static"))
+        with mode "reduce-overhead" (CUDA graphs on a GPU): one captured graph replayed per
+        reasoning token instead of hundreds of kernel launches.
         """
         device, dtype = resolve_device(device, dtype)
         folder = resolve_checkpoint(resolve_model(str(path)))
@@ -199,7 +243,15 @@ class AlpamayoPolicy(nn.Module):
             policy.expert.forward = torch.compile(
                 policy.expert.forward, mode="reduce-overhead", dynamic=True
             )
+        if compile_decode:
+            policy.compile_decode()
         return policy
+
+    def compile_decode(self, mode: str = "reduce-overhead") -> None:
+        """torch.compile the static engine's decode step (see from_pretrained)."""
+        self._static_step = torch.compile(  # type: ignore[method-assign]
+            self._static_step, mode=mode, dynamic=False
+        )
 
     # -- inference ------------------------------------------------------------------------
     @torch.inference_mode()
@@ -218,6 +270,7 @@ class AlpamayoPolicy(nn.Module):
         reasoning_ids: list[Sequence[int]] | None = None,
         navigation_guidance: float = 1.0,
         noise_temperature: float = 1.0,
+        engine: str = "eager",
     ) -> PlanResult:
         """Reasoning and trajectories for a batch of requests, num_samples each.
 
@@ -235,6 +288,10 @@ class AlpamayoPolicy(nn.Module):
             the prompt without the route span, then the guided causal chain) and each Euler
             step uses (1 - w) v_uncond + w v_cond. 1 = no guidance, nothing extra is run.
         noise_temperature: scale of the flow sampler's initial noise (1 = released).
+        engine: "eager" (the reference: a growing dynamic KV cache) or "static": after the
+            prefill the cache moves into a preallocated StaticCache, so every decode step
+            and every expert pass has fixed shapes and addresses (what CUDA graphs capture;
+            compile_decode in from_pretrained); equal to eager (tested on CPU).
         """
         self._cancel = cancel
         if self.processor is None:
@@ -243,6 +300,8 @@ class AlpamayoPolicy(nn.Module):
             raise ValueError(f"num_samples must be >= 1, got {num_samples}")
         if navigation_guidance < 0:
             raise ValueError(f"navigation_guidance must be >= 0, got {navigation_guidance}")
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
         device = self.device
         timings: dict[str, float] = {}
         generator = torch.Generator(device=device)
@@ -276,6 +335,14 @@ class AlpamayoPolicy(nn.Module):
             if S > 1:
                 cache.batch_repeat_interleave(S)
             attention = inputs["attention_mask"].repeat_interleave(S, dim=0)
+            if engine == "static":
+                room = self.action_space.dims[0]
+                if discrete:
+                    room = max(room, self.config.tokens_per_future_traj)
+                decode = 0 if reasoning_ids is not None else max_reasoning_tokens
+                need = attention.shape[1] + decode + room + 1
+                # slots rounded up, so prompts of similar length share one compiled step
+                cache = static_copy(cache, -(-need // STATIC_SLOTS) * STATIC_SLOTS)
 
         with _timer(timings, "reasoning", device):
             if reasoning_ids is None:
@@ -366,11 +433,25 @@ class AlpamayoPolicy(nn.Module):
             raise PlanCancelled("plan abandoned: the planner is shutting down")
 
     def _step_vlm(self, tokens: torch.Tensor, cache, attention: torch.Tensor, rope_deltas):
-        """Feed one token per sequence; attention (B, L+1) already includes it."""
+        """Feed one token per sequence; attention (B, L+1) already includes it. A static
+        cache gets the mask padded to its slots (fixed shapes: _static_step)."""
         text_pos = attention[:, :-1].sum(dim=-1, keepdim=True)  # real tokens before it
         pos = (text_pos + rope_deltas).unsqueeze(0).expand(3, -1, -1)
+        if isinstance(cache, StaticCache):
+            full = attention.new_zeros((attention.shape[0], cache.get_max_length()))
+            full[:, : attention.shape[1]] = attention
+            return self._static_step(tokens[:, None], full, pos, cache)
         out = self.vlm(
             input_ids=tokens[:, None], attention_mask=attention, position_ids=pos,
+            past_key_values=cache, use_cache=True,
+        )  # fmt: skip
+        return out.logits[:, -1]
+
+    def _static_step(self, tokens, attention, position_ids, cache) -> torch.Tensor:
+        """One decode step on a static cache: (B, 1) ids, (B, slots) mask, (3, B, 1)
+        positions -> (B, V) logits; fixed shapes, so compile_decode can capture it."""
+        out = self.vlm(
+            input_ids=tokens, attention_mask=attention, position_ids=position_ids,
             past_key_values=cache, use_cache=True,
         )  # fmt: skip
         return out.logits[:, -1]
@@ -437,8 +518,10 @@ class AlpamayoPolicy(nn.Module):
         """
         n = attention.shape[0]
         T = self.action_space.dims[0]
-        prefix = cache.get_seq_length()
+        prefix = int(cache.get_seq_length())
         device = attention.device
+        # a static cache: the mask spans all its slots (those after the actions unused)
+        unused = cache.get_max_length() - prefix - T if isinstance(cache, StaticCache) else 0
         # Positions continue the VLM's multimodal rotary positions after <|traj_future_start|>.
         real_before = attention.cumsum(dim=-1).gather(1, stop_pos[:, None])  # incl. the token
         pos = real_before + rope_deltas + torch.arange(T, device=device)[None, :]
@@ -450,7 +533,11 @@ class AlpamayoPolicy(nn.Module):
         else:
             new = torch.tril(torch.ones(T, T, dtype=torch.bool, device=device))
         mask = torch.cat(
-            [allowed_prefix[:, None, None, :].expand(n, 1, T, prefix), new.expand(n, 1, T, T)],
+            [
+                allowed_prefix[:, None, None, :].expand(n, 1, T, prefix),
+                new.expand(n, 1, T, T),
+                torch.zeros((n, 1, T, unused), dtype=torch.bool, device=device),
+            ],
             dim=-1,
         )
         if self.expert.config._attn_implementation == "eager":  # additive masks only

@@ -190,3 +190,33 @@ def test_a_teacher_forced_chain_plans_as_the_decoded_one(request_factory):
     for a, b in zip(decoded, forced.samples[0], strict=True):
         assert b.reasoning == a.reasoning and b.reasoning_token_ids == chain
         np.testing.assert_allclose(b.xyz, a.xyz, atol=1e-4)  # incremental vs one prefill
+
+
+def test_static_engine_plans_as_the_eager_reference(tiny_policy, request_factory):
+    """engine="static" (fixed-shape decode steps and expert passes on a preallocated
+    StaticCache, what CUDA graphs capture) against the eager path: the same reasoning ids,
+    trajectories equal to float rounding of attention over the padded slots."""
+    import numpy as np
+
+    r1 = request_factory(seed=1, shape=(64, 96))
+    r2 = request_factory(seed=2, shape=(48, 96), speed=8.0)  # another length: left padding
+    for temperature in (0.0, 0.6):
+        kw = dict(num_samples=2, seed=3, max_reasoning_tokens=10, num_flow_steps=3,
+                  temperature=temperature)  # fmt: skip
+        eager = tiny_policy.plan([r1, r2], **kw)
+        static = tiny_policy.plan([r1, r2], engine="static", **kw)
+        pairs = zip(
+            [s for row in eager.samples for s in row],
+            [s for row in static.samples for s in row],
+            strict=True,
+        )
+        for a, b in pairs:
+            assert a.reasoning_token_ids == b.reasoning_token_ids
+            assert np.abs(a.xyz - b.xyz).max() < 1e-3
+            assert np.abs(a.controls - b.controls).max() < 1e-3
+    forced = dict(num_samples=1, seed=4, reasoning_ids=[[40, 41, 42]], num_flow_steps=2)
+    a = tiny_policy.plan([r1], **forced).samples[0][0]
+    b = tiny_policy.plan([r1], engine="static", **forced).samples[0][0]
+    assert np.abs(a.xyz - b.xyz).max() < 1e-4
+    with pytest.raises(ValueError, match="engine must be one of"):
+        tiny_policy.plan([r1], engine="tensorrt")
