@@ -73,6 +73,17 @@ def main() -> int:
         help="dense peak for the floors, TFLOP/s (H100 bf16: 989)",
     )
     parser.add_argument("--json", help="write the figures (stages, floors, ratios) here")
+    parser.add_argument(
+        "--engine",
+        default="eager",
+        choices=["eager", "static"],
+        help="decode engine (static: fixed-shape StaticCache steps)",
+    )
+    parser.add_argument(
+        "--compile-decode",
+        action="store_true",
+        help="torch.compile the static engine's decode step (CUDA graphs)",
+    )
     args = parser.parse_args()
 
     dtype = getattr(torch, args.dtype)
@@ -91,6 +102,10 @@ def main() -> int:
             folder, dtype=dtype, device=args.device, attn_implementation=args.attn,
             compile_expert=args.compile_expert,
         )  # fmt: skip
+    if args.compile_decode:
+        if args.engine != "static":
+            parser.error("--compile-decode needs --engine static")
+        policy.compile_decode("reduce-overhead" if args.device.startswith("cuda") else "default")
     load_s = time.perf_counter() - t
     params = sum(p.numel() for p in policy.parameters())
     size = tuple(int(v) for v in args.image_size.split("x"))
@@ -109,6 +124,7 @@ def main() -> int:
             max_reasoning_tokens=args.reasoning_tokens,
             num_flow_steps=args.flow_steps,
             temperature=0.6,
+            engine=args.engine,
         )
         if i >= args.warmup:
             for s in STAGES:
