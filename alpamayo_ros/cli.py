@@ -12,7 +12,6 @@ from typing import Any
 
 from alpamayo_ros.core.cameras import FAMILIES
 from alpamayo_ros.nodes.parameters import PLANNER_PARAMS, add_arguments, planner_config
-from alpamayo_ros.planning.realtime import PLANNING_MODES
 
 # Planner parameters the replay takes from the command line (the node parameter table's).
 REPLAY_PLANNER_FLAGS = (
@@ -363,8 +362,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     samples = load_samples(args.dataset)[:: args.stride]
     policy = AlpamayoPolicy.from_pretrained(args.model, device=args.device)
     report = evaluate_policy(
-        policy, samples, num_samples=args.samples, seed=args.seed, sample_choice=args.sample_choice
-    )
+        policy, samples, num_samples=args.num_samples, seed=args.seed,
+        sample_choice=args.sample_choice,
+    )  # fmt: skip
     _print_eval(report.as_dict())
     if args.out:
         Path(args.out).write_text(json.dumps(report.as_dict(), indent=2) + "\n")
@@ -480,12 +480,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="bag time advances by the model's latency: plans published when they would be "
         "finished, inputs meanwhile dropped as the node drops them",
     )  # fmt: skip
-    p.add_argument(
-        "--planning-mode", choices=PLANNING_MODES, default="full",
-        help="full: a causal chain per plan (released behaviour); two_lane: a trajectory "
-        "lane reusing the newest chain every cycle and a reasoning lane writing fresh ones "
-        "(implies --realtime)",
-    )  # fmt: skip
+    # The node's planning_mode (same choices and meaning); in a replay two_lane implies
+    # --realtime.
+    add_arguments(p, PLANNER_PARAMS, ("planning_mode",))
     p.add_argument(
         "--latency-ms", metavar="FULL[,TRAJECTORY]",
         help="simulated latency of a full plan and of a trajectory-lane plan, ms (default: "
@@ -586,14 +583,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="open-loop metrics and consistency on a dataset")
     p.add_argument("model", help="checkpoint folder")
     p.add_argument("dataset", help="folder of shards from build-dataset")
-    p.add_argument("--samples", type=int, default=6, help="trajectory samples per plan")
-    p.add_argument(
-        "--sample-choice", default="consistent", choices=["first", "median", "consistent"],
-        help="which sample is scored (as the planner publishes)",
+    # scored as the planner publishes: its sampling settings from the parameter table
+    add_arguments(
+        p, PLANNER_PARAMS, ("num_samples", "sample_choice", "seed"),
+        aliases={"num_samples": ("--samples",)}, defaults={"seed": 0},
     )  # fmt: skip
     p.add_argument("--stride", type=int, default=1, help="evaluate every n-th sample")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="write the metrics as JSON here")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
     p.set_defaults(func=_evaluate)
