@@ -173,3 +173,20 @@ def test_threads_is_checked_for_the_torch_commands(command, tmp_path, capsys):
             "train-grpo": ["c", "d", *out], "train-demo": []}[command]  # fmt: skip
     err = one_line_error(capsys, [command, *args, "--threads", "0"])
     assert "--threads must be >= 1, got 0" in err
+
+
+def test_replay_planning_mode_flag_from_the_table(drive, tmp_path, capsys):
+    import json
+
+    out = tmp_path / "out"
+    argv = ["replay", str(drive), "--out", str(out), "--planning-mode", "two_lane",
+            "--latency-ms", "300,60", "--samples", "1", "--max-reasoning-tokens", "2",
+            "--flow-steps", "1"]  # fmt: skip
+    assert main(argv) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["planning_mode"] == "two_lane" and "realtime" in summary
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:  # argparse: usage and the error, exit code 2
+        main(["replay", str(drive), "--planning-mode", "three_lane"])
+    assert exit_.value.code == 2
+    assert "invalid choice: 'three_lane'" in capsys.readouterr().err
