@@ -93,6 +93,7 @@ class PlanningWorker:
         self.chains = 0  # chains written by the reasoning lane
         self._latest: PlanInputs | None = None  # the newest inputs (the reasoning lane's)
         self._reasoned_t0 = -math.inf  # input time of the newest chain attempt that failed
+        self._question_turn = False  # alternates reasoning and question steps
         self._reasoning: tuple[PlanInputs, Generator[str, None, Chain | None]] | None = None
         self.planner = planner
         self.on_outcome = on_outcome
@@ -206,6 +207,9 @@ class PlanningWorker:
                 batch, self._pending = self._pending, []
                 job = self._question if not batch else None
                 reason = not batch and self._reasoning_due()
+                if reason and job is not None:  # both wait: take turns, step by step
+                    self._question_turn = not self._question_turn
+                    reason = not self._question_turn
                 self._busy = True
                 self._busy_since = time.monotonic()
             if batch:

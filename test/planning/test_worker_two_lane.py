@@ -122,3 +122,28 @@ def test_full_mode_never_reasons_on_the_side():
         assert worker.wait_idle()
     worker.stop()
     assert all(e.startswith("full@") for e in policy.log)
+
+
+def test_questions_and_the_reasoning_lane_take_turns():
+    from alpamayo_ros.planning.requests import Answer, QuestionRequest
+
+    class Both(LanePolicy):
+        def ask_steps(self, request, max_tokens=256, **_):
+            for k in range(3):
+                self.log.append(f"answer{k}")
+                yield "token"
+            return Answer("ok", True)
+
+    policy = Both(reasoning_steps=50)
+    worker = PlanningWorker(Planner(policy, RIG), lambda o: None, 1, "two_lane")
+    worker.submit(inputs(10.0))
+    assert worker.wait_idle()
+    got = threading.Event()
+    worker.submit(inputs(10.1))
+    worker.ask(QuestionRequest((np.zeros((8, 8, 3), np.uint8),), "Why?"), lambda a, w: got.set())
+    assert got.wait(10.0)
+    worker.stop()
+    log = policy.log
+    first_answer = log.index("answer0")
+    assert "answer2" in log and log.index("answer2") < log.index("step40")  # not starved
+    assert first_answer < log.index("step10")
