@@ -35,8 +35,10 @@ def generate_test_description():
 
 
 class TestAutowareWithoutAutoware(unittest.TestCase):
-    def test_the_planner_names_the_missing_package(self, proc_output) -> None:
+    def test_the_planner_names_the_missing_package(self, proc_output, proc_info) -> None:
         proc_output.assertWaitFor("needs the autoware_planning_msgs package", timeout=60)
+        # and ends by itself (before the test's end shuts the launch down)
+        proc_info.assertWaitForShutdown(process="alpamayo_planner", timeout=60)
 
 
 @launch_testing.post_shutdown_test()
