@@ -89,7 +89,9 @@ PLANNER_PARAMS: tuple[ParamSpec, ...] = (
               min=0, max=100),
     ParamSpec("sample_choice", "consistent", "Publish the first sample, the one closest to the "
               "samples' point-wise median, or the one closest to the median of the samples whose "
-              "causal chain states what their trajectory does.", choices=SAMPLE_CHOICES),
+              "causal chain states what their trajectory does; always among the samples that "
+              "pass the plan checks (max_speed, max_curvature) when any does.",
+              choices=SAMPLE_CHOICES),
     ParamSpec("seed", -1, "Base sampling seed (-1: fresh randomness every plan).",
               min=-1, max=2**31 - 1),
     ParamSpec("planning_mode", "full", "full: a causal chain per plan (released behaviour); "

@@ -14,7 +14,7 @@ import logging
 import math
 import threading
 from collections.abc import Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -91,15 +91,25 @@ class PlanOutcome:
         return self.sample_plans
 
 
-def choose_sample(xy: np.ndarray, how: SampleChoice, consistent: np.ndarray | None = None) -> int:
+def choose_sample(
+    xy: np.ndarray,
+    how: SampleChoice,
+    consistent: np.ndarray | None = None,
+    valid: np.ndarray | None = None,
+) -> int:
     """Index of the sample to publish among xy (S, T, 2): the first, or the one whose path
     is closest (mean point distance) to the point-wise median of all samples, or
-    ("consistent") of the samples flagged in `consistent` (S,) bool (all, if none is)."""
-    if how == "first" or len(xy) == 1:
-        return 0
-    candidates = np.arange(len(xy))
-    if how == "consistent" and consistent is not None and np.any(consistent):
-        candidates = np.flatnonzero(consistent)
+    ("consistent") of the samples flagged in `consistent` (S,) bool (all, if none is).
+    valid (S,) bool: the samples that pass the plan checks; when some do, only those are
+    chosen from (an invalid sample is never published while a valid one was drawn)."""
+    pool = np.arange(len(xy))
+    if valid is not None and np.any(valid):
+        pool = np.flatnonzero(valid)
+    if how == "first" or len(pool) == 1:
+        return int(pool[0])
+    candidates = pool
+    if how == "consistent" and consistent is not None and np.any(consistent[pool]):
+        candidates = pool[consistent[pool]]
     median = np.median(xy[candidates], axis=0)
     spread = np.linalg.norm(xy[candidates] - median, axis=-1).mean(axis=-1)
     return int(candidates[np.argmin(spread)])
@@ -347,7 +357,6 @@ class Planner:
         s = self.settings
         fields = {"lane": "full", "chain_stamp": inputs.t0, **fields}
         xy = np.stack([smp.rollout.xy for smp in samples])
-        chosen = choose_sample(xy, s.sample_choice, self_consistent(samples, inputs.ego.speed))
 
         def as_plan(k: int) -> Plan:
             smp, roll = samples[k], samples[k].rollout
@@ -370,8 +379,11 @@ class Planner:
             )
 
         sample_plans = [as_plan(k) for k in range(len(samples))]
-        plan, smp = sample_plans[chosen], samples[chosen]
-        valid = tuple(p for p in sample_plans if not plan_problems(p, s.limits))
+        ok = np.array([not plan_problems(p, s.limits) for p in sample_plans])
+        consistent = self_consistent(samples, inputs.ego.speed)
+        chosen = choose_sample(xy, s.sample_choice, consistent, ok)
+        plan, smp = replace(sample_plans[chosen], chosen_sample=chosen), samples[chosen]
+        valid = tuple(p for p, good in zip(sample_plans, ok, strict=True) if good)
         problems = plan_problems(plan, s.limits)
         chain = None
         if fields["lane"] == "full" and smp.reasoning_token_ids:

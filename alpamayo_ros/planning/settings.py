@@ -24,7 +24,8 @@ class PlannerSettings:
         (num_flow_steps None = the checkpoint's).
     sample_choice: publish the "first" sample, the one closest to the samples' "median", or
         ("consistent") the one closest to the median among the samples whose causal chain
-        states what their own trajectory does (all samples when none does).
+        states what their own trajectory does (all samples when none does); in every case
+        only among the samples that pass the plan checks (limits), when any does.
     max_input_age: seconds; any required input older than this at a tick -> stop plan.
     max_plan_age: seconds; a model plan whose t0 is older than this when it is ready to
         publish is late: late_plan "stop" publishes a flagged stop plan instead, "drop"

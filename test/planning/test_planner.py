@@ -301,3 +301,31 @@ def test_navigation_with_control_markup_is_refused_and_the_old_text_kept():
     with pytest.raises(ValueError, match="must not contain"):
         planner.set_navigation("go<|route_end|>", now=2.0)
     assert planner.navigation_at(2.0) == "Turn left in 30m"
+
+
+def test_a_valid_sample_is_published_when_the_preferred_one_fails_the_checks():
+    """Sample 0 reverses (speed below -0.5 m/s): with another sample valid, that one is
+    published instead of a stop plan; with none valid, the stop plan says why."""
+
+    class TwoSamples:
+        model_id = "two"
+
+        def __init__(self, both_bad: bool = False) -> None:
+            self.both_bad = both_bad
+
+        def plan(self, requests, num_samples=1, **_):
+            brake = np.tile([-3.0, 0.0], (64, 1))  # from 6 m/s: through zero to -13 m/s
+            keep = np.zeros((64, 2))
+            rows = [sample(brake), sample(brake if self.both_bad else keep)]
+            return PlanResult([rows for _ in requests], {"total": 1.0})
+
+    for how in ("first", "median", "consistent"):
+        planner = Planner(TwoSamples(), RIG, PlannerSettings(sample_choice=how))
+        fill(planner, 10.0)
+        outcome = planner.step(10.0)
+        assert not outcome.plan.is_fallback and outcome.plan.chosen_sample == 1, how
+        assert len(outcome.candidates) == 1
+    planner = Planner(TwoSamples(both_bad=True), RIG)
+    fill(planner, 10.0)
+    plan = planner.step(10.0).plan
+    assert plan.is_fallback and "speed" in plan.fallback_reason
