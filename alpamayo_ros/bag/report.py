@@ -158,8 +158,8 @@ def chart_png(
             continue
         if name in dashed:  # baselines: grey, dashed
             ax.plot(x, y, "--", lw=1.2, color=next(greys, "0.5"), label=name)
-        else:
-            ax.plot(x, y, "-", lw=1.4, label=name)
+        else:  # dots too: a series of a single plan still shows
+            ax.plot(x, y, "-", marker=".", ms=3, lw=1.4, label=name)
         drawn += 1
     if stops is not None and len(stops):
         ax.plot(stops, np.zeros(len(stops)), "|", color="#c00", ms=12, mew=1.5,
