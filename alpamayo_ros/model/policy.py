@@ -304,8 +304,7 @@ class AlpamayoPolicy(nn.Module):
             raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
         device = self.device
         timings: dict[str, float] = {}
-        generator = torch.Generator(device=device)
-        generator.manual_seed(seed if seed is not None else int(torch.randint(0, 2**62, (1,))))
+        generator = self._generator(seed)
         total_start = time.perf_counter()
 
         proc = self.processor
@@ -322,16 +321,13 @@ class AlpamayoPolicy(nn.Module):
                 inputs = proc(requests, continuations=[[*ids, *ends] for ids in reasoning_ids])
                 inputs.pop("labels")
                 forced_stop = inputs.pop("future_start")
-            inputs = {k: v.to(device) for k, v in inputs.items()}
-            inputs["pixel_values"] = inputs["pixel_values"].to(self.vlm.dtype)
+            inputs = self._on_device(inputs)
         S = num_samples
 
         with _timer(timings, "prefill", device):
-            self.vlm.model.rope_deltas = None
-            out = self.vlm(**inputs, use_cache=True, logits_to_keep=1)
-            cache = out.past_key_values
-            rope_deltas = self.vlm.model.rope_deltas.repeat_interleave(S, dim=0)  # (B*S, 1)
-            logits = out.logits[:, -1].repeat_interleave(S, dim=0)
+            cache, logits, rope_deltas = self._prefill(inputs)
+            rope_deltas = rope_deltas.repeat_interleave(S, dim=0)  # (B*S, 1)
+            logits = logits.repeat_interleave(S, dim=0)
             if S > 1:
                 cache.batch_repeat_interleave(S)
             attention = inputs["attention_mask"].repeat_interleave(S, dim=0)
@@ -427,6 +423,25 @@ class AlpamayoPolicy(nn.Module):
         rot = torch.tensor(np.stack([r.ego.rot for r in requests]), dtype=torch.float32)
         speeds = t0_speed(xyz, rot, self.config.action_space.dt)
         return speeds.double().numpy()
+
+    def _generator(self, seed: int | None) -> torch.Generator:
+        """A sampling generator on the model's device: seeded, or fresh randomness."""
+        generator = torch.Generator(device=self.device)
+        generator.manual_seed(seed if seed is not None else int(torch.randint(0, 2**62, (1,))))
+        return generator
+
+    def _on_device(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Processor outputs on the model's device, the pixels in the VLM's dtype."""
+        out = {k: v.to(self.device) for k, v in inputs.items()}
+        out["pixel_values"] = out["pixel_values"].to(self.vlm.dtype)
+        return out
+
+    def _prefill(self, inputs: dict[str, torch.Tensor]) -> tuple[Any, torch.Tensor, torch.Tensor]:
+        """The VLM over a prompt: (its KV cache, the last position's logits (B, V), the
+        multimodal rotary deltas (B, 1) that continue its positions)."""
+        self.vlm.model.rope_deltas = None  # computed afresh from this prompt's images
+        out = self.vlm(**inputs, use_cache=True, logits_to_keep=1)
+        return out.past_key_values, out.logits[:, -1], self.vlm.model.rope_deltas
 
     def _check_cancel(self) -> None:
         if self._cancel is not None and self._cancel.is_set():
@@ -573,13 +588,10 @@ class AlpamayoPolicy(nn.Module):
         assert self.processor is not None
         device = self.device
         plain = [dataclasses.replace(r, navigation=None) for r in requests]
-        inputs = {k: v.to(device) for k, v in self.processor(plain, vision=vision).items()}
-        inputs["pixel_values"] = inputs["pixel_values"].to(self.vlm.dtype)
-        self.vlm.model.rope_deltas = None
+        inputs = self._on_device(self.processor(plain, vision=vision))
         self._check_cancel()
-        out = self.vlm(**inputs, use_cache=True, logits_to_keep=1)
-        cache = out.past_key_values
-        rope_deltas = self.vlm.model.rope_deltas.repeat_interleave(S, dim=0)
+        cache, _, rope_deltas = self._prefill(inputs)
+        rope_deltas = rope_deltas.repeat_interleave(S, dim=0)
         if S > 1:
             cache.batch_repeat_interleave(S)
         attention = inputs["attention_mask"].repeat_interleave(S, dim=0)
@@ -620,16 +632,10 @@ class AlpamayoPolicy(nn.Module):
         if self.processor is None:
             raise RuntimeError("policy has no processor: load it with from_pretrained")
         proc = self.processor
-        device = self.device
-        generator = torch.Generator(device=device)
-        generator.manual_seed(seed if seed is not None else int(torch.randint(0, 2**62, (1,))))
+        generator = self._generator(seed)
         with torch.inference_mode():
-            inputs = {k: v.to(device) for k, v in proc([request]).items()}
-            inputs["pixel_values"] = inputs["pixel_values"].to(self.vlm.dtype)
-            self.vlm.model.rope_deltas = None
-            out = self.vlm(**inputs, use_cache=True, logits_to_keep=1)
-            cache, logits = out.past_key_values, out.logits[:, -1]
-            rope_deltas = self.vlm.model.rope_deltas
+            inputs = self._on_device(proc([request]))
+            cache, logits, rope_deltas = self._prefill(inputs)
         yield "prefill"
         stop, cot_end = proc.special_ids["traj_future_start"], proc.special_ids["cot_end"]
         lo, hi = proc.traj_token_start, proc.traj_token_start + self.config.traj_vocab_size
@@ -696,18 +702,13 @@ class AlpamayoPolicy(nn.Module):
         proc = self.processor
         device = self.device
         timings: dict[str, float] = {}
-        generator = torch.Generator(device=device)
-        generator.manual_seed(seed if seed is not None else int(torch.randint(0, 2**62, (1,))))
+        generator = self._generator(seed)
         start = time.perf_counter()
         with torch.inference_mode():
             with _timer(timings, "preprocess", device):
-                inputs = {k: v.to(device) for k, v in proc.question_inputs([question]).items()}
-                inputs["pixel_values"] = inputs["pixel_values"].to(self.vlm.dtype)
+                inputs = self._on_device(proc.question_inputs([question]))
             with _timer(timings, "prefill", device):
-                self.vlm.model.rope_deltas = None
-                out = self.vlm(**inputs, use_cache=True, logits_to_keep=1)
-                cache, logits = out.past_key_values, out.logits[:, -1]
-                rope_deltas = self.vlm.model.rope_deltas
+                cache, logits, rope_deltas = self._prefill(inputs)
         yield "prefill"
         answer_end = proc.special_ids["answer_end"]
         ends = {answer_end, token_id_or_none(proc.tokenizer, "<|im_end|>")}

@@ -379,12 +379,13 @@ class Planner:
             )
 
         sample_plans = [as_plan(k) for k in range(len(samples))]
-        ok = np.array([not plan_problems(p, s.limits) for p in sample_plans])
+        problems_of = [plan_problems(p, s.limits) for p in sample_plans]
+        ok = np.array([not found for found in problems_of])
         consistent = self_consistent(samples, inputs.ego.speed)
         chosen = choose_sample(xy, s.sample_choice, consistent, ok)
         plan, smp = replace(sample_plans[chosen], chosen_sample=chosen), samples[chosen]
         valid = tuple(p for p, good in zip(sample_plans, ok, strict=True) if good)
-        problems = plan_problems(plan, s.limits)
+        problems = problems_of[chosen]
         chain = None
         if fields["lane"] == "full" and smp.reasoning_token_ids:
             chain = Chain(tuple(smp.reasoning_token_ids), smp.reasoning, inputs.t0)

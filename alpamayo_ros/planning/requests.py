@@ -37,19 +37,24 @@ class PlanRequest:
     navigation: str | None = None
 
     def __post_init__(self) -> None:
-        if not self.images:
-            raise ValueError("PlanRequest.images must hold at least one image")
-        if self.cameras and len(self.images) % len(self.cameras):
-            raise ValueError(
-                f"PlanRequest has {len(self.images)} images for {len(self.cameras)} cameras: "
-                "each camera must have the same number of frames"
-            )
+        check_images("PlanRequest", self.images, self.cameras)
         if self.navigation is not None and not self.navigation.strip():
             raise ValueError("PlanRequest.navigation must be None or non-empty text")
-        for i, img in enumerate(self.images):
-            if not (isinstance(img, np.ndarray) and img.ndim == 3 and img.shape[2] == 3):
-                shape = getattr(img, "shape", type(img).__name__)
-                raise ValueError(f"PlanRequest.images[{i}] must be (H, W, 3) RGB, got {shape}")
+
+
+def check_images(kind: str, images: tuple[np.ndarray, ...], cameras: tuple[str, ...]) -> None:
+    """A request's images: at least one, each (H, W, 3), split evenly over its cameras."""
+    if not images:
+        raise ValueError(f"{kind}.images must hold at least one image")
+    if cameras and len(images) % len(cameras):
+        raise ValueError(
+            f"{kind} has {len(images)} images for {len(cameras)} cameras: each camera must "
+            "have the same number of frames"
+        )
+    for i, img in enumerate(images):
+        if not (isinstance(img, np.ndarray) and img.ndim == 3 and img.shape[2] == 3):
+            shape = getattr(img, "shape", type(img).__name__)
+            raise ValueError(f"{kind}.images[{i}] must be (H, W, 3) RGB, got {shape}")
 
 
 @dataclass(frozen=True)
@@ -145,15 +150,9 @@ class QuestionRequest:
     cameras: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if not self.images:
-            raise ValueError("QuestionRequest.images must hold at least one image")
+        check_images("QuestionRequest", self.images, self.cameras)
         if not self.question.strip():
             raise ValueError("QuestionRequest.question must not be empty")
-        if self.cameras and len(self.images) % len(self.cameras):
-            raise ValueError(
-                f"QuestionRequest has {len(self.images)} images for {len(self.cameras)} "
-                "cameras: each camera must have the same number of frames"
-            )
 
 
 @dataclass(frozen=True)
