@@ -14,6 +14,7 @@ steps. Prints a table and, with --json FILE, writes the figures.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import tempfile
@@ -26,23 +27,24 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from alpamayo_ros.core.cameras import ALPAMAYO1_CAMERAS
-from alpamayo_ros.core.ego_history import EgoPoseBuffer, StampedPose
 from alpamayo_ros.model.policy import AlpamayoPolicy
 from alpamayo_ros.model.tiny import make_tiny_checkpoint, released_random_policy
 from alpamayo_ros.planning.requests import PlanRequest
+from bench.model_latency import make_request
 
 STAGES = ("preprocess", "prefill", "reasoning", "guidance_prefill", "trajectory", "total")
 
 
 def request(size: tuple[int, int], cameras: int, frames: int, nav: str) -> PlanRequest:
-    rng = np.random.default_rng(0)
-    buf = EgoPoseBuffer()
-    for k in range(20):
-        buf.add(StampedPose(0.1 * k, (1.0 * k, 0.0, 0.0), (1.0, 0.0, 0.0, 0.0)))
+    """model_latency's request (noise frames, a straight 10 m/s history), cut to `cameras`
+    cameras of `frames` frames, with route text."""
+    full = make_request(np.random.default_rng(0), size)  # 4 cameras x 4 frames
     images = tuple(
-        rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8) for _ in range(cameras * frames)
+        full.images[4 * c + 4 - frames + k] for c in range(cameras) for k in range(frames)
     )
-    return PlanRequest(images, buf.history(1.9), ALPAMAYO1_CAMERAS[:cameras], nav)
+    return dataclasses.replace(
+        full, images=images, cameras=ALPAMAYO1_CAMERAS[:cameras], navigation=nav
+    )
 
 
 def count_passes(policy: AlpamayoPolicy) -> tuple[dict[str, int], list]:
