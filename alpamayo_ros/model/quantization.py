@@ -1,0 +1,61 @@
+"""Weight quantization of a loaded policy: FP8 for the language model on Hopper/Blackwell.
+
+`quantization: fp8` converts the linear layers of the VLM's language model (the ~7 B
+parameters every decoded token reads) to float8 e4m3 with row-wise scales, activations
+quantized dynamically per row (torchao's Float8DynamicActivationFloat8WeightConfig, PerRow:
+torch._scaled_mm on the GPU). The vision tower, the LM head and the action expert stay in
+the model's dtype: the LM head picks the tokens and the expert writes the trajectory, so
+their rounding goes straight into what the car follows. torchao is optional (the extra
+"fp8"); FP8 matrix units need compute capability 8.9 or newer: anything else is refused
+with the reason, before any weight changes.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any
+
+import torch
+from torch import nn
+
+QUANTIZATIONS = ("none", "fp8")
+
+
+def fp8_unavailable(device: torch.device) -> str | None:
+    """Why FP8 cannot run on `device` (None when it can)."""
+    if device.type != "cuda":
+        return f"fp8 needs a CUDA GPU, the model is on {device}"
+    major, minor = torch.cuda.get_device_capability(device)
+    if (major, minor) < (8, 9):
+        name = torch.cuda.get_device_name(device)
+        return (
+            f"fp8 needs compute capability 8.9 or newer (Ada, Hopper, Blackwell); {name} "
+            f"is {major}.{minor}"
+        )
+    if importlib.util.find_spec("torchao") is None:
+        return "fp8 needs torchao (pip install 'alpamayo_ros[fp8]')"
+    return None
+
+
+def quantize(policy: Any, quantization: str) -> int:
+    """Quantize `policy` (an AlpamayoPolicy) in place; returns how many linear layers were
+    converted (0 for "none"). ValueError naming the value for an unknown quantization,
+    RuntimeError with the reason when the machine cannot run it."""
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}")
+    if quantization == "none":
+        return 0
+    reason = fp8_unavailable(policy.device)
+    if reason is not None:
+        raise RuntimeError(reason)
+    from torchao.quantization import (
+        Float8DynamicActivationFloat8WeightConfig,
+        PerRow,
+        quantize_,
+    )
+
+    language_model = policy.vlm.model.language_model
+    count = sum(isinstance(m, nn.Linear) for m in language_model.modules())
+    quantize_(language_model, Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()))
+    policy.quantization = quantization
+    return count
