@@ -58,7 +58,9 @@ def main() -> int:
     parser.add_argument("--image-size", default="1920x1080", help="camera frame WxH")
     parser.add_argument("--attn", default="sdpa", choices=["sdpa", "eager", "flash_attention_2"])
     parser.add_argument(
-        "--compile-expert", action="store_true", help="torch.compile the expert (CUDA graphs)"
+        "--compile-expert",
+        action="store_true",
+        help="torch.compile the static engine's expert pass (CUDA graphs)",
     )
     parser.add_argument(
         "--bandwidth",
@@ -90,22 +92,20 @@ def main() -> int:
     t = time.perf_counter()
     if args.released_shapes:
         policy = released_random_policy(args.device, dtype, args.attn)
-        if args.compile_expert:
-            policy.expert.forward = torch.compile(
-                policy.expert.forward, mode="reduce-overhead", dynamic=True
-            )
     else:
         folder = args.checkpoint
         if folder is None:
             folder = make_tiny_checkpoint(Path(tempfile.mkdtemp()) / "tiny")
         policy = AlpamayoPolicy.from_pretrained(
-            folder, dtype=dtype, device=args.device, attn_implementation=args.attn,
-            compile_expert=args.compile_expert,
-        )  # fmt: skip
+            folder, dtype=dtype, device=args.device, attn_implementation=args.attn
+        )
+    mode = "reduce-overhead" if args.device.startswith("cuda") else "default"
+    if (args.compile_decode or args.compile_expert) and args.engine != "static":
+        parser.error("--compile-decode and --compile-expert need --engine static")
     if args.compile_decode:
-        if args.engine != "static":
-            parser.error("--compile-decode needs --engine static")
-        policy.compile_decode("reduce-overhead" if args.device.startswith("cuda") else "default")
+        policy.compile_decode(mode)
+    if args.compile_expert:
+        policy.compile_expert(mode)
     load_s = time.perf_counter() - t
     params = sum(p.numel() for p in policy.parameters())
     size = tuple(int(v) for v in args.image_size.split("x"))

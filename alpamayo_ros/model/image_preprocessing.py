@@ -90,6 +90,11 @@ class ImagePreprocessor:
         h, w = self.output_size(height, width)
         return (h // self.patch_size) * (w // self.patch_size) // self.merge_size**2
 
+    def grid(self, height: int, width: int) -> list[int]:
+        """image_grid_thw of one frame: [1, patches down, patches across] after resize."""
+        h, w = self.output_size(height, width)
+        return [1, h // self.patch_size, w // self.patch_size]
+
     # -- steps --------------------------------------------------------------------------
     def resize(self, frames: torch.Tensor, uint8_kernel: bool | None = None) -> torch.Tensor:
         """frames (N, 3, H, W) uint8 -> (N, 3, h, w) uint8 (see the module docstring).

@@ -34,6 +34,7 @@ from transformers import (
     StaticCache,
 )
 from transformers.initialization import no_init_weights
+from transformers.models.qwen3_vl.modeling_qwen3_vl import BaseModelOutputWithDeepstackFeatures
 
 from alpamayo_ros.checkpoints import resolve_model
 from alpamayo_ros.core.trajectory import UnicycleRollout, integrate
@@ -56,6 +57,7 @@ from alpamayo_ros.model.ego_speed import t0_speed
 from alpamayo_ros.model.flow_matching import euler_sample, guided
 from alpamayo_ros.model.processor import AlpamayoProcessor
 from alpamayo_ros.model.tiny import DESCRIPTION_KEY, UNTRAINED_KEY
+from alpamayo_ros.model.vision_cache import FrameFeatures, VisionFeatureCache
 from alpamayo_ros.planning.requests import (
     Answer,
     PlanRequest,
@@ -68,6 +70,7 @@ log = logging.getLogger(__name__)
 
 ATTENTION_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2")
 ENGINES = ("eager", "static")
+VISION_KEYS = ("pixel_values", "image_grid_thw", "mm_encoder_outputs")  # reused by guidance
 STATIC_SLOTS = 256  # a static cache's length is a multiple of this
 
 
@@ -111,22 +114,36 @@ def _crop(cache, length: int) -> None:
         cache.crop(-extra)
 
 
-def static_copy(cache, max_len: int) -> StaticCache:
+def static_copy(cache, max_len: int, into: StaticCache | None = None) -> StaticCache:
     """A StaticCache of `max_len` slots holding a filled dynamic cache's keys and values
     (engine "static": the decode steps and the expert then run on fixed shapes, which
-    CUDA graphs need)."""
+    CUDA graphs need). into: a StaticCache of the same shapes from an earlier plan, filled
+    in place and returned (its tensors keep their addresses, so graphs captured over them
+    replay instead of being captured again); slots after the copied tokens keep stale
+    values, which the attention mask hides."""
     length = cache.get_seq_length()
     if max_len < length:
         raise ValueError(f"static cache of {max_len} slots for {length} cached tokens")
-    static = StaticCache(config=_CacheConfig(len(cache.layers)), max_cache_len=max_len)
+    static = into
+    if static is None:
+        static = StaticCache(config=_CacheConfig(len(cache.layers)), max_cache_len=max_len)
     layers: list[Any] = list(static.layers)
     for dynamic_layer, layer in zip(cache.layers, layers, strict=True):
         keys, values = dynamic_layer.keys, dynamic_layer.values
-        layer.lazy_initialization(keys, values)
+        if not layer.is_initialized:
+            layer.lazy_initialization(keys, values)
         layer.keys[:, :, :length] = keys
         layer.values[:, :, :length] = values
         layer.cumulative_length.fill_(length)
     return static
+
+
+def _static_key(cache, max_len: int) -> tuple:
+    """What a reusable StaticCache must match: slots, and each layer's key shape (batch,
+    heads, head size), dtype and device."""
+    keys = cache.layers[0].keys
+    return (max_len, len(cache.layers), keys.shape[0], *keys.shape[1:2], keys.shape[3],
+            keys.dtype, keys.device)  # fmt: skip
 
 
 class _CacheConfig(PreTrainedConfig):
@@ -184,6 +201,10 @@ class AlpamayoPolicy(nn.Module):
         self.action_out_proj = nn.Linear(expert_cfg.hidden_size, self.action_space.dims[1])
         self.processor: AlpamayoProcessor | None = None
         self.model_id = ""
+        self.quantization = "none"  # model.quantization.quantize sets it
+        # engine "static": the StaticCache of the last plan's shape, refilled by the next
+        self._static_caches: dict[tuple, StaticCache] = {}
+        self.vision_cache: VisionFeatureCache | None = None  # enable_vision_cache
         self.load_report = LoadReport()
         # Random weights (our tiny checkpoints): said loudly wherever plans are shown.
         self.untrained = bool(config.data.get(UNTRAINED_KEY, False))
@@ -221,8 +242,8 @@ class AlpamayoPolicy(nn.Module):
 
         device "auto": cuda when available, else cpu; dtype "auto": bfloat16 on cuda,
         float32 elsewhere. path "demo": the demo checkpoint shipped with the package.
-        compile_expert: torch.compile the expert (mode "reduce-overhead": CUDA graphs on a
-        GPU) for the denoising loop, which calls it num_flow_steps times per plan.
+        compile_expert: torch.compile the static engine's expert pass (plan(engine="static"),
+        mode "reduce-overhead": CUDA graphs on a GPU): one graph per Euler step.
         compile_decode: torch.compile the static engine's decode step (plan(engine="static"))
         with mode "reduce-overhead" (CUDA graphs on a GPU): one captured graph replayed per
         reasoning token instead of hundreds of kernel launches.
@@ -240,9 +261,7 @@ class AlpamayoPolicy(nn.Module):
         policy.model_id = str(path)
         policy.eval()
         if compile_expert:
-            policy.expert.forward = torch.compile(
-                policy.expert.forward, mode="reduce-overhead", dynamic=True
-            )
+            policy.compile_expert()
         if compile_decode:
             policy.compile_decode()
         return policy
@@ -251,6 +270,15 @@ class AlpamayoPolicy(nn.Module):
         """torch.compile the static engine's decode step (see from_pretrained)."""
         self._static_step = torch.compile(  # type: ignore[method-assign]
             self._static_step, mode=mode, dynamic=False
+        )
+
+    def compile_expert(self, mode: str = "reduce-overhead") -> None:
+        """torch.compile the static engine's expert pass (see from_pretrained): the action
+        projections and the expert over a StaticCache, fixed shapes. The eager engine's
+        expert reads a growing DynamicCache and is never compiled (its torch.cat outputs
+        are what CUDA graphs overwrite between replays)."""
+        self._static_expert_pass = torch.compile(  # type: ignore[method-assign]
+            self._static_expert_pass, mode=mode, dynamic=False
         )
 
     # -- inference ------------------------------------------------------------------------
@@ -311,14 +339,14 @@ class AlpamayoPolicy(nn.Module):
         forced_stop = None
         with _timer(timings, "preprocess", device):
             if reasoning_ids is None:
-                inputs = proc(requests)
+                inputs = self._inputs(requests, device)
             else:
                 if len(reasoning_ids) != len(requests):
                     raise ValueError(
                         f"{len(reasoning_ids)} reasoning_ids for {len(requests)} requests"
                     )
                 ends = [proc.special_ids["cot_end"], proc.special_ids["traj_future_start"]]
-                inputs = proc(requests, continuations=[[*ids, *ends] for ids in reasoning_ids])
+                inputs = self._inputs(requests, device, [[*ids, *ends] for ids in reasoning_ids])
                 inputs.pop("labels")
                 forced_stop = inputs.pop("future_start")
             inputs = self._on_device(inputs)
@@ -338,7 +366,10 @@ class AlpamayoPolicy(nn.Module):
                 decode = 0 if reasoning_ids is not None else max_reasoning_tokens
                 need = attention.shape[1] + decode + room + 1
                 # slots rounded up, so prompts of similar length share one compiled step
-                cache = static_copy(cache, -(-need // STATIC_SLOTS) * STATIC_SLOTS)
+                slots = -(-need // STATIC_SLOTS) * STATIC_SLOTS
+                key = _static_key(cache, slots)
+                cache = static_copy(cache, slots, self._static_caches.get(key))
+                self._static_caches = {key: cache}  # one kept: the newest shape
 
         with _timer(timings, "reasoning", device):
             if reasoning_ids is None:
@@ -373,7 +404,7 @@ class AlpamayoPolicy(nn.Module):
                 weights = [navigation_guidance if r.navigation else 1.0 for r in requests]
                 if any(w != 1.0 for w in weights):
                     with _timer(timings, "guidance_prefill", device):
-                        vision = {k: inputs[k] for k in ("pixel_values", "image_grid_thw")}
+                        vision = {k: inputs[k] for k in VISION_KEYS if k in inputs}
                         ctx_u = self._unguided_context(requests, full_ids, S, vision)
                     w = torch.tensor(weights, device=device).repeat_interleave(S)[:, None, None]
                     velocity = guided(velocity, lambda x, t: self.expert_velocity(ctx_u, x, t), w)
@@ -430,15 +461,74 @@ class AlpamayoPolicy(nn.Module):
         generator.manual_seed(seed if seed is not None else int(torch.randint(0, 2**62, (1,))))
         return generator
 
-    def _on_device(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def _on_device(self, inputs: dict[str, Any]) -> dict[str, Any]:
         """Processor outputs on the model's device, the pixels in the VLM's dtype."""
-        out = {k: v.to(self.device) for k, v in inputs.items()}
-        out["pixel_values"] = out["pixel_values"].to(self.vlm.dtype)
+        out = {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in inputs.items()}
+        if "pixel_values" in out:
+            out["pixel_values"] = out["pixel_values"].to(self.vlm.dtype)
         return out
 
-    def _prefill(self, inputs: dict[str, torch.Tensor]) -> tuple[Any, torch.Tensor, torch.Tensor]:
+    # -- the vision cache -------------------------------------------------------------------
+    def enable_vision_cache(self, capacity: int = 32) -> None:
+        """Keep each frame's vision-tower outputs for later plans (model.vision_cache): a
+        frame seen by an earlier plan is neither preprocessed nor encoded again. capacity:
+        frames kept (0 turns the cache off)."""
+        self.vision_cache = VisionFeatureCache(capacity) if capacity > 0 else None
+
+    def _inputs(
+        self,
+        requests: list[PlanRequest],
+        device: torch.device,
+        continuations: list[list[int]] | None = None,
+    ) -> dict[str, Any]:
+        """The processor's inputs for requests. With the vision cache on, only frames no
+        earlier plan encoded are preprocessed; the rest of the vision work is left to
+        _prefill (so the prefill stage still holds the vision tower)."""
+        assert self.processor is not None
+        proc, cache = self.processor, self.vision_cache
+        if cache is None:
+            return proc(requests, continuations=continuations, device=device)
+        frames = [img for r in requests for img in proc.layout(r.images, r.cameras)[0]]
+        kept = [cache.get(f) for f in frames]
+        missing = [i for i, k in enumerate(kept) if k is None]
+        grids = [proc.images.grid(*f.shape[:2]) for f in frames]
+        pixels = (
+            proc.images([frames[i] for i in missing], device)["pixel_values"] if missing else None
+        )
+        vision: dict[str, Any] = {
+            "image_grid_thw": torch.tensor(grids, dtype=torch.long, device=device),
+            "pending_frames": (frames, kept, missing, pixels),
+        }
+        return proc(requests, continuations=continuations, vision=vision)
+
+    def _encode_frames(self, pending: tuple, grids: torch.Tensor) -> dict[str, Any]:
+        """The vision tower over the frames the cache lacks (stored there), and every
+        frame's features in prompt order, as the VLM's mm_encoder_outputs."""
+        frames, kept, missing, pixels = pending
+        assert self.vision_cache is not None
+        if missing:
+            out = self.vlm.model.get_image_features(pixels.to(self.vlm.dtype), grids[missing])
+            for k, i in enumerate(missing):
+                deep = tuple(d[k] for d in out.deepstack_features)
+                kept[i] = FrameFeatures(out.pooler_output[k], deep)
+                self.vision_cache.put(frames[i], kept[i])
+        # per-frame tuples, as transformers' get_image_features returns them
+        tokens: Any = tuple(k.tokens for k in kept)
+        deepstack: Any = [
+            tuple(k.deepstack[j] for k in kept) for j in range(len(kept[0].deepstack))
+        ]
+        features = BaseModelOutputWithDeepstackFeatures(
+            pooler_output=tokens, deepstack_features=deepstack
+        )
+        return {"image": features}
+
+    def _prefill(self, inputs: dict[str, Any]) -> tuple[Any, torch.Tensor, torch.Tensor]:
         """The VLM over a prompt: (its KV cache, the last position's logits (B, V), the
-        multimodal rotary deltas (B, 1) that continue its positions)."""
+        multimodal rotary deltas (B, 1) that continue its positions). Frames pending from
+        the vision cache are encoded here, and inputs gain their mm_encoder_outputs."""
+        pending = inputs.pop("pending_frames", None)
+        if pending is not None:
+            inputs["mm_encoder_outputs"] = self._encode_frames(pending, inputs["image_grid_thw"])
         self.vlm.model.rope_deltas = None  # computed afresh from this prompt's images
         out = self.vlm(**inputs, use_cache=True, logits_to_keep=1)
         return out.past_key_values, out.logits[:, -1], self.vlm.model.rope_deltas
@@ -562,15 +652,28 @@ class AlpamayoPolicy(nn.Module):
     def expert_velocity(self, ctx: ExpertContext, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """The flow-matching velocity (B, T, 2) of noisy normalised controls x (B, T, 2) at
         flow times t (B,), reading the VLM cache of `ctx` (left as it was)."""
+        if isinstance(ctx.cache, StaticCache):
+            v = self._static_expert_pass(x, t, ctx.position_ids, ctx.mask, ctx.cache)
+        else:
+            v = self._expert_pass(x, t, ctx.position_ids, ctx.mask, ctx.cache)
+        _crop(ctx.cache, ctx.prefix)
+        return v
+
+    def _expert_pass(self, x, t, position_ids, mask, cache) -> torch.Tensor:
+        """One expert pass: (B, T, 2) noisy controls and (B,) flow times over the cache
+        (which gains the T action tokens: the caller crops it) -> (B, T, 2) velocity."""
         dtype = self.action_out_proj.weight.dtype
         emb = self.action_in_proj(x, t).to(dtype)
         out = self.expert(
-            inputs_embeds=emb, position_ids=ctx.position_ids, past_key_values=ctx.cache,
-            attention_mask=ctx.mask, use_cache=True,
+            inputs_embeds=emb, position_ids=position_ids, past_key_values=cache,
+            attention_mask=mask, use_cache=True,
         )  # fmt: skip
-        _crop(ctx.cache, ctx.prefix)
         T = self.action_space.dims[0]
         return self.action_out_proj(out.last_hidden_state[:, -T:]).float()
+
+    def _static_expert_pass(self, x, t, position_ids, mask, cache) -> torch.Tensor:
+        """_expert_pass over a StaticCache: fixed shapes, so compile_expert can capture it."""
+        return self._expert_pass(x, t, position_ids, mask, cache)
 
     def _unguided_context(
         self,
@@ -588,7 +691,7 @@ class AlpamayoPolicy(nn.Module):
         assert self.processor is not None
         device = self.device
         plain = [dataclasses.replace(r, navigation=None) for r in requests]
-        inputs = self._on_device(self.processor(plain, vision=vision))
+        inputs = self._on_device(self.processor(plain, vision=vision, device=device))
         self._check_cancel()
         cache, _, rope_deltas = self._prefill(inputs)
         rope_deltas = rope_deltas.repeat_interleave(S, dim=0)
@@ -634,7 +737,7 @@ class AlpamayoPolicy(nn.Module):
         proc = self.processor
         generator = self._generator(seed)
         with torch.inference_mode():
-            inputs = self._on_device(proc([request]))
+            inputs = self._on_device(self._inputs([request], self.device))
             cache, logits, rope_deltas = self._prefill(inputs)
         yield "prefill"
         stop, cot_end = proc.special_ids["traj_future_start"], proc.special_ids["cot_end"]
@@ -706,7 +809,7 @@ class AlpamayoPolicy(nn.Module):
         start = time.perf_counter()
         with torch.inference_mode():
             with _timer(timings, "preprocess", device):
-                inputs = self._on_device(proc.question_inputs([question]))
+                inputs = self._on_device(proc.question_inputs([question], self.device))
             with _timer(timings, "prefill", device):
                 cache, logits, rope_deltas = self._prefill(inputs)
         yield "prefill"

@@ -242,12 +242,14 @@ class AlpamayoProcessor:
         prompts: list[str],
         images: list[list[np.ndarray]],
         vision: dict[str, torch.Tensor] | None = None,
+        device: torch.device | str = "cpu",
     ) -> tuple[list[np.ndarray], dict[str, torch.Tensor]]:
         """Tokenise each prompt and expand its <|image_pad|> placeholders to its images'
         token counts; returns the id arrays and the vision inputs of all images (`vision`:
-        those already computed for the same images, reused)."""
+        those already computed for the same images, reused; else preprocessed on
+        `device`)."""
         if vision is None:
-            vision = self.images([img for group in images for img in group])
+            vision = self.images([img for group in images for img in group], device=device)
         merge = self.images.merge_size
         tokens_per_image = (vision["image_grid_thw"].prod(dim=-1) // (merge * merge)).tolist()
         sequences, k = [], 0
@@ -266,7 +268,9 @@ class AlpamayoProcessor:
             sequences.append(np.concatenate(pieces))
         return sequences, vision
 
-    def question_inputs(self, questions: list[QuestionRequest]) -> dict[str, torch.Tensor]:
+    def question_inputs(
+        self, questions: list[QuestionRequest], device: torch.device | str = "cpu"
+    ) -> dict[str, torch.Tensor]:
         """Alpamayo 1.5's question prompts -> input_ids, attention_mask, mm_token_type_ids
         (B, L, left-padded), pixel_values, image_grid_thw."""
         if not self.config.labels_cameras:
@@ -278,7 +282,7 @@ class AlpamayoProcessor:
             build_question_prompt(len(images), check_text("question", q.question), labels)
             for q, (images, labels) in zip(questions, layouts, strict=True)
         ]
-        sequences, vision = self._expand(prompts, [images for images, _ in layouts])
+        sequences, vision = self._expand(prompts, [images for images, _ in layouts], None, device)
         return self._batch(sequences, vision)
 
     def _batch(
@@ -295,15 +299,15 @@ class AlpamayoProcessor:
             "input_ids": input_ids,
             "attention_mask": attention,
             "mm_token_type_ids": (input_ids == self.image_pad_id).int() * attention.int(),
-            "pixel_values": vision["pixel_values"],
-            "image_grid_thw": vision["image_grid_thw"],
+            **vision,  # pixel_values (or what stands for them) and image_grid_thw
         }
 
     def __call__(
         self,
         requests: list[PlanRequest],
         continuations: list[list[int]] | None = None,
-        vision: dict[str, torch.Tensor] | None = None,
+        vision: dict[str, Any] | None = None,
+        device: torch.device | str = "cpu",
     ) -> dict[str, torch.Tensor]:
         """Batch of requests -> input_ids, attention_mask (B, L), mm_token_type_ids (B, L),
         pixel_values (sum of patches, D), image_grid_thw (total images, 3).
@@ -314,6 +318,8 @@ class AlpamayoProcessor:
         where it has none).
         vision: pixel_values and image_grid_thw an earlier call computed for the same
         requests' images (the unguided prompt of navigation guidance), reused.
+        device: where the images are preprocessed (the model's: on a GPU, resize and
+        normalisation run there, as torchvision's GPU path; pixel_values stay there).
         Sequences of different lengths are left-padded.
         """
         if continuations is not None and len(continuations) != len(requests):
@@ -333,7 +339,7 @@ class AlpamayoProcessor:
             build_prompt(len(images), self.config.tokens_per_history_traj, labels, r.navigation)
             for r, (images, labels) in zip(requests, layouts, strict=True)
         ]
-        sequences, vision = self._expand(prompts, [images for images, _ in layouts], vision)
+        sequences, vision = self._expand(prompts, [images for images, _ in layouts], vision, device)
         history_placeholder = self.special_ids["traj_history"]
         for ids, r in zip(sequences, requests, strict=True):
             slots = np.flatnonzero(ids == history_placeholder)

@@ -220,3 +220,50 @@ def test_static_engine_plans_as_the_eager_reference(tiny_policy, request_factory
     assert np.abs(a.xyz - b.xyz).max() < 1e-4
     with pytest.raises(ValueError, match="engine must be one of"):
         tiny_policy.plan([r1], engine="tensorrt")
+
+
+def test_the_static_cache_is_refilled_in_place_across_plans(tiny_policy, request_factory):
+    """Graphs captured over a StaticCache replay only while its tensors keep their
+    addresses: a second plan of the same shape refills the first plan's cache; another
+    shape gets its own."""
+    r = request_factory(seed=1, shape=(64, 96))
+    kw = dict(num_samples=1, seed=3, max_reasoning_tokens=6, num_flow_steps=2, engine="static")
+    tiny_policy.plan([r], **kw)
+    (first,) = tiny_policy._static_caches.values()
+    pointer = first.layers[0].keys.data_ptr()
+    again = tiny_policy.plan([r], **kw)
+    (second,) = tiny_policy._static_caches.values()
+    assert second is first and second.layers[0].keys.data_ptr() == pointer
+    reference = tiny_policy.plan([r], **{**kw, "engine": "eager"})
+    a, b = reference.samples[0][0], again.samples[0][0]
+    assert a.reasoning_token_ids == b.reasoning_token_ids  # stale slots stay hidden
+    assert np.abs(a.xyz - b.xyz).max() < 1e-3
+    tiny_policy.plan([r], **{**kw, "num_samples": 2})
+    (third,) = tiny_policy._static_caches.values()
+    assert third is not first and third.layers[0].keys.shape[0] == 2
+
+
+def test_compiled_decode_and_expert_plan_as_the_eager_reference(tiny_checkpoint, request_factory):
+    """The fast path (static engine, torch.compile'd decode step and expert pass: inductor
+    on the CPU, CUDA graphs on a GPU) against eager: the same reasoning ids for the same
+    seed, sampled and greedy, and trajectories equal to float rounding (3 Euler steps)."""
+    from alpamayo_ros.model.policy import AlpamayoPolicy
+
+    policy = AlpamayoPolicy.from_pretrained(tiny_checkpoint)
+    r = request_factory(seed=1, shape=(64, 96))
+    runs = [dict(temperature=0.6), dict(temperature=0.0), dict(reasoning_ids=[[40, 41, 42]])]
+    eager = [
+        policy.plan([r], num_samples=2, seed=3, max_reasoning_tokens=8, num_flow_steps=3, **kw)
+        for kw in runs
+    ]
+    policy.compile_decode("default")
+    policy.compile_expert("default")
+    for kw, reference in zip(runs, eager, strict=True):
+        fast = policy.plan(
+            [r], num_samples=2, seed=3, max_reasoning_tokens=8, num_flow_steps=3,
+            engine="static", **kw,
+        )  # fmt: skip
+        for a, b in zip(reference.samples[0], fast.samples[0], strict=True):
+            assert a.reasoning_token_ids == b.reasoning_token_ids
+            assert np.abs(a.xyz - b.xyz).max() < 1e-3
+            assert np.abs(a.controls - b.controls).max() < 1e-3
