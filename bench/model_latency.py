@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from alpamayo_ros.core.ego_history import EgoPoseBuffer, StampedPose
 from alpamayo_ros.model.policy import AlpamayoPolicy
+from alpamayo_ros.model.quantization import QUANTIZATIONS, quantize
 from alpamayo_ros.model.tiny import make_tiny_checkpoint, released_random_policy
 from alpamayo_ros.planning.requests import PlanRequest
 from bench.floors import H100_BANDWIDTH, H100_BF16_FLOPS, ModelSizes, plan_floors
@@ -86,6 +87,10 @@ def main() -> int:
         action="store_true",
         help="torch.compile the static engine's decode step (CUDA graphs)",
     )
+    parser.add_argument("--quant", default="none", choices=QUANTIZATIONS, help="fp8: torchao")
+    parser.add_argument(
+        "--vision-cache", type=int, default=0, help="frames kept by the vision cache (0: off)"
+    )
     args = parser.parse_args()
 
     dtype = getattr(torch, args.dtype)
@@ -102,6 +107,10 @@ def main() -> int:
     mode = "reduce-overhead" if args.device.startswith("cuda") else "default"
     if (args.compile_decode or args.compile_expert) and args.engine != "static":
         parser.error("--compile-decode and --compile-expert need --engine static")
+    if args.quant != "none":
+        quantize(policy, args.quant)
+    if args.vision_cache:
+        policy.enable_vision_cache(args.vision_cache)
     if args.compile_decode:
         policy.compile_decode(mode)
     if args.compile_expert:

@@ -1,0 +1,467 @@
+"""Every GPU figure of the engine and real-time issues in one process (one device call):
+the card's ceilings, then the released 10B shapes (random bf16 weights) through the eager
+reference and the fast path (static KV cache, compiled decode step and expert pass, CUDA
+graphs), the trajectory lane, FP8, and transformers' own generate() on the same backbone.
+
+    python bench/gpu_suite.py --out DIR [--budget-s 480] [--skip fp8,generate_reference]
+    python bench/gpu_suite.py --out DIR --tiny      # the same sections on the CPU, tiny model
+
+Sections run in order of importance; each is timed, and one that would not fit the time
+left (--budget-s, an estimate) is skipped and says so. Figures go to DIR/gpu_suite.json
+after every section (a run cut short keeps what it measured) and a table is printed last.
+Stage times are the policy's own (torch.cuda.synchronize around each stage).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from alpamayo_ros.model.policy import AlpamayoPolicy
+from alpamayo_ros.model.quantization import quantize
+from alpamayo_ros.model.tiny import make_tiny_checkpoint, released_random_policy
+from bench.floors import ModelSizes, plan_floors
+from bench.model_latency import STAGES, make_request
+
+RESULTS: dict[str, Any] = {}
+START = time.perf_counter()
+
+
+def elapsed() -> float:
+    return time.perf_counter() - START
+
+
+def save(out: Path) -> None:
+    (out / "gpu_suite.json").write_text(json.dumps(RESULTS, indent=2, default=str) + "\n")
+
+
+def stats(results: list[Any]) -> dict[str, dict[str, float]]:
+    out = {}
+    for s in STAGES:
+        v = np.asarray([r.timings_ms[s] for r in results])
+        out[s] = {"p50": float(np.percentile(v, 50)), "p99": float(np.percentile(v, 99)),
+                  "max": float(v.max()), "n": len(v)}  # fmt: skip
+    return out
+
+
+def ceilings() -> dict[str, float]:
+    """Device-to-device copy bandwidth (bytes read + written) and a bf16 matmul rate."""
+    src = torch.randn(2**30 // 2, dtype=torch.bfloat16, device="cuda")  # 1 GiB
+    dst = torch.empty_like(src)
+    ms = []
+    for _ in range(12):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        dst.copy_(src)
+        b.record()
+        b.synchronize()
+        ms.append(a.elapsed_time(b))
+    bandwidth = 2 * src.numel() * 2 / (np.median(ms[2:]) / 1000)
+    del src, dst
+    n = 8192
+    x = torch.randn(n, n, dtype=torch.bfloat16, device="cuda")
+    y = torch.randn(n, n, dtype=torch.bfloat16, device="cuda")
+    ms = []
+    for _ in range(12):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        x @ y
+        b.record()
+        b.synchronize()
+        ms.append(a.elapsed_time(b))
+    flops = 2 * n**3 / (np.median(ms[2:]) / 1000)
+    return {"copy_bandwidth_tb_s": bandwidth / 1e12, "bf16_matmul_tflop_s": flops / 1e12}
+
+
+def run_plans(policy, request, n, warmup, **kw) -> tuple[list[Any], float, Any]:
+    """n timed plans after `warmup` untimed ones; returns results, the first call's seconds
+    (compilation included) and the first result."""
+    t = time.perf_counter()
+    first = policy.plan([request], **kw)
+    first_s = time.perf_counter() - t
+    for _ in range(warmup - 1):
+        policy.plan([request], **kw)
+    return [policy.plan([request], **kw) for _ in range(n)], first_s, first
+
+
+def agreement(a, b) -> dict[str, Any]:
+    """Greedy-id agreement and trajectory difference of two plans' first samples."""
+    ia, ib = a.samples[0][0].reasoning_token_ids, b.samples[0][0].reasoning_token_ids
+    same = 0
+    for x, y in zip(ia, ib, strict=False):
+        if x != y:
+            break
+        same += 1
+    return {
+        "tokens": len(ia), "same_prefix_tokens": same, "ids_equal": ia == ib,
+        "max_xyz_diff_m": float(np.abs(a.samples[0][0].xyz - b.samples[0][0].xyz).max()),
+    }  # fmt: skip
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--budget-s", type=float, default=480.0)
+    parser.add_argument("--skip", default="", help="comma-separated sections to leave out")
+    parser.add_argument("--tokens", type=int, default=40, help="reasoning tokens decoded")
+    parser.add_argument("--flow-steps", type=int, default=10)
+    parser.add_argument("--image-size", default="1920x1080")
+    parser.add_argument(
+        "--tiny", action="store_true", help="tiny checkpoint on the CPU (a dry run)"
+    )
+    args = parser.parse_args()
+    cuda = torch.cuda.is_available() and not args.tiny
+    device = "cuda" if cuda else "cpu"
+    mode = "reduce-overhead" if cuda else "default"
+
+    def sync() -> None:
+        if cuda:
+            torch.cuda.synchronize()
+
+    def memory(peak: bool = True) -> float | None:
+        if not cuda:
+            return None
+        value = torch.cuda.max_memory_allocated() if peak else torch.cuda.memory_allocated()
+        return value / 2**30
+
+    def reset_peak() -> None:
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    skip = set(filter(None, args.skip.split(",")))
+    torch.backends.cuda.matmul.allow_tf32 = True
+
+    def section(name: str, estimate_s: float):
+        def wrap(fn):
+            if name in skip:
+                RESULTS[name] = {"skipped": "--skip"}
+                return None
+            if elapsed() + estimate_s > args.budget_s:
+                RESULTS[name] = {"skipped": f"{estimate_s:.0f} s would not fit "
+                                 f"({elapsed():.0f} of {args.budget_s:.0f} s used)"}  # fmt: skip
+                print(f"[{elapsed():6.1f} s] {name}: skipped", flush=True)
+                save(out)
+                return None
+            t = time.perf_counter()
+            print(f"[{elapsed():6.1f} s] {name} ...", flush=True)
+            try:
+                value = fn()
+                RESULTS[name] = value
+            except Exception as exc:  # a failed section is reported, the rest still run
+                RESULTS[name] = {"error": f"{type(exc).__name__}: {exc}"}
+                traceback.print_exc()
+                value = None
+            if isinstance(RESULTS[name], dict):
+                RESULTS[name]["section_s"] = time.perf_counter() - t
+            print(f"[{elapsed():6.1f} s] {name}: {json.dumps(RESULTS[name], default=str)[:600]}",
+                  flush=True)  # fmt: skip
+            save(out)
+            return value
+
+        return wrap
+
+    import transformers
+
+    RESULTS["environment"] = {
+        "device": torch.cuda.get_device_name(0) if cuda else "CPU", "torch": torch.__version__,
+        "transformers": transformers.__version__, "cuda": torch.version.cuda,
+        "image": args.image_size, "reasoning_tokens": args.tokens, "flow_steps": args.flow_steps,
+    }  # fmt: skip
+    print(RESULTS["environment"], flush=True)
+    roof = (section("ceilings", 10)(ceilings) if cuda else None) or {"copy_bandwidth_tb_s": 3.0,
+                                                 "bf16_matmul_tflop_s": 790.0}  # fmt: skip
+
+    state: dict[str, Any] = {}
+
+    @section("build", 60)
+    def build():
+        reset_peak()
+        t = time.perf_counter()
+        if args.tiny:
+            folder = make_tiny_checkpoint(Path(tempfile.mkdtemp()) / "tiny")
+            policy = AlpamayoPolicy.from_pretrained(folder)
+        else:
+            policy = released_random_policy(device, torch.bfloat16, "sdpa")
+        sync()
+        state["policy"] = policy
+        w, h = (int(v) for v in args.image_size.split("x"))
+        state["request"] = make_request(np.random.default_rng(0), (w, h))
+        sizes = ModelSizes.of(policy)
+        state["sizes"] = sizes
+        inputs = policy.processor([state["request"]])
+        state["prompt_tokens"] = int(inputs["input_ids"].shape[1])
+        state["patches"] = int(inputs["image_grid_thw"].prod(dim=-1).sum())
+        return {"build_s": time.perf_counter() - t, "text_params": sizes.text,
+                "vision_params": sizes.vision, "expert_params": sizes.expert,
+                "prompt_tokens": state["prompt_tokens"], "vision_patches": state["patches"],
+                "weights_gib": memory(peak=False)}  # fmt: skip
+
+    if "policy" not in state:
+        save(out)
+        return 1
+    policy, request = state["policy"], state["request"]
+    base = dict(num_samples=1, max_reasoning_tokens=args.tokens, num_flow_steps=args.flow_steps)
+
+    def floors(tokens: int) -> dict[str, float]:
+        f = plan_floors(state["sizes"], 2, state["prompt_tokens"], state["patches"], tokens,
+                        args.flow_steps, bandwidth=roof["copy_bandwidth_tb_s"] * 1e12,
+                        flops=roof["bf16_matmul_tflop_s"] * 1e12)  # fmt: skip
+        return {"prefill": f.prefill_ms, "reasoning": f.reasoning_ms, "trajectory": f.trajectory_ms}
+
+    @section("eager_full", 40)
+    def eager_full():
+        reset_peak()
+        res, first_s, first = run_plans(policy, request, 4, 1, seed=0, temperature=0.6, **base)
+        state["chain"] = list(first.samples[0][0].reasoning_token_ids)
+        s = stats(res)
+        return {"stages": s, "first_call_s": first_s, "floors_ms": floors(args.tokens),
+                "ms_per_token": s["reasoning"]["p50"] / args.tokens,
+                "peak_gib": memory()}  # fmt: skip
+
+    @section("eager_reference_plans", 20)
+    def eager_reference():
+        # greedy full plan and a forced-chain plan: what the fast path must reproduce
+        chain = state.get("chain") or list(range(1000, 1000 + args.tokens))
+        state["chain"] = chain
+        state["eager_greedy"] = policy.plan([request], seed=1, temperature=0.0, **base)
+        state["eager_lane"] = policy.plan([request], seed=1, reasoning_ids=[chain], **base)
+        return {"chain_tokens": len(chain)}
+
+    @section("kernel_profile", 40)
+    def kernel_profile():
+        """GPU time per kernel of one eager trajectory-lane plan with 10 and with 1 Euler
+        steps: the difference over 9 is one expert pass; the 1-step plan is mostly prefill."""
+        from torch.profiler import ProfilerActivity, profile
+
+        def kernels(steps: int) -> dict[str, float]:
+            kw = dict(base, num_flow_steps=steps)
+            policy.plan([request], seed=0, reasoning_ids=[state["chain"]], **kw)
+            activity = ProfilerActivity.CUDA if cuda else ProfilerActivity.CPU
+            with profile(activities=[activity]) as prof:
+                policy.plan([request], seed=0, reasoning_ids=[state["chain"]], **kw)
+            out: dict[str, float] = {}
+            for e in prof.key_averages():
+                ms = (e.self_device_time_total if cuda else e.self_cpu_time_total) / 1000.0
+                if ms > 0:
+                    out[e.key[:110]] = out.get(e.key[:110], 0.0) + ms
+            return out
+
+        ten, one = kernels(10), kernels(1)
+        per_step = {k: (ten.get(k, 0.0) - one.get(k, 0.0)) / 9 for k in set(ten) | set(one)}
+        top_step = sorted(per_step.items(), key=lambda kv: -kv[1])[:20]
+        top_one = sorted(one.items(), key=lambda kv: -kv[1])[:20]
+        text = ["== one expert pass (ms of GPU time) ==", f"total {sum(per_step.values()):.2f}"]
+        text += [f"{v:8.3f}  {k}" for k, v in top_step]
+        text += ["== 1-step lane plan: prefill + 1 pass ==", f"total {sum(one.values()):.2f}"]
+        text += [f"{v:8.3f}  {k}" for k, v in top_one]
+        (out / "kernels.txt").write_text("\n".join(text) + "\n")
+        print("\n".join(text), flush=True)
+        return {"expert_pass_gpu_ms": sum(per_step.values()),
+                "one_step_plan_gpu_ms": sum(one.values()),
+                "top_expert": top_step[:8], "top_prefill": top_one[:8]}  # fmt: skip
+
+    @section("fast_compile", 120)
+    def fast_compile():
+        policy.compile_decode(mode)
+        policy.compile_expert(mode)
+        t = time.perf_counter()
+        policy.plan([request], seed=0, temperature=0.6, engine="static", **base)
+        first = time.perf_counter() - t
+        t = time.perf_counter()
+        policy.plan([request], seed=0, temperature=0.6, engine="static", **base)
+        second = time.perf_counter() - t
+        t = time.perf_counter()
+        policy.plan([request], seed=0, reasoning_ids=[state["chain"]], engine="static", **base)
+        lane_first = time.perf_counter() - t
+        return {"first_plan_s": first, "second_plan_s": second, "first_lane_s": lane_first}
+
+    compiled = isinstance(RESULTS.get("fast_compile"), dict) and "error" not in RESULTS.get(
+        "fast_compile", {"error": 1}
+    )
+    engine = "static" if compiled else "eager"
+
+    @section("fast_full", 30)
+    def fast_full():
+        reset_peak()
+        res, _, _ = run_plans(
+            policy, request, 10, 1, seed=0, temperature=0.6, engine=engine, **base
+        )
+        s = stats(res)
+        return {"engine": engine, "stages": s, "floors_ms": floors(args.tokens),
+                "ms_per_token": s["reasoning"]["p50"] / args.tokens,
+                "ratio_to_floor": {k: s[k]["p50"] / v for k, v in floors(args.tokens).items()},
+                "peak_gib": memory()}  # fmt: skip
+
+    @section("fast_agreement", 20)
+    def fast_agreement():
+        greedy = policy.plan([request], seed=1, temperature=0.0, engine=engine, **base)
+        lane = policy.plan([request], seed=1, reasoning_ids=[state["chain"]], engine=engine, **base)
+        return {"greedy_vs_eager": agreement(state["eager_greedy"], greedy),
+                "lane_vs_eager_lane": agreement(state["eager_lane"], lane)}  # fmt: skip
+
+    @section("lane", 40)
+    def lane():
+        res, _, _ = run_plans(policy, request, 60, 2, seed=0, reasoning_ids=[state["chain"]],
+                              engine=engine, **base)  # fmt: skip
+        totals = np.asarray([r.timings_ms["total"] for r in res])
+        return {"engine": engine, "stages": stats(res),
+                "plans_per_s_back_to_back": float(1000.0 / totals.mean()),
+                "over_100ms": int((totals > 100).sum())}  # fmt: skip
+
+    @section("lane_eager", 20)
+    def lane_eager():
+        res, _, _ = run_plans(policy, request, 4, 1, seed=0, reasoning_ids=[state["chain"]],
+                              **base)  # fmt: skip
+        return {"stages": stats(res)}
+
+    @section("lane_5_steps", 20)
+    def lane_5():
+        kw = dict(base, num_flow_steps=5)
+        res, _, _ = run_plans(policy, request, 30, 2, seed=0, reasoning_ids=[state["chain"]],
+                              engine=engine, **kw)  # fmt: skip
+        return {"engine": engine, "stages": stats(res)}
+
+    def cycling_requests(n: int) -> list[Any]:
+        """n consecutive 10 Hz frame sets: per camera the 3 newest frames kept (the same
+        arrays), one new frame each cycle (a pool of 12 per camera, evicted before reuse)."""
+        w, h = (int(v) for v in args.image_size.split("x"))
+        rng = np.random.default_rng(1)
+        pool = [[rng.integers(0, 255, (h, w, 3), dtype=np.uint8) for _ in range(12)]
+                for _ in range(4)]  # fmt: skip
+        out = []
+        for k in range(n):
+            images = tuple(pool[c][(k + j) % 12] for c in range(4) for j in range(4))
+            out.append(dataclasses.replace(request, images=images))
+        return out
+
+    @section("vision_cache_lane", 40)
+    def vision_cache_lane():
+        policy.enable_vision_cache(32)
+        reqs = cycling_requests(52)
+        res = []
+        for i, r in enumerate(reqs):
+            plan = policy.plan([r], seed=i, reasoning_ids=[state["chain"]], engine=engine, **base)
+            if i >= 2:
+                res.append(plan)
+        totals = np.asarray([r.timings_ms["total"] for r in res])
+        cache = policy.vision_cache
+        return {"stages": stats(res), "hits": cache.hits, "misses": cache.misses,
+                "over_100ms": int((totals > 100).sum()), "engine": engine}  # fmt: skip
+
+    @section("fast_full_cached", 150)
+    def fast_full_cached():
+        reqs = cycling_requests(14)
+        t = time.perf_counter()
+        policy.plan([reqs[0]], seed=0, temperature=0.6, engine=engine, **base)
+        first_s = time.perf_counter() - t
+        res = []
+        for i, r in enumerate(reqs[1:]):
+            plan = policy.plan([r], seed=i, temperature=0.6, engine=engine, **base)
+            if i >= 2:
+                res.append(plan)
+        greedy = policy.plan([request], seed=1, temperature=0.0, engine=engine, **base)
+        s = stats(res)
+        ratios = {k: s[k]["p50"] / v for k, v in floors(args.tokens).items()}
+        return {"first_plan_s": first_s, "stages": s,
+                "ms_per_token": s["reasoning"]["p50"] / args.tokens,
+                "greedy_vs_eager": agreement(state["eager_greedy"], greedy),
+                "ratio_to_floor": ratios}  # fmt: skip
+
+    @section("generate_reference", 150)
+    def generate_reference():
+        vlm = policy.vlm
+        rng = np.random.default_rng(0)
+        vocab = vlm.config.text_config.vocab_size
+        ids = torch.tensor(rng.integers(vocab // 100, vocab // 2, (1, 3000)), device=device)
+        mask = torch.ones_like(ids)
+        new = args.tokens
+        ref: dict[str, Any] = {}
+
+        def timed(fn, n):
+            ts = []
+            for _ in range(n):
+                sync()
+                t = time.perf_counter()
+                fn()
+                sync()
+                ts.append(1000 * (time.perf_counter() - t))
+            return float(np.median(ts))
+
+        with torch.inference_mode():
+            prefill = timed(lambda: vlm(input_ids=ids, attention_mask=mask, use_cache=True,
+                                        logits_to_keep=1), 3)  # fmt: skip
+            gen = dict(input_ids=ids, attention_mask=mask, max_new_tokens=new,
+                       min_new_tokens=new, do_sample=False)  # fmt: skip
+            dyn = timed(lambda: vlm.generate(**gen), 2)
+            ref["prefill_3000_ms"] = prefill
+            ref["dynamic_ms_per_token"] = (dyn - prefill) / new
+            RESULTS["generate_reference"] = dict(ref)
+            save(out)
+            t = time.perf_counter()
+            vlm.generate(**gen, cache_implementation="static")
+            ref["static_compile_first_s"] = time.perf_counter() - t
+            vlm.generate(**gen, cache_implementation="static")
+            static = timed(lambda: vlm.generate(**gen, cache_implementation="static"), 3)
+            ref["static_compiled_ms_per_token"] = (static - prefill) / new
+        ref["floor_ms_per_token"] = floors(1)["reasoning"]
+        return ref
+
+    @section("fp8", 150)
+    def fp8():
+        converted = quantize(policy, "fp8")
+        t = time.perf_counter()
+        greedy = policy.plan([request], seed=1, temperature=0.0, engine=engine, **base)
+        first = time.perf_counter() - t
+        lane_first = policy.plan(
+            [request], seed=1, reasoning_ids=[state["chain"]], engine=engine, **base
+        )
+        full, _, _ = run_plans(policy, request, 6, 1, seed=0, temperature=0.6, engine=engine,
+                               **base)  # fmt: skip
+        lanes, _, _ = run_plans(policy, request, 30, 1, seed=0, reasoning_ids=[state["chain"]],
+                                engine=engine, **base)  # fmt: skip
+        s = stats(full)
+        return {"linear_layers": converted, "first_plan_s": first, "full": s,
+                "ms_per_token": s["reasoning"]["p50"] / args.tokens, "lane": stats(lanes),
+                "greedy_vs_bf16_eager": agreement(state["eager_greedy"], greedy),
+                "lane_vs_bf16_eager_lane": agreement(state["eager_lane"], lane_first)}  # fmt: skip
+
+    RESULTS["total_s"] = elapsed()
+    save(out)
+    print("\n== summary (p50 / p99 ms) ==")
+    for name in (
+        "eager_full",
+        "fast_full",
+        "lane",
+        "lane_eager",
+        "lane_5_steps",
+        "vision_cache_lane",
+        "fast_full_cached",
+    ):
+        r = RESULTS.get(name, {})
+        if "stages" in r:
+            cells = "  ".join(f"{s} {r['stages'][s]['p50']:.1f}/{r['stages'][s]['p99']:.1f}"
+                              for s in STAGES)  # fmt: skip
+            print(f"{name:<14} {cells}")
+        else:
+            print(f"{name:<14} {r}")
+    for name in ("fast_agreement", "generate_reference", "fp8"):
+        print(f"{name}: {json.dumps(RESULTS.get(name), default=str)[:700]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
