@@ -18,6 +18,7 @@ REPLAY_PLANNER_FLAGS = (
     "num_samples", "temperature", "top_p", "max_reasoning_tokens", "num_flow_steps",
     "sample_choice", "seed", "max_input_age", "max_plan_age", "late_plan",
     "frames_per_camera", "navigation_max_age", "navigation_guidance", "noise_temperature",
+    "engine", "vision_cache_frames", "quantization",
 )  # fmt: skip
 
 
@@ -198,6 +199,15 @@ def _replay(args: argparse.Namespace) -> int:
     config = planner_config({n: getattr(args, n) for n in REPLAY_PLANNER_FLAGS})
     navigation = args.navigation is not None or args.navigation_topic is not None
     _check_model_inputs(rig, args.model, config.frames_per_camera, navigation)
+    if config.quantization != "none":
+        import torch
+
+        from alpamayo_ros.model.quantization import fp8_unavailable
+
+        device = "cuda" if args.device == "auto" else args.device
+        reason = fp8_unavailable(torch.device(device))
+        if reason is not None:
+            raise ValueError(f"--quantization {config.quantization}: {reason}")
     check_replay_inputs(
         args.bag, rig, args.odom, args.start, args.duration, args.out, args.navigation_topic
     )
@@ -207,6 +217,7 @@ def _replay(args: argparse.Namespace) -> int:
     _set_threads(args.threads)
     cache = Path(tempfile.gettempdir()) / "alpamayo-ros-untrained-tiny-checkpoint"
     policy = _load_policy(args.model, args.device, args.dtype, cache)
+    policy.configure(config.engine, config.vision_cache_frames, config.quantization)
     banner = f"\n*** {UNTRAINED_WARNING} ***\n"
     if policy.untrained:
         print(banner, file=sys.stderr)

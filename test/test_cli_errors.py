@@ -99,13 +99,29 @@ def test_replay_planner_flags_come_from_the_parameter_table(drive, tmp_path, cap
         seen["settings"] = settings
         raise RuntimeError("stop here")
 
-    monkeypatch.setattr(cli, "_load_policy", lambda *a: type("P", (), {"untrained": False})())
+    class FakePolicy:
+        untrained = False
+
+        def configure(self, *speed):
+            seen["speed"] = speed
+
+    monkeypatch.setattr(cli, "_load_policy", lambda *a: FakePolicy())
     monkeypatch.setattr("alpamayo_ros.bag.replay.replay_bag", fake_replay)
     argv = ["replay", str(drive), "--out", str(tmp_path / "o"), "--samples", "3",
             "--flow-steps", "5", "--top-p", "0.5", "--late-plan", "drop"]  # fmt: skip
     assert main(argv) == 2 and "stop here" in capsys.readouterr().err
     s = seen["settings"]
     assert (s.num_samples, s.num_flow_steps, s.top_p, s.late_plan, s.seed) == (3, 5, 0.5, "drop", 0)
+    assert seen["speed"] == ("eager", 32, "none")  # the node's defaults
+    assert main([*argv, "--engine", "fast", "--vision-cache-frames", "0"]) == 2
+    assert seen["speed"] == ("fast", 0, "none")
+    capsys.readouterr()
+    # fp8 on this CPU: refused before any model loads, naming the flag and the reason
+    err = one_line_error(capsys, [*argv, "--quantization", "fp8"])
+    assert "--quantization fp8: fp8 needs a CUDA GPU, the model is on cpu" in err
+    with pytest.raises(SystemExit):  # argparse: the table's choices
+        main([*argv, "--engine", "turbo"])
+    assert "--engine: invalid choice: 'turbo'" in capsys.readouterr().err
     # a value outside the table's range names the parameter, before any model loads
     err = one_line_error(capsys, [*argv, "--num-samples", "0"])
     assert "parameter num_samples = 0 is outside [1, 64]" in err

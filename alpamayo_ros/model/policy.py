@@ -56,6 +56,7 @@ from alpamayo_ros.model.config import AlpamayoConfig
 from alpamayo_ros.model.ego_speed import t0_speed
 from alpamayo_ros.model.flow_matching import euler_sample, guided
 from alpamayo_ros.model.processor import AlpamayoProcessor
+from alpamayo_ros.model.quantization import quantize
 from alpamayo_ros.model.tiny import DESCRIPTION_KEY, UNTRAINED_KEY
 from alpamayo_ros.model.vision_cache import FrameFeatures, VisionFeatureCache
 from alpamayo_ros.planning.requests import (
@@ -65,6 +66,7 @@ from alpamayo_ros.planning.requests import (
     PolicySample,
     QuestionRequest,
 )
+from alpamayo_ros.planning.settings import ENGINE_CHOICES
 
 log = logging.getLogger(__name__)
 
@@ -205,6 +207,7 @@ class AlpamayoPolicy(nn.Module):
         # engine "static": the StaticCache of the last plan's shape, refilled by the next
         self._static_caches: dict[tuple, StaticCache] = {}
         self.vision_cache: VisionFeatureCache | None = None  # enable_vision_cache
+        self.default_engine = "eager"  # plan()'s engine when none is given (configure)
         self.load_report = LoadReport()
         # Random weights (our tiny checkpoints): said loudly wherever plans are shown.
         self.untrained = bool(config.data.get(UNTRAINED_KEY, False))
@@ -266,6 +269,29 @@ class AlpamayoPolicy(nn.Module):
             policy.compile_decode()
         return policy
 
+    def configure(
+        self, engine: str = "eager", vision_cache_frames: int = 0, quantization: str = "none"
+    ) -> None:
+        """The speed settings of the planner node and the replay (their parameters engine,
+        vision_cache_frames, quantization): engine "eager" (the reference) or "fast" (every
+        plan on the static engine, with the decode step and the expert pass compiled: CUDA
+        graphs on a GPU, inductor on a CPU); vision_cache_frames: enable_vision_cache;
+        quantization: model.quantization.quantize (refused with the reason where it cannot
+        run). A bad value raises ValueError naming it."""
+        if engine not in ENGINE_CHOICES:
+            raise ValueError(f"engine must be one of {ENGINE_CHOICES}, got {engine!r}")
+        if vision_cache_frames < 0:
+            raise ValueError(f"vision_cache_frames must be >= 0, got {vision_cache_frames}")
+        quantize(self, quantization)
+        self.enable_vision_cache(vision_cache_frames)
+        if engine == "fast":
+            mode = "reduce-overhead" if self.device.type == "cuda" else "default"
+            self.compile_decode(mode)
+            self.compile_expert(mode)
+            self.default_engine = "static"
+        else:
+            self.default_engine = "eager"
+
     def compile_decode(self, mode: str = "reduce-overhead") -> None:
         """torch.compile the static engine's decode step (see from_pretrained)."""
         self._static_step = torch.compile(  # type: ignore[method-assign]
@@ -298,7 +324,7 @@ class AlpamayoPolicy(nn.Module):
         reasoning_ids: list[Sequence[int]] | None = None,
         navigation_guidance: float = 1.0,
         noise_temperature: float = 1.0,
-        engine: str = "eager",
+        engine: str | None = None,
     ) -> PlanResult:
         """Reasoning and trajectories for a batch of requests, num_samples each.
 
@@ -319,8 +345,10 @@ class AlpamayoPolicy(nn.Module):
         engine: "eager" (the reference: a growing dynamic KV cache) or "static": after the
             prefill the cache moves into a preallocated StaticCache, so every decode step
             and every expert pass has fixed shapes and addresses (what CUDA graphs capture;
-            compile_decode in from_pretrained); equal to eager (tested on CPU).
+            compile_decode in from_pretrained); equal to eager (tested on CPU). None: the
+            policy's default_engine (configure; "eager" unless set).
         """
+        engine = self.default_engine if engine is None else engine
         self._cancel = cancel
         if self.processor is None:
             raise RuntimeError("policy has no processor: load it with from_pretrained")

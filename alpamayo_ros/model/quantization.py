@@ -18,13 +18,17 @@ from typing import Any
 import torch
 from torch import nn
 
-QUANTIZATIONS = ("none", "fp8")
+from alpamayo_ros.planning.settings import QUANTIZATION_CHOICES
+
+QUANTIZATIONS = QUANTIZATION_CHOICES  # the node parameter's choices
 
 
 def fp8_unavailable(device: torch.device) -> str | None:
     """Why FP8 cannot run on `device` (None when it can)."""
     if device.type != "cuda":
         return f"fp8 needs a CUDA GPU, the model is on {device}"
+    if not torch.cuda.is_available():
+        return f"fp8 needs a CUDA GPU, and {device} is not available on this machine"
     major, minor = torch.cuda.get_device_capability(device)
     if (major, minor) < (8, 9):
         name = torch.cuda.get_device_name(device)

@@ -17,7 +17,13 @@ from typing import Any
 from alpamayo_ros.control.tracking import TrackerSettings
 from alpamayo_ros.core.clock import ClockSettings
 from alpamayo_ros.core.plan import PlanLimits
-from alpamayo_ros.planning.settings import LATE_PLAN_CHOICES, SAMPLE_CHOICES, PlannerSettings
+from alpamayo_ros.planning.settings import (
+    ENGINE_CHOICES,
+    LATE_PLAN_CHOICES,
+    QUANTIZATION_CHOICES,
+    SAMPLE_CHOICES,
+    PlannerSettings,
+)
 
 Value = bool | int | float | str
 
@@ -98,6 +104,16 @@ PLANNER_PARAMS: tuple[ParamSpec, ...] = (
               "two_lane: every cycle a trajectory-lane plan with the newest causal chain "
               "teacher-forced (prefill + expert), chains written by a reasoning lane a step at "
               "a time between them on the same GPU.", choices=("full", "two_lane")),
+    ParamSpec("engine", "eager", "Model engine. eager: the reference path. fast: static KV "
+              "cache with the decode step and the expert pass compiled (CUDA graphs on a GPU; "
+              "the first plan compiles, ~90 s on an H200, and is late); measured on an H200: "
+              "a full plan 603 ms instead of 1470 ms.", choices=ENGINE_CHOICES),
+    ParamSpec("vision_cache_frames", 32, "Camera frames whose vision-tower outputs are kept "
+              "for later plans (a frame seen by an earlier plan is neither preprocessed nor "
+              "encoded again; 12 of 16 at 10 Hz). 0: off.", min=0, max=1024),
+    ParamSpec("quantization", "none", "Weights of the language model: none (the checkpoint's "
+              "dtype) or fp8 (torchao float8, Hopper/Blackwell GPUs; measured slower than "
+              "bf16 on an H200).", choices=QUANTIZATION_CHOICES),
     ParamSpec("max_batch", 1, "Input sets the worker may plan together when the model is "
               "slower than the rate (1: newest input only, older ones dropped).", min=1, max=16),
     ParamSpec("max_input_age", 0.3, "Seconds: any camera or odometry older than this -> stop "
@@ -216,6 +232,9 @@ class PlannerConfig:
     ask_max_tokens: int = 256
     ask_timeout: float = 10.0
     planning_mode: str = "full"
+    engine: str = "eager"
+    vision_cache_frames: int = 32
+    quantization: str = "none"
 
 
 def planner_config(values: dict[str, Any]) -> PlannerConfig:
@@ -268,6 +287,9 @@ def planner_config(values: dict[str, Any]) -> PlannerConfig:
         ask_max_tokens=int(v["ask_max_tokens"]),
         ask_timeout=float(v["ask_timeout"]),
         planning_mode=str(v["planning_mode"]),
+        engine=str(v["engine"]),
+        vision_cache_frames=int(v["vision_cache_frames"]),
+        quantization=str(v["quantization"]),
     )
 
 

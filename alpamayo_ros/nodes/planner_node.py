@@ -185,6 +185,7 @@ class PlannerNode(Node):
             policy = AlpamayoPolicy.from_pretrained(
                 resolve_model(cfg.model), dtype=cfg.dtype, device=cfg.device
             )
+            policy.configure(cfg.engine, cfg.vision_cache_frames, cfg.quantization)
         except Exception as err:  # reported and published as stop plans, never a crash
             reason = f"model failed to load: {type(err).__name__}: {err}"
             self.get_logger().error(reason)
@@ -204,7 +205,9 @@ class PlannerNode(Node):
             self._model_problem = ""
             self.monitor.on_model_loaded(policy.model_id)
         self.get_logger().info(
-            f"model {cfg.model} loaded on {policy.device} ({next(policy.parameters()).dtype})"
+            f"model {cfg.model} loaded on {policy.device} ({next(policy.parameters()).dtype}, "
+            f"engine {cfg.engine}, quantization {cfg.quantization}, vision cache "
+            f"{cfg.vision_cache_frames} frames)"
         )
 
     # -- inputs -----------------------------------------------------------------------

@@ -14,6 +14,10 @@ SampleChoice = Literal["first", "median", "consistent"]
 SAMPLE_CHOICES: tuple[str, ...] = ("first", "median", "consistent")
 LatePlan = Literal["stop", "drop"]
 LATE_PLAN_CHOICES: tuple[str, ...] = ("stop", "drop")
+# The model's speed settings (AlpamayoPolicy.configure; the node's engine and quantization
+# parameters): engine "eager" (the reference) or "fast" (static KV cache, compiled steps).
+ENGINE_CHOICES = ("eager", "fast")
+QUANTIZATION_CHOICES = ("none", "fp8")
 
 
 @dataclass(frozen=True)

@@ -256,14 +256,27 @@ def test_compiled_decode_and_expert_plan_as_the_eager_reference(tiny_checkpoint,
         policy.plan([r], num_samples=2, seed=3, max_reasoning_tokens=8, num_flow_steps=3, **kw)
         for kw in runs
     ]
-    policy.compile_decode("default")
-    policy.compile_expert("default")
+    policy.configure(engine="fast", vision_cache_frames=16)  # what the node's params set
+    assert policy.default_engine == "static" and policy.vision_cache is not None
     for kw, reference in zip(runs, eager, strict=True):
         fast = policy.plan(
-            [r], num_samples=2, seed=3, max_reasoning_tokens=8, num_flow_steps=3,
-            engine="static", **kw,
-        )  # fmt: skip
+            [r], num_samples=2, seed=3, max_reasoning_tokens=8, num_flow_steps=3, **kw
+        )
         for a, b in zip(reference.samples[0], fast.samples[0], strict=True):
             assert a.reasoning_token_ids == b.reasoning_token_ids
             assert np.abs(a.xyz - b.xyz).max() < 1e-3
             assert np.abs(a.controls - b.controls).max() < 1e-3
+
+
+def test_configure_refuses_bad_speed_settings_naming_them(tiny_checkpoint):
+    from alpamayo_ros.model.policy import AlpamayoPolicy
+
+    policy = AlpamayoPolicy.from_pretrained(tiny_checkpoint)
+    with pytest.raises(ValueError, match=r"engine must be one of .* got 'warp'"):
+        policy.configure(engine="warp")
+    with pytest.raises(ValueError, match="vision_cache_frames must be >= 0, got -1"):
+        policy.configure(vision_cache_frames=-1)
+    with pytest.raises(RuntimeError, match="fp8 needs a CUDA GPU"):
+        policy.configure(quantization="fp8")
+    policy.configure()  # the defaults: the reference engine, no cache
+    assert policy.default_engine == "eager" and policy.vision_cache is None
