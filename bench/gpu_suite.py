@@ -362,6 +362,22 @@ def main() -> int:
         return {"stages": stats(res), "hits": cache.hits, "misses": cache.misses,
                 "over_100ms": int((totals > 100).sum()), "engine": engine}  # fmt: skip
 
+    @section("expert_attention_eager", 90)
+    def expert_attention_eager():
+        """The trajectory lane with the expert's attention as matmul-softmax-matmul (fused by
+        inductor) instead of cuDNN SDPA, which the kernel profile found dominating a pass."""
+        policy.set_expert_attention("eager")
+        t = time.perf_counter()
+        first = policy.plan(
+            [request], seed=1, reasoning_ids=[state["chain"]], engine=engine, **base
+        )
+        first_s = time.perf_counter() - t
+        res, _, _ = run_plans(policy, request, 30, 1, seed=0, reasoning_ids=[state["chain"]],
+                              engine=engine, **base)  # fmt: skip
+        policy.set_expert_attention("sdpa")
+        return {"first_plan_s": first_s, "stages": stats(res),
+                "vs_eager_lane": agreement(state["eager_lane"], first)}  # fmt: skip
+
     @section("fast_full_cached", 150)
     def fast_full_cached():
         reqs = cycling_requests(14)
@@ -449,6 +465,7 @@ def main() -> int:
         "lane_eager",
         "lane_5_steps",
         "vision_cache_lane",
+        "expert_attention_eager",
         "fast_full_cached",
     ):
         r = RESULTS.get(name, {})

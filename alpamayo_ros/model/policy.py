@@ -292,6 +292,15 @@ class AlpamayoPolicy(nn.Module):
         else:
             self.default_engine = "eager"
 
+    def set_expert_attention(self, implementation: str) -> None:
+        """The expert's attention kernel alone: "sdpa" (as loaded by default) or "eager"
+        (matmul, softmax, matmul: what inductor fuses when the expert pass is compiled).
+        On an H200 the cuDNN SDPA kernel was most of a compiled expert pass (64 action
+        queries over ~3300 cache slots, bench/results/h200-2026-11-26.md)."""
+        if implementation not in ("sdpa", "eager"):
+            raise ValueError(f"expert attention must be 'sdpa' or 'eager', got {implementation!r}")
+        self.expert.config._attn_implementation = implementation
+
     def compile_decode(self, mode: str = "reduce-overhead") -> None:
         """torch.compile the static engine's decode step (see from_pretrained)."""
         self._static_step = torch.compile(  # type: ignore[method-assign]

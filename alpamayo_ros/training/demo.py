@@ -44,6 +44,7 @@ class DemoSettings:
     train_bags: int = 64
     test_bags: int = 12
     duration: float = 12.0
+    train_duration: float | None = None  # the training drives' length (None: duration)
     width: int = 240
     height: int = 136
     model_size: str = "small"
@@ -59,8 +60,11 @@ class DemoSettings:
     )  # fmt: skip
 
 
-def synthetic_bags(out_dir: Path, count: int, seed: int, settings: DemoSettings) -> list[Path]:
-    """`count` drives, kinds in turn, seeds seed, seed + 1, ... (skips existing ones)."""
+def synthetic_bags(
+    out_dir: Path, count: int, seed: int, settings: DemoSettings, duration: float | None = None
+) -> list[Path]:
+    """`count` drives of `duration` s (default: settings.duration), kinds in turn, seeds
+    seed, seed + 1, ... (skips existing ones)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     bags = []
     for i in range(count):
@@ -68,7 +72,8 @@ def synthetic_bags(out_dir: Path, count: int, seed: int, settings: DemoSettings)
         if not (path / "coc_annotations.jsonl").is_file():
             shutil.rmtree(path, ignore_errors=True)
             write_sample_bag(
-                path, seed=seed + i, kind=KINDS[i % len(KINDS)], duration=settings.duration,
+                path, seed=seed + i, kind=KINDS[i % len(KINDS)],
+                duration=duration or settings.duration,
                 width=settings.width, height=settings.height,
             )  # fmt: skip
         bags.append(path)
@@ -111,7 +116,7 @@ def train_demo(work: str | Path, out: str | Path, settings: DemoSettings | None 
 
     s = settings or DemoSettings()
     work, out = Path(work), Path(out)
-    train = synthetic_bags(work / "train_bags", s.train_bags, TRAIN_SEED, s)
+    train = synthetic_bags(work / "train_bags", s.train_bags, TRAIN_SEED, s, s.train_duration)
     train_data = _dataset(work, "train", train)
     corpus = [SYSTEM_PROMPT, INSTRUCTION, "system\n", "user\n", "assistant\n"]
     corpus += causal_chain_texts()

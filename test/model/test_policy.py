@@ -280,3 +280,21 @@ def test_configure_refuses_bad_speed_settings_naming_them(tiny_checkpoint):
         policy.configure(quantization="fp8")
     policy.configure()  # the defaults: the reference engine, no cache
     assert policy.default_engine == "eager" and policy.vision_cache is None
+
+
+def test_the_expert_attention_kernel_can_be_switched_alone(tiny_checkpoint, request_factory):
+    from alpamayo_ros.model.policy import AlpamayoPolicy
+
+    policy = AlpamayoPolicy.from_pretrained(tiny_checkpoint)
+    r = request_factory(seed=1, shape=(64, 96))
+    kw = dict(num_samples=2, seed=3, reasoning_ids=[[40, 41, 42]], num_flow_steps=3)
+    sdpa = policy.plan([r], **kw).samples[0]
+    policy.set_expert_attention("eager")
+    assert policy.vlm.config.text_config._attn_implementation == "sdpa"  # the VLM unchanged
+    for engine in ("eager", "static"):
+        eager = policy.plan([r], engine=engine, **kw).samples[0]
+        for a, b in zip(sdpa, eager, strict=True):
+            assert np.abs(a.controls - b.controls).max() < 1e-3
+            assert not np.array_equal(a.controls, b.controls)  # another kernel did run
+    with pytest.raises(ValueError, match="expert attention must be 'sdpa' or 'eager'"):
+        policy.set_expert_attention("flash_attention_2")

@@ -42,3 +42,20 @@ def test_demo_beats_constant_velocity_on_unseen_drives(demo, tmp_path):
     assert report.samples >= 30
     assert report.model["ade_3.0s"] < report.constant_velocity["ade_3.0s"]
     assert report.consistency >= 0.7
+
+
+def test_training_drives_can_be_longer_than_the_held_out_ones(tmp_path):
+    """train_duration: the training drives' length alone (the held-out drives, hence the
+    README's figures, keep `duration`)."""
+    from rosbags.highlevel import AnyReader
+
+    from alpamayo_ros.training.demo import synthetic_bags
+
+    s = DemoSettings(duration=2.0, train_duration=3.0, width=64, height=36)
+    (train,) = synthetic_bags(tmp_path / "train", 1, 7000, s, s.train_duration)
+    (test,) = synthetic_bags(tmp_path / "test", 1, 8000, s)
+    lengths = []
+    for bag in (train, test):
+        with AnyReader([bag]) as reader:
+            lengths.append(reader.duration * 1e-9)
+    assert abs(lengths[0] - 3.0) < 0.2 and abs(lengths[1] - 2.0) < 0.2
