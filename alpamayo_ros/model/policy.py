@@ -602,7 +602,8 @@ class AlpamayoPolicy(nn.Module):
         self, logits, cache, attention, rope_deltas, temperature, top_p, max_tokens, generator
     ):
         """Sample the reasoning until <|traj_future_start|> is emitted and fed (so the cache
-        holds it), with all trajectory tokens masked out of the logits."""
+        holds it), with all trajectory tokens and the vision placeholders (image pad, vision
+        start/end: tokens only the processor places) masked out of the logits."""
         assert self.processor is not None
         proc = self.processor
         stop_id = proc.special_ids["traj_future_start"]
@@ -613,9 +614,11 @@ class AlpamayoPolicy(nn.Module):
         stop_pos = torch.full((n,), -1, dtype=torch.long, device=logits.device)
         generated: list[torch.Tensor] = []
         stop_logits = logits.clone()  # next-token logits right after each sequence's stop
+        banned = list(proc.vision_token_ids)
         for _ in range(max_tokens):
             logits = logits.clone()
             logits[:, lo:hi] = float("-inf")
+            logits[:, banned] = float("-inf")
             token = _sample_token(logits, temperature, top_p, generator)
             token = torch.where(finished, torch.full_like(token, proc.pad_id), token)
             generated.append(token)
@@ -786,6 +789,7 @@ class AlpamayoPolicy(nn.Module):
             with torch.inference_mode():
                 masked = logits.clone()
                 masked[:, lo:hi] = float("-inf")
+                masked[:, list(proc.vision_token_ids)] = float("-inf")
                 token = _sample_token(masked, temperature, top_p, generator)
                 value = int(token[0])
                 if value == stop:

@@ -163,6 +163,13 @@ class AlpamayoProcessor:
             raise ValueError(f"tokenizer lacks the special tokens {missing}")
         self.image_pad_id = token_id(tokenizer, "<|image_pad|>")
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        # Tokens that only the processor may place: a causal chain holding one would be
+        # read as an image slot when it is teacher-forced (the trajectory lane).
+        vision = ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>")
+        known = [tokenizer.convert_tokens_to_ids(t) for t in vision]
+        self.vision_token_ids = tuple(
+            i for i in known if isinstance(i, int) and i >= 0 and i != unk
+        )
 
     # -- loading --------------------------------------------------------------------------
     @classmethod
@@ -346,6 +353,13 @@ class AlpamayoProcessor:
             ids[slots] = self.history_token_ids(r.ego)
         prompt_lengths = [len(seq) for seq in sequences]
         if continuations is not None:
+            for b, cont in enumerate(continuations):
+                bad = sorted(set(cont) & set(self.vision_token_ids))
+                if bad:
+                    raise ValueError(
+                        f"continuation {b} holds vision placeholder token ids {bad}: only the "
+                        "prompt's images may use them"
+                    )
             sequences = [
                 np.concatenate([seq, np.asarray(cont, dtype=seq.dtype)])
                 for seq, cont in zip(sequences, continuations, strict=True)

@@ -298,3 +298,39 @@ def test_the_expert_attention_kernel_can_be_switched_alone(tiny_checkpoint, requ
             assert not np.array_equal(a.controls, b.controls)  # another kernel did run
     with pytest.raises(ValueError, match="expert attention must be 'sdpa' or 'eager'"):
         policy.set_expert_attention("flash_attention_2")
+
+
+def test_chains_never_hold_vision_placeholders_so_the_lane_can_reuse_them(
+    tiny_checkpoint, request_factory
+):
+    """A chain holding <|image_pad|> would be read as an image slot when the trajectory
+    lane teacher-forces it (found by the real-time launch test: "Image features and image
+    tokens do not match"). Decoding masks the vision placeholders; the processor refuses
+    them in a continuation, naming the ids."""
+    import torch
+
+    from alpamayo_ros.model.policy import AlpamayoPolicy
+
+    policy = AlpamayoPolicy.from_pretrained(tiny_checkpoint)
+    proc = policy.processor
+    assert proc.image_pad_id in proc.vision_token_ids and len(proc.vision_token_ids) >= 3
+    with torch.no_grad():  # make the placeholders the model's favourite tokens
+        for i in proc.vision_token_ids:
+            policy.vlm.lm_head.weight[i] = 50.0 * policy.vlm.lm_head.weight.abs().max()
+    r = request_factory(seed=1, shape=(64, 96))
+    plan = policy.plan([r], num_samples=2, seed=0, temperature=0.0, max_reasoning_tokens=6)
+    chain = plan.samples[0][0].reasoning_token_ids
+    assert chain and not set(chain) & set(proc.vision_token_ids)
+    steps = policy.reason_steps(r, temperature=0.0, max_tokens=6, seed=0)
+    try:
+        while True:
+            next(steps)
+    except StopIteration as done:
+        lane_chain = done.value[0]
+    assert lane_chain and not set(lane_chain) & set(proc.vision_token_ids)
+    policy.plan([r], reasoning_ids=[list(lane_chain)], num_flow_steps=2)  # reads it back
+    with pytest.raises(
+        ValueError,
+        match=rf"continuation 0 holds vision placeholder token ids \[{proc.image_pad_id}\]",
+    ):
+        policy.plan([r], reasoning_ids=[[40, proc.image_pad_id]], num_flow_steps=2)

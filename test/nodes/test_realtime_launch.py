@@ -1,0 +1,112 @@
+"""drive.launch.py at the speed of a bag played at real time (launch_testing; skipped
+without ROS 2): planning_mode two_lane, the tiny checkpoint on the CPU; the test publishes
+/clock at wall-clock pace, as `ros2 bag play --clock` does, and the inputs every 0.1 s of it.
+The planner must publish a plan for (nearly) every tick of the 10 Hz timer, most of them
+model plans of the trajectory lane with a chain younger than a second, and no plan may be
+a model error (this test found chains holding <|image_pad|>, which the lane could not read
+back).
+
+This is the one test that depends on the machine keeping up (a trajectory-lane plan of the
+tiny model takes ~40 ms on 2 CPU cores): it counts per simulated second, and allows a
+tenth of the ticks to be lost to a loaded machine."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+import unittest
+from pathlib import Path
+
+import pytest
+
+rclpy = pytest.importorskip("rclpy")
+launch_testing = pytest.importorskip("launch_testing")
+
+
+import yaml  # noqa: E402
+from fake_vehicle import Drive, Graph  # noqa: E402
+from launch import LaunchDescription  # noqa: E402
+from launch.actions import IncludeLaunchDescription  # noqa: E402
+from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
+
+from alpamayo_ros.model.tiny import make_tiny_checkpoint  # noqa: E402
+from alpamayo_ros.nodes.parameters import PLANNER_PARAMS, defaults  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+SIM_START = 100.0
+SECONDS = 8.0  # of simulated (= wall) time; the first 2 s fill the ego history
+
+
+@pytest.mark.launch_test
+def generate_test_description():
+    work = Path(tempfile.mkdtemp(prefix="alpamayo_realtime_"))
+    checkpoint = make_tiny_checkpoint(work / "ckpt")
+    params = defaults(PLANNER_PARAMS) | {
+        "model": str(checkpoint), "device": "cpu", "dtype": "float32",
+        "camera_config": str(REPO / "config" / "cameras.yaml"), "planning_mode": "two_lane",
+        "num_samples": 2, "max_reasoning_tokens": 8, "num_flow_steps": 2, "seed": 0,
+    }  # fmt: skip
+    planner_params = work / "planner.yaml"
+    planner_params.write_text(yaml.safe_dump({"alpamayo_planner": {"ros__parameters": params}}))
+    drive = IncludeLaunchDescription(
+        PythonLaunchDescriptionSource(str(REPO / "launch" / "drive.launch.py")),
+        launch_arguments={
+            "use_sim_time": "true",
+            "planner_params": str(planner_params),
+            "controller_params": str(REPO / "config" / "controller.yaml"),
+        }.items(),
+    )  # fmt: skip
+    return LaunchDescription([drive, launch_testing.actions.ReadyToTest()])
+
+
+class TestRealtimeTwoLanes(unittest.TestCase):
+    def setUp(self) -> None:
+        rclpy.init()
+        self.drive = Drive(sim_start=SIM_START)
+        self.graph = Graph(self.drive.node)
+
+    def tearDown(self) -> None:
+        self.graph.close()
+        self.drive.node.destroy_node()
+        rclpy.try_shutdown()
+
+    def test_two_lanes_plan_every_tick_at_real_time(self) -> None:
+        received = self.drive.received
+        self.assertTrue(self.graph.wait_for(
+            lambda: any(s.model_ready for _, s in received["status"]), 120.0))  # fmt: skip
+        # /clock every 10 ms of wall time; inputs stamped every 0.1 s just before the clock
+        # reaches them (a bag holds them in stamp order).
+        start = time.monotonic()
+        for k in range(int(SECONDS * 100) + 1):
+            t = round(SIM_START + 0.01 * k, 6)
+            if k % 10 == 0:
+                self.drive.publish_inputs(t)
+            time.sleep(max(0.0, start + 0.01 * k - time.monotonic()))
+            self.drive.set_clock(t)
+        time.sleep(0.5)  # the last plans on their way
+        window = (SIM_START + 2.0, SIM_START + SECONDS)
+        stamps = {
+            round(m.header.stamp.sec + m.header.stamp.nanosec * 1e-9, 1): m
+            for _, m in received["plan"]
+        }
+        ticks = [t for t in stamps if window[0] <= t < window[1]]
+        expected = round(10 * (window[1] - window[0]))
+        self.assertGreaterEqual(len(ticks), 0.9 * expected, f"{len(ticks)} of {expected} ticks")
+        errors = [m.fallback_reason for m in stamps.values() if "model error" in m.fallback_reason]
+        self.assertEqual(errors, [])  # e.g. a chain the trajectory lane could not read back
+        plans = [stamps[t] for t in ticks]
+        model = [m for m in plans if not m.is_fallback]
+        self.assertGreaterEqual(len(model), 0.8 * expected)
+        lanes = [m.lane for m in model]
+        self.assertGreater(lanes.count("trajectory"), lanes.count("full"))
+        for m in model:
+            if m.lane == "trajectory":
+                t0 = m.header.stamp.sec + m.header.stamp.nanosec * 1e-9
+                chain = m.chain_stamp.sec + m.chain_stamp.nanosec * 1e-9
+                self.assertLess(t0 - chain, 1.0)
+
+
+@launch_testing.post_shutdown_test()
+class TestShutdown(unittest.TestCase):
+    def test_nodes_exit_0(self, proc_info) -> None:
+        launch_testing.asserts.assertExitCodes(proc_info, allowable_exit_codes=[0])
