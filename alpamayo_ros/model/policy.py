@@ -55,6 +55,7 @@ from alpamayo_ros.model.checkpoint_io import (
 from alpamayo_ros.model.config import AlpamayoConfig
 from alpamayo_ros.model.ego_speed import t0_speed
 from alpamayo_ros.model.flow_matching import euler_sample, guided
+from alpamayo_ros.model.kv_cache import STATIC_SLOTS, crop_cache, static_copy, static_key
 from alpamayo_ros.model.processor import AlpamayoProcessor
 from alpamayo_ros.model.quantization import quantize
 from alpamayo_ros.model.tiny import DESCRIPTION_KEY, UNTRAINED_KEY
@@ -73,7 +74,6 @@ log = logging.getLogger(__name__)
 ATTENTION_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2")
 ENGINES = ("eager", "static")
 VISION_KEYS = ("pixel_values", "image_grid_thw", "mm_encoder_outputs")  # reused by guidance
-STATIC_SLOTS = 256  # a static cache's length is a multiple of this
 
 
 @dataclass(frozen=True)
@@ -101,60 +101,6 @@ def _sample_token(
         probs = torch.zeros_like(probs).scatter(-1, order, sorted_p)
     # torch.multinomial with a generator on the probabilities' device.
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
-
-
-def _crop(cache, length: int) -> None:
-    """Cut a transformers cache back to `length` tokens (a static cache: its write position,
-    in place, so a compiled step keeps its addresses)."""
-    if isinstance(cache, StaticCache):
-        layers: list[Any] = list(cache.layers)
-        for layer in layers:
-            layer.cumulative_length.fill_(length)
-        return
-    extra = cache.get_seq_length() - length
-    if extra > 0:
-        cache.crop(-extra)
-
-
-def static_copy(cache, max_len: int, into: StaticCache | None = None) -> StaticCache:
-    """A StaticCache of `max_len` slots holding a filled dynamic cache's keys and values
-    (engine "static": the decode steps and the expert then run on fixed shapes, which
-    CUDA graphs need). into: a StaticCache of the same shapes from an earlier plan, filled
-    in place and returned (its tensors keep their addresses, so graphs captured over them
-    replay instead of being captured again); slots after the copied tokens keep stale
-    values, which the attention mask hides."""
-    length = cache.get_seq_length()
-    if max_len < length:
-        raise ValueError(f"static cache of {max_len} slots for {length} cached tokens")
-    static = into
-    if static is None:
-        static = StaticCache(config=_CacheConfig(len(cache.layers)), max_cache_len=max_len)
-    layers: list[Any] = list(static.layers)
-    for dynamic_layer, layer in zip(cache.layers, layers, strict=True):
-        keys, values = dynamic_layer.keys, dynamic_layer.values
-        if not layer.is_initialized:
-            layer.lazy_initialization(keys, values)
-        layer.keys[:, :, :length] = keys
-        layer.values[:, :, :length] = values
-        layer.cumulative_length.fill_(length)
-    return static
-
-
-def _static_key(cache, max_len: int) -> tuple:
-    """What a reusable StaticCache must match: slots, and each layer's key shape (batch,
-    heads, head size), dtype and device."""
-    keys = cache.layers[0].keys
-    return (max_len, len(cache.layers), keys.shape[0], *keys.shape[1:2], keys.shape[3],
-            keys.dtype, keys.device)  # fmt: skip
-
-
-class _CacheConfig(PreTrainedConfig):
-    """The minimum StaticCache reads from a config: a decoder of full-attention layers."""
-
-    def __init__(self, num_hidden_layers: int = 1, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.num_hidden_layers = num_hidden_layers
-        self.layer_types = ["full_attention"] * num_hidden_layers
 
 
 @contextmanager
@@ -404,7 +350,7 @@ class AlpamayoPolicy(nn.Module):
                 need = attention.shape[1] + decode + room + 1
                 # slots rounded up, so prompts of similar length share one compiled step
                 slots = -(-need // STATIC_SLOTS) * STATIC_SLOTS
-                key = _static_key(cache, slots)
+                key = static_key(cache, slots)
                 cache = static_copy(cache, slots, self._static_caches.get(key))
                 self._static_caches = {key: cache}  # one kept: the newest shape
 
@@ -696,7 +642,7 @@ class AlpamayoPolicy(nn.Module):
             v = self._static_expert_pass(x, t, ctx.position_ids, ctx.mask, ctx.cache)
         else:
             v = self._expert_pass(x, t, ctx.position_ids, ctx.mask, ctx.cache)
-        _crop(ctx.cache, ctx.prefix)
+        crop_cache(ctx.cache, ctx.prefix)
         return v
 
     def _expert_pass(self, x, t, position_ids, mask, cache) -> torch.Tensor:
