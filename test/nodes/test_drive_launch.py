@@ -18,16 +18,10 @@ rclpy = pytest.importorskip("rclpy")
 launch_testing = pytest.importorskip("launch_testing")
 
 
-import yaml  # noqa: E402
 from fake_vehicle import Drive, Graph  # noqa: E402
 from launch import LaunchDescription  # noqa: E402
-from launch.actions import IncludeLaunchDescription  # noqa: E402
-from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
+from launch_files import drive_launch, tiny_planner_params  # noqa: E402
 
-from alpamayo_ros.model.tiny import make_tiny_checkpoint  # noqa: E402
-from alpamayo_ros.nodes.parameters import PLANNER_PARAMS, defaults  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[2]
 CHECKPOINT = [""]  # set by generate_test_description
 SIM_START = 100.0
 
@@ -35,25 +29,12 @@ SIM_START = 100.0
 @pytest.mark.launch_test
 def generate_test_description():
     work = Path(tempfile.mkdtemp(prefix="alpamayo_launch_"))
-    checkpoint = make_tiny_checkpoint(work / "ckpt")
-    params = defaults(PLANNER_PARAMS) | {
-        "model": str(checkpoint), "device": "cpu", "dtype": "float32",
-        "camera_config": str(REPO / "config" / "cameras.yaml"),
-        "num_samples": 2, "max_reasoning_tokens": 4, "num_flow_steps": 2, "seed": 0,
-        "diagnostics_period": 0.5,
-    }  # fmt: skip
-    CHECKPOINT[0] = str(checkpoint)
-    planner_params = work / "planner.yaml"
-    planner_params.write_text(yaml.safe_dump({"alpamayo_planner": {"ros__parameters": params}}))
-    drive = IncludeLaunchDescription(
-        PythonLaunchDescriptionSource(str(REPO / "launch" / "drive.launch.py")),
-        launch_arguments={
-            "use_sim_time": "true",
-            "planner_params": str(planner_params),
-            "controller_params": str(REPO / "config" / "controller.yaml"),
-        }.items(),
+    params, checkpoint = tiny_planner_params(
+        work, num_samples=2, max_reasoning_tokens=4, num_flow_steps=2, seed=0,
+        diagnostics_period=0.5,
     )  # fmt: skip
-    return LaunchDescription([drive, launch_testing.actions.ReadyToTest()])
+    CHECKPOINT[0] = str(checkpoint)
+    return LaunchDescription([drive_launch(params), launch_testing.actions.ReadyToTest()])
 
 
 class TestDriveLaunch(unittest.TestCase):

@@ -19,14 +19,11 @@ import pytest
 rclpy = pytest.importorskip("rclpy")
 launch_testing = pytest.importorskip("launch_testing")
 
-import yaml  # noqa: E402
 from fake_vehicle import Drive, Graph  # noqa: E402
 from launch import LaunchDescription  # noqa: E402
 from launch.actions import IncludeLaunchDescription  # noqa: E402
 from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
-
-from alpamayo_ros.model.tiny import make_tiny_checkpoint  # noqa: E402
-from alpamayo_ros.nodes.parameters import PLANNER_PARAMS, defaults  # noqa: E402
+from launch_files import tiny_planner_params  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 WORK = Path(tempfile.mkdtemp(prefix="alpamayo_replay_launch_"))
@@ -46,13 +43,7 @@ def generate_test_description():
     ros2.write_text(STAND_IN)
     ros2.chmod(ros2.stat().st_mode | stat.S_IEXEC)
     os.environ["PATH"] = f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
-    checkpoint = make_tiny_checkpoint(WORK / "ckpt")
-    params = defaults(PLANNER_PARAMS) | {
-        "model": str(checkpoint), "device": "cpu", "dtype": "float32",
-        "camera_config": str(REPO / "config" / "cameras.yaml"), "diagnostics_period": 0.2,
-    }  # fmt: skip
-    planner_params = WORK / "planner.yaml"
-    planner_params.write_text(yaml.safe_dump({"alpamayo_planner": {"ros__parameters": params}}))
+    planner_params, _ = tiny_planner_params(WORK, diagnostics_period=0.2)
     replay = IncludeLaunchDescription(
         PythonLaunchDescriptionSource(str(REPO / "launch" / "replay.launch.py")),
         launch_arguments={

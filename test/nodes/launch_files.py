@@ -1,0 +1,42 @@
+"""What the launch tests share (imported only after rclpy and launch_testing were found):
+a planner parameter file for the tiny checkpoint on the CPU, and drive.launch.py with it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from launch.actions import IncludeLaunchDescription
+from launch.launch_description_sources import PythonLaunchDescriptionSource
+
+from alpamayo_ros.model.tiny import make_tiny_checkpoint
+from alpamayo_ros.nodes.parameters import PLANNER_PARAMS, defaults
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def tiny_planner_params(work: Path, **overrides: Any) -> tuple[Path, Path]:
+    """A fresh tiny checkpoint in work/ckpt and work/planner.yaml planning with it on the
+    CPU (the released camera rig; the table's defaults but for `overrides`): (yaml, ckpt)."""
+    checkpoint = make_tiny_checkpoint(work / "ckpt")
+    params = defaults(PLANNER_PARAMS) | {
+        "model": str(checkpoint), "device": "cpu", "dtype": "float32",
+        "camera_config": str(REPO / "config" / "cameras.yaml"), **overrides,
+    }  # fmt: skip
+    path = work / "planner.yaml"
+    path.write_text(yaml.safe_dump({"alpamayo_planner": {"ros__parameters": params}}))
+    return path, checkpoint
+
+
+def drive_launch(planner_params: Path) -> IncludeLaunchDescription:
+    """drive.launch.py on simulated time with these planner parameters and the shipped
+    controller parameters."""
+    return IncludeLaunchDescription(
+        PythonLaunchDescriptionSource(str(REPO / "launch" / "drive.launch.py")),
+        launch_arguments={
+            "use_sim_time": "true",
+            "planner_params": str(planner_params),
+            "controller_params": str(REPO / "config" / "controller.yaml"),
+        }.items(),
+    )  # fmt: skip
