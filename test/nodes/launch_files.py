@@ -1,12 +1,16 @@
 """What the launch tests share (imported only after rclpy and launch_testing were found):
-a planner parameter file for the tiny checkpoint on the CPU, and drive.launch.py with it."""
+a planner parameter file for the tiny checkpoint on the CPU, drive.launch.py with it, and a
+test case with a fake vehicle on simulated time."""
 
 from __future__ import annotations
 
+import unittest
 from pathlib import Path
 from typing import Any
 
+import rclpy
 import yaml
+from fake_vehicle import Drive, Graph
 from launch.actions import IncludeLaunchDescription
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 
@@ -40,3 +44,20 @@ def drive_launch(planner_params: Path) -> IncludeLaunchDescription:
             "controller_params": str(REPO / "config" / "controller.yaml"),
         }.items(),
     )  # fmt: skip
+
+
+class DriveCase(unittest.TestCase):
+    """A fake vehicle (test node) on simulated time from `sim_start`, spun in the background
+    for each test."""
+
+    sim_start = 100.0
+
+    def setUp(self) -> None:
+        rclpy.init()
+        self.drive = Drive(sim_start=self.sim_start)
+        self.graph = Graph(self.drive.node)
+
+    def tearDown(self) -> None:
+        self.graph.close()
+        self.drive.node.destroy_node()
+        rclpy.try_shutdown()

@@ -18,9 +18,8 @@ rclpy = pytest.importorskip("rclpy")
 launch_testing = pytest.importorskip("launch_testing")
 
 
-from fake_vehicle import Drive, Graph  # noqa: E402
 from launch import LaunchDescription  # noqa: E402
-from launch_files import drive_launch, tiny_planner_params  # noqa: E402
+from launch_files import DriveCase, drive_launch, tiny_planner_params  # noqa: E402
 
 CHECKPOINT = [""]  # set by generate_test_description
 SIM_START = 100.0
@@ -37,16 +36,8 @@ def generate_test_description():
     return LaunchDescription([drive_launch(params), launch_testing.actions.ReadyToTest()])
 
 
-class TestDriveLaunch(unittest.TestCase):
-    def setUp(self) -> None:
-        rclpy.init()
-        self.drive = Drive(sim_start=SIM_START)
-        self.graph = Graph(self.drive.node)
-
-    def tearDown(self) -> None:
-        self.graph.close()
-        self.drive.node.destroy_node()
-        rclpy.try_shutdown()
+class TestDriveLaunch(DriveCase):
+    sim_start = SIM_START
 
     def tick(self, t: float) -> bool:
         """Inputs stamped t, a pause for their delivery to the other processes, /clock = t,

@@ -24,9 +24,8 @@ rclpy = pytest.importorskip("rclpy")
 launch_testing = pytest.importorskip("launch_testing")
 
 
-from fake_vehicle import Drive, Graph  # noqa: E402
 from launch import LaunchDescription  # noqa: E402
-from launch_files import drive_launch, tiny_planner_params  # noqa: E402
+from launch_files import DriveCase, drive_launch, tiny_planner_params  # noqa: E402
 
 SIM_START = 100.0
 SECONDS = 8.0  # of simulated (= wall) time; the first 2 s fill the ego history
@@ -42,16 +41,8 @@ def generate_test_description():
     return LaunchDescription([drive_launch(params), launch_testing.actions.ReadyToTest()])
 
 
-class TestRealtimeTwoLanes(unittest.TestCase):
-    def setUp(self) -> None:
-        rclpy.init()
-        self.drive = Drive(sim_start=SIM_START)
-        self.graph = Graph(self.drive.node)
-
-    def tearDown(self) -> None:
-        self.graph.close()
-        self.drive.node.destroy_node()
-        rclpy.try_shutdown()
+class TestRealtimeTwoLanes(DriveCase):
+    sim_start = SIM_START
 
     def test_two_lanes_plan_every_tick_at_real_time(self) -> None:
         received = self.drive.received
