@@ -150,8 +150,9 @@ class AlpamayoPolicy(nn.Module):
         self.processor: AlpamayoProcessor | None = None
         self.model_id = ""
         self.quantization = "none"  # model.quantization.quantize sets it
-        # engine "static": the StaticCache of the last plan's shape, refilled by the next
-        self._static_caches: dict[tuple, StaticCache] = {}
+        # engine "static": the StaticCache of the last plan (and its static_key), refilled
+        # by the next plan of that shape
+        self._static_cache: tuple[tuple, StaticCache] | None = None
         self.vision_cache: VisionFeatureCache | None = None  # enable_vision_cache
         self.default_engine = "eager"  # plan()'s engine when none is given (configure)
         self.load_report = LoadReport()
@@ -350,9 +351,9 @@ class AlpamayoPolicy(nn.Module):
                 need = attention.shape[1] + decode + room + 1
                 # slots rounded up, so prompts of similar length share one compiled step
                 slots = -(-need // STATIC_SLOTS) * STATIC_SLOTS
-                key = static_key(cache, slots)
-                cache = static_copy(cache, slots, self._static_caches.get(key))
-                self._static_caches = {key: cache}  # one kept: the newest shape
+                key, kept = static_key(cache, slots), self._static_cache
+                cache = static_copy(cache, slots, kept[1] if kept and kept[0] == key else None)
+                self._static_cache = (key, cache)
 
         with _timer(timings, "reasoning", device):
             if reasoning_ids is None:
@@ -544,6 +545,20 @@ class AlpamayoPolicy(nn.Module):
         )  # fmt: skip
         return out.logits[:, -1]
 
+    def _chain_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        """A copy of next-token logits (B, V) with what a causal chain may not hold masked:
+        the trajectory tokens and the vision placeholders (image pad, vision start/end:
+        tokens only the processor places, which a teacher-forced chain would turn into
+        image slots)."""
+        assert self.processor is not None
+        proc = self.processor
+        masked = logits.clone()
+        masked[:, proc.traj_token_start : proc.traj_token_start + self.config.traj_vocab_size] = (
+            float("-inf")
+        )
+        masked[:, list(proc.vision_token_ids)] = float("-inf")
+        return masked
+
     def _decode_reasoning(
         self, logits, cache, attention, rope_deltas, temperature, top_p, max_tokens, generator
     ):
@@ -553,18 +568,13 @@ class AlpamayoPolicy(nn.Module):
         assert self.processor is not None
         proc = self.processor
         stop_id = proc.special_ids["traj_future_start"]
-        lo = proc.traj_token_start
-        hi = lo + self.config.traj_vocab_size
         n = logits.shape[0]
         finished = torch.zeros(n, dtype=torch.bool, device=logits.device)
         stop_pos = torch.full((n,), -1, dtype=torch.long, device=logits.device)
         generated: list[torch.Tensor] = []
         stop_logits = logits.clone()  # next-token logits right after each sequence's stop
-        banned = list(proc.vision_token_ids)
         for _ in range(max_tokens):
-            logits = logits.clone()
-            logits[:, lo:hi] = float("-inf")
-            logits[:, banned] = float("-inf")
+            logits = self._chain_logits(logits)
             token = _sample_token(logits, temperature, top_p, generator)
             token = torch.where(finished, torch.full_like(token, proc.pad_id), token)
             generated.append(token)
@@ -727,15 +737,12 @@ class AlpamayoPolicy(nn.Module):
             cache, logits, rope_deltas = self._prefill(inputs)
         yield "prefill"
         stop, cot_end = proc.special_ids["traj_future_start"], proc.special_ids["cot_end"]
-        lo, hi = proc.traj_token_start, proc.traj_token_start + self.config.traj_vocab_size
         attention = inputs["attention_mask"]
         ids: list[int] = []
         complete = False
         for _ in range(max_tokens):
             with torch.inference_mode():
-                masked = logits.clone()
-                masked[:, lo:hi] = float("-inf")
-                masked[:, list(proc.vision_token_ids)] = float("-inf")
+                masked = self._chain_logits(logits)
                 token = _sample_token(masked, temperature, top_p, generator)
                 value = int(token[0])
                 if value == stop:

@@ -229,17 +229,17 @@ def test_the_static_cache_is_refilled_in_place_across_plans(tiny_policy, request
     r = request_factory(seed=1, shape=(64, 96))
     kw = dict(num_samples=1, seed=3, max_reasoning_tokens=6, num_flow_steps=2, engine="static")
     tiny_policy.plan([r], **kw)
-    (first,) = tiny_policy._static_caches.values()
+    first = tiny_policy._static_cache[1]
     pointer = first.layers[0].keys.data_ptr()
     again = tiny_policy.plan([r], **kw)
-    (second,) = tiny_policy._static_caches.values()
+    second = tiny_policy._static_cache[1]
     assert second is first and second.layers[0].keys.data_ptr() == pointer
     reference = tiny_policy.plan([r], **{**kw, "engine": "eager"})
     a, b = reference.samples[0][0], again.samples[0][0]
     assert a.reasoning_token_ids == b.reasoning_token_ids  # stale slots stay hidden
     assert np.abs(a.xyz - b.xyz).max() < 1e-3
     tiny_policy.plan([r], **{**kw, "num_samples": 2})
-    (third,) = tiny_policy._static_caches.values()
+    third = tiny_policy._static_cache[1]
     assert third is not first and third.layers[0].keys.shape[0] == 2
 
 
