@@ -44,6 +44,7 @@ from alpamayo_ros.model.action_expert import (
     build_expert,
     expert_text_config,
 )
+from alpamayo_ros.model.attention import GROUPED_ATTENTION
 from alpamayo_ros.model.checkpoint_io import (
     LoadReport,
     default_dtype,
@@ -154,6 +155,7 @@ class AlpamayoPolicy(nn.Module):
         # by the next plan of that shape
         self._static_cache: tuple[tuple, StaticCache] | None = None
         self.vision_cache: VisionFeatureCache | None = None  # enable_vision_cache
+        self._chain_banned: torch.Tensor | None = None  # _chain_logits' (V,) mask
         self.default_engine = "eager"  # plan()'s engine when none is given (configure)
         self.load_report = LoadReport()
         # Random weights (our tiny checkpoints): said loudly wherever plans are shown.
@@ -221,10 +223,11 @@ class AlpamayoPolicy(nn.Module):
     ) -> None:
         """The speed settings of the planner node and the replay (their parameters engine,
         vision_cache_frames, quantization): engine "eager" (the reference) or "fast" (every
-        plan on the static engine, with the decode step and the expert pass compiled: CUDA
-        graphs on a GPU, inductor on a CPU); vision_cache_frames: enable_vision_cache;
-        quantization: model.quantization.quantize (refused with the reason where it cannot
-        run). A bad value raises ValueError naming it."""
+        plan on the static engine, the decode step and the expert pass on the grouped
+        attention kernel (set_attention) and compiled: CUDA graphs on a GPU, inductor on a
+        CPU; the prefill's norms and MLPs compiled, compile_prefill); vision_cache_frames:
+        enable_vision_cache; quantization: model.quantization.quantize (refused with the
+        reason where it cannot run). A bad value raises ValueError naming it."""
         if engine not in ENGINE_CHOICES:
             raise ValueError(f"engine must be one of {ENGINE_CHOICES}, got {engine!r}")
         if vision_cache_frames < 0:
@@ -233,26 +236,55 @@ class AlpamayoPolicy(nn.Module):
         self.enable_vision_cache(vision_cache_frames)
         if engine == "fast":
             mode = "reduce-overhead" if self.device.type == "cuda" else "default"
+            self.set_attention("grouped")
+            self.compile_prefill()
             self.compile_decode(mode)
             self.compile_expert(mode)
             self.default_engine = "static"
         else:
             self.default_engine = "eager"
 
-    def set_expert_attention(self, implementation: str) -> None:
-        """The expert's attention kernel alone: "sdpa" (as loaded by default) or "eager"
-        (matmul, softmax, matmul: what inductor fuses when the expert pass is compiled).
-        On an H200 the cuDNN SDPA kernel was most of a compiled expert pass (64 action
-        queries over ~3300 cache slots, bench/results/h200-2026-11-26.md)."""
-        if implementation not in ("sdpa", "eager"):
-            raise ValueError(f"expert attention must be 'sdpa' or 'eager', got {implementation!r}")
-        self.expert.config._attn_implementation = implementation
+    def set_attention(
+        self, implementation: str, language_model: bool = True, expert: bool = True
+    ) -> None:
+        """The attention kernel of the language model's layers (prefill, decode) and/or the
+        expert's: "sdpa" (as loaded by default), "eager" (matmul, softmax, matmul) or
+        "grouped" (model.attention: the query heads of a key/value head stacked into one
+        matrix product, for few queries over a long cache; long prefills still take SDPA).
+        The vision tower keeps its own. On an H200 the SDPA path was most of a compiled
+        expert pass (64 action queries over ~3300 cache slots: repeat_kv copies and a
+        kernel that fills a quarter of the chip, bench/results/h200-2026-11-26.md)."""
+        names = {"sdpa": "sdpa", "eager": "eager", "grouped": GROUPED_ATTENTION}
+        if implementation not in names:
+            raise ValueError(f"attention must be one of {tuple(names)}, got {implementation!r}")
+        if language_model:
+            self.vlm.model.language_model.config._attn_implementation = names[implementation]
+        if expert:
+            self.expert.config._attn_implementation = names[implementation]
 
     def compile_decode(self, mode: str = "reduce-overhead") -> None:
         """torch.compile the static engine's decode step (see from_pretrained)."""
         self._static_step = torch.compile(  # type: ignore[method-assign]
             self._static_step, mode=mode, dynamic=False
         )
+
+    def compile_prefill(self) -> None:
+        """torch.compile (dynamic shapes, no CUDA graphs) the language model's pure
+        per-layer blocks: its four RMSNorms and the MLP, and with FP8 weights the attention
+        projections (their activation quantisation fused). These run in every prefill, whose
+        length changes with the chain; the layers themselves stay eager (compiled whole, a
+        layer's cache update guards on its index: one graph per layer). On an H200 the
+        prefill's float32 norm arithmetic was ~25 of 170 ms of GPU time
+        (bench/results/h200-2026-11-26.md). Inside the compiled decode step they are
+        inlined into its graph."""
+        for layer in self.vlm.model.language_model.layers:
+            attn = layer.self_attn
+            blocks = [layer.input_layernorm, layer.post_attention_layernorm, layer.mlp]
+            blocks += [attn.q_norm, attn.k_norm]
+            if self.quantization != "none":
+                blocks += [attn.q_proj, attn.k_proj, attn.v_proj, attn.o_proj]
+            for block in blocks:
+                block.compile(dynamic=True)
 
     def compile_expert(self, mode: str = "reduce-overhead") -> None:
         """torch.compile the static engine's expert pass (see from_pretrained): the action
@@ -549,15 +581,20 @@ class AlpamayoPolicy(nn.Module):
         """A copy of next-token logits (B, V) with what a causal chain may not hold masked:
         the trajectory tokens and the vision placeholders (image pad, vision start/end:
         tokens only the processor places, which a teacher-forced chain would turn into
-        image slots)."""
-        assert self.processor is not None
-        proc = self.processor
-        masked = logits.clone()
-        masked[:, proc.traj_token_start : proc.traj_token_start + self.config.traj_vocab_size] = (
-            float("-inf")
-        )
-        masked[:, list(proc.vision_token_ids)] = float("-inf")
-        return masked
+        image slots). The (V,) mask is built once per device (one kernel per token, no
+        host-to-device index copy)."""
+        banned = self._chain_banned
+        if banned is None or banned.device != logits.device or banned.numel() != logits.shape[-1]:
+            assert self.processor is not None
+            proc = self.processor
+            banned = torch.zeros(logits.shape[-1], dtype=torch.bool)
+            banned[proc.traj_token_start : proc.traj_token_start + self.config.traj_vocab_size] = (
+                True
+            )
+            banned[list(proc.vision_token_ids)] = True
+            banned = banned.to(logits.device)
+            self._chain_banned = banned
+        return logits.masked_fill(banned, float("-inf"))
 
     def _decode_reasoning(
         self, logits, cache, attention, rope_deltas, temperature, top_p, max_tokens, generator

@@ -258,6 +258,9 @@ def test_compiled_decode_and_expert_plan_as_the_eager_reference(tiny_checkpoint,
     ]
     policy.configure(engine="fast", vision_cache_frames=16)  # what the node's params set
     assert policy.default_engine == "static" and policy.vision_cache is not None
+    layer = policy.vlm.model.language_model.layers[0]
+    assert layer.mlp._compiled_call_impl is not None  # the prefill's blocks (compile_prefill)
+    assert layer.self_attn.q_norm._compiled_call_impl is not None
     for kw, reference in zip(runs, eager, strict=True):
         fast = policy.plan(
             [r], num_samples=2, seed=3, max_reasoning_tokens=8, num_flow_steps=3, **kw
@@ -282,22 +285,74 @@ def test_configure_refuses_bad_speed_settings_naming_them(tiny_checkpoint):
     assert policy.default_engine == "eager" and policy.vision_cache is None
 
 
-def test_the_expert_attention_kernel_can_be_switched_alone(tiny_checkpoint, request_factory):
+def test_the_attention_kernels_plan_as_sdpa(tiny_checkpoint, request_factory):
+    """set_attention: "eager" and "grouped" (model.attention: query heads of a key/value head
+    stacked into one product, the fast path's decode and expert kernel) give SDPA's plans on
+    both engines, for the expert alone and for the language model too; the vision tower
+    keeps its kernel."""
+    from alpamayo_ros.model.attention import GROUPED_ATTENTION
     from alpamayo_ros.model.policy import AlpamayoPolicy
 
     policy = AlpamayoPolicy.from_pretrained(tiny_checkpoint)
-    r = request_factory(seed=1, shape=(64, 96))
-    kw = dict(num_samples=2, seed=3, reasoning_ids=[[40, 41, 42]], num_flow_steps=3)
-    sdpa = policy.plan([r], **kw).samples[0]
-    policy.set_expert_attention("eager")
-    assert policy.vlm.config.text_config._attn_implementation == "sdpa"  # the VLM unchanged
-    for engine in ("eager", "static"):
-        eager = policy.plan([r], engine=engine, **kw).samples[0]
-        for a, b in zip(sdpa, eager, strict=True):
-            assert np.abs(a.controls - b.controls).max() < 1e-3
-            assert not np.array_equal(a.controls, b.controls)  # another kernel did run
-    with pytest.raises(ValueError, match="expert attention must be 'sdpa' or 'eager'"):
-        policy.set_expert_attention("flash_attention_2")
+    text = policy.vlm.model.language_model.config
+    assert text.num_attention_heads > text.num_key_value_heads  # grouped queries in play
+    r1, r2 = request_factory(seed=1, shape=(64, 96)), request_factory(seed=2, shape=(48, 96))
+    # sampled decode (left padding: two prompt lengths) and a forced chain (the lane)
+    runs = [
+        dict(num_samples=2, seed=3, temperature=0.6, max_reasoning_tokens=6, num_flow_steps=3),
+        dict(num_samples=2, seed=3, reasoning_ids=[[40, 41, 42]] * 2, num_flow_steps=3),
+    ]
+    sdpa = [policy.plan([r1, r2], **kw).samples for kw in runs]
+    for impl, language in (("eager", False), ("grouped", False), ("grouped", True)):
+        policy.set_attention("sdpa")
+        policy.set_attention(impl, language_model=language)
+        expected = {"eager": "eager", "grouped": GROUPED_ATTENTION}[impl]
+        assert policy.expert.config._attn_implementation == expected
+        assert text._attn_implementation == (expected if language else "sdpa")
+        assert policy.vlm.config.vision_config._attn_implementation == "sdpa"
+        for engine in ("eager", "static"):
+            for kw, reference in zip(runs, sdpa, strict=True):
+                got = policy.plan([r1, r2], engine=engine, **kw).samples
+                pairs = zip(
+                    [s for row in reference for s in row],
+                    [s for row in got for s in row],
+                    strict=True,
+                )
+                for a, b in pairs:
+                    assert a.reasoning_token_ids == b.reasoning_token_ids
+                    assert np.abs(a.controls - b.controls).max() < 1e-3
+                    assert np.abs(a.xyz - b.xyz).max() < 1e-3
+    with pytest.raises(ValueError, match=r"attention must be one of .* got 'flash_attention_2'"):
+        policy.set_attention("flash_attention_2")
+
+
+def test_grouped_attention_equals_sdpa_on_masked_few_query_blocks():
+    """The kernel alone, float32: 4 query heads per key/value head, boolean and additive
+    masks, one query (decode) and 64 (the expert); long blocks are SDPA's."""
+    import torch
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    from alpamayo_ros.model.attention import grouped_attention
+
+    class Layer(torch.nn.Module):
+        num_key_value_groups = 4
+        is_causal = True
+
+    g = torch.Generator().manual_seed(0)
+    for T, S in ((1, 300), (64, 333), (200, 200)):
+        q = torch.randn(2, 8, T, 16, generator=g)
+        k, v = torch.randn(2, 2, S, 16, generator=g), torch.randn(2, 2, S, 16, generator=g)
+        mask = torch.rand(2, 1, T, S, generator=g) > 0.3
+        mask[..., -1] = True  # no row fully masked
+        for m in (mask, torch.zeros(mask.shape).masked_fill(~mask, float("-inf"))):
+            want, _ = sdpa_attention_forward(Layer(), q, k, v, m, scaling=0.25)
+            got, _ = grouped_attention(Layer(), q, k, v, m, scaling=0.25)
+            assert got.shape == (2, T, 8, 16)
+            torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+        if T == 1:  # decode without padding: no mask
+            want, _ = sdpa_attention_forward(Layer(), q, k, v, None, scaling=0.25)
+            got, _ = grouped_attention(Layer(), q, k, v, None, scaling=0.25)
+            torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
 
 
 def test_chains_never_hold_vision_placeholders_so_the_lane_can_reuse_them(
