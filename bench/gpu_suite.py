@@ -124,7 +124,6 @@ def main() -> int:
     args = parser.parse_args()
     cuda = torch.cuda.is_available() and not args.tiny
     device = "cuda" if cuda else "cpu"
-    mode = "reduce-overhead" if cuda else "default"
 
     def sync() -> None:
         if cuda:
@@ -241,18 +240,18 @@ def main() -> int:
         state["eager_lane"] = policy.plan([request], seed=1, reasoning_ids=[chain], **base)
         return {"chain_tokens": len(chain)}
 
-    @section("kernel_profile", 40)
-    def kernel_profile():
-        """GPU time per kernel of one eager trajectory-lane plan with 10 and with 1 Euler
-        steps: the difference over 9 is one expert pass; the 1-step plan is mostly prefill."""
+    def kernel_tables(engine_name: str, file_name: str) -> dict[str, Any]:
+        """GPU time per kernel of one trajectory-lane plan with 10 and with 1 Euler steps:
+        the difference over 9 is one expert pass; the 1-step plan is mostly prefill."""
         from torch.profiler import ProfilerActivity, profile
 
         def kernels(steps: int) -> dict[str, float]:
             kw = dict(base, num_flow_steps=steps)
-            policy.plan([request], seed=0, reasoning_ids=[state["chain"]], **kw)
+            lane_kw = dict(seed=0, reasoning_ids=[state["chain"]], engine=engine_name, **kw)
+            policy.plan([request], **lane_kw)
             activity = ProfilerActivity.CUDA if cuda else ProfilerActivity.CPU
             with profile(activities=[activity]) as prof:
-                policy.plan([request], seed=0, reasoning_ids=[state["chain"]], **kw)
+                policy.plan([request], **lane_kw)
             out: dict[str, float] = {}
             for e in prof.key_averages():
                 ms = (e.self_device_time_total if cuda else e.self_cpu_time_total) / 1000.0
@@ -263,21 +262,28 @@ def main() -> int:
         ten, one = kernels(10), kernels(1)
         per_step = {k: (ten.get(k, 0.0) - one.get(k, 0.0)) / 9 for k in set(ten) | set(one)}
         top_step = sorted(per_step.items(), key=lambda kv: -kv[1])[:20]
-        top_one = sorted(one.items(), key=lambda kv: -kv[1])[:20]
-        text = ["== one expert pass (ms of GPU time) ==", f"total {sum(per_step.values()):.2f}"]
+        top_one = sorted(one.items(), key=lambda kv: -kv[1])[:25]
+        text = [f"== engine {engine_name}: one expert pass (ms of GPU time) ==",
+                f"total {sum(per_step.values()):.2f}"]  # fmt: skip
         text += [f"{v:8.3f}  {k}" for k, v in top_step]
         text += ["== 1-step lane plan: prefill + 1 pass ==", f"total {sum(one.values()):.2f}"]
         text += [f"{v:8.3f}  {k}" for k, v in top_one]
-        (out / "kernels.txt").write_text("\n".join(text) + "\n")
+        (out / file_name).write_text("\n".join(text) + "\n")
         print("\n".join(text), flush=True)
         return {"expert_pass_gpu_ms": sum(per_step.values()),
                 "one_step_plan_gpu_ms": sum(one.values()),
-                "top_expert": top_step[:8], "top_prefill": top_one[:8]}  # fmt: skip
+                "top_expert": top_step[:8], "top_prefill": top_one[:10]}  # fmt: skip
 
-    @section("fast_compile", 120)
+    @section("kernel_profile", 40)
+    def kernel_profile():
+        return kernel_tables("eager", "kernels.txt")
+
+    @section("fast_compile", 150)
     def fast_compile():
-        policy.compile_decode(mode)
-        policy.compile_expert(mode)
+        # what engine "fast" sets: grouped attention for decode and expert, the prefill's
+        # norms and MLPs compiled, the decode step and the expert pass as CUDA graphs
+        policy.configure(engine="fast")
+        assert policy.default_engine == "static"
         t = time.perf_counter()
         policy.plan([request], seed=0, temperature=0.6, engine="static", **base)
         first = time.perf_counter() - t
@@ -322,6 +328,73 @@ def main() -> int:
                 "plans_per_s_back_to_back": float(1000.0 / totals.mean()),
                 "over_100ms": int((totals > 100).sum())}  # fmt: skip
 
+    @section("decode_step", 30)
+    def decode_step():
+        """The compiled decode step replayed back to back (no host work between: its GPU
+        time), the chain mask + sampling alone, and the plan's wall time per token: what
+        is left is host time per token."""
+        from alpamayo_ros.model.kv_cache import crop_cache
+        from alpamayo_ros.model.policy import _sample_token
+
+        plan = policy.plan([request], seed=0, temperature=0.6, engine=engine, **base)
+        wall = plan.timings_ms["reasoning"] / args.tokens
+        if policy._static_cache is None:
+            return {"wall_ms_per_token": wall, "note": "no static cache (eager engine)"}
+        cache = policy._static_cache[1]
+        length = int(cache.get_seq_length())
+        slots = cache.get_max_length()
+        tok = torch.zeros((1, 1), dtype=torch.long, device=device)
+        mask = torch.zeros((1, slots), dtype=torch.long, device=device)
+        mask[:, : length + 1] = 1
+        pos = torch.full((3, 1, 1), length, dtype=torch.long, device=device)
+
+        def timed(fn, n: int = 20) -> float:
+            for _ in range(3):
+                fn()
+            sync()
+            t = time.perf_counter()
+            for _ in range(n):
+                fn()
+            sync()
+            return 1000 * (time.perf_counter() - t) / n
+
+        def step():
+            policy._static_step(tok, mask, pos, cache)
+            crop_cache(cache, length)
+
+        with torch.inference_mode():
+            step_ms = timed(step)
+            logits = policy._static_step(tok, mask, pos, cache).clone()
+            crop_cache(cache, length)
+            gen = policy._generator(0)
+            sample_ms = timed(lambda: _sample_token(policy._chain_logits(logits), 0.6, 0.98, gen))
+        return {"wall_ms_per_token": wall, "step_back_to_back_ms": step_ms,
+                "mask_and_sample_ms": sample_ms,
+                "host_gap_ms": wall - step_ms - sample_ms,
+                "floor_ms_per_token": floors(1)["reasoning"]}  # fmt: skip
+
+    @section("fast_kernel_profile", 40)
+    def fast_kernel_profile():
+        return kernel_tables(engine, "kernels_fast.txt")
+
+    @section("attention_sdpa", 150)
+    def attention_sdpa():
+        """The same fast path with transformers' SDPA for decode and expert (last session's
+        fast path, recompiled): what the grouped kernel changed, measured in the same run."""
+        policy.set_attention("sdpa")
+        t = time.perf_counter()
+        policy.plan([request], seed=0, temperature=0.6, engine=engine, **base)
+        policy.plan([request], seed=0, reasoning_ids=[state["chain"]], engine=engine, **base)
+        first_s = time.perf_counter() - t
+        full, _, _ = run_plans(policy, request, 6, 1, seed=0, temperature=0.6, engine=engine,
+                               **base)  # fmt: skip
+        lanes, _, _ = run_plans(policy, request, 20, 1, seed=0, reasoning_ids=[state["chain"]],
+                                engine=engine, **base)  # fmt: skip
+        policy.set_attention("grouped")
+        s = stats(full)
+        return {"recompile_s": first_s, "full": s, "lane": stats(lanes),
+                "ms_per_token": s["reasoning"]["p50"] / args.tokens}  # fmt: skip
+
     @section("lane_eager", 20)
     def lane_eager():
         res, _, _ = run_plans(policy, request, 4, 1, seed=0, reasoning_ids=[state["chain"]],
@@ -359,24 +432,9 @@ def main() -> int:
                 res.append(plan)
         totals = np.asarray([r.timings_ms["total"] for r in res])
         cache = policy.vision_cache
+        policy.enable_vision_cache(0)
         return {"stages": stats(res), "hits": cache.hits, "misses": cache.misses,
                 "over_100ms": int((totals > 100).sum()), "engine": engine}  # fmt: skip
-
-    @section("expert_attention_eager", 90)
-    def expert_attention_eager():
-        """The trajectory lane with the expert's attention as matmul-softmax-matmul (fused by
-        inductor) instead of cuDNN SDPA, which the kernel profile found dominating a pass."""
-        policy.set_expert_attention("eager")
-        t = time.perf_counter()
-        first = policy.plan(
-            [request], seed=1, reasoning_ids=[state["chain"]], engine=engine, **base
-        )
-        first_s = time.perf_counter() - t
-        res, _, _ = run_plans(policy, request, 30, 1, seed=0, reasoning_ids=[state["chain"]],
-                              engine=engine, **base)  # fmt: skip
-        policy.set_expert_attention("sdpa")
-        return {"first_plan_s": first_s, "stages": stats(res),
-                "vs_eager_lane": agreement(state["eager_lane"], first)}  # fmt: skip
 
     @section("fast_full_cached", 150)
     def fast_full_cached():
@@ -439,21 +497,28 @@ def main() -> int:
     @section("fp8", 150)
     def fp8():
         converted = quantize(policy, "fp8")
+        policy.compile_prefill()  # projections too now: their activation quantisation fused
         t = time.perf_counter()
-        greedy = policy.plan([request], seed=1, temperature=0.0, engine=engine, **base)
-        first = time.perf_counter() - t
         lane_first = policy.plan(
             [request], seed=1, reasoning_ids=[state["chain"]], engine=engine, **base
         )
-        full, _, _ = run_plans(policy, request, 6, 1, seed=0, temperature=0.6, engine=engine,
-                               **base)  # fmt: skip
+        lane_first_s = time.perf_counter() - t
         lanes, _, _ = run_plans(policy, request, 30, 1, seed=0, reasoning_ids=[state["chain"]],
                                 engine=engine, **base)  # fmt: skip
+        result: dict[str, Any] = {
+            "linear_layers": converted, "lane_first_plan_s": lane_first_s, "lane": stats(lanes),
+            "lane_vs_bf16_eager_lane": agreement(state["eager_lane"], lane_first),
+        }  # fmt: skip
+        RESULTS["fp8"] = dict(result, partial="lane only so far")
+        save(out)
+        greedy = policy.plan([request], seed=1, temperature=0.0, engine=engine, **base)
+        full, _, _ = run_plans(policy, request, 6, 1, seed=0, temperature=0.6, engine=engine,
+                               **base)  # fmt: skip
         s = stats(full)
-        return {"linear_layers": converted, "first_plan_s": first, "full": s,
-                "ms_per_token": s["reasoning"]["p50"] / args.tokens, "lane": stats(lanes),
-                "greedy_vs_bf16_eager": agreement(state["eager_greedy"], greedy),
-                "lane_vs_bf16_eager_lane": agreement(state["eager_lane"], lane_first)}  # fmt: skip
+        result["full"] = s
+        result["ms_per_token"] = s["reasoning"]["p50"] / args.tokens
+        result["greedy_vs_bf16_eager"] = agreement(state["eager_greedy"], greedy)
+        return result
 
     RESULTS["total_s"] = elapsed()
     save(out)
@@ -465,7 +530,6 @@ def main() -> int:
         "lane_eager",
         "lane_5_steps",
         "vision_cache_lane",
-        "expert_attention_eager",
         "fast_full_cached",
     ):
         r = RESULTS.get(name, {})
@@ -475,7 +539,7 @@ def main() -> int:
             print(f"{name:<14} {cells}")
         else:
             print(f"{name:<14} {r}")
-    for name in ("fast_agreement", "generate_reference", "fp8"):
+    for name in ("fast_agreement", "decode_step", "attention_sdpa", "generate_reference", "fp8"):
         print(f"{name}: {json.dumps(RESULTS.get(name), default=str)[:700]}")
     return 0
 
