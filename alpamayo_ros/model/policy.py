@@ -55,6 +55,7 @@ from alpamayo_ros.model.checkpoint_io import (
 )
 from alpamayo_ros.model.config import AlpamayoConfig
 from alpamayo_ros.model.ego_speed import t0_speed
+from alpamayo_ros.model.float8 import Float8Linear
 from alpamayo_ros.model.flow_matching import euler_sample, guided
 from alpamayo_ros.model.kv_cache import STATIC_SLOTS, crop_cache, static_copy, static_key
 from alpamayo_ros.model.processor import AlpamayoProcessor
@@ -270,19 +271,19 @@ class AlpamayoPolicy(nn.Module):
 
     def compile_prefill(self) -> None:
         """torch.compile (dynamic shapes, no CUDA graphs) the language model's pure
-        per-layer blocks: its four RMSNorms and the MLP, and with FP8 weights the attention
-        projections (their activation quantisation fused). These run in every prefill, whose
-        length changes with the chain; the layers themselves stay eager (compiled whole, a
-        layer's cache update guards on its index: one graph per layer). On an H200 the
-        prefill's float32 norm arithmetic was ~25 of 170 ms of GPU time
+        per-layer blocks: its four RMSNorms and the MLP, and FP8 attention projections
+        (model.float8: their activation quantisation fused). These run in every prefill,
+        whose length changes with the chain; the layers themselves stay eager (compiled
+        whole, a layer's cache update guards on its index: one graph per layer). On an
+        H200 the prefill's float32 norm arithmetic was ~25 of 170 ms of GPU time
         (bench/results/h200-2026-11-26.md). Inside the compiled decode step they are
         inlined into its graph."""
         for layer in self.vlm.model.language_model.layers:
             attn = layer.self_attn
-            blocks = [layer.input_layernorm, layer.post_attention_layernorm, layer.mlp]
-            blocks += [attn.q_norm, attn.k_norm]
-            if self.quantization != "none":
-                blocks += [attn.q_proj, attn.k_proj, attn.v_proj, attn.o_proj]
+            blocks = [layer.input_layernorm, layer.post_attention_layernorm]
+            blocks += [attn.q_norm, attn.k_norm, layer.mlp]
+            projections = [attn.q_proj, attn.k_proj, attn.v_proj, attn.o_proj]
+            blocks += [p for p in projections if isinstance(p, Float8Linear)]
             for block in blocks:
                 block.compile(dynamic=True)
 

@@ -2,22 +2,22 @@
 
 `quantization: fp8` converts the linear layers of the VLM's language model (the ~7 B
 parameters every decoded token reads) to float8 e4m3 with row-wise scales, activations
-quantized dynamically per row (torchao's Float8DynamicActivationFloat8WeightConfig, PerRow:
-torch._scaled_mm on the GPU). The vision tower, the LM head and the action expert stay in
-the model's dtype: the LM head picks the tokens and the expert writes the trajectory, so
-their rounding goes straight into what the car follows. torchao is optional (the extra
-"fp8"); FP8 matrix units need compute capability 8.9 or newer: anything else is refused
-with the reason, before any weight changes.
+quantized per row on the fly (model.float8: torch._scaled_mm, FP8 matrix units).
+`fp8_prefill` converts them for the prefill only: decode steps keep the original weights
+(which stay in memory beside the FP8 copy). The vision tower, the LM head and the action
+expert stay in the model's dtype: the LM head picks the tokens and the expert writes the
+trajectory, so their rounding goes straight into what the car follows. FP8 matrix units need
+compute capability 8.9 or newer: anything else is refused with the reason, before any
+weight changes.
 """
 
 from __future__ import annotations
 
-import importlib.util
 from typing import Any
 
 import torch
-from torch import nn
 
+from alpamayo_ros.model.float8 import to_float8
 from alpamayo_ros.planning.settings import QUANTIZATION_CHOICES
 
 QUANTIZATIONS = QUANTIZATION_CHOICES  # the node parameter's choices
@@ -36,15 +36,14 @@ def fp8_unavailable(device: torch.device) -> str | None:
             f"fp8 needs compute capability 8.9 or newer (Ada, Hopper, Blackwell); {name} "
             f"is {major}.{minor}"
         )
-    if importlib.util.find_spec("torchao") is None:
-        return "fp8 needs torchao (pip install 'alpamayo_ros[fp8]')"
     return None
 
 
 def quantize(policy: Any, quantization: str) -> int:
     """Quantize `policy` (an AlpamayoPolicy) in place; returns how many linear layers were
     converted (0 for "none"). ValueError naming the value for an unknown quantization,
-    RuntimeError with the reason when the machine cannot run it."""
+    RuntimeError with the reason when the machine cannot run it or the policy already is.
+    Call it before compile_prefill (configure does)."""
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}")
     if quantization == "none":
@@ -52,14 +51,8 @@ def quantize(policy: Any, quantization: str) -> int:
     reason = fp8_unavailable(policy.device)
     if reason is not None:
         raise RuntimeError(reason)
-    from torchao.quantization import (
-        Float8DynamicActivationFloat8WeightConfig,
-        PerRow,
-        quantize_,
-    )
-
-    language_model = policy.vlm.model.language_model
-    count = sum(isinstance(m, nn.Linear) for m in language_model.modules())
-    quantize_(language_model, Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()))
+    if policy.quantization != "none":
+        raise RuntimeError(f"the policy is already quantized ({policy.quantization})")
+    count = to_float8(policy.vlm.model.language_model, prefill_only=quantization == "fp8_prefill")
     policy.quantization = quantization
     return count

@@ -112,8 +112,9 @@ PLANNER_PARAMS: tuple[ParamSpec, ...] = (
               "for later plans (a frame seen by an earlier plan is neither preprocessed nor "
               "encoded again; 12 of 16 at 10 Hz). 0: off.", min=0, max=1024),
     ParamSpec("quantization", "none", "Weights of the language model: none (the checkpoint's "
-              "dtype) or fp8 (torchao float8, Hopper/Blackwell GPUs; measured slower than "
-              "bf16 on an H200).", choices=QUANTIZATION_CHOICES),
+              "dtype), fp8 (row-wise float8 for prefill and decode) or fp8_prefill (float8 "
+              "for the prefill, decode on the original weights, both kept); Hopper/Blackwell "
+              "GPUs.", choices=QUANTIZATION_CHOICES),
     ParamSpec("max_batch", 1, "Input sets the worker may plan together when the model is "
               "slower than the rate (1: newest input only, older ones dropped).", min=1, max=16),
     ParamSpec("max_input_age", 0.3, "Seconds: any camera or odometry older than this -> stop "

@@ -17,7 +17,7 @@ LATE_PLAN_CHOICES: tuple[str, ...] = ("stop", "drop")
 # The model's speed settings (AlpamayoPolicy.configure; the node's engine and quantization
 # parameters): engine "eager" (the reference) or "fast" (static KV cache, compiled steps).
 ENGINE_CHOICES = ("eager", "fast")
-QUANTIZATION_CHOICES = ("none", "fp8")
+QUANTIZATION_CHOICES = ("none", "fp8", "fp8_prefill")
 
 
 @dataclass(frozen=True)

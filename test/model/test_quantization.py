@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from alpamayo_ros.model.float8 import Float8Linear
 from alpamayo_ros.model.quantization import fp8_unavailable, quantize
 
 
@@ -30,9 +31,9 @@ def test_fp8_converts_the_language_model_linear_layers_only(tiny_checkpoint):
     if fp8_unavailable(torch.device("cuda")):
         pytest.skip(fp8_unavailable(torch.device("cuda")))
     policy = AlpamayoPolicy.from_pretrained(tiny_checkpoint, dtype="bfloat16", device="cuda")
-    expert_weight = policy.expert.layers[0].mlp.up_proj.weight
     assert quantize(policy, "fp8") > 0
-    assert type(policy.vlm.model.language_model.layers[0].mlp.up_proj.weight) is not type(
-        expert_weight
-    )
+    assert isinstance(policy.vlm.model.language_model.layers[0].mlp.up_proj, Float8Linear)
+    assert isinstance(policy.expert.layers[0].mlp.up_proj, torch.nn.Linear)
     assert policy.vlm.lm_head.weight.dtype == torch.bfloat16
+    with pytest.raises(RuntimeError, match=r"already quantized \(fp8\)"):
+        quantize(policy, "fp8_prefill")
