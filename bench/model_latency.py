@@ -87,7 +87,12 @@ def main() -> int:
         action="store_true",
         help="torch.compile the static engine's decode step (CUDA graphs)",
     )
-    parser.add_argument("--quant", default="none", choices=QUANTIZATIONS, help="fp8: torchao")
+    parser.add_argument(
+        "--quant",
+        default="none",
+        choices=QUANTIZATIONS,
+        help="model.float8 (fp8_prefill: decode on the original weights)",
+    )
     parser.add_argument(
         "--vision-cache", type=int, default=0, help="frames kept by the vision cache (0: off)"
     )

@@ -105,16 +105,18 @@ PLANNER_PARAMS: tuple[ParamSpec, ...] = (
               "teacher-forced (prefill + expert), chains written by a reasoning lane a step at "
               "a time between them on the same GPU.", choices=("full", "two_lane")),
     ParamSpec("engine", "eager", "Model engine. eager: the reference path. fast: static KV "
-              "cache with the decode step and the expert pass compiled (CUDA graphs on a GPU; "
-              "the first plan compiles, ~90 s on an H200, and is late); measured on an H200: "
-              "a full plan 603 ms instead of 1470 ms.", choices=ENGINE_CHOICES),
+              "cache, grouped attention, the decode step and the expert pass compiled (CUDA "
+              "graphs on a GPU; the first plan compiles, ~100 s on an H200, and is late); "
+              "measured on an H200: a full plan ~500 ms instead of ~1500 ms.",
+              choices=ENGINE_CHOICES),
     ParamSpec("vision_cache_frames", 32, "Camera frames whose vision-tower outputs are kept "
               "for later plans (a frame seen by an earlier plan is neither preprocessed nor "
               "encoded again; 12 of 16 at 10 Hz). 0: off.", min=0, max=1024),
     ParamSpec("quantization", "none", "Weights of the language model: none (the checkpoint's "
-              "dtype), fp8 (row-wise float8 for prefill and decode) or fp8_prefill (float8 "
-              "for the prefill, decode on the original weights, both kept); Hopper/Blackwell "
-              "GPUs.", choices=QUANTIZATION_CHOICES),
+              "dtype), fp8 (row-wise float8 for prefill and decode; its decode measured "
+              "slower than bf16) or fp8_prefill (float8 for the prefill, decode on the "
+              "original weights, both kept: the lane's prefill 94 instead of 111 ms on an "
+              "H200); Hopper/Blackwell GPUs.", choices=QUANTIZATION_CHOICES),
     ParamSpec("max_batch", 1, "Input sets the worker may plan together when the model is "
               "slower than the rate (1: newest input only, older ones dropped).", min=1, max=16),
     ParamSpec("max_input_age", 0.3, "Seconds: any camera or odometry older than this -> stop "
