@@ -392,7 +392,7 @@ class AlpamayoPolicy(nn.Module):
             if reasoning_ids is None:
                 decoded = self._decode_reasoning(
                     logits, cache, attention, rope_deltas, temperature, top_p,
-                    max_reasoning_tokens, generator,
+                    max_reasoning_tokens, generator, stop_lag=1 if engine == "static" else 0,
                 )  # fmt: skip
                 text_ids, full_ids, future_start_pos, complete, attention, stop_logits = decoded
             else:  # the chain was read with the prompt: nothing to decode
@@ -598,11 +598,19 @@ class AlpamayoPolicy(nn.Module):
         return logits.masked_fill(banned, float("-inf"))
 
     def _decode_reasoning(
-        self, logits, cache, attention, rope_deltas, temperature, top_p, max_tokens, generator
-    ):
+        self, logits, cache, attention, rope_deltas, temperature, top_p, max_tokens, generator,
+        stop_lag: int = 0,
+    ):  # fmt: skip
         """Sample the reasoning until <|traj_future_start|> is emitted and fed (so the cache
         holds it), with all trajectory tokens and the vision placeholders (image pad, vision
-        start/end: tokens only the processor places) masked out of the logits."""
+        start/end: tokens only the processor places) masked out of the logits.
+
+        stop_lag: how many steps old the "all finished" flag read each step is (the only
+        host synchronisation of a step). 0 reads the step's own flag, so the host waits for
+        every step; with 1 the host queues step k+1 while step k runs on the GPU (on an H200
+        0.85 ms of host time per token, bench/results) and at most one step of padding runs
+        after every sequence has stopped: finished sequences emit pad tokens with attention
+        0, so the chains, stop positions and trajectories are those of stop_lag 0."""
         assert self.processor is not None
         proc = self.processor
         stop_id = proc.special_ids["traj_future_start"]
@@ -611,7 +619,10 @@ class AlpamayoPolicy(nn.Module):
         stop_pos = torch.full((n,), -1, dtype=torch.long, device=logits.device)
         generated: list[torch.Tensor] = []
         stop_logits = logits.clone()  # next-token logits right after each sequence's stop
+        flags: list[torch.Tensor] = []  # per step: every sequence finished (on the device)
         for _ in range(max_tokens):
+            if len(flags) > stop_lag and bool(flags[-1 - stop_lag]):
+                break
             logits = self._chain_logits(logits)
             token = _sample_token(logits, temperature, top_p, generator)
             token = torch.where(finished, torch.full_like(token, proc.pad_id), token)
@@ -626,7 +637,8 @@ class AlpamayoPolicy(nn.Module):
             logits = self._step_vlm(token, cache, attention, rope_deltas)
             stop_logits = torch.where(newly[:, None], logits, stop_logits)
             finished |= newly
-            if bool(finished.all()):
+            flags.append(finished.all())
+            if stop_lag == 0 and bool(flags[-1]):
                 break
         complete = finished.clone()
         stop_logits = torch.where(finished[:, None], stop_logits, logits)

@@ -222,6 +222,43 @@ def test_static_engine_plans_as_the_eager_reference(tiny_policy, request_factory
         tiny_policy.plan([r1], engine="tensorrt")
 
 
+def test_the_static_engine_reads_the_stop_flag_a_step_late_with_the_same_plans(request_factory):
+    """engine "static" reads the all-finished flag one step late (the host queues a step
+    while the GPU runs the one before: no synchronisation per token): exactly one step of
+    padding after the last chain stops, and the same chains, stop positions and
+    trajectories as the eager reference (demo checkpoint: it writes complete chains, of
+    different lengths for different scenes)."""
+    from alpamayo_ros.checkpoints import DEMO_CHECKPOINT
+    from alpamayo_ros.model.policy import AlpamayoPolicy
+
+    policy = AlpamayoPolicy.from_pretrained(DEMO_CHECKPOINT)
+    steps = {"n": 0}
+    step_vlm = policy._step_vlm
+
+    def counted(*args, **kwargs):
+        steps["n"] += 1
+        return step_vlm(*args, **kwargs)
+
+    policy._step_vlm = counted  # type: ignore[method-assign]
+    requests = [request_factory(seed=0, shape=(136, 240), speed=6.0),
+                request_factory(seed=3, shape=(136, 240), speed=1.0)]  # fmt: skip
+    kw = dict(num_samples=2, temperature=0.0, max_reasoning_tokens=96, seed=5, num_flow_steps=3)
+    plans, calls = {}, {}
+    for engine in ("eager", "static"):
+        steps["n"] = 0
+        plans[engine] = policy.plan(requests, engine=engine, **kw).samples
+        calls[engine] = steps["n"]
+    eager = [s for row in plans["eager"] for s in row]
+    static = [s for row in plans["static"] for s in row]
+    assert all(s.reasoning_complete for s in eager)
+    longest = max(len(s.generated_ids) for s in eager)  # chain + <|cot_end|> + stop token
+    assert calls["eager"] == longest and calls["static"] == longest + 1
+    for a, b in zip(eager, static, strict=True):
+        assert a.reasoning_token_ids == b.reasoning_token_ids
+        assert a.generated_ids == b.generated_ids
+        assert np.abs(a.xyz - b.xyz).max() < 1e-3
+
+
 def test_the_static_cache_is_refilled_in_place_across_plans(tiny_policy, request_factory):
     """Graphs captured over a StaticCache replay only while its tensors keep their
     addresses: a second plan of the same shape refills the first plan's cache; another
