@@ -338,9 +338,9 @@ def main() -> int:
 
         plan = policy.plan([request], seed=0, temperature=0.6, engine=engine, **base)
         wall = plan.timings_ms["reasoning"] / args.tokens
-        if policy._static_cache is None:
+        if "plan" not in policy._static_caches:
             return {"wall_ms_per_token": wall, "note": "no static cache (eager engine)"}
-        cache = policy._static_cache[1]
+        cache = policy._static_caches["plan"][1]
         length = int(cache.get_seq_length())
         slots = cache.get_max_length()
         tok = torch.zeros((1, 1), dtype=torch.long, device=device)

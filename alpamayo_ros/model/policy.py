@@ -152,9 +152,10 @@ class AlpamayoPolicy(nn.Module):
         self.processor: AlpamayoProcessor | None = None
         self.model_id = ""
         self.quantization = "none"  # model.quantization.quantize sets it
-        # engine "static": the StaticCache of the last plan (and its static_key), refilled
-        # by the next plan of that shape
-        self._static_cache: tuple[tuple, StaticCache] | None = None
+        # engine "static": per user ("plan", "reason": the reasoning lane, "ask"), the
+        # StaticCache it last filled (and its static_key), refilled by its next call of that
+        # shape (the lane and a question keep theirs across plans)
+        self._static_caches: dict[str, tuple[tuple, StaticCache]] = {}
         self.vision_cache: VisionFeatureCache | None = None  # enable_vision_cache
         self._chain_banned: torch.Tensor | None = None  # _chain_logits' (V,) mask
         self.default_engine = "eager"  # plan()'s engine when none is given (configure)
@@ -381,12 +382,7 @@ class AlpamayoPolicy(nn.Module):
                 if discrete:
                     room = max(room, self.config.tokens_per_future_traj)
                 decode = 0 if reasoning_ids is not None else max_reasoning_tokens
-                need = attention.shape[1] + decode + room + 1
-                # slots rounded up, so prompts of similar length share one compiled step
-                slots = -(-need // STATIC_SLOTS) * STATIC_SLOTS
-                key, kept = static_key(cache, slots), self._static_cache
-                cache = static_copy(cache, slots, kept[1] if kept and kept[0] == key else None)
-                self._static_cache = (key, cache)
+                cache = self._to_static("plan", cache, attention.shape[1] + decode + room + 1)
 
         with _timer(timings, "reasoning", device):
             if reasoning_ids is None:
@@ -549,6 +545,17 @@ class AlpamayoPolicy(nn.Module):
         self.vlm.model.rope_deltas = None  # computed afresh from this prompt's images
         out = self.vlm(**inputs, use_cache=True, logits_to_keep=1)
         return out.past_key_values, out.logits[:, -1], self.vlm.model.rope_deltas
+
+    def _to_static(self, user: str, cache, need: int) -> StaticCache:
+        """engine "static": a prefilled dynamic cache moved into `user`'s StaticCache of at
+        least `need` slots (rounded up, so prompts of similar length share one compiled
+        step), the one from its last call when the shapes match (refilled in place: graphs
+        captured over it replay)."""
+        slots = -(-need // STATIC_SLOTS) * STATIC_SLOTS
+        key, kept = static_key(cache, slots), self._static_caches.get(user)
+        static = static_copy(cache, slots, kept[1] if kept and kept[0] == key else None)
+        self._static_caches[user] = (key, static)
+        return static
 
     def _check_cancel(self) -> None:
         if self._cancel is not None and self._cancel.is_set():
@@ -777,7 +784,9 @@ class AlpamayoPolicy(nn.Module):
         between trajectory-lane plans): yields "prefill", then "token" after each decoded
         token (trajectory tokens masked, as in plan()); returns (the chain's token ids up to
         <|cot_end|>, its text, complete: whether <|traj_future_start|> came before
-        max_tokens). The ids are what plan(reasoning_ids=...) teacher-forces."""
+        max_tokens). The ids are what plan(reasoning_ids=...) teacher-forces. With the
+        static engine as default (configure(engine="fast")) the steps decode on their own
+        StaticCache with the compiled decode step."""
         if self.processor is None:
             raise RuntimeError("policy has no processor: load it with from_pretrained")
         proc = self.processor
@@ -785,9 +794,11 @@ class AlpamayoPolicy(nn.Module):
         with torch.inference_mode():
             inputs = self._on_device(self._inputs([request], self.device))
             cache, logits, rope_deltas = self._prefill(inputs)
+            attention = inputs["attention_mask"]
+            if self.default_engine == "static":  # its own cache: plans run between steps
+                cache = self._to_static("reason", cache, attention.shape[1] + max_tokens + 1)
         yield "prefill"
         stop, cot_end = proc.special_ids["traj_future_start"], proc.special_ids["cot_end"]
-        attention = inputs["attention_mask"]
         ids: list[int] = []
         complete = False
         for _ in range(max_tokens):
@@ -856,12 +867,14 @@ class AlpamayoPolicy(nn.Module):
                 inputs = self._on_device(proc.question_inputs([question], self.device))
             with _timer(timings, "prefill", device):
                 cache, logits, rope_deltas = self._prefill(inputs)
+                attention = inputs["attention_mask"]
+                if self.default_engine == "static":
+                    cache = self._to_static("ask", cache, attention.shape[1] + max_tokens + 1)
         yield "prefill"
         answer_end = proc.special_ids["answer_end"]
         ends = {answer_end, token_id_or_none(proc.tokenizer, "<|im_end|>")}
         ends.add(proc.tokenizer.eos_token_id)
         ends.discard(None)
-        attention = inputs["attention_mask"]
         ids: list[int] = []
         complete = False
         for _ in range(max_tokens):

@@ -374,6 +374,12 @@ def test_questions_get_an_answer_up_to_the_token_limit(tiny_policy_1_5, request_
     b = tiny_policy_1_5.ask(q, max_tokens=6, seed=0)
     assert a.text == b.text and not a.complete  # random weights never write <|answer_end|>
     assert {"prefill", "answer"} <= set(a.timings_ms)
+    tiny_policy_1_5.default_engine = "static"  # engine fast: its own StaticCache
+    try:
+        c = tiny_policy_1_5.ask(q, max_tokens=6, seed=0)
+    finally:
+        tiny_policy_1_5.default_engine = "eager"
+    assert c.text == a.text and "ask" in tiny_policy_1_5._static_caches
 
 
 def test_an_answer_ends_at_answer_end(tiny_policy_1_5, request_factory, monkeypatch):

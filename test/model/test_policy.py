@@ -266,18 +266,50 @@ def test_the_static_cache_is_refilled_in_place_across_plans(tiny_policy, request
     r = request_factory(seed=1, shape=(64, 96))
     kw = dict(num_samples=1, seed=3, max_reasoning_tokens=6, num_flow_steps=2, engine="static")
     tiny_policy.plan([r], **kw)
-    first = tiny_policy._static_cache[1]
+    first = tiny_policy._static_caches["plan"][1]
     pointer = first.layers[0].keys.data_ptr()
     again = tiny_policy.plan([r], **kw)
-    second = tiny_policy._static_cache[1]
+    second = tiny_policy._static_caches["plan"][1]
     assert second is first and second.layers[0].keys.data_ptr() == pointer
     reference = tiny_policy.plan([r], **{**kw, "engine": "eager"})
     a, b = reference.samples[0][0], again.samples[0][0]
     assert a.reasoning_token_ids == b.reasoning_token_ids  # stale slots stay hidden
     assert np.abs(a.xyz - b.xyz).max() < 1e-3
     tiny_policy.plan([r], **{**kw, "num_samples": 2})
-    third = tiny_policy._static_cache[1]
+    third = tiny_policy._static_caches["plan"][1]
     assert third is not first and third.layers[0].keys.shape[0] == 2
+
+
+def test_the_reasoning_lane_decodes_on_its_own_static_cache_between_plans(
+    tiny_checkpoint, request_factory
+):
+    """With the static engine as default (engine fast), the reasoning lane's steps decode on
+    their own StaticCache, so plans run between them (on the plan's cache) without
+    touching it: the same chain as the eager lane for the same seed."""
+    from alpamayo_ros.model.policy import AlpamayoPolicy
+
+    policy = AlpamayoPolicy.from_pretrained(tiny_checkpoint)
+    r, other = request_factory(seed=1, shape=(64, 96)), request_factory(seed=2, shape=(48, 96))
+
+    def chain(between_steps: bool):
+        steps = policy.reason_steps(r, temperature=0.6, max_tokens=8, seed=2)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                return done.value
+            if between_steps:
+                policy.plan([other], num_samples=1, seed=0, max_reasoning_tokens=3,
+                            num_flow_steps=1)  # fmt: skip
+
+    eager = chain(between_steps=False)
+    policy.default_engine = "static"
+    static = chain(between_steps=True)
+    assert len(eager[0]) >= 4 and static == eager
+    lane, plans = policy._static_caches["reason"][1], policy._static_caches["plan"][1]
+    assert lane is not plans
+    again = chain(between_steps=False)  # the lane's cache refilled in place
+    assert again == eager and policy._static_caches["reason"][1] is lane
 
 
 def test_compiled_decode_and_expert_plan_as_the_eager_reference(tiny_checkpoint, request_factory):
