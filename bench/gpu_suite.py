@@ -334,7 +334,7 @@ def main() -> int:
         time), the chain mask + sampling alone, and the plan's wall time per token: what
         is left is host time per token."""
         from alpamayo_ros.model.kv_cache import crop_cache
-        from alpamayo_ros.model.policy import _sample_token
+        from alpamayo_ros.model.runtime import _sample_token
 
         plan = policy.plan([request], seed=0, temperature=0.6, engine=engine, **base)
         wall = plan.timings_ms["reasoning"] / args.tokens

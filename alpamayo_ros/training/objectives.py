@@ -71,10 +71,9 @@ def _to(batch: dict[str, torch.Tensor], device: torch.device, dtype: torch.dtype
 
 
 def _forward(policy: Any, batch: dict[str, torch.Tensor], use_cache: bool):
-    """The VLM's hidden states (B, L, H) (and cache) for a batch."""
-    policy.vlm.model.rope_deltas = None  # Qwen3-VL caches them between calls
-    inputs = {k: batch[k] for k in MODEL_INPUTS}
-    return policy.vlm.model(**inputs, use_cache=use_cache)
+    """The VLM's output for a batch (hidden states (B, L, H), with use_cache its cache) and
+    the rotary deltas (B, 1): the policy's backbone_forward."""
+    return policy.backbone_forward({k: batch[k] for k in MODEL_INPUTS}, use_cache=use_cache)
 
 
 def _label_logits(policy: Any, hidden: torch.Tensor, labels: torch.Tensor):
@@ -101,7 +100,7 @@ def sft_losses(
     """
     device = policy.device
     batch = _to(batch, device, policy.vlm.dtype)
-    out = _forward(policy, batch, use_cache=flow_matching)
+    out, rope_deltas = _forward(policy, batch, use_cache=flow_matching)
     logits, targets, target_mask = _label_logits(policy, out.last_hidden_state, batch["labels"])
     per_token = F.cross_entropy(logits, targets, reduction="none")
     is_traj = batch["is_trajectory"][:, 1:][target_mask]
@@ -118,7 +117,7 @@ def sft_losses(
         if bool((batch["future_start"] < 0).any()):
             raise ValueError("every target must hold <|traj_future_start|> for the expert")
         ctx = policy.expert_context(
-            cache, batch["attention_mask"], batch["future_start"], policy.vlm.model.rope_deltas
+            cache, batch["attention_mask"], batch["future_start"], rope_deltas
         )
         x = policy.action_space.normalise(batch["controls"])
         losses["fm"] = flow_matching_loss(
@@ -133,7 +132,7 @@ def token_logprobs(
     """Log-probabilities of the label tokens: logp (B, L-1) (0 where no label) and the
     mask (B, L-1) of label positions, aligned with labels[:, 1:]."""
     batch = _to(batch, policy.device, policy.vlm.dtype)
-    out = _forward(policy, batch, use_cache=False)
+    out, _ = _forward(policy, batch, use_cache=False)
     logits, targets, target_mask = _label_logits(policy, out.last_hidden_state, batch["labels"])
     logp = torch.log_softmax(logits / temperature, dim=-1).gather(1, targets[:, None])[:, 0]
     full = torch.zeros(target_mask.shape, dtype=logp.dtype, device=logp.device)

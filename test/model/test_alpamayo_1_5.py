@@ -388,7 +388,7 @@ def test_an_answer_ends_at_answer_end(tiny_policy_1_5, request_factory, monkeypa
     proc = policy.processor
     hello = proc.tokenizer("hi", add_special_tokens=False)["input_ids"]
     script = [*hello[:2], proc.special_ids["answer_end"]]
-    import alpamayo_ros.model.policy as module
+    import alpamayo_ros.model.runtime as module
 
     it = iter(script)
     monkeypatch.setattr(module, "_sample_token", lambda logits, *a: torch.tensor([next(it)]))

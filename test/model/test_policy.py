@@ -128,7 +128,7 @@ def test_a_left_padded_request_plans_as_it_does_alone(tiny_policy, request_facto
 def test_a_sequence_that_stops_early_ignores_what_others_generate_after(
     tiny_policy, request_factory, monkeypatch
 ):
-    import alpamayo_ros.model.policy as policy_module
+    import alpamayo_ros.model.runtime as policy_module
 
     stop_id = tiny_policy.processor.special_ids["traj_future_start"]
     real = policy_module._sample_token
