@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 KINDS: tuple[ScenarioKind, ...] = ("combined", "lead_brake", "pedestrian", "clear")
 TRAIN_SEED, TEST_SEED = 1000, 5000  # scene seeds: the held-out scenes never overlap
+LONG_TRAIN_SEED = 3000  # the long training drives' scenes
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class DemoSettings:
     at width x height; model_size, pixels: make_tiny_checkpoint's preset and image budget
     (its tokenizer learns merges from the prompt and the causal chains); train: the SFT
     settings;
+    long_train_bags: further training drives of long_train_duration s (lasting slow
+    follows and stops, which short drives hold only briefly);
     eval_samples: held-out samples evaluated (evenly spaced); eval_plan_samples:
     trajectory samples per plan, chosen from as the planner does (the replay's default)."""
 
@@ -45,6 +48,8 @@ class DemoSettings:
     test_bags: int = 12
     duration: float = 12.0
     train_duration: float | None = None  # the training drives' length (None: duration)
+    long_train_bags: int = 0  # more training drives of long_train_duration (kinds in turn)
+    long_train_duration: float = 60.0
     width: int = 240
     height: int = 136
     model_size: str = "small"
@@ -109,6 +114,18 @@ def evaluate_demo(checkpoint: str | Path, work: Path, settings: DemoSettings) ->
     return evaluate_as_planner(policy, held_out_samples(work, settings), planner).as_dict()
 
 
+def training_bags(work: Path, s: DemoSettings) -> list[Path]:
+    """The training drives (written when missing): train_bags of train_duration (or
+    duration), then long_train_bags of long_train_duration, kinds in turn."""
+    train = synthetic_bags(work / "train_bags", s.train_bags, TRAIN_SEED, s, s.train_duration)
+    if s.long_train_bags:
+        train += synthetic_bags(
+            work / "long_train_bags", s.long_train_bags, LONG_TRAIN_SEED, s,
+            s.long_train_duration,
+        )  # fmt: skip
+    return train
+
+
 def train_demo(work: str | Path, out: str | Path, settings: DemoSettings | None = None) -> dict:
     """Build data, train and evaluate the demo checkpoint into `out` (see the module
     docstring); returns (and writes to out/demo_metrics.json) the held-out metrics."""
@@ -116,8 +133,7 @@ def train_demo(work: str | Path, out: str | Path, settings: DemoSettings | None 
 
     s = settings or DemoSettings()
     work, out = Path(work), Path(out)
-    train = synthetic_bags(work / "train_bags", s.train_bags, TRAIN_SEED, s, s.train_duration)
-    train_data = _dataset(work, "train", train)
+    train_data = _dataset(work, "train", training_bags(work, s))
     corpus = [SYSTEM_PROMPT, INSTRUCTION, "system\n", "user\n", "assistant\n"]
     corpus += causal_chain_texts()
     init = make_tiny_checkpoint(

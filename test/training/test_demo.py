@@ -59,3 +59,29 @@ def test_training_drives_can_be_longer_than_the_held_out_ones(tmp_path):
         with AnyReader([bag]) as reader:
             lengths.append(reader.duration * 1e-9)
     assert abs(lengths[0] - 3.0) < 0.2 and abs(lengths[1] - 2.0) < 0.2
+
+
+def test_long_training_drives_join_the_short_ones(tmp_path):
+    """long_train_bags: drives of long_train_duration after the short ones, with their own
+    scene seeds (never a held-out scene), kinds in turn."""
+    import json
+
+    from rosbags.highlevel import AnyReader
+
+    from alpamayo_ros.training.demo import KINDS, TEST_SEED, training_bags
+
+    s = DemoSettings(train_bags=1, duration=2.0, long_train_bags=2, long_train_duration=4.0,
+                     width=64, height=36)  # fmt: skip
+    bags = training_bags(tmp_path, s)
+    assert (
+        len(bags) == 3 and [b.parent.name for b in bags] == ["train_bags"] + ["long_train_bags"] * 2
+    )
+    lengths = []
+    for bag in bags:
+        with AnyReader([bag]) as reader:
+            lengths.append(reader.duration * 1e-9)
+    assert abs(lengths[0] - 2.0) < 0.2 and all(abs(x - 4.0) < 0.2 for x in lengths[1:])
+    kinds = [json.loads((b / "scenario.json").read_text())["kind"] for b in bags[1:]]
+    assert kinds == list(KINDS[:2])
+    seeds = [int(b.name.split("_")[1]) for b in bags]
+    assert len(set(seeds)) == 3 and all(seed < TEST_SEED for seed in seeds)
