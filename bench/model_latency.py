@@ -79,8 +79,9 @@ def main() -> int:
     parser.add_argument(
         "--engine",
         default="eager",
-        choices=["eager", "static"],
-        help="decode engine (static: fixed-shape StaticCache steps)",
+        choices=["eager", "static", "fast"],
+        help="decode engine (static: fixed-shape StaticCache steps; fast: what the planner's "
+        "engine: fast sets, configure(engine='fast'): static, grouped attention, compiled)",
     )
     parser.add_argument(
         "--compile-decode",
@@ -112,7 +113,9 @@ def main() -> int:
     mode = "reduce-overhead" if args.device.startswith("cuda") else "default"
     if (args.compile_decode or args.compile_expert) and args.engine != "static":
         parser.error("--compile-decode and --compile-expert need --engine static")
-    if args.quant != "none":
+    if args.engine == "fast":
+        policy.configure("fast", args.vision_cache, args.quant)
+    elif args.quant != "none":
         quantize(policy, args.quant)
     if args.vision_cache:
         policy.enable_vision_cache(args.vision_cache)
@@ -138,7 +141,7 @@ def main() -> int:
             max_reasoning_tokens=args.reasoning_tokens,
             num_flow_steps=args.flow_steps,
             temperature=0.6,
-            engine=args.engine,
+            engine=None if args.engine == "fast" else args.engine,
         )
         if i >= args.warmup:
             for s in STAGES:
