@@ -325,7 +325,7 @@ class PolicyRuntime(nn.Module):
                 if any(w != 1.0 for w in weights):
                     with _timer(timings, "guidance_prefill", device):
                         vision = {k: inputs[k] for k in VISION_KEYS if k in inputs}
-                        ctx_u = self._unguided_context(requests, full_ids, S, vision)
+                        ctx_u = self._unguided_context(requests, full_ids, S, vision, engine)
                     w = torch.tensor(weights, device=device).repeat_interleave(S)[:, None, None]
                     velocity = guided(velocity, lambda x, t: self.expert_velocity(ctx_u, x, t), w)
                 action = euler_sample(
@@ -641,13 +641,16 @@ class PolicyRuntime(nn.Module):
         full_ids: list[list[int]],
         S: int,
         vision: dict[str, torch.Tensor] | None = None,
+        engine: str = "eager",
     ) -> ExpertContext:
         """The expert's context without navigation (classifier-free guidance): one prefill
         of the requests' prompts without the route span, repeated to S samples each, then
         each sample's guided output (full_ids: its causal chain through
         <|traj_future_start|>, B*S rows) fed through that cache in one forward pass, as the
         1.5 release replays the guided chain. vision: the guided prefill's pixel_values and
-        image_grid_thw (the same images: not preprocessed again)."""
+        image_grid_thw (the same images: not preprocessed again). engine "static": the
+        cache then moves into its own StaticCache, so the unguided expert passes run on
+        the compiled static pass as the guided ones do."""
         assert self.processor is not None
         device = self.device
         plain = [dataclasses.replace(r, navigation=None) for r in requests]
@@ -676,6 +679,9 @@ class PolicyRuntime(nn.Module):
                 input_ids=tokens, attention_mask=attention, position_ids=pos,
                 past_key_values=cache, use_cache=True, logits_to_keep=1,
             )  # fmt: skip
+        if engine == "static":
+            T = self.action_space.dims[0]
+            cache = self._to_static("unguided", cache, attention.shape[1] + T + 1)
         return self.expert_context(cache, attention, stop_pos, rope_deltas)
 
     # -- the reasoning lane -----------------------------------------------------------------

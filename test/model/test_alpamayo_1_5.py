@@ -315,6 +315,19 @@ def test_guidance_weight_0_is_the_plan_without_navigation_given_the_same_chain(
     assert np.abs(conditioned.samples[0][0].xyz - plain.samples[0][0].xyz).max() > 1e-3
 
 
+def test_guided_plans_on_the_static_engine_as_on_the_eager_one(tiny_policy_1_5, request_factory):
+    """The static engine's guidance: the unguided cache in its own StaticCache (so its
+    expert passes are the compiled static pass too), the same trajectories as eager."""
+    kw = dict(num_samples=2, seed=6, max_reasoning_tokens=5, num_flow_steps=3,
+              navigation_guidance=1.5)  # fmt: skip
+    eager = tiny_policy_1_5.plan([nav_request(request_factory)], **kw).samples[0]
+    static = tiny_policy_1_5.plan([nav_request(request_factory)], engine="static", **kw)
+    assert "unguided" in tiny_policy_1_5._static_caches
+    for a, b in zip(eager, static.samples[0], strict=True):
+        assert a.reasoning_token_ids == b.reasoning_token_ids
+        assert np.abs(a.xyz - b.xyz).max() < 1e-3
+
+
 def test_guidance_costs_one_more_prefill_and_doubles_only_the_expert(
     tiny_policy_1_5, request_factory
 ):
