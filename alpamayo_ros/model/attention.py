@@ -52,7 +52,10 @@ def grouped_attention(
     scores = scores.view(B, Hkv, g, T, S)
     if attention_mask is not None:
         mask = attention_mask[:, :, :, :S]
-        mask = mask[:, :, None] if mask.shape[1] == 1 else mask.view(B, Hkv, g, T, S)
+        if mask.shape[1] == 1:
+            mask = mask[:, :, None]  # shared by all heads: broadcast
+        else:  # per head; a batch of 1 broadcasts over the batch
+            mask = mask.reshape(mask.shape[0], Hkv, g, T, S)
         if mask.dtype == torch.bool:
             scores = scores.masked_fill(~mask, float("-inf"))
         else:

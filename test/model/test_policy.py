@@ -418,6 +418,12 @@ def test_grouped_attention_equals_sdpa_on_masked_few_query_blocks():
             got, _ = grouped_attention(Layer(), q, k, v, m, scaling=0.25)
             assert got.shape == (2, T, 8, 16)
             torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+        if T <= 128:  # the grouped path: a per-head mask longer than the keys, sliced
+            wide = torch.rand(2, 8, T, S + 7, generator=g) > 0.3
+            wide[..., S - 1] = True
+            want, _ = sdpa_attention_forward(Layer(), q, k, v, wide[..., :S], scaling=0.25)
+            got, _ = grouped_attention(Layer(), q, k, v, wide, scaling=0.25)
+            torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
         if T == 1:  # decode without padding: no mask
             want, _ = sdpa_attention_forward(Layer(), q, k, v, None, scaling=0.25)
             got, _ = grouped_attention(Layer(), q, k, v, None, scaling=0.25)
