@@ -3,7 +3,8 @@
 Steps through bag time at the planner's rate, feeds the frame and pose buffers with what
 has arrived by each tick, plans (or falls back to a stop, for the same reasons as live), and
 writes: DIR/plans/ (a ROS 2 bag, plans.mcap + metadata.yaml, with DrivingPlan, Path,
-reasoning and markers stamped in bag time), DIR/report.html and DIR/summary.json (open-loop
+reasoning and markers stamped in bag time, and the node's /diagnostics and status once per
+second of bag time), DIR/report.html and DIR/summary.json (open-loop
 metrics against the logged future, latency per stage, everything skipped and why).
 """
 
@@ -37,7 +38,8 @@ from alpamayo_ros.bag.projection import read_calibrations
 from alpamayo_ros.bag.reader import Bag, BagError, SkipCounts
 from alpamayo_ros.bag.report import ReportWriter
 from alpamayo_ros.core.camera_rig import CameraRig
-from alpamayo_ros.core.ego_history import EgoHistorySpec
+from alpamayo_ros.core.diagnostics import PlannerMonitor
+from alpamayo_ros.core.ego_history import EgoHistorySpec, StampedPose
 from alpamayo_ros.core.frame_buffer import FrameBufferSpec
 from alpamayo_ros.core.metrics import (
     constant_controls_xy,
@@ -47,6 +49,7 @@ from alpamayo_ros.core.metrics import (
 )
 from alpamayo_ros.core.plan import LATENCY_STAGES, Plan
 from alpamayo_ros.messages.autoware import autoware_candidates_msg, autoware_trajectory_msg
+from alpamayo_ros.messages.diagnostics import diagnostic_array_msg, planner_status_msg
 from alpamayo_ros.messages.plan import plan_messages
 from alpamayo_ros.planning.planner import PlanInputs, Planner, PlanOutcome
 from alpamayo_ros.planning.realtime import (
@@ -61,6 +64,7 @@ from alpamayo_ros.planning.settings import PlannerSettings
 log = logging.getLogger(__name__)
 
 PLANNER_NAMESPACE = "/alpamayo_planner"
+DIAGNOSTICS_PERIOD = 1.0  # s of bag time between /diagnostics (and status) messages, as the node
 PLAN_TOPICS = {
     "plan": "alpamayo_ros/msg/DrivingPlan",
     "path": "nav_msgs/msg/Path",
@@ -368,6 +372,11 @@ def _replay_into(
     def types(name: str) -> Any:
         return store.types[name]
 
+    # What the node would say on /diagnostics and ~/status, in bag time (no wall-clock
+    # health: the replay has no stalled clock or model to report).
+    monitor = PlannerMonitor(rig.names)
+    monitor.on_model_loaded(planner.model_id)
+
     plans_dir = out_dir / "plans"
     wall_start = time.perf_counter()
     with Bag(bag_path) as bag, BagWriter(plans_dir, store=store) as writer:
@@ -381,8 +390,17 @@ def _replay_into(
         is_tf = bag.topics[odom_source] == "tf2_msgs/msg/TFMessage"
         if navigation_topic is not None:
             bag.require([navigation_topic])
+
+        def add_image(camera: str, stamp: float, image: np.ndarray) -> None:
+            monitor.on_image(camera, feed.received)
+            planner.add_image(camera, stamp, image)
+
+        def add_pose(pose: StampedPose) -> None:
+            monitor.on_pose(pose.stamp, feed.received)
+            planner.add_pose(pose)
+
         feed = InputFeed(
-            rig, odom_source, is_tf, planner.add_image, planner.add_pose, skipped,
+            rig, odom_source, is_tf, add_image, add_pose, skipped,
             navigation_topic=navigation_topic, set_navigation=planner.set_navigation,
         )  # fmt: skip
         t_first = first_tick(bag, planner.poses.spec) + start
@@ -397,6 +415,7 @@ def _replay_into(
             result.planning_mode, result.realtime = planning_mode, lanes.stats
 
         def emit(step: ReplayStep) -> None:
+            monitor.on_plan(step.plan)
             report.add(step)
             step.image = None  # drawn (or not needed): do not hold frames of long bags
             result.steps.append(step)
@@ -413,15 +432,32 @@ def _replay_into(
                 )
             step.candidates = ()
 
+        next_diagnostics = t_first
+
+        def write_diagnostics(now: float) -> None:
+            monitor.bad_messages = Counter(skipped.as_dict())
+            items = monitor.diagnostics(now, PLANNER_NAMESPACE.lstrip("/"))
+            msg = diagnostic_array_msg(items, now, types, "alpamayo_planner")
+            writer.write("/diagnostics", now, msg)
+            writer.write(
+                f"{PLANNER_NAMESPACE}/status", now, planner_status_msg(monitor, now, types)
+            )
+
         try:
             for tick in step_through(bag, feed, ticks):
                 if navigation is not None:
                     planner.set_navigation(navigation, tick)
                 if lanes is None:
+                    monitor.on_cycle(dropped=False)
                     emit(_plan_tick(planner, tick, logged, report_camera))
                 else:
+                    dropped_before = lanes.stats.dropped_cycles
                     for pub in lanes.tick(tick):
                         emit(_published_step(pub, logged, report_camera))
+                    monitor.on_cycle(dropped=lanes.stats.dropped_cycles > dropped_before)
+                if tick >= next_diagnostics - 1e-9:
+                    write_diagnostics(tick)
+                    next_diagnostics = tick + DIAGNOSTICS_PERIOD
                 bar.update(1)
             if lanes is not None:
                 for pub in lanes.flush():

@@ -9,6 +9,7 @@ rosbags (replay): `types(name)` returns the class for e.g. "nav_msgs/msg/Path", 
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +21,9 @@ from alpamayo_ros.messages.inputs import BadMessage, split_seconds, stamp_second
 
 TypeLookup = Callable[[str], Any]
 
+# The text marker above the car wraps at this many characters a line (long causal chains
+# otherwise run across the whole 3D view).
+MARKER_TEXT_WIDTH = 48
 # Speed colour scale of the trajectory marker: blue at 0 m/s to red at this speed.
 MARKER_MAX_SPEED = 20.0
 
@@ -190,6 +194,7 @@ def marker_array_msg(plan: Plan, types: TypeLookup, namespace: str = "alpamayo")
         identity,
     )  # fmt: skip  (4 = LINE_STRIP)
     text = plan.reasoning if not plan.is_fallback else f"STOP: {plan.fallback_reason}"
+    text = textwrap.fill(text, MARKER_TEXT_WIDTH)
     red = types("std_msgs/msg/ColorRGBA")(r=1.0, g=0.2, b=0.2, a=1.0)
     white = types("std_msgs/msg/ColorRGBA")(r=1.0, g=1.0, b=1.0, a=1.0)
     above = pose(position=_point(types, 0.0, 0.0, 3.0), orientation=_quaternion_yaw(types, 0.0))

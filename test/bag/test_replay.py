@@ -131,14 +131,32 @@ def test_replay_of_the_sample_plans_at_the_rate_and_writes_bag_report_summary(
     store = typestore()
     with AnyReader([tmp_path / "plans"], default_typestore=store) as reader:
         kinds = {c.topic: c.msgtype for c in reader.connections}
-        assert kinds == {f"{PLANNER_NAMESPACE}/{k}": v for k, v in PLAN_TOPICS.items()}
+        assert kinds == {f"{PLANNER_NAMESPACE}/{k}": v for k, v in PLAN_TOPICS.items()} | {
+            "/diagnostics": "diagnostic_msgs/msg/DiagnosticArray",
+            f"{PLANNER_NAMESPACE}/status": "alpamayo_ros/msg/PlannerStatus",
+        }
         per_topic = {c.topic: c.msgcount for c in reader.connections}
-        assert set(per_topic.values()) == {len(ticks)}
+        assert {per_topic[f"{PLANNER_NAMESPACE}/{k}"] for k in PLAN_TOPICS} == {len(ticks)}
         conn = next(c for c in reader.connections if c.msgtype == PLAN_TOPICS["plan"])
         _, t_ns, raw = next(reader.messages(connections=[conn]))
         plan = reader.deserialize(raw, conn.msgtype)
+        # The node's diagnostics and status, once per second of bag time.
+        diag = [c for c in reader.connections if c.topic == "/diagnostics"]
+        arrays = [(t, reader.deserialize(raw, c.msgtype)) for c, t, raw in reader.messages(diag)]
+        status = [c for c in reader.connections if c.topic.endswith("/status")]
+        last_status = [reader.deserialize(r, c.msgtype) for c, _, r in reader.messages(status)][-1]
     assert len(plan.points) == 64 and plan.header.frame_id == "base_link"
     assert t_ns == nanoseconds(ticks[0])
+    assert len(arrays) == per_topic[f"{PLANNER_NAMESPACE}/status"] == int(span + 1e-6) + 1
+    assert np.allclose(np.diff([t for t, _ in arrays]) * 1e-9, 1.0)
+    inputs, model = arrays[-1][1].status
+    assert inputs.name == "alpamayo_planner: inputs" and inputs.message == "all inputs arriving"
+    rates = {kv.key: float(kv.value) for kv in inputs.values if kv.key.endswith("[Hz]")}
+    assert set(rates) == {f"{c} rate [Hz]" for c in rig.names} | {"odometry rate [Hz]"}
+    assert all(9.0 <= r <= 11.0 for k, r in rates.items() if k != "odometry rate [Hz]"), rates
+    published = {kv.key: kv.value for kv in model.values}["plans published"]
+    assert int(published) == sum(1 for t in ticks if t <= arrays[-1][0] * 1e-9 + 1e-6)
+    assert last_status.plans_published == int(published) and last_status.model_ready
 
     html = (tmp_path / "report.html").read_text()
     assert "UNTRAINED CHECKPOINT" in html
@@ -242,6 +260,19 @@ def test_corrupt_image_and_odometry_gap_are_counted_and_the_replay_finishes(
     assert summary["odometry_gaps"][0]["seconds"] == pytest.approx(1.05, abs=0.06)
     assert sum(summary["fallback_plans"].values()) >= 5  # stops while odometry is missing
     assert len(result.steps) == summary["plans"] > 60  # and it went on to the end
+    # The diagnostics in the plans bag say so as it happened: the skipped image, and the
+    # odometry silent and stale during the gap.
+    with AnyReader([tmp_path / "out" / "plans"], default_typestore=typestore()) as reader:
+        diag = [c for c in reader.connections if c.topic == "/diagnostics"]
+        arrays = [(t * 1e-9, reader.deserialize(r, c.msgtype)) for c, t, r in reader.messages(diag)]
+    inputs = {round(t - t_start, 1): a.status[0] for t, a in arrays}
+    assert any(i.message == "1 messages skipped" for i in inputs.values())
+    in_gap = [i for t, i in inputs.items() if 4.2 <= t < 5.0]
+    after = {kv.key: kv.value for kv in inputs[max(inputs)].values}
+    assert after["skipped bad_image"] == "1"
+    assert len(in_gap) == 1, sorted(inputs)  # a diagnostics tick inside the second without odometry
+    ages = {kv.key: float(kv.value) for kv in in_gap[0].values if kv.key.endswith("[s]")}
+    assert ages["odometry age [s]"] > 0.2, ages
 
 
 def test_ctrl_c_writes_what_is_done(sample_bag, tiny, tmp_path):

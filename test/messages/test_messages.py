@@ -2,6 +2,7 @@
 code builds rclpy messages in the nodes): CDR round trips, markers, malformed plans."""
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -13,7 +14,12 @@ from alpamayo_ros.core.plan import Plan, make_stop_plan
 from alpamayo_ros.core.trajectory import integrate
 from alpamayo_ros.messages.commands import ackermann_msg, twist_msg, twist_stamped_msg
 from alpamayo_ros.messages.inputs import BadMessage, split_seconds
-from alpamayo_ros.messages.plan import plan_from_msg, plan_messages
+from alpamayo_ros.messages.plan import (
+    MARKER_TEXT_WIDTH,
+    marker_array_msg,
+    plan_from_msg,
+    plan_messages,
+)
 
 STORE = typestore()
 ACKERMANN = {
@@ -78,6 +84,11 @@ def test_path_reasoning_and_markers():
     # faster -> redder along the line (accelerating from 8 m/s)
     assert line.colors[-1].r > line.colors[0].r
     assert label.type == 9 and label.text == plan.reasoning
+    # a long chain wraps (the same words, lines of at most MARKER_TEXT_WIDTH characters)
+    long = replace(plan, reasoning=" ".join(["lead vehicle ahead is braking"] * 6))
+    text = marker_array_msg(long, types).markers[1].text
+    assert text.split() == long.reasoning.split() and text.count("\n") >= 3
+    assert max(len(line) for line in text.splitlines()) <= MARKER_TEXT_WIDTH
 
 
 def test_fallback_plan_says_why_in_red():
