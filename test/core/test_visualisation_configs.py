@@ -45,6 +45,14 @@ def test_foxglove_layout_shows_what_the_planner_publishes():
     text = json.dumps(panels)
     topics = set(re.findall(r'"(/[A-Za-z0-9_/]+?)(?:[.{"])', text))
     assert topics and topics <= PUBLISHED | CAMERA, topics - PUBLISHED - CAMERA
+    # Titles for Foxglove and for Lichtblick (its open-source fork, where the screenshot in
+    # the README was made), the same; every plotted series labelled.
+    for name, panel in panels.items():
+        assert panel.get("foxglovePanelTitle") == panel.get("lichtblickPanelTitle"), name
+    series = [
+        p for name, panel in panels.items() if name.startswith("Plot!") for p in panel["paths"]
+    ]
+    assert series and all(p.get("label") for p in series)
     paths = re.findall(r"/alpamayo_planner/plan(?:\{[^}]*\})?\.([A-Za-z_\[\]:.]+)", text)
     assert len(paths) >= 5
     for path in paths:
