@@ -68,3 +68,8 @@ def test_rviz_config_shows_what_the_planner_publishes():
     topics = {d["Topic"]["Value"] for d in displays if "Topic" in d}
     assert {f"{PLANNER_NAMESPACE}/path", f"{PLANNER_NAMESPACE}/markers"} <= topics
     assert topics <= PUBLISHED | CAMERA
+    # RViz's image displays take the transport from the topic's last name
+    # (rviz_default_plugins getTransportFromTopic: "compressed" -> compressed, else raw), and
+    # the rig publishes only CompressedImage: the display must name the compressed topic.
+    images = [d for d in displays if d["Class"] == "rviz_default_plugins/Image"]
+    assert images and all(d["Topic"]["Value"] == FRONT_TOPIC for d in images)
