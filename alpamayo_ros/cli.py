@@ -18,7 +18,7 @@ REPLAY_PLANNER_FLAGS = (
     "num_samples", "temperature", "top_p", "max_reasoning_tokens", "num_flow_steps",
     "sample_choice", "seed", "max_input_age", "max_plan_age", "late_plan",
     "frames_per_camera", "navigation_max_age", "navigation_guidance", "noise_temperature",
-    "engine", "vision_cache_frames", "quantization",
+    "engine", "vision_cache_frames", "quantization", "hold_at_standstill",
 )  # fmt: skip
 
 

@@ -122,6 +122,34 @@ class UnicycleRollout:
         return xyz, rotation_from_yaw(self.heading)
 
 
+def held_at_standstill(
+    rollout: UnicycleRollout, integration: Integration | None = None
+) -> UnicycleRollout | None:
+    """One sample's rollout (arrays (T,)) with its negative speeds replaced by standstill, or
+    None when it has none or started reversing (negative speed at t0: a reversing car keeps
+    its plan).
+
+    A car braking to a stop stops; it does not roll backwards. Speeds become
+    max(speed, 0): the step that would cross zero ends at exactly 0 m/s, the car stays
+    stopped while the drawn speed is negative and moves off when it is positive again.
+    Accelerations follow from the new speeds, curvatures are kept, and the path is
+    integrated again from the same v0 with `integration`: the one the rollout was made with
+    (None: whichever of the two reproduces it), so states before the crossing are unchanged.
+    """
+    dt = rollout.dt
+    v0 = float(rollout.speed[0] - rollout.accel[0] * dt)
+    if v0 < 0 or not np.any(rollout.speed < 0):
+        return None
+    T = rollout.speed.shape[-1]
+    if integration is None:
+        spec = UnicycleSpec(num_steps=T, dt=dt, integration="trapezoid")
+        again = integrate(rollout.controls, v0, spec).xy
+        integration = "trapezoid" if np.allclose(again, rollout.xy, atol=1e-6) else "exact"
+    v = np.concatenate([[v0], np.maximum(rollout.speed, 0.0)])
+    controls = np.stack([np.diff(v) / dt, rollout.curvature], axis=-1)
+    return integrate(controls, v0, UnicycleSpec(num_steps=T, dt=dt, integration=integration))
+
+
 def rotation_from_yaw(yaw: np.ndarray) -> np.ndarray:
     """yaw (...) radians -> rotation matrices (..., 3, 3) about +z."""
     yaw = np.asarray(yaw, dtype=np.float64)

@@ -8,6 +8,7 @@ with `planner_config` / `controller_config`.
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import textwrap
@@ -134,6 +135,9 @@ PLANNER_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("frame_tolerance", 0.05, "Seconds a frame may be off its slot (t0 - k * 0.1 s).",
               min=0.0, max=0.099),
     ParamSpec("stop_decel", 2.0, "m/s^2 of the controlled stop plan.", min=0.1, max=10.0),
+    ParamSpec("hold_at_standstill", True, "A sample whose speed falls through zero stops there "
+              "and stays stopped while its speed is negative, instead of reversing (false: judged "
+              "as drawn; below -0.5 m/s it fails the plan checks)."),
     ParamSpec("max_speed", 45.0, "m/s; a model plan faster than this is replaced by a stop.",
               min=0.1, max=100.0),
     ParamSpec("max_curvature", 0.35, "1/m; a model plan curving more is replaced by a stop.",
@@ -254,6 +258,7 @@ def planner_config(values: dict[str, Any]) -> PlannerConfig:
             max_plan_age=float(v["max_plan_age"]),
             late_plan=str(v["late_plan"]),  # type: ignore[arg-type]
             stop_decel=float(v["stop_decel"]),
+            hold_at_standstill=bool(v["hold_at_standstill"]),
             frame_id=str(v["base_frame"]),
             seed=None if v["seed"] == -1 else int(v["seed"]),
             limits=PlanLimits(
@@ -381,8 +386,8 @@ def add_arguments(
         flags = [f"--{name.replace('_', '-')}", *(aliases or {}).get(name, ())]
         help_text = f"{spec.description}{note} Default: {default}."
         kwargs: dict[str, Any] = {"dest": name, "default": default, "help": help_text}
-        if isinstance(spec.default, bool):
-            kwargs["action"] = "store_true"
+        if isinstance(spec.default, bool):  # --name / --no-name
+            kwargs["action"] = argparse.BooleanOptionalAction
         else:
             kwargs["type"] = type(spec.default)
             if spec.choices:

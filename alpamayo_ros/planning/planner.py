@@ -31,6 +31,7 @@ from alpamayo_ros.core.ego_history import (
 from alpamayo_ros.core.frame_buffer import FrameBuffer, FrameBufferSpec, FrameSet, FramesUnavailable
 from alpamayo_ros.core.meta_actions import extract_meta_actions, is_consistent, meta_actions_in_text
 from alpamayo_ros.core.plan import LATENCY_STAGES, Plan, make_stop_plan, plan_problems
+from alpamayo_ros.core.trajectory import held_at_standstill
 from alpamayo_ros.planning.requests import PlanRequest, Policy
 from alpamayo_ros.planning.settings import PlannerSettings, SampleChoice
 
@@ -123,6 +124,16 @@ def self_consistent(samples: list[Any], v0: float) -> np.ndarray:
         extracted = extract_meta_actions(roll.speed, roll.heading, roll.y, v0, roll.dt)
         flags.append(is_consistent(meta_actions_in_text(smp.reasoning), extracted))
     return np.array(flags, dtype=bool)
+
+
+def _held(sample: Any) -> Any:
+    """The sample with its speeds held at standstill instead of falling through zero (its
+    path, states and xyz from the held rollout); the sample itself when that changes nothing."""
+    roll = held_at_standstill(sample.rollout)
+    if roll is None:
+        return sample
+    xyz, rot = roll.to_xyz_rot(z=float(np.asarray(sample.xyz)[0, 2]))
+    return replace(sample, controls=roll.controls, rollout=roll, xyz=xyz, rot=rot)
 
 
 class Planner:
@@ -356,6 +367,8 @@ class Planner:
         """The published plan from one request's samples (or a stop plan if it is invalid)."""
         s = self.settings
         fields = {"lane": "full", "chain_stamp": inputs.t0, **fields}
+        if s.hold_at_standstill:
+            samples = [_held(smp) for smp in samples]
         xy = np.stack([smp.rollout.xy for smp in samples])
 
         def as_plan(k: int) -> Plan:

@@ -35,6 +35,10 @@ class PlannerSettings:
         publish is late: late_plan "stop" publishes a flagged stop plan instead, "drop"
         publishes nothing (counted either way).
     stop_decel: m/s^2 of the controlled stop.
+    hold_at_standstill: a drawn sample whose speed falls through zero (from forward motion)
+        stops there and stays stopped while its speed is negative (core.trajectory
+        held_at_standstill) before the plan checks; False: judged as drawn (speeds below the
+        limits' minimum make it invalid).
     frame_id: the ego frame the plans are expressed in.
     seed: base seed (each plan adds its tick count); None draws a fresh one every time.
     clock: when the clock counts as jumping back, and how far ahead of it inputs may be.
@@ -56,6 +60,7 @@ class PlannerSettings:
     max_plan_age: float = 1.0
     late_plan: LatePlan = "stop"
     stop_decel: float = 2.0
+    hold_at_standstill: bool = True
     frame_id: str = "base_link"
     seed: int | None = None
     limits: PlanLimits = field(default_factory=PlanLimits)

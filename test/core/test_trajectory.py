@@ -10,6 +10,7 @@ from alpamayo_ros.core.trajectory import (
     UnicycleSpec,
     fit_controls,
     heading_from_path,
+    held_at_standstill,
     integrate,
     rollout_from_xyz_rot,
     rotation_from_yaw,
@@ -160,3 +161,40 @@ def test_heading_from_path_holds_heading_while_stopped():
     h = heading_from_path(xy)
     np.testing.assert_allclose(h[:9], np.pi / 4, atol=1e-9)
     np.testing.assert_allclose(h[10:], h[9])
+
+
+@pytest.mark.parametrize("integration", ["trapezoid", "exact"])
+def test_held_at_standstill_stops_where_the_speed_reaches_zero(integration):
+    """From 6 m/s at -3 m/s^2 the speed reaches zero at 2 s: the held rollout has the same
+    states until then, stops exactly at 0 m/s, v0^2 / (2 a) = 6 m ahead, and stays there."""
+    spec = UnicycleSpec(integration=integration)
+    controls = np.tile([-3.0, 0.02], (64, 1))
+    roll = integrate(controls, 6.0, spec)
+    held = held_at_standstill(roll)
+    assert held is not None and held.speed.min() == 0.0
+    np.testing.assert_allclose(held.speed, np.maximum(roll.speed, 0.0), atol=1e-12)
+    stop = int(np.argmax(roll.speed <= 0))  # the step ending at 2.0 s
+    for name in ("x", "y", "heading", "speed"):
+        np.testing.assert_allclose(getattr(held, name)[:stop], getattr(roll, name)[:stop])
+    assert np.hypot(held.x[stop], held.y[stop]) == pytest.approx(6.0, abs=0.01)
+    assert np.all(held.x[stop:] == held.x[stop]) and np.all(
+        held.heading[stop:] == held.heading[stop]
+    )
+    assert np.all(held.accel[stop + 1 :] == 0.0)
+
+
+def test_held_at_standstill_moves_off_when_the_drawn_speed_turns_positive():
+    controls = np.concatenate([np.tile([-3.0, 0.0], (30, 1)), np.tile([3.0, 0.0], (34, 1))])
+    roll = integrate(controls, 6.0, UnicycleSpec(integration="trapezoid"))
+    held = held_at_standstill(roll)
+    assert held is not None
+    np.testing.assert_allclose(held.speed, np.maximum(roll.speed, 0.0), atol=1e-12)
+    assert held.speed[-1] == pytest.approx(roll.speed[-1]) and held.speed[-1] > 0
+    assert np.all(np.diff(held.x) >= -1e-12)  # never backwards
+
+
+def test_held_at_standstill_leaves_forward_and_reversing_rollouts_alone():
+    spec = UnicycleSpec(integration="trapezoid")
+    assert held_at_standstill(integrate(np.tile([-0.5, 0.0], (64, 1)), 6.0, spec)) is None
+    reversing = integrate(np.tile([-0.5, 0.0], (64, 1)), -1.0, spec)  # backing up
+    assert held_at_standstill(reversing) is None

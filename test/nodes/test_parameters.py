@@ -68,3 +68,18 @@ def test_bad_planner_values_name_the_parameter(values, message):
 def test_inconsistent_controller_values_fail_with_the_reason():
     with pytest.raises(ParameterError, match=r"stop_decel .* must not exceed max_decel"):
         controller_config({"stop_decel": 8.0, "max_decel": 5.0})
+
+
+def test_boolean_flags_turn_off_too():
+    """A boolean parameter that defaults to true has a --no- flag on the command line."""
+    import argparse
+
+    from alpamayo_ros.nodes.parameters import add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser, PLANNER_PARAMS, ("hold_at_standstill", "publish_autoware"))
+    on = parser.parse_args([])
+    assert on.hold_at_standstill is True and on.publish_autoware is False
+    off = parser.parse_args(["--no-hold-at-standstill", "--publish-autoware"])
+    assert off.hold_at_standstill is False and off.publish_autoware is True
+    assert planner_config({"hold_at_standstill": False}).settings.hold_at_standstill is False

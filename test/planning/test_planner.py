@@ -113,7 +113,7 @@ def test_model_error_gives_a_stop_plan_from_the_current_speed():
     ],
 )
 def test_invalid_model_output_is_rejected_for_a_stop(controls, problem):
-    planner = Planner(FixedPolicy(controls), RIG)
+    planner = Planner(FixedPolicy(controls), RIG, PlannerSettings(hold_at_standstill=False))
     fill(planner, 10.0)
     plan = planner.step(10.0).plan
     assert plan.is_fallback and plan.fallback_reason.startswith("model plan rejected")
@@ -320,12 +320,37 @@ def test_a_valid_sample_is_published_when_the_preferred_one_fails_the_checks():
             return PlanResult([rows for _ in requests], {"total": 1.0})
 
     for how in ("first", "median", "consistent"):
-        planner = Planner(TwoSamples(), RIG, PlannerSettings(sample_choice=how))
+        settings = PlannerSettings(sample_choice=how, hold_at_standstill=False)
+        planner = Planner(TwoSamples(), RIG, settings)
         fill(planner, 10.0)
         outcome = planner.step(10.0)
         assert not outcome.plan.is_fallback and outcome.plan.chosen_sample == 1, how
         assert len(outcome.candidates) == 1
-    planner = Planner(TwoSamples(both_bad=True), RIG)
+    planner = Planner(TwoSamples(both_bad=True), RIG, PlannerSettings(hold_at_standstill=False))
     fill(planner, 10.0)
     plan = planner.step(10.0).plan
     assert plan.is_fallback and "speed" in plan.fallback_reason
+
+
+def test_a_sample_braking_through_zero_stops_there_instead_of_reversing():
+    """Braking at 3 m/s^2 from 6 m/s passes zero at 2 s: the published plan is the model's,
+    stopped from there (the same states until then), not a stop plan; with
+    hold_at_standstill off the same sample fails the plan checks."""
+    brake = np.tile([-3.0, 0.0], (64, 1))
+    planner = Planner(FixedPolicy(brake), RIG, PlannerSettings(num_samples=2))
+    fill(planner, 10.0)
+    plan = planner.step(10.0).plan
+    drawn = sample(brake, v0=plan.speed[0] + 0.3)  # the policy integrated from the same v0
+    assert not plan.is_fallback and plan.model_id == "fixed"
+    assert plan.speed.min() == 0.0 and np.all(plan.speed[-40:] == 0.0)
+    crossing = int(np.argmax(drawn.rollout.speed < 0))
+    assert 15 <= crossing <= 25
+    np.testing.assert_allclose(plan.xyz[:crossing], drawn.xyz[:crossing], atol=1e-9)
+    assert np.all(plan.xyz[crossing:, 0] == plan.xyz[-1, 0])  # stopped where it stopped
+    assert plan.accel[crossing] > -3.0 and np.all(plan.accel[crossing + 1 :] == 0.0)
+    assert "stop" in plan.meta_actions
+
+    planner = Planner(FixedPolicy(brake), RIG, PlannerSettings(hold_at_standstill=False))
+    fill(planner, 10.0)
+    plan = planner.step(10.0).plan
+    assert plan.is_fallback and "speed in [" in plan.fallback_reason
