@@ -126,8 +126,8 @@ def self_consistent(samples: list[Any], v0: float) -> np.ndarray:
     return np.array(flags, dtype=bool)
 
 
-def _held(sample: Any) -> Any:
-    """The sample with its speeds held at standstill instead of falling through zero (its
+def held_sample(sample: Any) -> Any:
+    """A policy sample with its speeds held at standstill instead of falling through zero (its
     path, states and xyz from the held rollout); the sample itself when that changes nothing."""
     roll = held_at_standstill(sample.rollout)
     if roll is None:
@@ -368,7 +368,7 @@ class Planner:
         s = self.settings
         fields = {"lane": "full", "chain_stamp": inputs.t0, **fields}
         if s.hold_at_standstill:
-            samples = [_held(smp) for smp in samples]
+            samples = [held_sample(smp) for smp in samples]
         xy = np.stack([smp.rollout.xy for smp in samples])
 
         def as_plan(k: int) -> Plan:

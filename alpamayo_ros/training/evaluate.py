@@ -22,7 +22,7 @@ from alpamayo_ros.core.meta_actions import (
     meta_actions_in_text,
 )
 from alpamayo_ros.core.metrics import constant_velocity_xy, displacement_metrics
-from alpamayo_ros.planning.planner import choose_sample, self_consistent
+from alpamayo_ros.planning.planner import choose_sample, held_sample, self_consistent
 from alpamayo_ros.planning.requests import PlanRequest
 from alpamayo_ros.planning.settings import PlannerSettings, SampleChoice
 from alpamayo_ros.training.dataset import DrivingSample
@@ -66,8 +66,10 @@ def evaluate_policy(
     num_flow_steps: int | None = None,
     examples: int = 8,
     sample_choice: SampleChoice = "consistent",
+    hold_at_standstill: bool = False,
 ) -> EvalReport:
-    """Plan every sample and score it (see the module docstring)."""
+    """Plan every sample and score it (see the module docstring). hold_at_standstill: the
+    samples held at standstill as the planner publishes them (planning.planner.held_sample)."""
     model_metrics: list[dict[str, float]] = []
     cv_metrics: list[dict[str, float]] = []
     consistent, agree, sample_flags = [], [], []
@@ -81,6 +83,8 @@ def evaluate_policy(
             num_flow_steps=num_flow_steps,
         )  # fmt: skip
         for sample, group in zip(chunk, result.samples, strict=True):
+            if hold_at_standstill:
+                group = [held_sample(smp) for smp in group]
             xy = np.stack([smp.rollout.xy for smp in group])
             flags = self_consistent(group, sample.v0)
             sample_flags.extend(flags.tolist())
@@ -127,4 +131,5 @@ def evaluate_as_planner(
         policy, samples, num_samples=s.num_samples, temperature=s.temperature, top_p=s.top_p,
         max_reasoning_tokens=s.max_reasoning_tokens, num_flow_steps=s.num_flow_steps,
         sample_choice=s.sample_choice, seed=0 if s.seed is None else s.seed,
+        hold_at_standstill=s.hold_at_standstill,
     )  # fmt: skip

@@ -1,6 +1,8 @@
 """Evaluation: an oracle that plans what the driver did, and says what the annotation says,
 scores zero error and full consistency; the constant-velocity baseline does not."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -40,3 +42,27 @@ def test_oracle_scores_zero_and_full_consistency(samples):
     assert report.constant_velocity["ade_3.0s"] > 10 * report.model["ade_3.0s"]
     assert report.consistency == 1.0 and report.annotation_agreement == 1.0
     assert report.examples and report.examples[0]["reasoning"] == samples[0].reasoning
+
+
+def test_the_planners_evaluation_scores_samples_held_at_standstill(samples):
+    """A policy braking through zero: scored as the planner publishes it (stopped, the same
+    path until the stop), and as drawn (rolling backwards) with hold_at_standstill off."""
+    from alpamayo_ros.planning.settings import PlannerSettings
+    from alpamayo_ros.training.evaluate import evaluate_as_planner
+
+    class Braking:
+        def plan(self, requests, num_samples=1, **_):
+            controls = np.tile([-6.0, 0.0], (64, 1))
+            out = []
+            for req in requests:
+                roll = integrate(controls, req.ego.speed, UnicycleSpec(integration="trapezoid"))
+                xyz, rot = roll.to_xyz_rot()
+                out.append([PolicySample("Stop: x.", controls, roll, xyz, rot, True)])
+            return PlanResult(out, {})
+
+    settings = PlannerSettings(num_samples=1, seed=0)
+    held = evaluate_as_planner(Braking(), samples, settings)
+    drawn = evaluate_as_planner(Braking(), samples, replace(settings, hold_at_standstill=False))
+    assert held.samples == drawn.samples == len(samples)
+    assert held.model["ade_1.0s"] == pytest.approx(drawn.model["ade_1.0s"], rel=0.2)
+    assert held.model["fde_6.4s"] < drawn.model["fde_6.4s"] - 10.0  # not 100 m backwards
