@@ -118,6 +118,8 @@ def main() -> int:
     parser.add_argument("--tokens", type=int, default=40, help="reasoning tokens decoded")
     parser.add_argument("--flow-steps", type=int, default=10)
     parser.add_argument("--image-size", default="1920x1080")
+    parser.add_argument("--schedule-s", type=float, default=20.0,
+                        help="wall seconds of the two_lane_schedule section")  # fmt: skip
     parser.add_argument(
         "--tiny", action="store_true", help="tiny checkpoint on the CPU (a dry run)"
     )
@@ -435,6 +437,70 @@ def main() -> int:
         policy.enable_vision_cache(0)
         return {"stages": stats(res), "hits": cache.hits, "misses": cache.misses,
                 "over_100ms": int((totals > 100).sum()), "engine": engine}  # fmt: skip
+
+    @section("two_lane_schedule", 20 + 1.5 * args.schedule_s)
+    def two_lane_schedule():
+        """The planner node's schedule in wall time: a 10 Hz input set (one new frame per
+        camera each cycle, the vision cache on) submitted to the worker in two_lane mode
+        (one thread, the lanes cooperative: reasoning steps only while no input waits), for
+        --schedule-s seconds; what would be published, the dropped cycles, the chain ages."""
+        from alpamayo_ros.core.camera_rig import CameraRig
+        from alpamayo_ros.core.ego_history import EgoPoseBuffer, StampedPose
+        from alpamayo_ros.core.frame_buffer import FrameSet
+        from alpamayo_ros.planning.planner import PlanInputs, Planner
+        from alpamayo_ros.planning.settings import PlannerSettings
+        from alpamayo_ros.planning.worker import PlanningWorker
+
+        rig = CameraRig.released_default()
+        settings = PlannerSettings(num_samples=1, max_reasoning_tokens=args.tokens,
+                                   num_flow_steps=args.flow_steps, seed=0)  # fmt: skip
+        policy.enable_vision_cache(32)
+        published: list[tuple[float, Any]] = []  # (wall s, plan)
+        worker = PlanningWorker(Planner(policy, rig, settings),
+                                lambda o: published.append((time.monotonic(), o.plan)),
+                                planning_mode="two_lane")  # fmt: skip
+        cycles = round(args.schedule_s * 10)
+        reqs = cycling_requests(cycles)
+        poses = EgoPoseBuffer()
+        pose_steps = 0  # poses at 10 Hz from 0 s, 8 m/s straight ahead
+        start = time.monotonic()
+        submitted: dict[float, float] = {}  # t0 -> wall s of submission
+        for k in range(cycles):
+            t0 = round(2.0 + 0.1 * k, 3)  # input time; the wall clock runs alongside
+            while 0.1 * pose_steps <= t0 + 1e-9:
+                t = 0.1 * pose_steps
+                poses.add(StampedPose(t, (8.0 * t, 0.0, 0.0), (1.0, 0.0, 0.0, 0.0)))
+                pose_steps += 1
+            images = reqs[k].images
+            frames = FrameSet(
+                t0, rig.names, tuple(tuple(images[4 * c : 4 * c + 4]) for c in range(4)),
+                np.array([[t0 - 0.1 * (3 - f) for f in range(4)] for _ in range(4)]),
+            )  # fmt: skip
+            time.sleep(max(0.0, start + 0.1 * k - time.monotonic()))
+            submitted[t0] = time.monotonic()
+            worker.submit(PlanInputs(t0, frames, poses.history(t0)))
+        worker.wait_idle(30.0)
+        worker.stop()
+        policy.enable_vision_cache(0)
+        wall = time.monotonic() - start
+        model = [(w, p) for w, p in published if not p.is_fallback]
+        ages = [w - submitted[round(p.stamp, 3)] for w, p in model]
+        chain_ages = [p.stamp - p.chain_stamp for _, p in model if np.isfinite(p.chain_stamp)]
+        lanes: dict[str, int] = {}
+        for _, p in model:
+            lanes[p.lane] = lanes.get(p.lane, 0) + 1
+
+        def pct(v: list[float]) -> dict[str, float]:
+            return ({"p50": float(np.percentile(v, 50)), "p99": float(np.percentile(v, 99)),
+                     "max": float(np.max(v))} if v else {})  # fmt: skip
+
+        return {"seconds": args.schedule_s, "cycles": cycles, "published": len(published),
+                "model_plans": len(model), "plans_per_s": len(published) / wall,
+                "dropped_cycles": worker.dropped, "chains_refreshed": worker.chains,
+                "lanes": lanes, "plan_age_at_publish_s": pct(ages),
+                "chain_age_s": pct(chain_ages),
+                "stop_reasons": sorted({p.fallback_reason.split(":")[0]
+                                        for _, p in published if p.is_fallback})}  # fmt: skip
 
     @section("fast_full_cached", 150)
     def fast_full_cached():
