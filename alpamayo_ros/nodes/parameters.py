@@ -105,6 +105,13 @@ PLANNER_PARAMS: tuple[ParamSpec, ...] = (
               "two_lane: every cycle a trajectory-lane plan with the newest causal chain "
               "teacher-forced (prefill + expert), chains written by a reasoning lane a step at "
               "a time between them on the same GPU.", choices=("full", "two_lane")),
+    ParamSpec("max_chain_age", 1.0, "two_lane: seconds (input time) after which the causal chain "
+              "counts as stale and reasoning steps may delay waiting inputs (see "
+              "stale_chain_slice).", min=0.1, max=60.0),
+    ParamSpec("stale_chain_slice", 0.03, "two_lane: wall seconds of reasoning steps run after "
+              "each plan while the chain is stale, even though an input waits (at least one "
+              "step; 0: never, and a trajectory lane that fills the cycle never refreshes the "
+              "chain).", min=0.0, max=1.0),
     ParamSpec("engine", "eager", "Model engine. eager: the reference path. fast: static KV "
               "cache, grouped attention, the decode step and the expert pass compiled (CUDA "
               "graphs on a GPU; the first plan compiles, ~100 s on an H200, and is late); "
@@ -239,6 +246,8 @@ class PlannerConfig:
     ask_max_tokens: int = 256
     ask_timeout: float = 10.0
     planning_mode: str = "full"
+    max_chain_age: float = 1.0
+    stale_chain_slice: float = 0.03
     engine: str = "eager"
     vision_cache_frames: int = 32
     quantization: str = "none"
@@ -295,6 +304,8 @@ def planner_config(values: dict[str, Any]) -> PlannerConfig:
         ask_max_tokens=int(v["ask_max_tokens"]),
         ask_timeout=float(v["ask_timeout"]),
         planning_mode=str(v["planning_mode"]),
+        max_chain_age=float(v["max_chain_age"]),
+        stale_chain_slice=float(v["stale_chain_slice"]),
         engine=str(v["engine"]),
         vision_cache_frames=int(v["vision_cache_frames"]),
         quantization=str(v["quantization"]),

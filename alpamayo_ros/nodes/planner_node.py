@@ -200,8 +200,9 @@ class PlannerNode(Node):
         with self._lock:
             self.planner.policy = policy
             self.worker = PlanningWorker(
-                self.planner, self._publish_outcome, cfg.max_batch, cfg.planning_mode
-            )
+                self.planner, self._publish_outcome, cfg.max_batch, cfg.planning_mode,
+                max_chain_age=cfg.max_chain_age, stale_chain_slice=cfg.stale_chain_slice,
+            )  # fmt: skip
             self._model_problem = ""
             self.monitor.on_model_loaded(policy.model_id)
         self.get_logger().info(

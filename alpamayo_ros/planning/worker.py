@@ -12,7 +12,11 @@ prefill + expert, no decoding); the reasoning lane writes a fresh chain on the n
 (Planner.reasoning_steps) one step at a time, its prefill or one token, only while no input
 waits, and hands the chain over when it is done. A trajectory plan waits for at most one
 reasoning step. Until the first chain exists, plans are full plans (they also give the first
-chain).
+chain). When the trajectory lane takes (nearly) the whole cycle, an input always waits and
+the chain would never be refreshed: once the newest input is more than max_chain_age newer
+than the chain, reasoning steps also run while an input waits, for up to stale_chain_slice
+seconds after each plan (at least one step), so the chain keeps being refreshed at the cost
+of some plan rate (the newest input still wins; the others are dropped cycles).
 
 Questions about the scene (Alpamayo 1.5) share the same thread and GPU without delaying
 plans past their deadline: a question advances one step (its prefill, or one answer token:
@@ -83,9 +87,23 @@ class PlanningWorker:
         on_outcome: OutcomeSink,
         max_batch: int = 1,
         planning_mode: str = "full",
+        max_chain_age: float = math.inf,
+        stale_chain_slice: float = 0.0,
     ) -> None:
+        """max_chain_age: seconds of input time; stale_chain_slice: wall seconds of reasoning
+        steps a waiting input may wait for after each plan while the chain is older than
+        max_chain_age (0: never; see the module docstring)."""
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+        if not max_chain_age > 0:
+            raise ValueError(f"max_chain_age must be > 0 s, got {max_chain_age}")
+        if not stale_chain_slice >= 0:
+            raise ValueError(f"stale_chain_slice must be >= 0 s, got {stale_chain_slice}")
+        self.max_chain_age = max_chain_age
+        self.stale_chain_slice = stale_chain_slice
+        self._slice_left = 0.0  # reasoning seconds left before the next waiting plan
+        self.stale_steps = 0  # reasoning steps run while an input waited
+        self._stale_step = False  # the running reasoning step is one of those
         if planning_mode not in ("full", "two_lane"):
             raise ValueError(f"planning_mode must be full or two_lane, got {planning_mode!r}")
         self.planning_mode = planning_mode
@@ -180,6 +198,17 @@ class PlanningWorker:
         with self._cond:
             return self._cond.wait_for(lambda: not self._pending and not self._busy, timeout)
 
+    def _chain_stale(self) -> bool:
+        """two_lane: the newest input is more than max_chain_age newer than the chain."""
+        latest, chain = self._latest, self.chain
+        return (
+            latest is not None and chain is not None and latest.t0 - chain.t0 > self.max_chain_age
+        )
+
+    def _stale_turn(self) -> bool:
+        """A reasoning step goes before a waiting input (see the module docstring)."""
+        return self._slice_left > 0 and self._chain_stale() and self._reasoning_due()
+
     def _reasoning_due(self) -> bool:
         """two_lane: a chain is being written, or newer inputs than the chain's wait for one."""
         if self.planning_mode != "two_lane":
@@ -204,9 +233,14 @@ class PlanningWorker:
                         self._reasoning[1].close()
                         self._reasoning = None
                     return
-                batch, self._pending = self._pending, []
-                job = self._question if not batch else None
-                reason = not batch and self._reasoning_due()
+                if self._pending and self._stale_turn():
+                    batch, job, reason = [], None, True  # the inputs keep waiting
+                    self.stale_steps += 1
+                    self._stale_step = True
+                else:
+                    batch, self._pending = self._pending, []
+                    job = self._question if not batch else None
+                    reason = not batch and self._reasoning_due()
                 if reason and job is not None:  # both wait: take turns, step by step
                     self._question_turn = not self._question_turn
                     reason = not self._question_turn
@@ -240,6 +274,7 @@ class PlanningWorker:
         finally:
             self.times.add("plan", time.monotonic() - started)
             with self._cond:
+                self._slice_left = self.stale_chain_slice if self.planning_mode == "two_lane" else 0
                 self._busy = False
                 self._cond.notify_all()
 
@@ -269,8 +304,12 @@ class PlanningWorker:
             if failed is not None:  # not again on the same inputs
                 self._reasoned_t0 = max(self._reasoned_t0, failed[0].t0)
         finally:
-            self.times.add("reasoning_step", time.monotonic() - started)
+            took = time.monotonic() - started
+            self.times.add("reasoning_step", took)
             with self._cond:
+                if self._stale_step:
+                    self._slice_left -= took
+                    self._stale_step = False
                 self._busy = False
                 self._cond.notify_all()
 

@@ -134,3 +134,49 @@ def test_questions_and_the_reasoning_lane_take_turns():
     first_answer = log.index("answer0")
     assert "answer2" in log and log.index("answer2") < log.index("step40")  # not starved
     assert first_answer < log.index("step10")
+
+
+def test_a_stale_chain_is_refreshed_even_when_an_input_always_waits():
+    """Trajectory plans that take the whole cycle: the next input arrives during every plan
+    (the policy submits it), so an input always waits. Without a stale-chain slice the
+    reasoning lane never runs and the first chain is kept for ever; with one, reasoning
+    steps run between the plans once the chain is older than max_chain_age, and chains keep
+    coming (each plan then uses the newest)."""
+
+    def run(slice_s: float) -> tuple[PlanningWorker, list, LanePolicy]:
+        box: dict[str, PlanningWorker] = {}
+
+        class Busy(LanePolicy):
+            def plan(self, requests, num_samples=1, reasoning_ids=None, **kw):
+                t0 = requests[0].ego.t0
+                if t0 < 14.95:  # the next input arrives while this plan runs
+                    box["w"].submit(inputs(round(t0 + 0.1, 1)))
+                return super().plan(requests, num_samples, reasoning_ids, **kw)
+
+        policy = Busy(reasoning_steps=3)
+        plans: list = []
+        worker = PlanningWorker(
+            Planner(policy, RIG), lambda o: plans.append(o.plan), 1, "two_lane",
+            max_chain_age=0.3, stale_chain_slice=slice_s,
+        )  # fmt: skip
+        box["w"] = worker
+        worker.submit(inputs(10.0))
+        assert worker.wait_idle()
+        worker.stop()
+        return worker, plans, policy
+
+    worker, plans, policy = run(0.0)
+    assert worker.stale_steps == 0 and plans[-1].stamp == 15.0
+    assert {p.chain_stamp for p in plans} == {10.0}  # the first full plan's, 5 s old at the end
+    last_plan = max(i for i, e in enumerate(policy.log) if e.startswith("trajectory@"))
+    assert not any(e.startswith("reason@") for e in policy.log[:last_plan])  # only once idle
+
+    worker, plans, policy = run(1.0)
+    assert worker.chains >= 5 and worker.stale_steps > 0
+    ages = [p.stamp - p.chain_stamp for p in plans]
+    assert plans[-1].stamp == 15.0 and max(ages[10:]) < 1.0
+    # a stale step runs only after a plan: never two plans' worth of steps in a row
+    steps_between = [len(run_) for run_ in "".join(
+        "s" if e.startswith("step") else "|" for e in policy.log if not e.startswith("reason@")
+    ).split("|")]  # fmt: skip
+    assert max(steps_between) <= 3
