@@ -447,6 +447,7 @@ def main() -> int:
         from alpamayo_ros.core.camera_rig import CameraRig
         from alpamayo_ros.core.ego_history import EgoPoseBuffer, StampedPose
         from alpamayo_ros.core.frame_buffer import FrameSet
+        from alpamayo_ros.nodes.parameters import PLANNER_PARAMS, defaults
         from alpamayo_ros.planning.planner import PlanInputs, Planner
         from alpamayo_ros.planning.settings import PlannerSettings
         from alpamayo_ros.planning.worker import PlanningWorker
@@ -456,9 +457,11 @@ def main() -> int:
                                    num_flow_steps=args.flow_steps, seed=0)  # fmt: skip
         policy.enable_vision_cache(32)
         published: list[tuple[float, Any]] = []  # (wall s, plan)
+        node = defaults(PLANNER_PARAMS)  # the planner node's stale-chain settings
         worker = PlanningWorker(Planner(policy, rig, settings),
                                 lambda o: published.append((time.monotonic(), o.plan)),
-                                planning_mode="two_lane")  # fmt: skip
+                                planning_mode="two_lane", max_chain_age=node["max_chain_age"],
+                                stale_chain_slice=node["stale_chain_slice"])  # fmt: skip
         cycles = round(args.schedule_s * 10)
         reqs = cycling_requests(cycles)
         poses = EgoPoseBuffer()
@@ -497,6 +500,7 @@ def main() -> int:
         return {"seconds": args.schedule_s, "cycles": cycles, "published": len(published),
                 "model_plans": len(model), "plans_per_s": len(published) / wall,
                 "dropped_cycles": worker.dropped, "chains_refreshed": worker.chains,
+                "reasoning_steps_before_waiting_inputs": worker.stale_steps,
                 "lanes": lanes, "plan_age_at_publish_s": pct(ages),
                 "chain_age_s": pct(chain_ages),
                 "stop_reasons": sorted({p.fallback_reason.split(":")[0]
