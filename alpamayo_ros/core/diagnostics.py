@@ -88,6 +88,8 @@ class HealthLimits:
     no_plan: nothing published for longer -> ERROR.
     max_drop_fraction: dropped share of the last `cycle_window` planning cycles above which
         the model counts as lagging -> WARN (openpilot: 20 %).
+    max_chain_age: the newest model plan's causal chain is older than this, seconds of
+        input time (two_lane) -> WARN.
     """
 
     clock_stall: float = 1.0
@@ -95,6 +97,7 @@ class HealthLimits:
     no_plan: float = 2.0
     max_drop_fraction: float = 0.2
     cycle_window: int = 50
+    max_chain_age: float = math.inf
 
     def __post_init__(self) -> None:
         for name in ("clock_stall", "model_stall", "no_plan"):
@@ -282,6 +285,13 @@ class PlannerMonitor:
             model_values.append(("last time jump", self.last_time_jump))
         level = {STARTING: WARN, PLANNING: OK, FALLBACK: WARN, FAILED: ERROR}[self.state]
         message = f"{STATE_NAMES[self.state]}: {self.detail}"
+        if self.state == PLANNING and self.last_chain_age > self.limits.max_chain_age:
+            level = WARN
+            message += (
+                f"; causal chain {self.last_chain_age:.1f} s old (max_chain_age "
+                f"{self.limits.max_chain_age:g} s: the trajectory lane leaves the reasoning "
+                "lane too little GPU time)"
+            )
         if wall is not None:
             health, why = self.health(wall, clock_stalled_for, inference_running_for)
             model_values += [

@@ -18,6 +18,7 @@ waits in its own callback group, so subscriptions and timers never wait for it.
 from __future__ import annotations
 
 import functools
+import math
 import threading
 import time
 from pathlib import Path
@@ -44,7 +45,7 @@ from alpamayo_ros.checkpoints import (
 )
 from alpamayo_ros.core.camera_rig import CameraInput, CameraRig, CameraRigError
 from alpamayo_ros.core.cameras import ALPAMAYO1_5, CameraLayoutError, check_camera_layout
-from alpamayo_ros.core.diagnostics import PlannerMonitor, navigation_item
+from alpamayo_ros.core.diagnostics import HealthLimits, PlannerMonitor, navigation_item
 from alpamayo_ros.core.ego_history import StampedPose
 from alpamayo_ros.core.frame_buffer import FrameBufferSpec, FramesUnavailable
 from alpamayo_ros.core.plan import Plan
@@ -101,7 +102,8 @@ class PlannerNode(Node):
                 tolerance=cfg.frame_tolerance,
             ),
         )
-        self.monitor = PlannerMonitor(rig.names)
+        stale = cfg.max_chain_age if cfg.planning_mode == "two_lane" else math.inf
+        self.monitor = PlannerMonitor(rig.names, limits=HealthLimits(max_chain_age=stale))
         self.bridge = CvBridge()
         self.worker: PlanningWorker | None = None
         self._lock = threading.Lock()  # buffers and monitor: executor vs worker thread

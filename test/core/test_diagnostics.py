@@ -1,5 +1,7 @@
 """Planner diagnostics: rates, latency percentiles, levels and state changes."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -161,3 +163,22 @@ def test_lanes_and_causal_chain_age_are_reported():
     values = dict(monitor.diagnostics(10.3)[1].values)
     assert values["full lane plans"] == "1" and values["trajectory lane plans"] == "1"
     assert values["causal-chain age [s]"] == "0.30"
+
+
+def test_a_stale_causal_chain_warns():
+    import numpy as np
+
+    from alpamayo_ros.core.diagnostics import WARN, HealthLimits, PlannerMonitor
+    from alpamayo_ros.core.plan import Plan
+    from alpamayo_ros.core.trajectory import integrate
+
+    base = Plan.from_rollout(integrate(np.zeros((64, 2)), 5.0), 10.0, 5.0)
+    monitor = PlannerMonitor(("cam",), limits=HealthLimits(max_chain_age=1.0))
+    monitor.on_plan(replace(base, stamp=10.8, lane="trajectory", chain_stamp=10.0))
+    model = monitor.diagnostics(10.8)[1]
+    assert model.level != WARN and "causal chain" not in model.message
+    monitor.on_plan(replace(base, stamp=12.5, lane="trajectory", chain_stamp=10.0))
+    model = monitor.diagnostics(12.5)[1]
+    assert model.level == WARN and "causal chain 2.5 s old (max_chain_age 1 s" in model.message
+    monitor.on_plan(replace(base, stamp=12.6, lane="trajectory", chain_stamp=12.0))
+    assert monitor.diagnostics(12.6)[1].level != WARN  # refreshed
