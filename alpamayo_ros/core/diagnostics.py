@@ -135,6 +135,11 @@ class PlannerMonitor:
         self.model_ready = False
         self._model_failed = False
         self.lane_plans: dict[str, int] = {}  # model plans by lane ("full", "trajectory")
+        self.lane_latency: dict[str, LatencyWindow] = {}  # total ms of each lane's plans
+        # The reasoning lane (two_lane), as its worker last said: chains written, and wall
+        # seconds the newest took from its prefill to its hand-over.
+        self.chains_written = 0
+        self.last_chain_seconds = math.nan
         self.last_chain_age = math.nan  # s, the newest model plan's causal chain
 
     def on_image(self, camera: str, now: float) -> None:
@@ -192,6 +197,7 @@ class PlannerMonitor:
         else:
             self.latency.add(plan.latency_ms)
             self.lane_plans[plan.lane] = self.lane_plans.get(plan.lane, 0) + 1
+            self.lane_latency.setdefault(plan.lane, LatencyWindow()).add(plan.latency_ms)
             if math.isfinite(plan.chain_stamp):
                 self.last_chain_age = plan.stamp - plan.chain_stamp
         if not self._model_failed:
@@ -279,6 +285,17 @@ class PlannerMonitor:
         ]
         lanes = sorted(self.lane_plans.items())
         model_values += [(f"{lane} lane plans", str(n)) for lane, n in lanes]
+        if len(self.lane_plans) > 1 or self.chains_written:  # two_lane: each lane's timing
+            for lane, window in sorted(self.lane_latency.items()):
+                pct = window.percentiles("total")
+                if pct is not None:
+                    model_values += [(f"{lane} lane total p50 [ms]", f"{pct[0]:.1f}"),
+                                     (f"{lane} lane total p99 [ms]", f"{pct[1]:.1f}")]  # fmt: skip
+            model_values.append(("reasoning lane chains", str(self.chains_written)))
+            if math.isfinite(self.last_chain_seconds):
+                model_values.append(
+                    ("reasoning lane last chain [s]", f"{self.last_chain_seconds:.2f}")
+                )
         if math.isfinite(self.last_chain_age):
             model_values.append(("causal-chain age [s]", f"{self.last_chain_age:.2f}"))
         if self.last_time_jump:

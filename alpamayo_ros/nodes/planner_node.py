@@ -450,6 +450,9 @@ class PlannerNode(Node):
         with self._lock:
             stalled = self.planner.clock.stalled_for(wall)
             prefix = self.get_fully_qualified_name().lstrip("/")
+            if self.worker is not None:
+                self.monitor.chains_written = self.worker.chains
+                self.monitor.last_chain_seconds = self.worker.last_chain_seconds
             items = self.monitor.diagnostics(now, prefix, wall, stalled, running)
             if self.config.navigation_topic:
                 nav = self.planner.navigation

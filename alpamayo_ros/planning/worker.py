@@ -109,6 +109,8 @@ class PlanningWorker:
         self.planning_mode = planning_mode
         self.chain: Chain | None = None  # the newest causal chain (two_lane)
         self.chains = 0  # chains written by the reasoning lane
+        self.last_chain_seconds = math.nan  # wall s the newest took, prefill to hand-over
+        self._chain_started = 0.0
         self._latest: PlanInputs | None = None  # the newest inputs (the reasoning lane's)
         self._reasoned_t0 = -math.inf  # input time of the newest chain attempt that failed
         self._question_turn = False  # alternates reasoning and question steps
@@ -287,6 +289,7 @@ class PlanningWorker:
                 inputs = self._latest
                 assert inputs is not None
                 self._reasoning = (inputs, self.planner.reasoning_steps(inputs))
+                self._chain_started = started
             inputs, steps = self._reasoning
             try:
                 next(steps)
@@ -298,6 +301,7 @@ class PlanningWorker:
                 elif self.chain is None or chain.t0 >= self.chain.t0:
                     self.chain = chain
                     self.chains += 1
+                    self.last_chain_seconds = time.monotonic() - self._chain_started
         except Exception as err:  # a model error: this chain is lost, the lanes go on
             log.warning("reasoning lane failed: %s: %s", type(err).__name__, err)
             failed, self._reasoning = self._reasoning, None

@@ -163,6 +163,17 @@ def test_lanes_and_causal_chain_age_are_reported():
     values = dict(monitor.diagnostics(10.3)[1].values)
     assert values["full lane plans"] == "1" and values["trajectory lane plans"] == "1"
     assert values["causal-chain age [s]"] == "0.30"
+    # each lane's timing, and the reasoning lane's as the worker reports it
+    monitor.on_plan(replace(base, stamp=10.4, lane="trajectory", chain_stamp=10.0,
+                            latency_ms={"total": 150.0}))  # fmt: skip
+    monitor.on_plan(replace(base, stamp=10.5, lane="full", chain_stamp=10.5,
+                            latency_ms={"total": 900.0}))  # fmt: skip
+    monitor.chains_written, monitor.last_chain_seconds = 3, 0.42
+    values = dict(monitor.diagnostics(10.5)[1].values)
+    assert values["trajectory lane total p50 [ms]"] == "150.0"
+    assert values["full lane total p50 [ms]"] == "900.0"
+    assert values["reasoning lane chains"] == "3"
+    assert values["reasoning lane last chain [s]"] == "0.42"
 
 
 def test_a_stale_causal_chain_warns():

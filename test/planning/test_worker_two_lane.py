@@ -173,6 +173,7 @@ def test_a_stale_chain_is_refreshed_even_when_an_input_always_waits():
 
     worker, plans, policy = run(1.0)
     assert worker.chains >= 5 and worker.stale_steps > 0
+    assert 0.0 <= worker.last_chain_seconds < 5.0  # wall time of the newest chain
     ages = [p.stamp - p.chain_stamp for p in plans]
     assert plans[-1].stamp == 15.0 and max(ages[10:]) < 1.0
     # a stale step runs only after a plan: never two plans' worth of steps in a row
