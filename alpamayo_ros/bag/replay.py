@@ -436,6 +436,8 @@ def _replay_into(
 
         def write_diagnostics(now: float) -> None:
             monitor.bad_messages = Counter(skipped.as_dict())
+            if lanes is not None:
+                monitor.chains_written = lanes.stats.chains
             items = monitor.diagnostics(now, PLANNER_NAMESPACE.lstrip("/"))
             msg = diagnostic_array_msg(items, now, types, "alpamayo_planner")
             writer.write("/diagnostics", now, msg)

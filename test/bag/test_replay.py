@@ -363,3 +363,10 @@ def test_realtime_two_lane_replay_publishes_at_the_rate_with_lanes_and_chain_age
         conn = next(c for c in reader.connections if c.msgtype == PLAN_TOPICS["plan"])
         last = [reader.deserialize(raw, conn.msgtype) for _, _, raw in reader.messages([conn])][-1]
     assert last.lane == "trajectory" and last.chain_stamp.sec > 0
+    with AnyReader([tmp_path / "plans"], default_typestore=typestore()) as reader:
+        diag = [c for c in reader.connections if c.topic == "/diagnostics"]
+        *_, (_, _, raw) = reader.messages(diag)
+        model = reader.deserialize(raw, diag[0].msgtype).status[1]
+    values = {kv.key: kv.value for kv in model.values}
+    assert 0 < int(values["reasoning lane chains"]) <= rt["chains_handed_over"]  # at its tick
+    assert float(values["trajectory lane total p50 [ms]"]) >= 0.0
