@@ -221,12 +221,16 @@ def _replay(args: argparse.Namespace) -> int:
     banner = f"\n*** {UNTRAINED_WARNING} ***\n"
     if policy.untrained:
         print(banner, file=sys.stderr)
+    from alpamayo_ros.planning.realtime import LaneSharing
+
+    sharing = LaneSharing(args.max_chain_age, args.stale_chain_slice) if args.one_device else None
     result = replay_bag(
         args.bag, policy, rig, out, settings,
         rate_hz=args.rate, odom_source=args.odom, start=args.start, duration=args.duration,
         realtime=args.realtime, planning_mode=args.planning_mode, latency=latency,
         autoware_wheelbase=args.autoware, frames_per_camera=config.frames_per_camera,
         navigation=args.navigation, navigation_topic=args.navigation_topic,
+        sharing=sharing,
     )  # fmt: skip
     summary = result.summary()
     if result.truncation:
@@ -494,6 +498,13 @@ def build_parser() -> argparse.ArgumentParser:
     # The node's planning_mode (same choices and meaning); in a replay two_lane implies
     # --realtime.
     add_arguments(p, PLANNER_PARAMS, ("planning_mode",))
+    p.add_argument(
+        "--one-device", action="store_true",
+        help="two_lane: the lanes share one device as the planner node's worker does (the "
+        "reasoning lane gets the time trajectory plans leave, and stale_chain_slice after each "
+        "plan once the chain is older than max_chain_age); default: side by side",
+    )  # fmt: skip
+    add_arguments(p, PLANNER_PARAMS, ("max_chain_age", "stale_chain_slice"))
     p.add_argument(
         "--latency-ms", metavar="FULL[,TRAJECTORY]",
         help="simulated latency of a full plan and of a trajectory-lane plan, ms (default: "

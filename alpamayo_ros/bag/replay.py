@@ -54,6 +54,7 @@ from alpamayo_ros.messages.plan import plan_messages
 from alpamayo_ros.planning.planner import PlanInputs, Planner, PlanOutcome
 from alpamayo_ros.planning.realtime import (
     LaneLatency,
+    LaneSharing,
     PlanningMode,
     Publication,
     RealtimePlanner,
@@ -276,6 +277,7 @@ def replay_bag(
     frames_per_camera: int = 4,
     navigation: str | None = None,
     navigation_topic: str | None = None,
+    sharing: LaneSharing | None = None,
 ) -> ReplayResult:
     """Replay `bag_path` with `policy` (anything with AlpamayoPolicy.plan's signature, or
     None for stop plans only) and write DIR/plans/, DIR/summary.json and DIR/report.html.
@@ -293,6 +295,8 @@ def replay_bag(
     navigation: route text given to every plan (Alpamayo 1.5); navigation_topic: a
     std_msgs/String topic of the bag to read it from instead (its receive time counts
     for navigation_max_age).
+    sharing: two_lane with the lanes sharing one device as the planner node's worker does
+    (planning.realtime.LaneSharing); None: side by side.
     """
     if navigation is not None and navigation_topic is not None:
         raise ValueError("give navigation text or a navigation topic, not both")
@@ -303,7 +307,7 @@ def replay_bag(
             start=start, duration=duration, progress=progress, report_camera=report_camera,
             realtime=realtime, planning_mode=planning_mode, latency=latency,
             autoware_wheelbase=autoware_wheelbase, frames_per_camera=frames_per_camera,
-            navigation=navigation, navigation_topic=navigation_topic,
+            navigation=navigation, navigation_topic=navigation_topic, sharing=sharing,
         )  # fmt: skip
 
 
@@ -348,6 +352,7 @@ def _replay_into(
     frames_per_camera: int,
     navigation: str | None,
     navigation_topic: str | None,
+    sharing: LaneSharing | None,
 ) -> ReplayResult:
     frame_spec = FrameBufferSpec(cameras=rig.names, num_frames=frames_per_camera)
     planner = Planner(policy, rig, settings, frame_spec=frame_spec)
@@ -411,7 +416,7 @@ def _replay_into(
         bar = tqdm(total=len(ticks), disable=not progress, unit="tick", desc="replay")
         lanes = None
         if realtime or planning_mode != "full":
-            lanes = RealtimePlanner(planner, planning_mode, latency)
+            lanes = RealtimePlanner(planner, planning_mode, latency, sharing)
             result.planning_mode, result.realtime = planning_mode, lanes.stats
 
         def emit(step: ReplayStep) -> None:

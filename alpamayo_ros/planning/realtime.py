@@ -10,9 +10,13 @@ checked then against max_plan_age (Planner.finish), so a slow model yields late 
 mode "two_lane": the trajectory lane plans every tick's inputs with the newest causal chain
 teacher-forced (no decoding: latency of prefill + expert); the reasoning lane writes a fresh
 chain on the newest inputs whenever it is free (a full plan) and hands it over when it would
-be finished. Until the first chain exists the trajectory lane makes full plans. The lanes
-run side by side (a second CUDA stream on a GPU); this simulation does not slow one lane by
-the other, which on one device they do: it shows the schedule, the latencies are the lanes'.
+be finished. Until the first chain exists the trajectory lane makes full plans. By default
+the lanes run side by side (a second CUDA stream on a GPU) and neither slows the other.
+With a LaneSharing (what the planner node's worker does on one GPU or CPU) they share the
+device: the reasoning lane's chain needs its full-plan time of device time, which it gets
+only while the trajectory lane is idle, and, once the newest input is more than
+max_chain_age newer than the chain, up to stale_chain_slice seconds after each trajectory
+plan before a waiting input starts.
 
 Latencies: each lane's given seconds, or (None) the measured wall time of the call.
 """
@@ -46,6 +50,23 @@ class LaneLatency:
             value = getattr(self, name)
             if value is not None and not (value > 0 and math.isfinite(value)):
                 raise ValueError(f"LaneLatency.{name} must be > 0 s, got {value}")
+
+
+@dataclass(frozen=True)
+class LaneSharing:
+    """two_lane on one device (the planner node's worker): the reasoning lane gets the device
+    only while the trajectory lane is idle, and, once the newest input is more than
+    max_chain_age (s) newer than the chain, stale_chain_slice (s) after each trajectory
+    plan before a waiting input starts (the node's parameters of the same names)."""
+
+    max_chain_age: float = math.inf
+    stale_chain_slice: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.max_chain_age > 0:
+            raise ValueError(f"max_chain_age must be > 0 s, got {self.max_chain_age}")
+        if not self.stale_chain_slice >= 0:
+            raise ValueError(f"stale_chain_slice must be >= 0 s, got {self.stale_chain_slice}")
 
 
 @dataclass
@@ -98,22 +119,33 @@ class RealtimePlanner:
     after the planner's buffers hold the inputs that have arrived by `now`."""
 
     def __init__(
-        self, planner: Planner, mode: PlanningMode = "full", latency: LaneLatency | None = None
+        self,
+        planner: Planner,
+        mode: PlanningMode = "full",
+        latency: LaneLatency | None = None,
+        sharing: LaneSharing | None = None,
     ) -> None:
+        """sharing: two_lane on one device (None: the lanes side by side)."""
         if mode not in PLANNING_MODES:
             raise ValueError(f"planning mode must be one of {PLANNING_MODES}, got {mode!r}")
         self.planner = planner
         self.mode = mode
         self.latency = latency or LaneLatency()
+        self.one_device = sharing is not None and mode == "two_lane"
+        sharing = sharing or LaneSharing()
+        self.max_chain_age = sharing.max_chain_age
+        self.stale_chain_slice = sharing.stale_chain_slice
         self.chain: Chain | None = None
         self.stats = RealtimeStats()
         self._lanes = {"trajectory": _Lane(), "reasoning": _Lane()}
+        self._clock = -math.inf  # one_device: simulated up to here
+        self._reasoning_left = 0.0  # one_device: device seconds the running chain still needs
 
     # -- the clock ------------------------------------------------------------------------
     def tick(self, now: float) -> list[Publication]:
         """Advance to `now` (s): publications of jobs finished by then (at their finish
         times), then this tick's stop plan, or its inputs handed to the lanes."""
-        out = self._finish_until(now)
+        out = self._advance(now) if self.one_device else self._finish_until(now)
         prepared = self.planner.prepare(now)
         if isinstance(prepared, Plan):
             out.append(Publication(now, PlanOutcome(prepared)))
@@ -125,6 +157,8 @@ class RealtimePlanner:
 
     def flush(self) -> list[Publication]:
         """Finish what is still running (the end of a replay)."""
+        if self.one_device:
+            return self._advance(math.inf)
         return self._finish_until(math.inf)
 
     # -- lanes ----------------------------------------------------------------------------
@@ -149,7 +183,70 @@ class RealtimePlanner:
         given = self.latency.trajectory if chain is not None else self.latency.full
         duration = given if given is not None else measured
         self.stats.busy_seconds[lane] = self.stats.busy_seconds.get(lane, 0.0) + duration
+        if self.one_device and lane == "reasoning":  # finishes when it has had the device time
+            self._reasoning_left = duration
+            self._lanes[lane].job = _Job(lane, inputs, math.inf, outcome)
+            return
         self._lanes[lane].job = _Job(lane, inputs, start + duration, outcome)
+
+    def _hand_over(self, job: _Job) -> None:
+        if job.outcome.chain is not None and self.mode == "two_lane":
+            self.chain = job.outcome.chain  # handed over when it would be finished
+            self.stats.chains += 1
+
+    def _published(self, job: _Job) -> list[Publication]:
+        finished = self.planner.finish(job.outcome, job.finish)
+        return [Publication(job.finish, finished, job.inputs)] if finished is not None else []
+
+    def _advance(self, now: float) -> list[Publication]:
+        """one_device: the device's time from the last call to `now`, trajectory lane first."""
+        out: list[Publication] = []
+        t = max(self._clock, -1e300)
+        traj, reason = self._lanes["trajectory"], self._lanes["reasoning"]
+        while True:
+            job = traj.job
+            if job is not None:  # the device plans; the chain waits
+                if job.finish > now + EPS:
+                    break
+                t, traj.job = job.finish, None
+                self._hand_over(job)  # a full plan's chain (before the first)
+                out += self._published(job)
+                waiting, traj.waiting = traj.waiting, None
+                if waiting is None:
+                    continue
+                start = t
+                stale = self.chain is not None and waiting.t0 - self.chain.t0 > self.max_chain_age
+                if stale and reason.job is not None and self.stale_chain_slice > 0:
+                    spent = min(self.stale_chain_slice, self._reasoning_left)
+                    self._reasoning_left -= spent
+                    start = t + spent
+                    if self._reasoning_left <= EPS:
+                        self._finish_reasoning(start)
+                if start < now - EPS:  # otherwise this tick brings fresher inputs
+                    self._start("trajectory", waiting, start)
+                else:
+                    self._drop(waiting)
+                continue
+            if reason.job is not None:  # the device is free for the chain
+                done = t + self._reasoning_left
+                if done <= now + EPS:
+                    t = done
+                    self._finish_reasoning(done)
+                    continue
+                self._reasoning_left -= now - t
+            break
+        self._clock = now
+        return out
+
+    def _finish_reasoning(self, at: float) -> None:
+        reason = self._lanes["reasoning"]
+        assert reason.job is not None
+        job, reason.job = reason.job, None
+        self._reasoning_left = 0.0
+        self._hand_over(job)
+        waiting, reason.waiting = reason.waiting, None
+        if waiting is not None:
+            self._start("reasoning", waiting, at)
 
     def _finish_until(self, now: float) -> list[Publication]:
         out: list[Publication] = []
@@ -161,13 +258,9 @@ class RealtimePlanner:
             job = min(done, key=lambda j: j.finish)
             state = self._lanes[job.lane]
             state.job = None
-            if job.outcome.chain is not None and self.mode == "two_lane":
-                self.chain = job.outcome.chain  # handed over when it would be finished
-                self.stats.chains += 1
+            self._hand_over(job)
             if job.lane == "trajectory":
-                finished = self.planner.finish(job.outcome, job.finish)
-                if finished is not None:
-                    out.append(Publication(job.finish, finished, job.inputs))
+                out += self._published(job)
             # A waiting input starts at once, unless this tick brings fresher inputs.
             if state.waiting is not None and job.finish < now - EPS:
                 waiting, state.waiting = state.waiting, None

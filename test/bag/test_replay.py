@@ -23,7 +23,7 @@ from alpamayo_ros.core.camera_rig import CameraInput, CameraRig
 from alpamayo_ros.core.ego_history import EgoHistorySpec, EgoPoseBuffer
 from alpamayo_ros.core.trajectory import UnicycleSpec, fit_controls, integrate, yaw_from_rotation
 from alpamayo_ros.messages.inputs import nanoseconds
-from alpamayo_ros.planning.realtime import LaneLatency
+from alpamayo_ros.planning.realtime import LaneLatency, LaneSharing
 from alpamayo_ros.planning.requests import PlanResult, PolicySample
 from alpamayo_ros.planning.settings import PlannerSettings
 
@@ -348,6 +348,16 @@ def test_realtime_two_lane_replay_publishes_at_the_rate_with_lanes_and_chain_age
         sample_bag, ChainOracle(sample_bag), CameraRig.released_default(), tmp_path,
         progress=False, planning_mode="two_lane", latency=LaneLatency(0.3, 0.06),
     )  # fmt: skip
+    # The same on one device, as the node's worker shares it: still every tick planned, but
+    # the chains get only the 40 ms per tick the trajectory lane leaves.
+    shared = replay_bag(
+        sample_bag, ChainOracle(sample_bag), CameraRig.released_default(), tmp_path / "one",
+        progress=False, planning_mode="two_lane", latency=LaneLatency(0.3, 0.06),
+        sharing=LaneSharing(max_chain_age=1.0, stale_chain_slice=0.03),
+    )  # fmt: skip
+    one = json.loads((tmp_path / "one" / "summary.json").read_text())["realtime"]
+    assert len(shared.steps) == len(result.steps) and one["late_plans"] == 0
+    assert 0.6 < one["chain_age_s"]["max"] <= 1.8
     model = [s for s in result.steps if not s.plan.is_fallback]
     assert model and {s.plan.lane for s in model} <= {"full", "trajectory"}
     assert model[-1].plan.lane == "trajectory"

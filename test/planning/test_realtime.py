@@ -9,7 +9,7 @@ from alpamayo_ros.core.camera_rig import CameraRig
 from alpamayo_ros.core.ego_history import StampedPose
 from alpamayo_ros.core.trajectory import UnicycleSpec, integrate
 from alpamayo_ros.planning.planner import Planner
-from alpamayo_ros.planning.realtime import LaneLatency, RealtimePlanner
+from alpamayo_ros.planning.realtime import LaneLatency, LaneSharing, RealtimePlanner
 from alpamayo_ros.planning.requests import PlanResult, PolicySample
 from alpamayo_ros.planning.settings import PlannerSettings
 
@@ -44,10 +44,11 @@ def feed(planner: Planner, t: float) -> None:
         planner.add_image(cam, t, IMG)
 
 
-def run(mode: str, seconds: float = 6.0):
+def run(mode: str, seconds: float = 6.0, trajectory: float = 0.06, **kw):
     policy = ChainPolicy()
     planner = Planner(policy, RIG, PlannerSettings(num_samples=1))
-    realtime = RealtimePlanner(planner, mode, LaneLatency(full=0.3, trajectory=0.06))  # type: ignore[arg-type]
+    latency = LaneLatency(full=0.3, trajectory=trajectory)
+    realtime = RealtimePlanner(planner, mode, latency, **kw)  # type: ignore[arg-type]
     ticks = [round(8.0 + 0.1 * k, 6) for k in range(round((2.0 + seconds) * 10))]
     published = []
     for t in ticks:
@@ -101,3 +102,32 @@ def test_settings_are_checked():
         LaneLatency(trajectory=0.0)
     with pytest.raises(ValueError, match="planning mode"):
         RealtimePlanner(Planner(None, RIG), "three_lane")  # type: ignore[arg-type]
+
+
+def test_lanes_sharing_one_device_give_the_chain_only_the_time_plans_leave():
+    """one_device (the node's worker): a chain needs 300 ms of device time, and gets the
+    40 ms per tick that 60 ms trajectory plans leave: still a plan every tick, chains about
+    every 0.8 s instead of 0.3 s."""
+    realtime, _, published = run("two_lane", sharing=LaneSharing())
+    models = [p for p in published if not p.plan.is_fallback]
+    assert len(models) == len(published) == 60
+    assert all(p.age == pytest.approx(0.06) for p in models)
+    ages = [p.plan.stamp - p.plan.chain_stamp for p in models]
+    # a chain every ~0.75 s of device time left over, each 0.8-1.5 s old while in use
+    assert 0.7 <= min(ages[15:]) and max(ages[15:]) <= 1.6 and max(ages) <= 1.8
+    assert 6 / 0.8 <= realtime.stats.chains <= 6 / 0.6 + 1
+
+
+def test_a_trajectory_lane_that_fills_the_device_starves_the_chain_unless_it_is_stale():
+    """Trajectory plans of 120 ms on one device: no idle time. Without a stale-chain slice
+    the first chain is kept for the whole drive; with max_chain_age 1 s and 30 ms after
+    each plan, chains keep coming (each 300 ms of device time: ten slices), at a cost in
+    plans."""
+    starved, _, published = run("two_lane", trajectory=0.12, sharing=LaneSharing())
+    ages = [p.plan.stamp - p.plan.chain_stamp for p in published if not p.plan.is_fallback]
+    assert max(ages) > 5.0  # the chain of the first full plans, for ever
+    fed, _, fed_published = run("two_lane", trajectory=0.12, sharing=LaneSharing(1.0, 0.03))
+    ages = [p.plan.stamp - p.plan.chain_stamp for p in fed_published if not p.plan.is_fallback]
+    assert fed.stats.chains >= 4 and max(ages[-20:]) < 3.1  # ~1.4 s to write one
+    assert len(fed_published) < len(published)  # the slices cost plans
+    assert fed.stats.dropped_cycles > starved.stats.dropped_cycles
