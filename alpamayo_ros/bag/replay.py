@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 import time
@@ -38,7 +39,7 @@ from alpamayo_ros.bag.projection import read_calibrations
 from alpamayo_ros.bag.reader import Bag, BagError, SkipCounts
 from alpamayo_ros.bag.report import ReportWriter
 from alpamayo_ros.core.camera_rig import CameraRig
-from alpamayo_ros.core.diagnostics import PlannerMonitor
+from alpamayo_ros.core.diagnostics import HealthLimits, PlannerMonitor
 from alpamayo_ros.core.ego_history import EgoHistorySpec, StampedPose
 from alpamayo_ros.core.frame_buffer import FrameBufferSpec
 from alpamayo_ros.core.metrics import (
@@ -379,7 +380,8 @@ def _replay_into(
 
     # What the node would say on /diagnostics and ~/status, in bag time (no wall-clock
     # health: the replay has no stalled clock or model to report).
-    monitor = PlannerMonitor(rig.names)
+    stale = sharing.max_chain_age if sharing is not None else math.inf
+    monitor = PlannerMonitor(rig.names, limits=HealthLimits(max_chain_age=stale))
     monitor.on_model_loaded(planner.model_id)
 
     plans_dir = out_dir / "plans"

@@ -358,6 +358,16 @@ def test_realtime_two_lane_replay_publishes_at_the_rate_with_lanes_and_chain_age
     one = json.loads((tmp_path / "one" / "summary.json").read_text())["realtime"]
     assert len(shared.steps) == len(result.steps) and one["late_plans"] == 0
     assert 0.6 < one["chain_age_s"]["max"] <= 1.8
+    with AnyReader([tmp_path / "one" / "plans"], default_typestore=typestore()) as reader:
+        diag = [c for c in reader.connections if c.topic == "/diagnostics"]
+        models = [reader.deserialize(r, c.msgtype).status[1] for c, _, r in reader.messages(diag)]
+    # WARN exactly while the published chain is older than max_chain_age (1 s)
+    aged = [(m, {kv.key: kv.value for kv in m.values}) for m in models]
+    aged = [(m, float(v["causal-chain age [s]"])) for m, v in aged if "causal-chain age [s]" in v]
+    assert any(age > 1.0 for _, age in aged) and any(age <= 1.0 for _, age in aged)
+    for m, age in aged:
+        if abs(age - 1.0) > 0.006:  # the value is shown to 0.01 s
+            assert ("causal chain" in m.message) == (age > 1.0) and (m.level == 1) == (age > 1.0)
     model = [s for s in result.steps if not s.plan.is_fallback]
     assert model and {s.plan.lane for s in model} <= {"full", "trajectory"}
     assert model[-1].plan.lane == "trajectory"
