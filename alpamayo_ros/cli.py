@@ -18,7 +18,7 @@ REPLAY_PLANNER_FLAGS = (
     "num_samples", "temperature", "top_p", "max_reasoning_tokens", "num_flow_steps",
     "sample_choice", "seed", "max_input_age", "max_plan_age", "late_plan",
     "frames_per_camera", "navigation_max_age", "navigation_guidance", "noise_temperature",
-    "engine", "vision_cache_frames", "quantization", "hold_at_standstill",
+    "engine", "vision_cache_frames", "quantization", "hold_at_standstill", "image_decode",
 )  # fmt: skip
 
 
@@ -222,6 +222,7 @@ def _replay(args: argparse.Namespace) -> int:
     if policy.untrained:
         print(banner, file=sys.stderr)
     from alpamayo_ros.planning.realtime import LaneSharing
+    from alpamayo_ros.planning.settings import jpeg_on_model
 
     sharing = LaneSharing(args.max_chain_age, args.stale_chain_slice) if args.one_device else None
     result = replay_bag(
@@ -230,7 +231,7 @@ def _replay(args: argparse.Namespace) -> int:
         realtime=args.realtime, planning_mode=args.planning_mode, latency=latency,
         autoware_wheelbase=args.autoware, frames_per_camera=config.frames_per_camera,
         navigation=args.navigation, navigation_topic=args.navigation_topic,
-        sharing=sharing,
+        sharing=sharing, defer_jpeg=jpeg_on_model(config.image_decode, policy),
     )  # fmt: skip
     summary = result.summary()
     if result.truncation:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from alpamayo_ros.bag.images import decode_image
+from alpamayo_ros.bag.images import intake_image
 from alpamayo_ros.bag.reader import (
     BadMessage,
     Bag,
@@ -30,8 +30,9 @@ from alpamayo_ros.core.ego_history import (
     EgoPoseBuffer,
     StampedPose,
 )
+from alpamayo_ros.core.encoded_image import CameraFrame
 
-ImageSink = Callable[[str, float, np.ndarray], None]
+ImageSink = Callable[[str, float, CameraFrame], None]
 PoseSink = Callable[[StampedPose], None]
 
 
@@ -100,7 +101,8 @@ def read_logged_drive(
 
 
 class InputFeed:
-    """Routes bag messages to core inputs: images (decoded, cropped per camera) and poses.
+    """Routes bag messages to core inputs: images (decoded, or with defer_jpeg JPEGs kept as
+    EncodedImages for the model; cropped per camera) and poses.
 
     Malformed images are counted in `skipped` as bad_image; malformed poses are not counted
     here (read_logged_drive counted them when it read the whole log).
@@ -116,6 +118,7 @@ class InputFeed:
         skipped: SkipCounts,
         navigation_topic: str | None = None,
         set_navigation: Callable[[str, float], None] | None = None,
+        defer_jpeg: bool = False,
     ) -> None:
         self.rig = rig
         self.navigation_topic = navigation_topic
@@ -127,6 +130,7 @@ class InputFeed:
         self.add_image = add_image
         self.add_pose = add_pose
         self.skipped = skipped
+        self.defer_jpeg = defer_jpeg
 
     @property
     def topics(self) -> list[str]:
@@ -155,7 +159,7 @@ class InputFeed:
                     self.add_pose(pose_from_odometry(msg, topic))
                 return
             cams = self.by_topic[topic]
-            image = decode_image(msg, cams[0].encoding, topic)
+            image = intake_image(msg, cams[0].encoding, topic, self.defer_jpeg)
             stamp = stamp_seconds(msg.header.stamp)
             for cam in cams:
                 self.add_image(cam.name, stamp, cam.crop_image(image))

@@ -41,6 +41,7 @@ from alpamayo_ros.bag.report import ReportWriter
 from alpamayo_ros.core.camera_rig import CameraRig
 from alpamayo_ros.core.diagnostics import HealthLimits, PlannerMonitor
 from alpamayo_ros.core.ego_history import EgoHistorySpec, StampedPose
+from alpamayo_ros.core.encoded_image import CameraFrame
 from alpamayo_ros.core.frame_buffer import FrameBufferSpec
 from alpamayo_ros.core.metrics import (
     constant_controls_xy,
@@ -97,7 +98,7 @@ class ReplayStep:
     sample_xy: np.ndarray | None = None
     sample_reasoning: tuple[str, ...] = ()
     logged_xy: np.ndarray | None = None
-    image: np.ndarray | None = None
+    image: CameraFrame | None = None
     candidates: tuple[Plan, ...] = ()
 
 
@@ -279,6 +280,7 @@ def replay_bag(
     navigation: str | None = None,
     navigation_topic: str | None = None,
     sharing: LaneSharing | None = None,
+    defer_jpeg: bool = False,
 ) -> ReplayResult:
     """Replay `bag_path` with `policy` (anything with AlpamayoPolicy.plan's signature, or
     None for stop plans only) and write DIR/plans/, DIR/summary.json and DIR/report.html.
@@ -298,6 +300,9 @@ def replay_bag(
     for navigation_max_age).
     sharing: two_lane with the lanes sharing one device as the planner node's worker does
     (planning.realtime.LaneSharing); None: side by side.
+    defer_jpeg: JPEG frames are kept encoded for the policy to decode (on its device where
+    it can: the image_decode setting, planning.settings.jpeg_on_model); else decoded on
+    arrival.
     """
     if navigation is not None and navigation_topic is not None:
         raise ValueError("give navigation text or a navigation topic, not both")
@@ -309,6 +314,7 @@ def replay_bag(
             realtime=realtime, planning_mode=planning_mode, latency=latency,
             autoware_wheelbase=autoware_wheelbase, frames_per_camera=frames_per_camera,
             navigation=navigation, navigation_topic=navigation_topic, sharing=sharing,
+            defer_jpeg=defer_jpeg,
         )  # fmt: skip
 
 
@@ -354,6 +360,7 @@ def _replay_into(
     navigation: str | None,
     navigation_topic: str | None,
     sharing: LaneSharing | None,
+    defer_jpeg: bool,
 ) -> ReplayResult:
     frame_spec = FrameBufferSpec(cameras=rig.names, num_frames=frames_per_camera)
     planner = Planner(policy, rig, settings, frame_spec=frame_spec)
@@ -398,7 +405,7 @@ def _replay_into(
         if navigation_topic is not None:
             bag.require([navigation_topic])
 
-        def add_image(camera: str, stamp: float, image: np.ndarray) -> None:
+        def add_image(camera: str, stamp: float, image: CameraFrame) -> None:
             monitor.on_image(camera, feed.received)
             planner.add_image(camera, stamp, image)
 
@@ -409,6 +416,7 @@ def _replay_into(
         feed = InputFeed(
             rig, odom_source, is_tf, add_image, add_pose, skipped,
             navigation_topic=navigation_topic, set_navigation=planner.set_navigation,
+            defer_jpeg=defer_jpeg,
         )  # fmt: skip
         t_first = first_tick(bag, planner.poses.spec) + start
         t_last = bag.end_time if duration is None else min(bag.end_time, t_first + duration)

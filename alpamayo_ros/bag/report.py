@@ -79,7 +79,7 @@ def camera_view(step: ReplayStep, calib: CameraCalibration, width: int = 640) ->
     the logged future (magenta) and the chosen plan (coloured by speed), drawn at the height
     of base_link."""
     assert step.image is not None
-    img = cv2.cvtColor(step.image, cv2.COLOR_RGB2BGR)
+    img = cv2.cvtColor(np.asarray(step.image), cv2.COLOR_RGB2BGR)
 
     def project(xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         pts = _from_origin(xy)
@@ -228,7 +228,7 @@ class ReportWriter:
         if s.image is not None and self.calib is not None:
             cells.append(f'<img src="{data_uri(camera_view(s, self.calib))}">')
         elif s.image is not None:
-            bgr = cv2.cvtColor(s.image, cv2.COLOR_RGB2BGR)
+            bgr = cv2.cvtColor(np.asarray(s.image), cv2.COLOR_RGB2BGR)
             bgr = cv2.resize(bgr, (480, round(bgr.shape[0] * 480 / bgr.shape[1])))
             cells.append(f'<img src="{data_uri(bgr)}">')
         else:

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import yaml
 
+from alpamayo_ros.core.encoded_image import CameraFrame
 from alpamayo_ros.core.frame_buffer import RELEASED_CAMERAS
 
 ENCODINGS = ("compressed", "raw")
@@ -40,8 +40,9 @@ class CameraInput:
     crop: tuple[float, float, float, float] | None = None
     note: str = ""
 
-    def crop_image(self, image: np.ndarray) -> np.ndarray:
-        """The crop of an (H, W, C) image (a view, no copy), or the image itself."""
+    def crop_image(self, image: CameraFrame) -> CameraFrame:
+        """The crop of an (H, W, C) image (a view, no copy; an EncodedImage's crop box), or
+        the image itself."""
         if self.crop is None:
             return image
         h, w = image.shape[:2]

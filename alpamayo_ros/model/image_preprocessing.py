@@ -19,10 +19,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize
+
+from alpamayo_ros.model.frame_decoding import FrameDecoder
 
 BICUBIC = 3  # PIL.Image.Resampling.BICUBIC, the only resampling the release uses
 
@@ -135,12 +136,16 @@ class ImagePreprocessor:
 
     # -- all together -------------------------------------------------------------------
     def __call__(
-        self, frames: Sequence[np.ndarray | torch.Tensor], device: torch.device | str = "cpu"
+        self,
+        frames: Sequence[Any],
+        device: torch.device | str = "cpu",
+        decoder: FrameDecoder | None = None,
     ) -> dict[str, torch.Tensor]:
-        """Frames (each (H, W, 3) uint8 RGB numpy, or (3, H, W) uint8 torch) -> pixel_values
-        (sum of patches, C * T * P * P) float32 and image_grid_thw (N, 3) long, in frame
-        order; frames of one size are processed as one batch on `device`."""
-        tensors = [_as_chw(f).to(device) for f in frames]
+        """Frames (each (H, W, 3) uint8 RGB numpy, (3, H, W) uint8 torch, or EncodedImage,
+        decoded by `decoder`: model.frame_decoding) -> pixel_values (sum of patches,
+        C * T * P * P) float32 and image_grid_thw (N, 3) long, in frame order; frames of one
+        size are processed as one batch on `device`."""
+        tensors = (decoder or FrameDecoder())(frames, device)
         by_size: dict[tuple[int, int], list[int]] = {}
         for i, t in enumerate(tensors):
             by_size.setdefault((t.shape[1], t.shape[2]), []).append(i)
@@ -155,19 +160,3 @@ class ImagePreprocessor:
             "pixel_values": torch.cat(patches, dim=0),
             "image_grid_thw": torch.tensor(grids, dtype=torch.long, device=device),
         }
-
-
-def _as_chw(frame: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """(H, W, 3) uint8 numpy or (3, H, W) uint8 torch -> (3, H, W) uint8 torch."""
-    if isinstance(frame, torch.Tensor):
-        tensor = frame
-    elif isinstance(frame, np.ndarray) and frame.ndim == 3:
-        tensor = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)
-    else:
-        tensor = torch.as_tensor(np.asarray(frame))
-    if tensor.dtype != torch.uint8 or tensor.ndim != 3 or tensor.shape[0] != 3:
-        raise ValueError(
-            f"a frame must be uint8 RGB, (H, W, 3) numpy or (3, H, W) torch; got "
-            f"{tuple(tensor.shape)} {tensor.dtype}"
-        )
-    return tensor

@@ -36,7 +36,9 @@ from alpamayo_ros.core.cameras import (
     prompt_order,
 )
 from alpamayo_ros.core.ego_history import EgoHistory
+from alpamayo_ros.core.encoded_image import CameraFrame
 from alpamayo_ros.model.config import USED_SPECIAL_TOKENS, AlpamayoConfig, special_token
+from alpamayo_ros.model.frame_decoding import FrameDecoder
 from alpamayo_ros.model.image_preprocessing import ImagePreprocessor
 from alpamayo_ros.planning.requests import PlanRequest, QuestionRequest
 
@@ -142,6 +144,7 @@ class AlpamayoProcessor:
         self.tokenizer = tokenizer
         self.image_processor = image_processor  # its settings, and what save_pretrained writes
         self.images = ImagePreprocessor.from_image_processor(image_processor)
+        self.decoder = FrameDecoder()  # JPEG frames decoded on the model's device where it can
         self.config = config
         self.traj_token_start = token_id(tokenizer, "<i0>")
         last = token_id(tokenizer, f"<i{config.traj_vocab_size - 1}>")
@@ -228,8 +231,8 @@ class AlpamayoProcessor:
         return ids
 
     def layout(
-        self, images: tuple[np.ndarray, ...], cameras: tuple[str, ...]
-    ) -> tuple[list[np.ndarray], list[int] | None]:
+        self, images: tuple[CameraFrame, ...], cameras: tuple[str, ...]
+    ) -> tuple[list[CameraFrame], list[int] | None]:
         """A request's images in prompt order (cameras ascending by model index) and, for
         checkpoints whose prompts label cameras, the model index of each camera. Refuses
         (CameraLayoutError naming the camera) a layout the checkpoint cannot read."""
@@ -247,7 +250,7 @@ class AlpamayoProcessor:
     def _expand(
         self,
         prompts: list[str],
-        images: list[list[np.ndarray]],
+        images: list[list[CameraFrame]],
         vision: dict[str, torch.Tensor] | None = None,
         device: torch.device | str = "cpu",
     ) -> tuple[list[np.ndarray], dict[str, torch.Tensor]]:
@@ -256,7 +259,8 @@ class AlpamayoProcessor:
         those already computed for the same images, reused; else preprocessed on
         `device`)."""
         if vision is None:
-            vision = self.images([img for group in images for img in group], device=device)
+            frames = [img for group in images for img in group]
+            vision = self.images(frames, device=device, decoder=self.decoder)
         merge = self.images.merge_size
         tokens_per_image = (vision["image_grid_thw"].prod(dim=-1) // (merge * merge)).tolist()
         sequences, k = [], 0

@@ -43,6 +43,7 @@ from alpamayo_ros.model.config import AlpamayoConfig
 from alpamayo_ros.model.ego_speed import t0_speed
 from alpamayo_ros.model.float8 import Float8Linear
 from alpamayo_ros.model.flow_matching import euler_sample, guided
+from alpamayo_ros.model.frame_decoding import decodes_jpeg_on
 from alpamayo_ros.model.kv_cache import STATIC_SLOTS, crop_cache, static_copy, static_key
 from alpamayo_ros.model.processor import AlpamayoProcessor
 from alpamayo_ros.model.quantization import quantize
@@ -126,6 +127,12 @@ class PolicyRuntime(nn.Module):
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
+
+    @property
+    def decodes_jpeg_on_device(self) -> bool:
+        """Whether JPEG frames (EncodedImage) are decoded on the model's device (nvJPEG on
+        CUDA with torchvision): the planner's image_decode "auto" keeps them encoded then."""
+        return decodes_jpeg_on(self.device)
 
     def configure(
         self, engine: str = "eager", vision_cache_frames: int = 0, quantization: str = "none"
@@ -413,7 +420,9 @@ class PolicyRuntime(nn.Module):
         missing = [i for i, k in enumerate(kept) if k is None]
         grids = [proc.images.grid(*f.shape[:2]) for f in frames]
         pixels = (
-            proc.images([frames[i] for i in missing], device)["pixel_values"] if missing else None
+            proc.images([frames[i] for i in missing], device, proc.decoder)["pixel_values"]
+            if missing
+            else None
         )
         vision: dict[str, Any] = {
             "image_grid_thw": torch.tensor(grids, dtype=torch.long, device=device),

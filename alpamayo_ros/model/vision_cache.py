@@ -22,9 +22,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from alpamayo_ros.core.encoded_image import CameraFrame, EncodedImage
 
-def fingerprint(frame: np.ndarray) -> bytes:
-    """A sparse sample of a frame's pixels: a 16 x 16 grid (H, W, 3) uint8."""
+
+def fingerprint(frame: CameraFrame) -> bytes:
+    """A sparse sample of a frame's pixels (a 16 x 16 grid of an (H, W, 3) uint8 array), or
+    of an EncodedImage's bytes (never decoded for this)."""
+    if isinstance(frame, EncodedImage):
+        return frame.fingerprint()
     h, w = frame.shape[:2]
     return np.ascontiguousarray(frame[:: max(1, h // 16), :: max(1, w // 16)]).tobytes()
 
@@ -45,14 +50,14 @@ class VisionFeatureCache:
         if capacity < 1:
             raise ValueError(f"vision cache capacity must be >= 1 frame, got {capacity}")
         self.capacity = capacity
-        self._entries: OrderedDict[int, tuple[np.ndarray, bytes, FrameFeatures]] = OrderedDict()
+        self._entries: OrderedDict[int, tuple[CameraFrame, bytes, FrameFeatures]] = OrderedDict()
         self.hits = 0
         self.misses = 0
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get(self, frame: np.ndarray) -> FrameFeatures | None:
+    def get(self, frame: CameraFrame) -> FrameFeatures | None:
         """The features of this very frame array, if kept and its pixels unchanged."""
         entry = self._entries.get(id(frame))
         if entry is None or entry[0] is not frame or entry[1] != fingerprint(frame):
@@ -62,7 +67,7 @@ class VisionFeatureCache:
         self.hits += 1
         return entry[2]
 
-    def put(self, frame: np.ndarray, features: FrameFeatures) -> None:
+    def put(self, frame: CameraFrame, features: FrameFeatures) -> None:
         self._entries[id(frame)] = (frame, fingerprint(frame), features)
         self._entries.move_to_end(id(frame))
         while len(self._entries) > self.capacity:

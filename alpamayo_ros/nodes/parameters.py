@@ -20,6 +20,7 @@ from alpamayo_ros.core.clock import ClockSettings
 from alpamayo_ros.core.plan import PlanLimits
 from alpamayo_ros.planning.settings import (
     ENGINE_CHOICES,
+    IMAGE_DECODE_CHOICES,
     LATE_PLAN_CHOICES,
     QUANTIZATION_CHOICES,
     SAMPLE_CHOICES,
@@ -125,6 +126,12 @@ PLANNER_PARAMS: tuple[ParamSpec, ...] = (
               "slower than bf16) or fp8_prefill (float8 for the prefill, decode on the "
               "original weights, both kept: the lane's prefill 94 instead of 111 ms on an "
               "H200); Hopper/Blackwell GPUs.", choices=QUANTIZATION_CHOICES),
+    ParamSpec("image_decode", "auto", "Where JPEG camera images are decoded. arrival: in the "
+              "subscription callback (cv_bridge), every message. model: kept as bytes and "
+              "decoded by the model in one batch on its device, only the frames a plan uses "
+              "(nvJPEG on CUDA with torchvision; elsewhere OpenCV at plan time, no faster). "
+              "auto: model where the model decodes on its device, else arrival.",
+              choices=IMAGE_DECODE_CHOICES),
     ParamSpec("max_batch", 1, "Input sets the worker may plan together when the model is "
               "slower than the rate (1: newest input only, older ones dropped).", min=1, max=16),
     ParamSpec("max_input_age", 0.3, "Seconds: any camera or odometry older than this -> stop "
@@ -251,6 +258,7 @@ class PlannerConfig:
     engine: str = "eager"
     vision_cache_frames: int = 32
     quantization: str = "none"
+    image_decode: str = "auto"
 
 
 def planner_config(values: dict[str, Any]) -> PlannerConfig:
@@ -309,6 +317,7 @@ def planner_config(values: dict[str, Any]) -> PlannerConfig:
         engine=str(v["engine"]),
         vision_cache_frames=int(v["vision_cache_frames"]),
         quantization=str(v["quantization"]),
+        image_decode=str(v["image_decode"]),
     )
 
 

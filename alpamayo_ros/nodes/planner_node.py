@@ -47,6 +47,7 @@ from alpamayo_ros.core.camera_rig import CameraInput, CameraRig, CameraRigError
 from alpamayo_ros.core.cameras import ALPAMAYO1_5, CameraLayoutError, check_camera_layout
 from alpamayo_ros.core.diagnostics import HealthLimits, PlannerMonitor, navigation_item
 from alpamayo_ros.core.ego_history import StampedPose
+from alpamayo_ros.core.encoded_image import deferred_jpeg
 from alpamayo_ros.core.frame_buffer import FrameBufferSpec, FramesUnavailable
 from alpamayo_ros.core.plan import Plan
 from alpamayo_ros.messages.autoware import autoware_candidates_msg, autoware_trajectory_msg
@@ -64,6 +65,7 @@ from alpamayo_ros.nodes.parameters import (
 )
 from alpamayo_ros.planning.planner import Planner, PlanOutcome, StampAhead
 from alpamayo_ros.planning.requests import Answer, QuestionRequest
+from alpamayo_ros.planning.settings import jpeg_on_model
 from alpamayo_ros.planning.worker import PlanningWorker
 from alpamayo_ros.srv import AskQuestion
 
@@ -105,6 +107,7 @@ class PlannerNode(Node):
         stale = cfg.max_chain_age if cfg.planning_mode == "two_lane" else math.inf
         self.monitor = PlannerMonitor(rig.names, limits=HealthLimits(max_chain_age=stale))
         self.bridge = CvBridge()
+        self._jpeg_on_model = False  # image_decode, resolved once the model is loaded
         self.worker: PlanningWorker | None = None
         self._lock = threading.Lock()  # buffers and monitor: executor vs worker thread
         self._model_problem = "loading the model" if cfg.model else "no model configured"
@@ -206,11 +209,13 @@ class PlannerNode(Node):
                 max_chain_age=cfg.max_chain_age, stale_chain_slice=cfg.stale_chain_slice,
             )  # fmt: skip
             self._model_problem = ""
+            self._jpeg_on_model = jpeg_on_model(cfg.image_decode, policy)
             self.monitor.on_model_loaded(policy.model_id)
         self.get_logger().info(
             f"model {cfg.model} loaded on {policy.device} ({next(policy.parameters()).dtype}, "
             f"engine {cfg.engine}, quantization {cfg.quantization}, vision cache "
-            f"{cfg.vision_cache_frames} frames)"
+            f"{cfg.vision_cache_frames} frames, JPEG images decoded "
+            f"{'by the model on ' + str(policy.device) if self._jpeg_on_model else 'on arrival'})"
         )
 
     # -- inputs -----------------------------------------------------------------------
@@ -234,9 +239,15 @@ class PlannerNode(Node):
 
     def _on_image(self, topic: str, cams: tuple[CameraInput, ...], msg: Any) -> None:
         try:
-            if isinstance(msg, CompressedImage):
+            rgb: Any = None
+            if isinstance(msg, CompressedImage) and self._jpeg_on_model:
+                # kept encoded for the model to decode on its device (None: not a JPEG it
+                # takes; a broken header raises and the message is counted and skipped)
+                source = f"{topic} at {stamp_seconds(msg.header.stamp):.3f} s"
+                rgb = deferred_jpeg(bytes(msg.data), str(msg.format), source)
+            if rgb is None and isinstance(msg, CompressedImage):
                 rgb = self.bridge.compressed_imgmsg_to_cv2(msg, desired_encoding="rgb8")
-            else:
+            elif rgb is None:
                 rgb = self.bridge.imgmsg_to_cv2(msg, desired_encoding="rgb8")
             if rgb is None or rgb.ndim != 3 or rgb.shape[2] != 3:
                 raise ValueError(f"decoded to shape {getattr(rgb, 'shape', None)}")

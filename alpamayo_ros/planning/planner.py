@@ -28,6 +28,7 @@ from alpamayo_ros.core.ego_history import (
     EgoPoseBuffer,
     StampedPose,
 )
+from alpamayo_ros.core.encoded_image import CameraFrame
 from alpamayo_ros.core.frame_buffer import FrameBuffer, FrameBufferSpec, FrameSet, FramesUnavailable
 from alpamayo_ros.core.meta_actions import extract_meta_actions, is_consistent, meta_actions_in_text
 from alpamayo_ros.core.plan import LATENCY_STAGES, Plan, make_stop_plan, plan_problems
@@ -195,7 +196,7 @@ class Planner:
             )
 
     def add_image(
-        self, camera: str, stamp: float, image: np.ndarray, now: float | None = None
+        self, camera: str, stamp: float, image: CameraFrame, now: float | None = None
     ) -> None:
         """Buffer a frame. With `now` (the clock, seconds; 0 = not started yet), a frame
         stamped further ahead of it than the tolerance raises StampAhead and is not kept."""

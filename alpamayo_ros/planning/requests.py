@@ -14,6 +14,7 @@ from typing import Protocol
 import numpy as np
 
 from alpamayo_ros.core.ego_history import EgoHistory
+from alpamayo_ros.core.encoded_image import CameraFrame, EncodedImage
 from alpamayo_ros.core.trajectory import UnicycleRollout
 
 
@@ -21,8 +22,9 @@ from alpamayo_ros.core.trajectory import UnicycleRollout
 class PlanRequest:
     """One planning input.
 
-    images: the frame set's images, camera-major, oldest first per camera (the released
-        model: 4 cameras x 4 frames), each (H, W, 3) uint8 RGB.
+    images: the frame set's images ((H, W, 3) uint8 RGB arrays, or EncodedImages the model
+        decodes), camera-major, oldest first per camera (the released model: 4 cameras x 4
+        frames).
     ego: the ego history at t0 (positions (N, 3) metres, rotations (N, 3, 3), speed m/s).
     cameras: the model camera (alpamayo_ros.core.cameras) of each camera group in `images`,
         in the same order; () = Alpamayo 1's four in its order. The images split evenly
@@ -31,7 +33,7 @@ class PlanRequest:
     navigation: route text for Alpamayo 1.5 (e.g. "Turn left in 30m"), or None.
     """
 
-    images: tuple[np.ndarray, ...]
+    images: tuple[CameraFrame, ...]
     ego: EgoHistory
     cameras: tuple[str, ...] = ()
     navigation: str | None = None
@@ -42,7 +44,7 @@ class PlanRequest:
             raise ValueError("PlanRequest.navigation must be None or non-empty text")
 
 
-def check_images(kind: str, images: tuple[np.ndarray, ...], cameras: tuple[str, ...]) -> None:
+def check_images(kind: str, images: tuple[CameraFrame, ...], cameras: tuple[str, ...]) -> None:
     """A request's images: at least one, each (H, W, 3), split evenly over its cameras."""
     if not images:
         raise ValueError(f"{kind}.images must hold at least one image")
@@ -52,7 +54,7 @@ def check_images(kind: str, images: tuple[np.ndarray, ...], cameras: tuple[str, 
             "have the same number of frames"
         )
     for i, img in enumerate(images):
-        if not (isinstance(img, np.ndarray) and img.ndim == 3 and img.shape[2] == 3):
+        if not (isinstance(img, np.ndarray | EncodedImage) and img.ndim == 3 and img.shape[2] == 3):
             shape = getattr(img, "shape", type(img).__name__)
             raise ValueError(f"{kind}.images[{i}] must be (H, W, 3) RGB, got {shape}")
 
@@ -145,7 +147,7 @@ class QuestionRequest:
     """A question about the scene: images camera-major as in PlanRequest, their cameras,
     and the question text."""
 
-    images: tuple[np.ndarray, ...]
+    images: tuple[CameraFrame, ...]
     question: str
     cameras: tuple[str, ...] = ()
 

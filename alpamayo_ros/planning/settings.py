@@ -18,6 +18,22 @@ LATE_PLAN_CHOICES: tuple[str, ...] = ("stop", "drop")
 # parameters): engine "eager" (the reference) or "fast" (static KV cache, compiled steps).
 ENGINE_CHOICES = ("eager", "fast")
 QUANTIZATION_CHOICES = ("none", "fp8", "fp8_prefill")
+# Where JPEG camera images are decoded: on arrival (OpenCV), by the model on its device,
+# or (auto) by the model where it decodes on its device (jpeg_on_model).
+IMAGE_DECODE_CHOICES = ("auto", "arrival", "model")
+
+
+def jpeg_on_model(image_decode: str, policy: object) -> bool:
+    """Whether JPEG frames are kept encoded for `policy` to decode: image_decode "model",
+    or "auto" with a policy whose `decodes_jpeg_on_device` is true (a CUDA device with
+    torchvision's nvJPEG decoder). A bad value raises ValueError naming it."""
+    if image_decode not in IMAGE_DECODE_CHOICES:
+        raise ValueError(
+            f"image_decode must be one of {IMAGE_DECODE_CHOICES}, got {image_decode!r}"
+        )
+    if image_decode == "auto":
+        return bool(getattr(policy, "decodes_jpeg_on_device", False))
+    return image_decode == "model"
 
 
 @dataclass(frozen=True)

@@ -390,3 +390,45 @@ def test_realtime_two_lane_replay_publishes_at_the_rate_with_lanes_and_chain_age
     values = {kv.key: kv.value for kv in model.values}
     assert 0 < int(values["reasoning lane chains"]) <= rt["chains_handed_over"]  # at its tick
     assert float(values["trajectory lane total p50 [ms]"]) >= 0.0
+
+
+def test_jpeg_frames_left_to_the_model_give_the_plans_of_frames_decoded_on_arrival(
+    sample_bag, tiny, tmp_path
+):
+    rig = CameraRig.released_default()
+    kw = dict(progress=False, start=1.0, duration=1.5)
+    arrival = replay_bag(sample_bag, tiny, rig, tmp_path / "a", FAST, **kw)
+    deferred = replay_bag(sample_bag, tiny, rig, tmp_path / "b", FAST, defer_jpeg=True, **kw)
+    decoder = tiny.processor.decoder
+    assert decoder.on_cpu >= 16 and decoder.device_failures == 0  # no GPU here: OpenCV
+    assert len(arrival.steps) == len(deferred.steps) > 10
+    for a, b in zip(arrival.steps, deferred.steps, strict=True):
+        assert a.plan.reasoning == b.plan.reasoning and not a.plan.is_fallback
+        assert np.abs(a.plan.xyz - b.plan.xyz).max() < 1e-5
+    assert (tmp_path / "b" / "report.html").read_text().count("data:image/jpeg") > 0
+
+
+def test_a_jpeg_with_a_broken_header_is_counted_and_skipped_when_left_to_the_model(
+    sample_bag, tiny, tmp_path
+):
+    with Bag(sample_bag) as bag:
+        t_start = bag.start_time
+    front = "/camera/camera_front_wide_120fov/image_raw/compressed"
+    done: list[float] = []
+
+    def change(topic, t, raw):
+        if topic == front and t > t_start + 1.0 and not done:
+            done.append(t)
+            msg = typestore().deserialize_cdr(raw, "sensor_msgs/msg/CompressedImage")
+            msg.data = msg.data[:40]  # the quantisation table cut off
+            return typestore().serialize_cdr(msg, "sensor_msgs/msg/CompressedImage")
+        return raw
+
+    copy_bag(sample_bag, tmp_path / "bad", lambda topic, t: t < t_start + 3.0, change)
+    replay_bag(
+        tmp_path / "bad", tiny, CameraRig.released_default(), tmp_path / "out", FAST,
+        progress=False, defer_jpeg=True,
+    )  # fmt: skip
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["skipped_inputs"] == {"bad_image": 1}
+    assert summary["model_plans"] > 0

@@ -46,6 +46,7 @@ class Drive:
         self.node = rclpy.create_node("fake_vehicle")
         self.cameras_on = True
         self.bad_image_next = False
+        self.bad_image_data = b"not a jpeg"  # what a bad image holds
         self.sim_now = sim_start
         self.drive_start = sim_start or 0.0  # where the straight drive has x = 0
         topics = ("plan", "path", "reasoning", "markers", "status", "diag", "cmd")
@@ -101,7 +102,7 @@ class Drive:
             msg = CompressedImage(format="jpeg")
             msg.header.stamp = stamp
             msg.header.frame_id = cam
-            msg.data = b"not a jpeg" if self.bad_image_next else self.jpeg
+            msg.data = self.bad_image_data if self.bad_image_next else self.jpeg
             pub.publish(msg)
         self.bad_image_next = False
 

@@ -132,6 +132,26 @@ def test_bad_images_are_counted_not_fatal(ros, tiny_checkpoint):
         assert graph.wait_for(lambda: len(drive.received["plan"]) > n + 5, 5.0)  # still planning
 
 
+def test_jpeg_images_left_to_the_model_plan_and_a_broken_header_is_counted(ros, tiny_checkpoint):
+    """image_decode model: the callback keeps each JPEG as bytes (header checked), the model
+    decodes them (OpenCV here, no GPU); a JPEG cut inside its header is counted and skipped."""
+    drive = Drive(sim_start=SIM_START)
+    planner = sim_planner(tiny_checkpoint, image_decode="model")
+    with Graph(drive.node, planner) as graph:
+        wait_for_model(graph, planner)
+        for t in ticks(SIM_START, 22):
+            assert step(graph, drive, planner, t), f"no plan for the tick at {t}"
+        plan = drive.received["plan"][-1][1]
+        assert not plan.is_fallback, plan.fallback_reason
+        decoder = planner.planner.policy.processor.decoder
+        assert decoder.on_cpu >= 16 and decoder.on_device == 0
+        drive.bad_image_data, drive.bad_image_next = bytes(drive.jpeg[:40]), True
+        for t in ticks(SIM_START + 2.2, 7):  # the set lacks that slot until t0 - 0.3 s passes it
+            assert step(graph, drive, planner, t)
+        assert planner.monitor.bad_messages.get("image", 0) == 4, planner.monitor.bad_messages
+        assert not drive.received["plan"][-1][1].is_fallback  # planning again
+
+
 def test_planner_without_a_model_publishes_stop_plans(ros):
     drive = Drive()
     planner = PlannerNode(parameter_overrides=[Parameter("model", value="")])
