@@ -29,11 +29,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from alpamayo_ros.core.encoded_image import EncodedImage
 from alpamayo_ros.model.policy import AlpamayoPolicy
 from alpamayo_ros.model.quantization import quantize
 from alpamayo_ros.model.tiny import make_tiny_checkpoint, released_random_policy
 from bench.floors import ModelSizes, plan_floors
-from bench.model_latency import STAGES, make_request
+from bench.model_latency import STAGES, jpeg_frame, make_request
 
 RESULTS: dict[str, Any] = {}
 START = time.perf_counter()
@@ -410,13 +411,19 @@ def main() -> int:
                               engine=engine, **kw)  # fmt: skip
         return {"engine": engine, "stages": stats(res)}
 
-    def cycling_requests(n: int) -> list[Any]:
+    def cycling_requests(n: int, jpeg: bool = False) -> list[Any]:
         """n consecutive 10 Hz frame sets: per camera the 3 newest frames kept (the same
-        arrays), one new frame each cycle (a pool of 12 per camera, evicted before reuse)."""
+        arrays), one new frame each cycle (a pool of 12 per camera, evicted before reuse).
+        jpeg: camera-like JPEG frames (EncodedImage) that the model decodes."""
         w, h = (int(v) for v in args.image_size.split("x"))
         rng = np.random.default_rng(1)
-        pool = [[rng.integers(0, 255, (h, w, 3), dtype=np.uint8) for _ in range(12)]
-                for _ in range(4)]  # fmt: skip
+
+        def frame() -> Any:
+            if jpeg:
+                return jpeg_frame(rng, (w, h))
+            return rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
+
+        pool = [[frame() for _ in range(12)] for _ in range(4)]
         out = []
         for k in range(n):
             images = tuple(pool[c][(k + j) % 12] for c in range(4) for j in range(4))
@@ -437,6 +444,79 @@ def main() -> int:
         policy.enable_vision_cache(0)
         return {"stages": stats(res), "hits": cache.hits, "misses": cache.misses,
                 "over_100ms": int((totals > 100).sum()), "engine": engine}  # fmt: skip
+
+    @section("jpeg_decode", 20)
+    def jpeg_decode():
+        """16 camera-like JPEGs of the bench size: OpenCV on one CPU core (what the node's
+        callbacks do per message with image_decode arrival) against model.frame_decoding
+        on the device (one nvJPEG batch: image_decode model), and how far their pixels
+        differ (nvJPEG's inverse DCT and upsampling are not libjpeg's)."""
+        from alpamayo_ros.model.frame_decoding import FrameDecoder, decodes_jpeg_on
+
+        w, h = (int(v) for v in args.image_size.split("x"))
+        rng = np.random.default_rng(2)
+        frames = [jpeg_frame(rng, (w, h)) for _ in range(16)]
+        cpu_ms = []
+        for _ in range(3):
+            t = time.perf_counter()
+            for f in frames:
+                EncodedImage(f.data, f.full_size).decode()  # a fresh frame: nothing kept
+            cpu_ms.append(1000 * (time.perf_counter() - t))
+        decoder, device_ms = FrameDecoder(), []
+        for i in range(11):
+            fresh = [EncodedImage(f.data, f.full_size) for f in frames]
+            sync()
+            t = time.perf_counter()
+            out = decoder(fresh, device)
+            sync()
+            if i:  # the first call initialises the decoder
+                device_ms.append(1000 * (time.perf_counter() - t))
+        diffs = [(o.cpu().int() - torch.from_numpy(np.asarray(f)).permute(2, 0, 1).int()).abs()
+                 for o, f in zip(out[:4], frames[:4], strict=True)]  # fmt: skip
+        return {"decodes_on_device": decodes_jpeg_on(device),
+                "kb_per_frame": float(np.mean([len(f.data) for f in frames]) / 1024),
+                "opencv_cpu_ms_16_frames": float(np.median(cpu_ms)),
+                "frame_decoding_ms_16_frames": float(np.median(device_ms)),
+                "on_device": decoder.on_device, "on_cpu": decoder.on_cpu,
+                "device_failures": decoder.device_failures,
+                "pixel_diff_mean": float(np.mean([d.float().mean().item() for d in diffs])),
+                "pixel_diff_max": int(max(d.max().item() for d in diffs))}  # fmt: skip
+
+    @section("jpeg_fast_full", 30)
+    def jpeg_fast_full():
+        """The fast full plan with the 16 frames as JPEGs the model decodes (compare
+        fast_full's preprocess stage: decoded arrays uploaded)."""
+        w, h = (int(v) for v in args.image_size.split("x"))
+        jpeg_request = make_request(np.random.default_rng(0), (w, h), jpeg=True)
+        res, _, _ = run_plans(
+            policy, jpeg_request, 10, 1, seed=0, temperature=0.6, engine=engine, **base
+        )
+        return {"engine": engine, "stages": stats(res)}
+
+    @section("jpeg_vision_cache_lane", 50)
+    def jpeg_vision_cache_lane():
+        """The trajectory lane at 10 Hz as the node runs it with image_decode auto on a GPU:
+        JPEG frames, the vision cache on (4 new frames per cycle decoded and encoded), at
+        the suite's flow steps and at 5 (the engine issue's setting)."""
+        policy.enable_vision_cache(32)
+        reqs = cycling_requests(52, jpeg=True)
+        out: dict[str, Any] = {"engine": engine}
+        for steps in (args.flow_steps, 5):
+            kw = dict(base, num_flow_steps=steps)
+            res = []
+            for i, r in enumerate(reqs[:26]):
+                plan = policy.plan([r], seed=i, reasoning_ids=[state["chain"]], engine=engine,
+                                   **kw)  # fmt: skip
+                if i >= 2:
+                    res.append(plan)
+            reqs = reqs[26:]
+            totals = np.asarray([r.timings_ms["total"] for r in res])
+            out[f"{steps}_steps"] = {"stages": stats(res),
+                                     "over_100ms": int((totals > 100).sum())}  # fmt: skip
+        cache = policy.vision_cache
+        policy.enable_vision_cache(0)
+        out.update(hits=cache.hits, misses=cache.misses)
+        return out
 
     @section("two_lane_schedule", 20 + 1.5 * args.schedule_s)
     def two_lane_schedule():
@@ -642,8 +722,11 @@ def main() -> int:
         "lane_5_steps",
         "vision_cache_lane",
         "fast_full_cached",
+        "jpeg_fast_full",
+        "jpeg_vision_cache_lane",
     ):
         r = RESULTS.get(name, {})
+        r = r.get(f"{args.flow_steps}_steps", r) if name == "jpeg_vision_cache_lane" else r
         if "stages" in r:
             cells = "  ".join(f"{s} {r['stages'][s]['p50']:.1f}/{r['stages'][s]['p99']:.1f}"
                               for s in STAGES)  # fmt: skip
@@ -653,6 +736,7 @@ def main() -> int:
     for name in (
         "fast_agreement",
         "decode_step",
+        "jpeg_decode",
         "attention_sdpa",
         "generate_reference",
         "fp8_prefill",

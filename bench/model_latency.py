@@ -9,8 +9,8 @@ Every stage is also reported against its hardware floor (bench/floors.py: H100 d
 
 --released-shapes builds the released 10B shapes (Qwen3-VL-8B backbone + 2.3B expert) with
 random weights directly on the device: the latency of the real model, not its outputs.
-Inputs: 4 cameras x 4 frames of 1920x1080 noise (resized by the processor as released) and a
-straight ego history at 10 m/s.
+Inputs: 4 cameras x 4 frames of 1920x1080 noise (resized by the processor as released; --jpeg:
+camera-like JPEGs the model decodes) and a straight ego history at 10 m/s.
 """
 
 from __future__ import annotations
@@ -22,12 +22,14 @@ import tempfile
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from alpamayo_ros.core.ego_history import EgoPoseBuffer, StampedPose
+from alpamayo_ros.core.encoded_image import EncodedImage
 from alpamayo_ros.model.policy import AlpamayoPolicy
 from alpamayo_ros.model.quantization import QUANTIZATIONS, quantize
 from alpamayo_ros.model.tiny import make_tiny_checkpoint, released_random_policy
@@ -37,11 +39,30 @@ from bench.floors import H100_BANDWIDTH, H100_BF16_FLOPS, ModelSizes, plan_floor
 STAGES = ("preprocess", "prefill", "reasoning", "trajectory", "total")
 
 
-def make_request(rng: np.random.Generator, size: tuple[int, int]) -> PlanRequest:
+def jpeg_frame(rng: np.random.Generator, size: tuple[int, int], quality: int = 90) -> EncodedImage:
+    """A (W, H) = size camera-like JPEG: smooth shapes plus fine grain (~150-400 KB at
+    full HD and quality 90, as camera JPEGs are; noise would compress ~10x worse)."""
+    w, h = size
+    coarse = rng.integers(0, 255, (h // 16 + 1, w // 16 + 1, 3), dtype=np.uint8)
+    img = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_CUBIC)
+    img = cv2.add(img, rng.integers(0, 12, (h, w, 3), dtype=np.uint8))
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    assert ok
+    return EncodedImage.from_jpeg(buf.tobytes(), "bench frame")
+
+
+def make_request(
+    rng: np.random.Generator, size: tuple[int, int], jpeg: bool = False
+) -> PlanRequest:
+    """16 frames of (W, H) = size: noise arrays, or with `jpeg` camera-like JPEGs the model
+    decodes (on its device where it can: model.frame_decoding)."""
     buf = EgoPoseBuffer()
     for k in range(20):
         buf.add(StampedPose(0.1 * k, (1.0 * k, 0.0, 0.0), (1.0, 0.0, 0.0, 0.0)))
-    images = tuple(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8) for _ in range(16))
+    images: tuple = tuple(
+        jpeg_frame(rng, size) if jpeg else rng.integers(0, 255, (size[1], size[0], 3), np.uint8)
+        for _ in range(16)
+    )
     return PlanRequest(images, buf.history(1.9))
 
 
@@ -97,6 +118,11 @@ def main() -> int:
     parser.add_argument(
         "--vision-cache", type=int, default=0, help="frames kept by the vision cache (0: off)"
     )
+    parser.add_argument(
+        "--jpeg",
+        action="store_true",
+        help="frames as camera-like JPEGs the model decodes (nvJPEG on CUDA with torchvision)",
+    )
     args = parser.parse_args()
 
     dtype = getattr(torch, args.dtype)
@@ -127,7 +153,7 @@ def main() -> int:
     params = sum(p.numel() for p in policy.parameters())
     size = tuple(int(v) for v in args.image_size.split("x"))
     rng = np.random.default_rng(0)
-    request = make_request(rng, (size[0], size[1]))
+    request = make_request(rng, (size[0], size[1]), jpeg=args.jpeg)
 
     # Force a fixed number of reasoning tokens: random weights rarely emit the stop token.
     times: dict[str, list[float]] = {s: [] for s in STAGES}
@@ -157,7 +183,8 @@ def main() -> int:
     )
     steps = args.flow_steps or policy.config.flow_matching.num_inference_steps
     print(
-        f"input: 16 frames {args.image_size}; {args.samples} samples; up to "
+        f"input: 16 frames {args.image_size}{' JPEG' if args.jpeg else ''}; "
+        f"{args.samples} samples; up to "
         f"{args.reasoning_tokens} reasoning tokens; {steps} flow steps; {args.iters} runs"
     )
     print(f"{'stage':<12}{'p50 ms':>10}{'p99 ms':>10}{'mean ms':>10}")
