@@ -41,9 +41,9 @@ from alpamayo_ros.model.action_expert import (
 from alpamayo_ros.model.attention import GROUPED_ATTENTION
 from alpamayo_ros.model.config import AlpamayoConfig
 from alpamayo_ros.model.ego_speed import t0_speed
-from alpamayo_ros.model.float8 import Float8Linear
 from alpamayo_ros.model.flow_matching import euler_sample, guided
 from alpamayo_ros.model.frame_decoding import decodes_jpeg_on
+from alpamayo_ros.model.fused_layers import fuse_decoder_layers
 from alpamayo_ros.model.kv_cache import STATIC_SLOTS, crop_cache, static_copy, static_key
 from alpamayo_ros.model.processor import AlpamayoProcessor
 from alpamayo_ros.model.quantization import quantize
@@ -141,7 +141,7 @@ class PolicyRuntime(nn.Module):
         vision_cache_frames, quantization): engine "eager" (the reference) or "fast" (every
         plan on the static engine, the decode step and the expert pass on the grouped
         attention kernel (set_attention) and compiled: CUDA graphs on a GPU, inductor on a
-        CPU; the prefill's norms and MLPs compiled, compile_prefill); vision_cache_frames:
+        CPU; the layers' work around the attention compiled, compile_prefill); vision_cache_frames:
         enable_vision_cache; quantization: model.quantization.quantize (refused with the
         reason where it cannot run). A bad value raises ValueError naming it."""
         if engine not in ENGINE_CHOICES:
@@ -185,22 +185,15 @@ class PolicyRuntime(nn.Module):
         )
 
     def compile_prefill(self) -> None:
-        """torch.compile (dynamic shapes, no CUDA graphs) the language model's pure
-        per-layer blocks: its four RMSNorms and the MLP, and FP8 attention projections
-        (model.float8: their activation quantisation fused). These run in every prefill,
-        whose length changes with the chain; the layers themselves stay eager (compiled
-        whole, a layer's cache update guards on its index: one graph per layer). On an
-        H200 the prefill's float32 norm arithmetic was ~25 of 170 ms of GPU time
-        (bench/results/h200-2026-11-26.md). Inside the compiled decode step they are
-        inlined into its graph."""
-        for layer in self.vlm.model.language_model.layers:
-            attn = layer.self_attn
-            blocks = [layer.input_layernorm, layer.post_attention_layernorm]
-            blocks += [attn.q_norm, attn.k_norm, layer.mlp]
-            projections = [attn.q_proj, attn.k_proj, attn.v_proj, attn.o_proj]
-            blocks += [p for p in projections if isinstance(p, Float8Linear)]
-            for block in blocks:
-                block.compile(dynamic=True)
+        """The language model's decoder layers with their elementwise work compiled around
+        the attention (model.fused_layers: norms, projections, rotary embedding, residuals
+        and MLP as two torch.compile'd functions with dynamic shapes, one graph each for
+        all layers). These run in every prefill, whose length changes with the chain; the
+        cache update and the attention stay eager. On an H200 the prefill's float32 norm
+        arithmetic was ~25 of 170 ms of GPU time and the rotary embedding and residuals
+        ~15 ms once the norms were compiled (bench/results/h200-2026-11-26.md). Inside the
+        compiled decode step they are inlined into its graph."""
+        fuse_decoder_layers(self.vlm.model.language_model.layers)
 
     def compile_expert(self, mode: str = "reduce-overhead") -> None:
         """torch.compile the static engine's expert pass (see from_pretrained): the action
