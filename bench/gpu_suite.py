@@ -445,6 +445,35 @@ def main() -> int:
         return {"stages": stats(res), "hits": cache.hits, "misses": cache.misses,
                 "over_100ms": int((totals > 100).sum()), "engine": engine}  # fmt: skip
 
+    @section("prefill_fusion", 30)
+    def prefill_fusion():
+        """Lane plans (forced chain: prefill and expert, no decode) with the decoder layers
+        fused (model.fused_layers, what compile_prefill sets) and with transformers' own
+        layer forward (eager), alternating, same run: what the fusion saves in the
+        prefill. The fused forwards are put back as they were (the same objects, so
+        graphs captured over them still apply)."""
+        layers = policy.vlm.model.language_model.layers
+        saved = [layer.__dict__.get("forward") for layer in layers]
+        if not all(saved):
+            return {"skipped": "layers not fused (compile_prefill not run)"}
+        kw = dict(base, reasoning_ids=[state["chain"]], engine=engine)
+        results: dict[str, list[Any]] = {"fused": [], "eager_layers": []}
+        try:
+            for i in range(12):
+                for name in results:
+                    for layer, forward in zip(layers, saved, strict=True):
+                        if name == "fused":
+                            layer.forward = forward
+                        else:
+                            layer.__dict__.pop("forward", None)
+                    plan = policy.plan([request], seed=i, **kw)
+                    if i >= 2:
+                        results[name].append(plan)
+        finally:
+            for layer, forward in zip(layers, saved, strict=True):
+                layer.forward = forward
+        return {name: stats(res) for name, res in results.items()}
+
     @section("jpeg_decode", 20)
     def jpeg_decode():
         """16 camera-like JPEGs of the bench size: OpenCV on one CPU core (what the node's
@@ -681,6 +710,33 @@ def main() -> int:
         result["greedy_vs_bf16_eager"] = agreement(state["eager_greedy"], greedy)
         return result
 
+    @section("autotune", 240)
+    def autotune():
+        """The decode step and the expert pass recompiled with inductor's max-autotune (GEMM
+        kernels picked by benchmarking candidates: the expert's 64-row products ran at ~40 %
+        of the copy bandwidth on cuBLAS; CUDA graphs kept), against reduce-overhead's
+        fast_full and vision_cache_lane figures above. Put back to reduce-overhead after."""
+        mode = "max-autotune" if cuda else "default"
+        try:
+            torch._dynamo.reset()
+            policy.compile_decode(mode)
+            policy.compile_expert(mode)
+            t = time.perf_counter()
+            policy.plan([request], seed=0, temperature=0.6, engine=engine, **base)
+            first_s = time.perf_counter() - t
+            full, _, _ = run_plans(policy, request, 8, 1, seed=0, temperature=0.6,
+                                   engine=engine, **base)  # fmt: skip
+            lanes, _, _ = run_plans(policy, request, 12, 2, seed=0,
+                                    reasoning_ids=[state["chain"]], engine=engine,
+                                    **dict(base, num_flow_steps=5))  # fmt: skip
+            s = stats(full)
+            return {"mode": mode, "first_plan_s": first_s, "full": s, "lane_5_steps": stats(lanes),
+                    "ms_per_token": s["reasoning"]["p50"] / args.tokens}  # fmt: skip
+        finally:
+            torch._dynamo.reset()
+            policy.compile_decode("reduce-overhead" if cuda else "default")
+            policy.compile_expert("reduce-overhead" if cuda else "default")
+
     @section("fp8_prefill", 150)
     def fp8_prefill():
         """quantization fp8_prefill (model.float8): FP8 products for the prefill, decode
@@ -737,6 +793,8 @@ def main() -> int:
         "fast_agreement",
         "decode_step",
         "jpeg_decode",
+        "prefill_fusion",
+        "autotune",
         "attention_sdpa",
         "generate_reference",
         "fp8_prefill",

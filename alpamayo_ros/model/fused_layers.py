@@ -86,7 +86,8 @@ def fuse_decoder_layers(layers: nn.ModuleList) -> None:
     parameters and state_dict are unchanged). For inference only: training keeps the
     layers as loaded (it never calls this)."""
     for layer in layers:
-        layer.forward = functools.partial(fused_forward, layer)
+        if not is_fused(layer):  # fused already: kept (graphs captured over it still apply)
+            layer.forward = functools.partial(fused_forward, layer)
 
 
 def is_fused(layer: nn.Module) -> bool:

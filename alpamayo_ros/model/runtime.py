@@ -179,9 +179,10 @@ class PolicyRuntime(nn.Module):
             self.expert.config._attn_implementation = names[implementation]
 
     def compile_decode(self, mode: str = "reduce-overhead") -> None:
-        """torch.compile the static engine's decode step (see from_pretrained)."""
+        """torch.compile the static engine's decode step (see from_pretrained); called again
+        (another mode), the step is compiled afresh, not the compiled one wrapped."""
         self._static_step = torch.compile(  # type: ignore[method-assign]
-            self._static_step, mode=mode, dynamic=False
+            PolicyRuntime._static_step.__get__(self), mode=mode, dynamic=False
         )
 
     def compile_prefill(self) -> None:
@@ -199,9 +200,9 @@ class PolicyRuntime(nn.Module):
         """torch.compile the static engine's expert pass (see from_pretrained): the action
         projections and the expert over a StaticCache, fixed shapes. The eager engine's
         expert reads a growing DynamicCache and is never compiled (its torch.cat outputs
-        are what CUDA graphs overwrite between replays)."""
+        are what CUDA graphs overwrite between replays). Called again, as compile_decode."""
         self._static_expert_pass = torch.compile(  # type: ignore[method-assign]
-            self._static_expert_pass, mode=mode, dynamic=False
+            PolicyRuntime._static_expert_pass.__get__(self), mode=mode, dynamic=False
         )
 
     # -- inference ------------------------------------------------------------------------
