@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import sys
 import tempfile
@@ -710,6 +711,58 @@ def main() -> int:
         result["greedy_vs_bf16_eager"] = agreement(state["eager_greedy"], greedy)
         return result
 
+    @section("fp8_weight_gemv", 40)
+    def fp8_weight_gemv():
+        """model.fp8_weight_gemv (quantization fp8's decode-step products) on the language
+        model's shapes, one row and six: its time against bf16 F.linear and row-wise FP8
+        _scaled_mm (what fp8 decode steps ran before), the bytes it reads per second, and
+        its largest error against the torch reference (relative to the largest output)."""
+        from alpamayo_ros.model.float8 import _rowwise
+        from alpamayo_ros.model.fp8_weight_gemv import reference, weight_only
+
+        cfg = policy.config.vlm_config.text_config
+        d, f = cfg.hidden_size, cfg.intermediate_size
+        q_out = cfg.num_attention_heads * cfg.head_dim
+        kv_out = cfg.num_key_value_heads * cfg.head_dim
+        shapes = {"q_proj": (q_out, d), "k_proj": (kv_out, d), "o_proj": (d, q_out),
+                  "gate_proj": (f, d), "down_proj": (d, f)}  # fmt: skip
+
+        def timed(fn, n=50) -> float:
+            for _ in range(3):
+                fn()
+            sync()
+            t = time.perf_counter()
+            for _ in range(n):
+                fn()
+            sync()
+            return 1000 * (time.perf_counter() - t) / n
+
+        dt = torch.bfloat16 if cuda else torch.float32
+        out: dict[str, Any] = {}
+        for name, (n_out, k_in) in shapes.items():
+            w = torch.randn(n_out, k_in, device=device, dtype=dt) * 0.02
+            wq, scale = _rowwise(w)
+            scale = scale.t().contiguous()
+            for m in (1, 6):
+                x = torch.randn(m, k_in, device=device, dtype=dt)
+                y, ref = weight_only(x, wq, scale), reference(x, wq, scale)
+                xq, xs = _rowwise(x)
+                row = {
+                    "fp8_weight_ms": timed(functools.partial(weight_only, x, wq, scale)),
+                    "bf16_linear_ms": timed(functools.partial(torch.nn.functional.linear, x, w)),
+                    "max_rel_error": float(
+                        (y.float() - ref.float()).abs().max() / ref.float().abs().max()
+                    ),
+                }
+                if cuda:
+                    scaled = functools.partial(
+                        torch._scaled_mm, xq, wq.t(), scale_a=xs, scale_b=scale, out_dtype=dt
+                    )
+                    row["scaled_mm_ms"] = timed(scaled)
+                row["fp8_weight_tb_s"] = n_out * k_in / row["fp8_weight_ms"] / 1e9
+                out[f"{name}_{m}_rows"] = row
+        return out
+
     @section("autotune", 240)
     def autotune():
         """The decode step and the expert pass recompiled with inductor's max-autotune (GEMM
@@ -794,6 +847,7 @@ def main() -> int:
         "decode_step",
         "jpeg_decode",
         "prefill_fusion",
+        "fp8_weight_gemv",
         "autotune",
         "attention_sdpa",
         "generate_reference",

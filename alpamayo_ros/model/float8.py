@@ -12,6 +12,9 @@ weight (out, in) stored as float8 e4m3 with one float32 scale per output row (ab
 maximum / 448); each activation row quantised the same way on the fly; the product in
 float8 with both scales applied, output in the activation's dtype.
 
+Blocks of at most 16 rows (decode steps; prefill_only off) take the FP8 weight without
+quantising the activations (model.fp8_weight_gemv: one kernel reading 1 byte per weight).
+
 prefill_only: the layer keeps its original weight too and uses it for blocks of at most
 `dense_rows` rows (a decode step, the expert's 64 action tokens never reach these layers):
 FP8's matrix units pay off on the prefill's ~3000 rows, while a one-row step reads the
@@ -23,6 +26,9 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+
+from alpamayo_ros.model.fp8_weight_gemv import MAX_ROWS as WEIGHT_ONLY_ROWS
+from alpamayo_ros.model.fp8_weight_gemv import weight_only
 
 E4M3_MAX = 448.0  # largest finite float8 e4m3 value
 DENSE_ROWS = 16  # prefill_only: blocks of at most this many rows use the original weight
@@ -61,6 +67,9 @@ class Float8Linear(nn.Module):
         rows = x.reshape(-1, self.in_features)
         if self.weight is not None and rows.shape[0] <= self.dense_rows:
             return nn.functional.linear(x, self.weight)
+        if self.weight is None and rows.shape[0] <= WEIGHT_ONLY_ROWS:
+            # decode steps: the FP8 weight times the activations as they are (one kernel)
+            return weight_only(x, self.weight_fp8, self.weight_scale)
         q, scale = _rowwise(rows)
         y = torch._scaled_mm(
             q, self.weight_fp8.t(), scale_a=scale, scale_b=self.weight_scale, out_dtype=x.dtype

@@ -1,8 +1,10 @@
 """Weight quantization of a loaded policy: FP8 for the language model on Hopper/Blackwell.
 
 `quantization: fp8` converts the linear layers of the VLM's language model (the ~7 B
-parameters every decoded token reads) to float8 e4m3 with row-wise scales, activations
-quantized per row on the fly (model.float8: torch._scaled_mm, FP8 matrix units).
+parameters every decoded token reads) to float8 e4m3 with row-wise scales: the prefill's
+activations quantized per row on the fly (model.float8: torch._scaled_mm, FP8 matrix
+units), decode steps multiplying their activations unquantized by the FP8 weight
+(model.fp8_weight_gemv: 1 byte per parameter read, one kernel per product).
 `fp8_prefill` converts them for the prefill only: decode steps keep the original weights
 (which stay in memory beside the FP8 copy). The vision tower, the LM head and the action
 expert stay in the model's dtype: the LM head picks the tokens and the expert writes the

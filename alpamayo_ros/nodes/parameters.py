@@ -122,8 +122,9 @@ PLANNER_PARAMS: tuple[ParamSpec, ...] = (
               "for later plans (a frame seen by an earlier plan is neither preprocessed nor "
               "encoded again; 12 of 16 at 10 Hz). 0: off.", min=0, max=1024),
     ParamSpec("quantization", "none", "Weights of the language model: none (the checkpoint's "
-              "dtype), fp8 (row-wise float8 for prefill and decode; its decode measured "
-              "slower than bf16) or fp8_prefill (float8 for the prefill, decode on the "
+              "dtype), fp8 (row-wise float8 weights: FP8 products for the prefill, decode "
+              "steps on a kernel reading the FP8 weights with unquantized activations, "
+              "not yet measured on a GPU) or fp8_prefill (float8 for the prefill, decode on the "
               "original weights, both kept: the lane's prefill 94 instead of 111 ms on an "
               "H200); Hopper/Blackwell GPUs.", choices=QUANTIZATION_CHOICES),
     ParamSpec("image_decode", "auto", "Where JPEG camera images are decoded. arrival: in the "

@@ -44,6 +44,21 @@ def test_prefill_only_keeps_small_blocks_on_the_original_weight():
     assert not torch.equal(layer(many), linear(many))
 
 
+def test_decode_steps_take_the_fp8_weight_without_quantising_the_activations():
+    """Without prefill_only, blocks of at most 16 rows (a decode step) multiply the
+    activations as they are by the FP8 weight (model.fp8_weight_gemv); more rows take
+    the FP8 product."""
+    g = torch.Generator().manual_seed(1)
+    linear = nn.Linear(64, 48, bias=False)
+    layer = Float8Linear(linear)
+    weight = layer.weight_fp8.float() * layer.weight_scale.t()  # the dequantised weight
+    step = torch.randn(6, 1, 64, generator=g)  # 6 sequences, one token each
+    torch.testing.assert_close(layer(step), step @ weight.t(), atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(layer(step), _dequantised(step, layer), atol=1e-5)
+    block = torch.randn(1, 17, 64, generator=g)
+    torch.testing.assert_close(layer(block), _dequantised(block, layer), atol=1e-4, rtol=1e-4)
+
+
 def test_sizes_fp8_cannot_multiply_and_biases_are_refused():
     with pytest.raises(ValueError, match="divisible by 16"):
         Float8Linear(nn.Linear(30, 32, bias=False))
@@ -76,5 +91,27 @@ def test_a_policy_with_fp8_language_model_plans_eagerly_and_compiled(
     assert is_fused(policy.vlm.model.language_model.layers[0])  # projections compiled with it
     fast = policy.plan([r], **kw).samples[0]
     for a, b in zip(eager, fast, strict=True):
+        assert a.reasoning_token_ids == b.reasoning_token_ids
+        assert np.abs(a.xyz - b.xyz).max() < 1e-2
+
+
+def test_a_policy_with_fp8_decode_steps_plans_eagerly_and_compiled(
+    tiny_checkpoint, request_factory
+):
+    """quantization fp8: no original weights kept, so decode steps run on the FP8 weights
+    (model.fp8_weight_gemv; its torch reference here); compiled as eager."""
+    from alpamayo_ros.model.policy import AlpamayoPolicy
+
+    policy = AlpamayoPolicy.from_pretrained(tiny_checkpoint)
+    r = request_factory(seed=2, shape=(64, 96))
+    kw = dict(num_samples=2, seed=3, max_reasoning_tokens=6, num_flow_steps=3, temperature=0.0)
+    to_float8(policy.vlm.model.language_model, prefill_only=False)
+    layer = policy.vlm.model.language_model.layers[0].mlp.down_proj
+    assert isinstance(layer, Float8Linear) and layer.weight is None
+    eager = policy.plan([r], **kw).samples[0]
+    policy.configure(engine="fast")
+    fast = policy.plan([r], **kw).samples[0]
+    for a, b in zip(eager, fast, strict=True):
+        assert np.isfinite(b.xyz).all() and len(a.reasoning_token_ids) == 6
         assert a.reasoning_token_ids == b.reasoning_token_ids
         assert np.abs(a.xyz - b.xyz).max() < 1e-2
