@@ -4,6 +4,7 @@ reference and the fast path (static KV cache, compiled decode step and expert pa
 graphs), the trajectory lane, FP8, and transformers' own generate() on the same backbone.
 
     python bench/gpu_suite.py --out DIR [--budget-s 480] [--skip fp8,generate_reference]
+    python bench/gpu_suite.py --out DIR --only fast_full,vision_cache_lane   # + what they need
     python bench/gpu_suite.py --out DIR --tiny      # the same sections on the CPU, tiny model
 
 Sections run in order of importance; each is timed, and one that would not fit the time
@@ -117,6 +118,12 @@ def main() -> int:
     parser.add_argument("--out", required=True)
     parser.add_argument("--budget-s", type=float, default=480.0)
     parser.add_argument("--skip", default="", help="comma-separated sections to leave out")
+    parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated sections to run, besides what the others need (ceilings, "
+        "build, eager_reference_plans, fast_compile)",
+    )
     parser.add_argument("--tokens", type=int, default=40, help="reasoning tokens decoded")
     parser.add_argument("--flow-steps", type=int, default=10)
     parser.add_argument("--image-size", default="1920x1080")
@@ -146,12 +153,14 @@ def main() -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     skip = set(filter(None, args.skip.split(",")))
+    only = set(filter(None, args.only.split(",")))
+    needed = {"ceilings", "build", "eager_reference_plans", "fast_compile"}
     torch.backends.cuda.matmul.allow_tf32 = True
 
     def section(name: str, estimate_s: float):
         def wrap(fn):
-            if name in skip:
-                RESULTS[name] = {"skipped": "--skip"}
+            if name in skip or (only and name not in only | needed):
+                RESULTS[name] = {"skipped": "--skip" if name in skip else "not in --only"}
                 return None
             if elapsed() + estimate_s > args.budget_s:
                 RESULTS[name] = {"skipped": f"{estimate_s:.0f} s would not fit "
