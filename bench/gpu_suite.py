@@ -343,23 +343,27 @@ def main() -> int:
 
     @section("decode_step", 30)
     def decode_step():
-        """The compiled decode step replayed back to back (no host work between: its GPU
-        time), the chain mask + sampling alone, and the plan's wall time per token: what
-        is left is host time per token."""
+        """The plan's per-token functions replayed back to back (no host work between:
+        their GPU time): the VLM step with the decode bookkeeping (_static_advance, what a
+        plan runs), the bare VLM step (_static_step, the reasoning lane's), the sampling
+        before the draw plus the draw; and the plan's wall time per token: what is left
+        is host time per token."""
         from alpamayo_ros.model.kv_cache import crop_cache
-        from alpamayo_ros.model.runtime import _sample_token
+        from alpamayo_ros.model.sampling import draw
 
         plan = policy.plan([request], seed=0, temperature=0.6, engine=engine, **base)
         wall = plan.timings_ms["reasoning"] / args.tokens
-        if "plan" not in policy._static_caches:
+        if "plan" not in policy._static_caches or policy._decode_buffers is None:
             return {"wall_ms_per_token": wall, "note": "no static cache (eager engine)"}
         cache = policy._static_caches["plan"][1]
+        buffers = policy._decode_buffers
         length = int(cache.get_seq_length())
         slots = cache.get_max_length()
         tok = torch.zeros((1, 1), dtype=torch.long, device=device)
         mask = torch.zeros((1, slots), dtype=torch.long, device=device)
         mask[:, : length + 1] = 1
         pos = torch.full((3, 1, 1), length, dtype=torch.long, device=device)
+        rope = torch.zeros((1, 1), dtype=torch.long, device=device)
 
         def timed(fn, n: int = 20) -> float:
             for _ in range(3):
@@ -375,15 +379,21 @@ def main() -> int:
             policy._static_step(tok, mask, pos, cache)
             crop_cache(cache, length)
 
-        with torch.inference_mode():
-            step_ms = timed(step)
-            logits = policy._static_step(tok, mask, pos, cache).clone()
+        def advance():
+            policy._static_advance(tok[:, 0], buffers, cache, rope)
             crop_cache(cache, length)
+
+        with torch.inference_mode():
+            advance_ms = timed(advance)
+            step_ms = timed(step)
+            banned = policy._chain_mask(buffers.logits.shape[-1], device)
             gen = policy._generator(0)
-            sample_ms = timed(lambda: _sample_token(policy._chain_logits(logits), 0.6, 0.98, gen))
-        return {"wall_ms_per_token": wall, "step_back_to_back_ms": step_ms,
-                "mask_and_sample_ms": sample_ms,
-                "host_gap_ms": wall - step_ms - sample_ms,
+            sample_ms = timed(
+                lambda: draw(policy._static_sampling(buffers.logits, banned, 0.6, 0.98), gen)
+            )
+        return {"wall_ms_per_token": wall, "advance_back_to_back_ms": advance_ms,
+                "step_back_to_back_ms": step_ms, "sampling_and_draw_ms": sample_ms,
+                "host_gap_ms": wall - advance_ms - sample_ms,
                 "floor_ms_per_token": floors(1)["reasoning"]}  # fmt: skip
 
     @section("fast_kernel_profile", 40)

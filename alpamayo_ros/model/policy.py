@@ -44,6 +44,7 @@ from alpamayo_ros.model.checkpoint_io import (
 from alpamayo_ros.model.config import AlpamayoConfig
 from alpamayo_ros.model.processor import AlpamayoProcessor
 from alpamayo_ros.model.runtime import PolicyRuntime
+from alpamayo_ros.model.static_decode import DecodeBuffers
 from alpamayo_ros.model.tiny import DESCRIPTION_KEY, UNTRAINED_KEY
 from alpamayo_ros.model.vision_cache import VisionFeatureCache
 
@@ -90,6 +91,7 @@ class AlpamayoPolicy(PolicyRuntime):
         self._static_caches: dict[str, tuple[tuple, StaticCache]] = {}
         self.vision_cache: VisionFeatureCache | None = None  # enable_vision_cache
         self._chain_banned: torch.Tensor | None = None  # _chain_logits' (V,) mask
+        self._decode_buffers: DecodeBuffers | None = None  # the static engine's decode state
         self.default_engine = "eager"  # plan()'s engine when none is given (configure)
         self.load_report = LoadReport()
         # Random weights (our tiny checkpoints): said loudly wherever plans are shown.

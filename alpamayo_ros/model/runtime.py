@@ -47,6 +47,8 @@ from alpamayo_ros.model.fused_layers import fuse_decoder_layers
 from alpamayo_ros.model.kv_cache import STATIC_SLOTS, crop_cache, static_copy, static_key
 from alpamayo_ros.model.processor import AlpamayoProcessor
 from alpamayo_ros.model.quantization import quantize
+from alpamayo_ros.model.sampling import draw, token_distribution
+from alpamayo_ros.model.static_decode import DecodeBuffers, decode_static
 from alpamayo_ros.model.vision_cache import FrameFeatures, VisionFeatureCache
 from alpamayo_ros.planning.requests import (
     Answer,
@@ -79,16 +81,7 @@ def _sample_token(
     logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator
 ) -> torch.Tensor:
     """(B, V) logits -> (B,) ids by temperature + nucleus sampling (greedy at temperature 0)."""
-    if temperature <= 0:
-        return logits.argmax(dim=-1)
-    probs = torch.softmax(logits.float() / temperature, dim=-1)
-    if top_p < 1.0:
-        sorted_p, order = probs.sort(dim=-1, descending=True)
-        keep = sorted_p.cumsum(dim=-1) - sorted_p < top_p
-        sorted_p = sorted_p * keep
-        probs = torch.zeros_like(probs).scatter(-1, order, sorted_p)
-    # torch.multinomial with a generator on the probabilities' device.
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+    return draw(token_distribution(logits, temperature, top_p), generator)
 
 
 @contextmanager
@@ -122,6 +115,7 @@ class PolicyRuntime(nn.Module):
     vision_cache: VisionFeatureCache | None
     _static_caches: dict[str, tuple[tuple, StaticCache]]
     _chain_banned: torch.Tensor | None
+    _decode_buffers: DecodeBuffers | None
     _cancel: threading.Event | None
 
     @property
@@ -179,10 +173,18 @@ class PolicyRuntime(nn.Module):
             self.expert.config._attn_implementation = names[implementation]
 
     def compile_decode(self, mode: str = "reduce-overhead") -> None:
-        """torch.compile the static engine's decode step (see from_pretrained); called again
-        (another mode), the step is compiled afresh, not the compiled one wrapped."""
+        """torch.compile the static engine's per-token functions: a plan's sampling and its
+        step with the decode bookkeeping (model.static_decode), and the bare step of the
+        reasoning lane and questions; called again (another mode), they are compiled
+        afresh, not the compiled ones wrapped."""
         self._static_step = torch.compile(  # type: ignore[method-assign]
             PolicyRuntime._static_step.__get__(self), mode=mode, dynamic=False
+        )
+        self._static_sampling = torch.compile(  # type: ignore[method-assign]
+            PolicyRuntime._static_sampling.__get__(self), mode=mode, dynamic=False
+        )
+        self._static_advance = torch.compile(  # type: ignore[method-assign]
+            PolicyRuntime._static_advance.__get__(self), mode=mode, dynamic=False
         )
 
     def compile_prefill(self) -> None:
@@ -496,23 +498,64 @@ class PolicyRuntime(nn.Module):
         return out.logits[:, -1]
 
     def _chain_logits(self, logits: torch.Tensor) -> torch.Tensor:
-        """A copy of next-token logits (B, V) with what a causal chain may not hold masked:
-        the trajectory tokens and the vision placeholders (image pad, vision start/end:
-        tokens only the processor places, which a teacher-forced chain would turn into
-        image slots). The (V,) mask is built once per device (one kernel per token, no
-        host-to-device index copy)."""
+        """A copy of next-token logits (B, V) with what a causal chain may not hold masked
+        (_chain_mask)."""
+        return logits.masked_fill(self._chain_mask(logits.shape[-1], logits.device), -torch.inf)
+
+    def _chain_mask(self, vocab: int, device: torch.device) -> torch.Tensor:
+        """(V,) bool: the tokens a causal chain may not hold: the trajectory tokens and the
+        vision placeholders (image pad, vision start/end: tokens only the processor places,
+        which a teacher-forced chain would turn into image slots). Built once per device
+        (one kernel per token, no host-to-device index copy)."""
         banned = self._chain_banned
-        if banned is None or banned.device != logits.device or banned.numel() != logits.shape[-1]:
+        if banned is None or banned.device != device or banned.numel() != vocab:
             assert self.processor is not None
             proc = self.processor
-            banned = torch.zeros(logits.shape[-1], dtype=torch.bool)
+            banned = torch.zeros(vocab, dtype=torch.bool)
             banned[proc.traj_token_start : proc.traj_token_start + self.config.traj_vocab_size] = (
                 True
             )
             banned[list(proc.vision_token_ids)] = True
-            banned = banned.to(logits.device)
+            banned = banned.to(device)
             self._chain_banned = banned
-        return logits.masked_fill(banned, float("-inf"))
+        return banned
+
+    def _static_sampling(
+        self, logits: torch.Tensor, banned: torch.Tensor, temperature: float, top_p: float
+    ) -> torch.Tensor:
+        """The static engine's sampling before the draw (model.static_decode): logits (B, V)
+        with the chain mask (V,) -> token_distribution. Fixed shapes: compile_decode
+        captures it."""
+        return token_distribution(logits.masked_fill(banned, -torch.inf), temperature, top_p)
+
+    def _static_advance(
+        self, token: torch.Tensor, buffers: DecodeBuffers, cache: StaticCache, rope_deltas
+    ) -> None:
+        """Feed the drawn ids (B,) of every sequence on the static cache and update the
+        decode state in place (model.static_decode): what _decode_reasoning does per token
+        around its _step_vlm, as one fixed-shape function that compile_decode captures."""
+        assert self.processor is not None
+        pad_id, stop_id = self.processor.pad_id, self.processor.special_ids["traj_future_start"]
+        b = buffers
+        layer: Any = cache.layers[0]
+        slot = layer.cumulative_length.clone().view(1)  # this token's slot
+        live = ~b.finished
+        token = torch.where(b.finished, pad_id, token)
+        b.tokens.index_copy_(1, slot, token[:, None])
+        b.mask.index_copy_(1, slot, live.long()[:, None])
+        position_ids = (b.text_pos + rope_deltas).unsqueeze(0).expand(3, -1, -1)
+        b.text_pos.add_(live.long()[:, None])
+        newly = live & (token == stop_id)
+        b.stop_pos.copy_(torch.where(newly, slot, b.stop_pos))
+        out = self.vlm(
+            input_ids=token[:, None], attention_mask=b.mask, position_ids=position_ids,
+            past_key_values=cache, use_cache=True,
+        )  # fmt: skip
+        logits = out.logits[:, -1]
+        b.stop_logits.copy_(torch.where(newly[:, None], logits, b.stop_logits))
+        b.logits.copy_(logits)
+        b.finished.logical_or_(newly)
+        b.all_finished.index_copy_(0, slot, b.finished.all().view(1))
 
     def _decode_reasoning(
         self, logits, cache, attention, rope_deltas, temperature, top_p, max_tokens, generator,
@@ -527,10 +570,21 @@ class PolicyRuntime(nn.Module):
         every step; with 1 the host queues step k+1 while step k runs on the GPU (on an H200
         0.85 ms of host time per token, bench/results) and at most one step of padding runs
         after every sequence has stopped: finished sequences emit pad tokens with attention
-        0, so the chains, stop positions and trajectories are those of stop_lag 0."""
+        0, so the chains, stop positions and trajectories are those of stop_lag 0.
+
+        On a StaticCache (engine "static") each token runs as model.static_decode's two
+        fixed-shape functions and a draw (what compile_decode captures as CUDA graphs); this
+        loop is their reference."""
         assert self.processor is not None
         proc = self.processor
         stop_id = proc.special_ids["traj_future_start"]
+        if isinstance(cache, StaticCache):
+            gen, stop_pos, finished, attention, stop_logits = decode_static(
+                self, logits, cache, attention, rope_deltas, temperature, top_p, max_tokens,
+                generator, stop_lag,
+            )  # fmt: skip
+            text_ids, full_ids = self._chain_ids(gen)
+            return text_ids, full_ids, stop_pos, finished.cpu().numpy(), attention, stop_logits
         n = logits.shape[0]
         finished = torch.zeros(n, dtype=torch.bool, device=logits.device)
         stop_pos = torch.full((n,), -1, dtype=torch.long, device=logits.device)
@@ -564,15 +618,22 @@ class PolicyRuntime(nn.Module):
             finished, stop_pos, torch.full_like(stop_pos, attention.shape[1] - 1)
         )
         gen = torch.stack(generated, dim=1) if generated else torch.zeros((n, 0), dtype=torch.long)
+        text_ids, full_ids = self._chain_ids(gen)
+        return text_ids, full_ids, stop_pos, complete.cpu().numpy(), attention, stop_logits
+
+    def _chain_ids(self, generated: torch.Tensor) -> tuple[list[list[int]], list[list[int]]]:
+        """Generated ids (B, steps), pad after each stop -> per sequence the chain up to
+        <|cot_end|> and every id up to and with <|traj_future_start|>."""
+        assert self.processor is not None
+        proc = self.processor
+        stop_id, cot_end = proc.special_ids["traj_future_start"], proc.special_ids["cot_end"]
         text_ids, full_ids = [], []
-        for i in range(n):
-            row = gen[i].tolist()
+        for row in generated.tolist():
             end = row.index(stop_id) if stop_id in row else len(row)
             text = [t for t in row[:end] if t != proc.pad_id]
-            cot_end = proc.special_ids["cot_end"]
             text_ids.append(text[: text.index(cot_end)] if cot_end in text else text)
             full_ids.append([t for t in row[: end + 1] if t != proc.pad_id])
-        return text_ids, full_ids, stop_pos, complete.cpu().numpy(), attention, stop_logits
+        return text_ids, full_ids
 
     def expert_context(
         self, cache, attention: torch.Tensor, stop_pos: torch.Tensor, rope_deltas: torch.Tensor

@@ -125,32 +125,42 @@ def test_a_left_padded_request_plans_as_it_does_alone(tiny_policy, request_facto
     np.testing.assert_allclose(alone.controls, padded.controls, atol=1e-5)
 
 
+@pytest.mark.parametrize("engine", ["eager", "static"])
 def test_a_sequence_that_stops_early_ignores_what_others_generate_after(
-    tiny_policy, request_factory, monkeypatch
+    tiny_policy, request_factory, monkeypatch, engine
 ):
+    """Row 0 is made to stop at its third token while row 1 runs on: row 0's chain, stop
+    and trajectory are what they are when it plans alone (both engines: the static one
+    keeps the stop bookkeeping in its decode buffers)."""
     import alpamayo_ros.model.runtime as policy_module
+    import alpamayo_ros.model.static_decode as static_module
 
     stop_id = tiny_policy.processor.special_ids["traj_future_start"]
-    real = policy_module._sample_token
     calls = {"n": 0}
 
-    def scripted(logits, temperature, top_p, generator):
-        # Row 0 stops at its third token; other rows keep generating greedily.
-        token = real(logits, 0.0, 1.0, generator)
-        if calls["n"] == 2:
-            token[0] = stop_id
-        calls["n"] += 1
-        return token
+    def scripted(real):
+        def sample(*args):
+            token = real(*args).clone()
+            if calls["n"] == 2:
+                token[0] = stop_id
+            calls["n"] += 1
+            return token
 
-    monkeypatch.setattr(policy_module, "_sample_token", scripted)
-    kw = dict(seed=0, max_reasoning_tokens=12, num_flow_steps=1)
+        return sample
+
+    # the eager engine samples with _sample_token, the static one draws in static_decode
+    monkeypatch.setattr(policy_module, "_sample_token", scripted(policy_module._sample_token))
+    monkeypatch.setattr(static_module, "draw", scripted(static_module.draw))
+    kw = dict(seed=0, max_reasoning_tokens=12, num_flow_steps=1, temperature=0.0, engine=engine)
     req = request_factory(0)
     alone = tiny_policy.plan([req], **kw).samples[0][0]
     calls["n"] = 0
     together = tiny_policy.plan([req, request_factory(4)], **kw).samples
     assert alone.reasoning_complete and together[0][0].reasoning_complete
     assert len(together[0][0].reasoning_token_ids) == 2
+    assert together[0][0].generated_ids == alone.generated_ids
     assert not together[1][0].reasoning_complete  # row 1 ran on for 12 tokens
+    assert len(together[1][0].generated_ids) == 12
     np.testing.assert_allclose(alone.controls, together[0][0].controls, atol=1e-5)
 
 
@@ -233,13 +243,17 @@ def test_the_static_engine_reads_the_stop_flag_a_step_late_with_the_same_plans(r
 
     policy = AlpamayoPolicy.from_pretrained(DEMO_CHECKPOINT)
     steps = {"n": 0}
-    step_vlm = policy._step_vlm
 
-    def counted(*args, **kwargs):
-        steps["n"] += 1
-        return step_vlm(*args, **kwargs)
+    def counted(step):
+        def call(*args, **kwargs):
+            steps["n"] += 1
+            return step(*args, **kwargs)
 
-    policy._step_vlm = counted  # type: ignore[method-assign]
+        return call
+
+    # the eager engine feeds tokens through _step_vlm, the static one through _static_advance
+    policy._step_vlm = counted(policy._step_vlm)  # type: ignore[method-assign]
+    policy._static_advance = counted(policy._static_advance)  # type: ignore[method-assign]
     requests = [request_factory(seed=0, shape=(136, 240), speed=6.0),
                 request_factory(seed=3, shape=(136, 240), speed=1.0)]  # fmt: skip
     kw = dict(num_samples=2, temperature=0.0, max_reasoning_tokens=96, seed=5, num_flow_steps=3)
@@ -268,9 +282,12 @@ def test_the_static_cache_is_refilled_in_place_across_plans(tiny_policy, request
     tiny_policy.plan([r], **kw)
     first = tiny_policy._static_caches["plan"][1]
     pointer = first.layers[0].keys.data_ptr()
+    buffers_pointer = tiny_policy._decode_buffers.logits.data_ptr()
     again = tiny_policy.plan([r], **kw)
     second = tiny_policy._static_caches["plan"][1]
     assert second is first and second.layers[0].keys.data_ptr() == pointer
+    buffers = tiny_policy._decode_buffers  # the decode state: refilled in place too
+    assert buffers is not None and buffers.logits.data_ptr() == buffers_pointer
     reference = tiny_policy.plan([r], **{**kw, "engine": "eager"})
     a, b = reference.samples[0][0], again.samples[0][0]
     assert a.reasoning_token_ids == b.reasoning_token_ids  # stale slots stay hidden
@@ -278,6 +295,7 @@ def test_the_static_cache_is_refilled_in_place_across_plans(tiny_policy, request
     tiny_policy.plan([r], **{**kw, "num_samples": 2})
     third = tiny_policy._static_caches["plan"][1]
     assert third is not first and third.layers[0].keys.shape[0] == 2
+    assert tiny_policy._decode_buffers.logits.shape[0] == 2
 
 
 def test_the_reasoning_lane_decodes_on_its_own_static_cache_between_plans(
