@@ -14,8 +14,9 @@ operations around its decode step):
    write position, read on the device); the rotary position from a running count of real
    tokens; the VLM step; the next logits, the logits after each stop and the
    all-finished flag written in place.
-The host reads the all-finished flag `stop_lag` steps late (as the reference's static
-engine: one step of padding at most, the same chains) and nothing else until the end.
+The host reads the all-finished flag `stop_lag` steps late (one step of padding at most,
+the same chains) and nothing else until the end; the generator is then set back to its
+state before the padding step's draw, so the expert's noise is the reference's.
 """
 
 from __future__ import annotations
@@ -101,9 +102,11 @@ def decode_static(
     buffers.start(attention, logits)
     banned = runtime._chain_mask(logits.shape[-1], logits.device)
     steps = 0
+    states = []  # the generator's state before each draw (host-side, no synchronisation)
     for step in range(max_tokens):
         if step > stop_lag and bool(buffers.all_finished[length + step - 1 - stop_lag]):
             break
+        states.append(generator.get_state())
         token = draw(runtime._static_sampling(buffers.logits, banned, temperature, top_p),
                      generator)  # fmt: skip
         if temperature <= 0:  # the greedy ids are the sampling graph's output, which a CUDA
@@ -114,6 +117,11 @@ def decode_static(
         if stop_lag == 0 and bool(buffers.all_finished[length + step]):
             break
     end = length + steps
+    # The padding steps after every sequence stopped drew from the generator too: put it
+    # back where the reference leaves it, so the expert's noise is the reference's.
+    done = buffers.all_finished[length:end].nonzero()
+    if len(done) and int(done[0, 0]) + 1 < steps:
+        generator.set_state(states[int(done[0, 0]) + 1])
     finished = buffers.finished.clone()
     stop_pos = torch.where(finished, buffers.stop_pos, torch.full_like(buffers.stop_pos, end - 1))
     stop_logits = torch.where(finished[:, None], buffers.stop_logits, buffers.logits)

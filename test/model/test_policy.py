@@ -256,21 +256,24 @@ def test_the_static_engine_reads_the_stop_flag_a_step_late_with_the_same_plans(r
     policy._static_advance = counted(policy._static_advance)  # type: ignore[method-assign]
     requests = [request_factory(seed=0, shape=(136, 240), speed=6.0),
                 request_factory(seed=3, shape=(136, 240), speed=1.0)]  # fmt: skip
-    kw = dict(num_samples=2, temperature=0.0, max_reasoning_tokens=96, seed=5, num_flow_steps=3)
-    plans, calls = {}, {}
-    for engine in ("eager", "static"):
-        steps["n"] = 0
-        plans[engine] = policy.plan(requests, engine=engine, **kw).samples
-        calls[engine] = steps["n"]
-    eager = [s for row in plans["eager"] for s in row]
-    static = [s for row in plans["static"] for s in row]
-    assert all(s.reasoning_complete for s in eager)
-    longest = max(len(s.generated_ids) for s in eager)  # chain + <|cot_end|> + stop token
-    assert calls["eager"] == longest and calls["static"] == longest + 1
-    for a, b in zip(eager, static, strict=True):
-        assert a.reasoning_token_ids == b.reasoning_token_ids
-        assert a.generated_ids == b.generated_ids
-        assert np.abs(a.xyz - b.xyz).max() < 1e-3
+    # sampled too: the padding step's draw must not shift the expert's noise
+    for temperature in (0.0, 0.6):
+        kw = dict(num_samples=2, temperature=temperature, max_reasoning_tokens=96, seed=5,
+                  num_flow_steps=3)  # fmt: skip
+        plans, calls = {}, {}
+        for engine in ("eager", "static"):
+            steps["n"] = 0
+            plans[engine] = policy.plan(requests, engine=engine, **kw).samples
+            calls[engine] = steps["n"]
+        eager = [s for row in plans["eager"] for s in row]
+        static = [s for row in plans["static"] for s in row]
+        assert all(s.reasoning_complete for s in eager)
+        longest = max(len(s.generated_ids) for s in eager)  # chain, <|cot_end|>, stop token
+        assert calls["eager"] == longest and calls["static"] == longest + 1
+        for a, b in zip(eager, static, strict=True):
+            assert a.reasoning_token_ids == b.reasoning_token_ids
+            assert a.generated_ids == b.generated_ids
+            assert np.abs(a.xyz - b.xyz).max() < 1e-3
 
 
 def test_the_static_cache_is_refilled_in_place_across_plans(tiny_policy, request_factory):
