@@ -103,7 +103,13 @@ def choose_sample(
     is closest (mean point distance) to the point-wise median of all samples, or
     ("consistent") of the samples flagged in `consistent` (S,) bool (all, if none is).
     valid (S,) bool: the samples that pass the plan checks; when some do, only those are
-    chosen from (an invalid sample is never published while a valid one was drawn)."""
+    chosen from (an invalid sample is never published while a valid one was drawn).
+
+    Samples whose mean distances differ by less than TIE_M are equally close: among them
+    the one closest to the median of all valid samples, then the first. Two candidates are
+    always equally close to their own median (its midpoint), and an argmin would pick one by
+    float rounding: the eager and the fast engine published different samples of the same
+    plans (5 of 65 on the sample drive)."""
     pool = np.arange(len(xy))
     if valid is not None and np.any(valid):
         pool = np.flatnonzero(valid)
@@ -112,9 +118,21 @@ def choose_sample(
     candidates = pool
     if how == "consistent" and consistent is not None and np.any(consistent[pool]):
         candidates = pool[consistent[pool]]
-    median = np.median(xy[candidates], axis=0)
-    spread = np.linalg.norm(xy[candidates] - median, axis=-1).mean(axis=-1)
-    return int(candidates[np.argmin(spread)])
+    candidates = _closest_to_median(xy, candidates, candidates)
+    if len(candidates) > 1:
+        candidates = _closest_to_median(xy, candidates, pool)
+    return int(candidates[0])
+
+
+TIE_M = 1e-3  # m: mean path distances closer than this are a tie in choose_sample
+
+
+def _closest_to_median(xy: np.ndarray, among: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """The indices in `among` whose paths (T, 2) are closest (mean point distance, m, ties
+    within TIE_M) to the point-wise median of the paths in `reference`."""
+    median = np.median(xy[reference], axis=0)
+    spread = np.linalg.norm(xy[among] - median, axis=-1).mean(axis=-1)
+    return among[spread <= spread.min() + TIE_M]
 
 
 def self_consistent(samples: list[Any], v0: float) -> np.ndarray:

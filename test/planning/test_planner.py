@@ -161,6 +161,25 @@ def test_consistent_choice_prefers_samples_whose_text_matches_their_trajectory()
     assert choose_sample(xy, "median", consistent) == 2
 
 
+def test_equally_close_samples_are_chosen_without_float_rounding():
+    """Two consistent samples are always equally close to their median (its midpoint): the
+    one closer to the median of all samples is chosen, whatever rounding noise (the eager
+    and fast engines differ by ~1e-5 m) says; a tie there too goes to the first."""
+    base = np.array([-3.0, 0.4, 0.0, -0.5, 9.0])
+    consistent = np.array([True, False, False, True, False])  # samples 0 and 3
+    for noise in (0.0, 1e-5, -1e-5):
+        xy = np.zeros((5, 64, 2))
+        xy[:, :, 1] = base[:, None]
+        xy[0, :, 1] += noise
+        # all five: median 0, sample 3 (-0.5) is closer than sample 0 (-3)
+        assert choose_sample(xy, "consistent", consistent) == 3
+    xy = np.zeros((2, 64, 2))
+    xy[:, :, 1] = np.array([[1.0], [-1.0 + 1e-5]])
+    assert choose_sample(xy, "median") == 0
+    xy[:, :, 1] = np.array([[1.0 + 1e-5], [-1.0]])
+    assert choose_sample(xy, "median") == 0
+
+
 def test_the_published_sample_says_what_it_does():
     keep = sample(np.zeros((64, 2)))
     stop_text = PolicySample("Stop: a pedestrian is crossing.", keep.controls, keep.rollout,
