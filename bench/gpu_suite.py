@@ -140,6 +140,18 @@ def main() -> int:
         if cuda:
             torch.cuda.synchronize()
 
+    def back_to_back(fn, n: int = 20) -> float:
+        """ms per call of fn run n times back to back after 3 warm-up calls (GPU time
+        when the host keeps ahead)."""
+        for _ in range(3):
+            fn()
+        sync()
+        t = time.perf_counter()
+        for _ in range(n):
+            fn()
+        sync()
+        return 1000 * (time.perf_counter() - t) / n
+
     def memory(peak: bool = True) -> float | None:
         if not cuda:
             return None
@@ -365,16 +377,6 @@ def main() -> int:
         pos = torch.full((3, 1, 1), length, dtype=torch.long, device=device)
         rope = torch.zeros((1, 1), dtype=torch.long, device=device)
 
-        def timed(fn, n: int = 20) -> float:
-            for _ in range(3):
-                fn()
-            sync()
-            t = time.perf_counter()
-            for _ in range(n):
-                fn()
-            sync()
-            return 1000 * (time.perf_counter() - t) / n
-
         def step():
             policy._static_step(tok, mask, pos, cache)
             crop_cache(cache, length)
@@ -384,11 +386,11 @@ def main() -> int:
             crop_cache(cache, length)
 
         with torch.inference_mode():
-            advance_ms = timed(advance)
-            step_ms = timed(step)
+            advance_ms = back_to_back(advance)
+            step_ms = back_to_back(step)
             banned = policy._chain_mask(buffers.logits.shape[-1], device)
             gen = policy._generator(0)
-            sample_ms = timed(
+            sample_ms = back_to_back(
                 lambda: draw(policy._static_sampling(buffers.logits, banned, 0.6, 0.98), gen)
             )
         return {"wall_ms_per_token": wall, "advance_back_to_back_ms": advance_ms,
@@ -746,15 +748,8 @@ def main() -> int:
         shapes = {"q_proj": (q_out, d), "k_proj": (kv_out, d), "o_proj": (d, q_out),
                   "gate_proj": (f, d), "down_proj": (d, f)}  # fmt: skip
 
-        def timed(fn, n=50) -> float:
-            for _ in range(3):
-                fn()
-            sync()
-            t = time.perf_counter()
-            for _ in range(n):
-                fn()
-            sync()
-            return 1000 * (time.perf_counter() - t) / n
+        def timed(fn) -> float:
+            return back_to_back(fn, 50)
 
         dt = torch.bfloat16 if cuda else torch.float32
         out: dict[str, Any] = {}
