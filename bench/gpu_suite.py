@@ -310,7 +310,14 @@ def main() -> int:
         policy.configure(engine="fast")
         assert policy.default_engine == "static"
         t = time.perf_counter()
-        policy.plan([request], seed=0, temperature=0.6, engine="static", **base)
+        fallback = None
+        try:
+            policy.plan([request], seed=0, temperature=0.6, engine="static", **base)
+        except Exception as exc:  # the per-token functions failed: measure the rest without
+            traceback.print_exc()
+            fallback = f"{type(exc).__name__}: {exc}"
+            policy.graph_decode = False
+            policy.plan([request], seed=0, temperature=0.6, engine="static", **base)
         first = time.perf_counter() - t
         t = time.perf_counter()
         policy.plan([request], seed=0, temperature=0.6, engine="static", **base)
@@ -318,7 +325,8 @@ def main() -> int:
         t = time.perf_counter()
         policy.plan([request], seed=0, reasoning_ids=[state["chain"]], engine="static", **base)
         lane_first = time.perf_counter() - t
-        return {"first_plan_s": first, "second_plan_s": second, "first_lane_s": lane_first}
+        return {"first_plan_s": first, "second_plan_s": second, "first_lane_s": lane_first,
+                "graph_decode": policy.graph_decode, "graph_decode_error": fallback}  # fmt: skip
 
     compiled = isinstance(RESULTS.get("fast_compile"), dict) and "error" not in RESULTS.get(
         "fast_compile", {"error": 1}
@@ -353,20 +361,35 @@ def main() -> int:
                 "plans_per_s_back_to_back": float(1000.0 / totals.mean()),
                 "over_100ms": int((totals > 100).sum())}  # fmt: skip
 
-    @section("decode_step", 30)
+    @section("decode_step", 90)
     def decode_step():
         """The plan's per-token functions replayed back to back (no host work between:
         their GPU time): the VLM step with the decode bookkeeping (_static_advance, what a
         plan runs), the bare VLM step (_static_step, the reasoning lane's), the sampling
         before the draw plus the draw; and the plan's wall time per token: what is left
-        is host time per token."""
+        is host time per token. Then full plans alternating between model.static_decode
+        (graph_decode) and the loop around the bare step (what the static engine did
+        before): ms per token of each, same run."""
         from alpamayo_ros.model.kv_cache import crop_cache
+        from alpamayo_ros.model.runtime import _sample_token
         from alpamayo_ros.model.sampling import draw
 
         plan = policy.plan([request], seed=0, temperature=0.6, engine=engine, **base)
         wall = plan.timings_ms["reasoning"] / args.tokens
-        if "plan" not in policy._static_caches or policy._decode_buffers is None:
+        if "plan" not in policy._static_caches:
             return {"wall_ms_per_token": wall, "note": "no static cache (eager engine)"}
+        chosen = policy.graph_decode  # False: static_decode failed in fast_compile
+        arms = [(True, "graph_decode"), (False, "step_alone")][0 if chosen else 1 :]
+        per_token: dict[str, list[float]] = {key: [] for _, key in arms}
+        for i in range(10):  # the first of each compiles or warms up: dropped
+            for flag, key in arms:
+                policy.graph_decode = flag
+                r = policy.plan([request], seed=0, temperature=0.6, engine=engine, **base)
+                tokens = max(len(r.samples[0][0].generated_ids), 1)
+                if i:
+                    per_token[key].append(r.timings_ms["reasoning"] / tokens)
+        policy.graph_decode = chosen
+        ab = {k: float(np.median(v)) for k, v in per_token.items()}
         cache = policy._static_caches["plan"][1]
         buffers = policy._decode_buffers
         length = int(cache.get_seq_length())
@@ -386,16 +409,24 @@ def main() -> int:
             crop_cache(cache, length)
 
         with torch.inference_mode():
-            advance_ms = back_to_back(advance)
+            advance_ms = back_to_back(advance) if chosen else None
             step_ms = back_to_back(step)
-            banned = policy._chain_mask(buffers.logits.shape[-1], device)
+            logits = policy._static_step(tok, mask, pos, cache).clone()
+            crop_cache(cache, length)
+            banned = policy._chain_mask(logits.shape[-1], device)
             gen = policy._generator(0)
-            sample_ms = back_to_back(
-                lambda: draw(policy._static_sampling(buffers.logits, banned, 0.6, 0.98), gen)
-            )
-        return {"wall_ms_per_token": wall, "advance_back_to_back_ms": advance_ms,
+            if chosen:  # the compiled sampling, then the draw
+                sample_ms = back_to_back(
+                    lambda: draw(policy._static_sampling(logits, banned, 0.6, 0.98), gen)
+                )
+            else:  # the reference loop's: chain mask and sampling, eager
+                sample_ms = back_to_back(
+                    lambda: _sample_token(policy._chain_logits(logits), 0.6, 0.98, gen)
+                )
+        return {"wall_ms_per_token": wall, "ms_per_token_p50": ab,
+                "advance_back_to_back_ms": advance_ms,
                 "step_back_to_back_ms": step_ms, "sampling_and_draw_ms": sample_ms,
-                "host_gap_ms": wall - advance_ms - sample_ms,
+                "host_gap_ms": wall - (advance_ms or step_ms) - sample_ms,
                 "floor_ms_per_token": floors(1)["reasoning"]}  # fmt: skip
 
     @section("fast_kernel_profile", 40)

@@ -92,6 +92,8 @@ class AlpamayoPolicy(PolicyRuntime):
         self.vision_cache: VisionFeatureCache | None = None  # enable_vision_cache
         self._chain_banned: torch.Tensor | None = None  # _chain_logits' (V,) mask
         self._decode_buffers: DecodeBuffers | None = None  # the static engine's decode state
+        # the static engine decodes with model.static_decode (off: its decode step alone)
+        self.graph_decode = True
         self.default_engine = "eager"  # plan()'s engine when none is given (configure)
         self.load_report = LoadReport()
         # Random weights (our tiny checkpoints): said loudly wherever plans are shown.

@@ -47,7 +47,7 @@ from alpamayo_ros.model.fused_layers import fuse_decoder_layers
 from alpamayo_ros.model.kv_cache import STATIC_SLOTS, crop_cache, static_copy, static_key
 from alpamayo_ros.model.processor import AlpamayoProcessor
 from alpamayo_ros.model.quantization import quantize
-from alpamayo_ros.model.sampling import draw, token_distribution
+from alpamayo_ros.model.sampling import draw, token_distribution, undo_padding_draws
 from alpamayo_ros.model.static_decode import DecodeBuffers, decode_static
 from alpamayo_ros.model.vision_cache import FrameFeatures, VisionFeatureCache
 from alpamayo_ros.planning.requests import (
@@ -116,6 +116,7 @@ class PolicyRuntime(nn.Module):
     _static_caches: dict[str, tuple[tuple, StaticCache]]
     _chain_banned: torch.Tensor | None
     _decode_buffers: DecodeBuffers | None
+    graph_decode: bool
     _cancel: threading.Event | None
 
     @property
@@ -574,11 +575,12 @@ class PolicyRuntime(nn.Module):
 
         On a StaticCache (engine "static") each token runs as model.static_decode's two
         fixed-shape functions and a draw (what compile_decode captures as CUDA graphs); this
-        loop is their reference."""
+        loop is their reference, and runs instead with graph_decode off (its compiled decode
+        step alone, what the static engine did before: gpu_suite compares the two)."""
         assert self.processor is not None
         proc = self.processor
         stop_id = proc.special_ids["traj_future_start"]
-        if isinstance(cache, StaticCache):
+        if isinstance(cache, StaticCache) and self.graph_decode:
             gen, stop_pos, finished, attention, stop_logits = decode_static(
                 self, logits, cache, attention, rope_deltas, temperature, top_p, max_tokens,
                 generator, stop_lag,
@@ -591,9 +593,12 @@ class PolicyRuntime(nn.Module):
         generated: list[torch.Tensor] = []
         stop_logits = logits.clone()  # next-token logits right after each sequence's stop
         flags: list[torch.Tensor] = []  # per step: every sequence finished (on the device)
+        states: list[torch.Tensor] = []  # the generator's state before each step's draw
         for _ in range(max_tokens):
             if len(flags) > stop_lag and bool(flags[-1 - stop_lag]):
                 break
+            if stop_lag:
+                states.append(generator.get_state())
             logits = self._chain_logits(logits)
             token = _sample_token(logits, temperature, top_p, generator)
             token = torch.where(finished, torch.full_like(token, proc.pad_id), token)
@@ -611,6 +616,8 @@ class PolicyRuntime(nn.Module):
             flags.append(finished.all())
             if stop_lag == 0 and bool(flags[-1]):
                 break
+        if stop_lag and flags:
+            undo_padding_draws(generator, states, torch.stack(flags))
         complete = finished.clone()
         stop_logits = torch.where(finished[:, None], stop_logits, logits)
         # Sequences that never stopped: the expert starts after their last token.

@@ -29,3 +29,17 @@ def draw(distribution: torch.Tensor, generator: torch.Generator) -> torch.Tensor
     if distribution.dtype == torch.long:
         return distribution
     return torch.multinomial(distribution, 1, generator=generator).squeeze(-1)
+
+
+def undo_padding_draws(
+    generator: torch.Generator, states: list[torch.Tensor], all_finished: torch.Tensor
+) -> None:
+    """A decode loop that reads its stop flag late runs padding steps after every sequence
+    stopped, and their draws advance the generator, which then gives the expert other noise
+    than a loop that stopped at once. states: the generator's state before each step's draw;
+    all_finished (steps,) bool: every sequence had stopped after that step. Puts the
+    generator back to its state before the first padding step's draw (one read of the
+    flags; a generator's state is kept on the host)."""
+    done = all_finished.nonzero()
+    if len(done) and int(done[0, 0]) + 1 < len(states):
+        generator.set_state(states[int(done[0, 0]) + 1])

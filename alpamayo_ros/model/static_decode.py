@@ -25,7 +25,7 @@ from dataclasses import dataclass, fields
 
 import torch
 
-from alpamayo_ros.model.sampling import draw
+from alpamayo_ros.model.sampling import draw, undo_padding_draws
 
 
 @dataclass
@@ -117,11 +117,7 @@ def decode_static(
         if stop_lag == 0 and bool(buffers.all_finished[length + step]):
             break
     end = length + steps
-    # The padding steps after every sequence stopped drew from the generator too: put it
-    # back where the reference leaves it, so the expert's noise is the reference's.
-    done = buffers.all_finished[length:end].nonzero()
-    if len(done) and int(done[0, 0]) + 1 < steps:
-        generator.set_state(states[int(done[0, 0]) + 1])
+    undo_padding_draws(generator, states, buffers.all_finished[length:end])
     finished = buffers.finished.clone()
     stop_pos = torch.where(finished, buffers.stop_pos, torch.full_like(buffers.stop_pos, end - 1))
     stop_logits = torch.where(finished[:, None], buffers.stop_logits, buffers.logits)

@@ -232,16 +232,21 @@ def test_static_engine_plans_as_the_eager_reference(tiny_policy, request_factory
         tiny_policy.plan([r1], engine="tensorrt")
 
 
-def test_the_static_engine_reads_the_stop_flag_a_step_late_with_the_same_plans(request_factory):
+@pytest.mark.parametrize("graph_decode", [True, False])
+def test_the_static_engine_reads_the_stop_flag_a_step_late_with_the_same_plans(
+    request_factory, graph_decode
+):
     """engine "static" reads the all-finished flag one step late (the host queues a step
     while the GPU runs the one before: no synchronisation per token): exactly one step of
     padding after the last chain stops, and the same chains, stop positions and
     trajectories as the eager reference (demo checkpoint: it writes complete chains, of
-    different lengths for different scenes)."""
+    different lengths for different scenes). Both static decoders: model.static_decode's
+    functions (graph_decode) and the reference loop around the bare decode step."""
     from alpamayo_ros.checkpoints import DEMO_CHECKPOINT
     from alpamayo_ros.model.policy import AlpamayoPolicy
 
     policy = AlpamayoPolicy.from_pretrained(DEMO_CHECKPOINT)
+    policy.graph_decode = graph_decode
     steps = {"n": 0}
 
     def counted(step):
