@@ -325,8 +325,13 @@ def main() -> int:
         t = time.perf_counter()
         policy.plan([request], seed=0, reasoning_ids=[state["chain"]], engine="static", **base)
         lane_first = time.perf_counter() - t
+        t = time.perf_counter()  # the reasoning lane's first chain (from the lane's prompt)
+        for _ in policy.reason_steps(request, max_tokens=args.tokens, seed=0):
+            pass
+        chain_first = time.perf_counter() - t
         return {"first_plan_s": first, "second_plan_s": second, "first_lane_s": lane_first,
-                "graph_decode": policy.graph_decode, "graph_decode_error": fallback}  # fmt: skip
+                "first_chain_s": chain_first, "graph_decode": policy.graph_decode,
+                "graph_decode_error": fallback}  # fmt: skip
 
     compiled = isinstance(RESULTS.get("fast_compile"), dict) and "error" not in RESULTS.get(
         "fast_compile", {"error": 1}
@@ -391,7 +396,7 @@ def main() -> int:
         policy.graph_decode = chosen
         ab = {k: float(np.median(v)) for k, v in per_token.items()}
         cache = policy._static_caches["plan"][1]
-        buffers = policy._decode_buffers
+        buffers = policy._decode_buffers.get("plan")
         length = int(cache.get_seq_length())
         slots = cache.get_max_length()
         tok = torch.zeros((1, 1), dtype=torch.long, device=device)
@@ -618,6 +623,7 @@ def main() -> int:
         settings = PlannerSettings(num_samples=1, max_reasoning_tokens=args.tokens,
                                    num_flow_steps=args.flow_steps, seed=0)  # fmt: skip
         policy.enable_vision_cache(32)
+        reuses = policy.prefix_reuses
         published: list[tuple[float, Any]] = []  # (wall s, plan)
         node = defaults(PLANNER_PARAMS)  # the planner node's stale-chain settings
         worker = PlanningWorker(Planner(policy, rig, settings),
@@ -662,6 +668,7 @@ def main() -> int:
         return {"seconds": args.schedule_s, "cycles": cycles, "published": len(published),
                 "model_plans": len(model), "plans_per_s": len(published) / wall,
                 "dropped_cycles": worker.dropped, "chains_refreshed": worker.chains,
+                "chains_from_the_lane_prompt": policy.prefix_reuses - reuses,
                 "reasoning_steps_before_waiting_inputs": worker.stale_steps,
                 "lanes": lanes, "plan_age_at_publish_s": pct(ages),
                 "chain_age_s": pct(chain_ages),

@@ -24,14 +24,17 @@ def crop_cache(cache, length: int) -> None:
         cache.crop(-extra)
 
 
-def static_copy(cache, max_len: int, into: StaticCache | None = None) -> StaticCache:
-    """A StaticCache of `max_len` slots holding a filled dynamic cache's keys and values
-    (engine "static": the decode steps and the expert then run on fixed shapes, which
-    CUDA graphs need). into: a StaticCache of the same shapes from an earlier plan, filled
-    in place and returned (its tensors keep their addresses, so graphs captured over them
-    replay instead of being captured again); slots after the copied tokens keep stale
-    values, which the attention mask hides."""
-    length = cache.get_seq_length()
+def static_copy(
+    cache, max_len: int, into: StaticCache | None = None, length: int | None = None
+) -> StaticCache:
+    """A StaticCache of `max_len` slots holding a filled cache's keys and values (engine
+    "static": the decode steps and the expert then run on fixed shapes, which CUDA graphs
+    need). into: a StaticCache of the same shapes from an earlier plan, filled in place and
+    returned (its tensors keep their addresses, so graphs captured over them replay instead
+    of being captured again); slots after the copied tokens keep stale values, which the
+    attention mask hides. length: copy only the first `length` tokens (default: all)."""
+    if length is None:
+        length = cache.get_seq_length()
     if max_len < length:
         raise ValueError(f"static cache of {max_len} slots for {length} cached tokens")
     static = into
@@ -39,7 +42,7 @@ def static_copy(cache, max_len: int, into: StaticCache | None = None) -> StaticC
         static = StaticCache(config=_CacheConfig(len(cache.layers)), max_cache_len=max_len)
     layers: list[Any] = list(static.layers)
     for dynamic_layer, layer in zip(cache.layers, layers, strict=True):
-        keys, values = dynamic_layer.keys, dynamic_layer.values
+        keys, values = dynamic_layer.keys[:, :, :length], dynamic_layer.values[:, :, :length]
         if not layer.is_initialized:
             layer.lazy_initialization(keys, values)
         layer.keys[:, :, :length] = keys

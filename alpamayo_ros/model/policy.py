@@ -42,6 +42,7 @@ from alpamayo_ros.model.checkpoint_io import (
     save_checkpoint,
 )
 from alpamayo_ros.model.config import AlpamayoConfig
+from alpamayo_ros.model.lane_prefix import LanePrefix
 from alpamayo_ros.model.processor import AlpamayoProcessor
 from alpamayo_ros.model.runtime import PolicyRuntime
 from alpamayo_ros.model.static_decode import DecodeBuffers
@@ -91,9 +92,13 @@ class AlpamayoPolicy(PolicyRuntime):
         self._static_caches: dict[str, tuple[tuple, StaticCache]] = {}
         self.vision_cache: VisionFeatureCache | None = None  # enable_vision_cache
         self._chain_banned: torch.Tensor | None = None  # _chain_logits' (V,) mask
-        self._decode_buffers: DecodeBuffers | None = None  # the static engine's decode state
+        self._decode_buffers: dict[str, DecodeBuffers] = {}  # the static engine's, per user
         # the static engine decodes with model.static_decode (off: its decode step alone)
         self.graph_decode = True
+        # the reasoning lane starts from the trajectory lane's prompt (model.lane_prefix)
+        self.share_lane_prefix = False
+        self._lane_prefix: LanePrefix | None = None
+        self.prefix_reuses = 0  # chains started from a kept prompt
         self.default_engine = "eager"  # plan()'s engine when none is given (configure)
         self.load_report = LoadReport()
         # Random weights (our tiny checkpoints): said loudly wherever plans are shown.

@@ -45,10 +45,16 @@ from alpamayo_ros.model.flow_matching import euler_sample, guided
 from alpamayo_ros.model.frame_decoding import decodes_jpeg_on
 from alpamayo_ros.model.fused_layers import fuse_decoder_layers
 from alpamayo_ros.model.kv_cache import STATIC_SLOTS, crop_cache, static_copy, static_key
+from alpamayo_ros.model.lane_prefix import LanePrefix
 from alpamayo_ros.model.processor import AlpamayoProcessor
 from alpamayo_ros.model.quantization import quantize
 from alpamayo_ros.model.sampling import draw, token_distribution, undo_padding_draws
-from alpamayo_ros.model.static_decode import DecodeBuffers, decode_static
+from alpamayo_ros.model.static_decode import (
+    DecodeBuffers,
+    decode_buffers,
+    decode_static,
+    draw_next,
+)
 from alpamayo_ros.model.vision_cache import FrameFeatures, VisionFeatureCache
 from alpamayo_ros.planning.requests import (
     Answer,
@@ -115,8 +121,11 @@ class PolicyRuntime(nn.Module):
     vision_cache: VisionFeatureCache | None
     _static_caches: dict[str, tuple[tuple, StaticCache]]
     _chain_banned: torch.Tensor | None
-    _decode_buffers: DecodeBuffers | None
+    _decode_buffers: dict[str, DecodeBuffers]
     graph_decode: bool
+    share_lane_prefix: bool
+    _lane_prefix: LanePrefix | None
+    prefix_reuses: int
     _cancel: threading.Event | None
 
     @property
@@ -154,6 +163,7 @@ class PolicyRuntime(nn.Module):
             self.default_engine = "static"
         else:
             self.default_engine = "eager"
+        self.share_lane_prefix = engine == "fast"
 
     def set_attention(
         self, implementation: str, language_model: bool = True, expert: bool = True
@@ -281,8 +291,18 @@ class PolicyRuntime(nn.Module):
             inputs = self._on_device(inputs)
         S = num_samples
 
+        # the trajectory lane: keep the prompt for the reasoning lane (model.lane_prefix)
+        share = (
+            self.share_lane_prefix and reasoning_ids is not None and len(requests) == 1
+            and engine == "static" and not discrete
+        )  # fmt: skip
         with _timer(timings, "prefill", device):
-            cache, logits, rope_deltas = self._prefill(inputs)
+            chain_len = len(reasoning_ids[0]) if reasoning_ids is not None else 0
+            prompt = inputs["input_ids"].shape[1] - chain_len - 2 if share else 0
+            cache, logits, rope_deltas = self._prefill(inputs, prompt - 1 if share else None)
+            if share:  # logits: after the prompt (the continuous expert needs none after)
+                self._keep_lane_prefix(requests[0], inputs["input_ids"], cache, prompt,
+                                       logits, rope_deltas)  # fmt: skip
             rope_deltas = rope_deltas.repeat_interleave(S, dim=0)  # (B*S, 1)
             logits = logits.repeat_interleave(S, dim=0)
             if S > 1:
@@ -448,27 +468,41 @@ class PolicyRuntime(nn.Module):
         )
         return {"image": features}
 
-    def _prefill(self, inputs: dict[str, Any]) -> tuple[Any, torch.Tensor, torch.Tensor]:
-        """The VLM over a prompt: (its KV cache, the last position's logits (B, V), the
-        multimodal rotary deltas (B, 1) that continue its positions). Frames pending from
-        the vision cache are encoded here, and inputs gain their mm_encoder_outputs."""
+    def _prefill(
+        self, inputs: dict[str, Any], logits_at: int | None = None
+    ) -> tuple[Any, torch.Tensor, torch.Tensor]:
+        """The VLM over a prompt: (its KV cache, the last position's logits (B, V), or those
+        at position `logits_at`, the multimodal rotary deltas (B, 1) that continue its
+        positions). Frames pending from the vision cache are encoded here, and inputs gain
+        their mm_encoder_outputs."""
         pending = inputs.pop("pending_frames", None)
         if pending is not None:
             inputs["mm_encoder_outputs"] = self._encode_frames(pending, inputs["image_grid_thw"])
         self.vlm.model.rope_deltas = None  # computed afresh from this prompt's images
-        out = self.vlm(**inputs, use_cache=True, logits_to_keep=1)
+        keep: int | torch.Tensor = 1
+        if logits_at is not None:
+            keep = torch.tensor([logits_at], device=inputs["input_ids"].device)
+        out = self.vlm(**inputs, use_cache=True, logits_to_keep=keep)
         return out.past_key_values, out.logits[:, -1], self.vlm.model.rope_deltas
 
-    def _to_static(self, user: str, cache, need: int) -> StaticCache:
-        """engine "static": a prefilled dynamic cache moved into `user`'s StaticCache of at
-        least `need` slots (rounded up, so prompts of similar length share one compiled
-        step), the one from its last call when the shapes match (refilled in place: graphs
-        captured over it replay)."""
+    def _to_static(self, user: str, cache, need: int, length: int | None = None) -> StaticCache:
+        """engine "static": a prefilled cache moved into `user`'s StaticCache of at least
+        `need` slots (rounded up, so prompts of similar length share one compiled step), the
+        one from its last call when the shapes match (refilled in place: graphs captured
+        over it replay). length: only the first `length` tokens (default: all)."""
         slots = -(-need // STATIC_SLOTS) * STATIC_SLOTS
         key, kept = static_key(cache, slots), self._static_caches.get(user)
-        static = static_copy(cache, slots, kept[1] if kept and kept[0] == key else None)
+        static = static_copy(cache, slots, kept[1] if kept and kept[0] == key else None, length)
         self._static_caches[user] = (key, static)
         return static
+
+    def _keep_lane_prefix(self, request, input_ids, cache, prompt: int, logits, rope_deltas):
+        """A trajectory-lane plan's prompt of `prompt` tokens (its first row: one request)
+        kept for the reasoning lane in the "prefix" static cache (model.lane_prefix)."""
+        assert self.processor is not None
+        frames = self.processor.layout(request.images, request.cameras)[0]
+        self._to_static("prefix", cache, prompt, length=prompt)
+        self._lane_prefix = LanePrefix.of(frames, input_ids[:, :prompt], logits, rope_deltas)
 
     def _check_cancel(self) -> None:
         if self._cancel is not None and self._cancel.is_set():
@@ -777,25 +811,47 @@ class PolicyRuntime(nn.Module):
         generator = self._generator(seed)
         with torch.inference_mode():
             inputs = self._on_device(self._inputs([request], self.device))
-            cache, logits, rope_deltas = self._prefill(inputs)
             attention = inputs["attention_mask"]
-            if self.default_engine == "static":  # its own cache: plans run between steps
-                cache = self._to_static("reason", cache, attention.shape[1] + max_tokens + 1)
+            prefix = self._lane_prefix if self.default_engine == "static" else None
+            assert self.processor is not None
+            frames = self.processor.layout(request.images, request.cameras)[0]
+            if prefix is not None and prefix.matches(frames, inputs["input_ids"]):
+                # the trajectory lane read this prompt: start from its keys and values
+                kept = self._static_caches["prefix"][1]
+                cache = self._to_static("reason", kept, attention.shape[1] + max_tokens + 1)
+                logits, rope_deltas = prefix.logits, prefix.rope_deltas
+                self.prefix_reuses += 1
+            else:
+                cache, logits, rope_deltas = self._prefill(inputs)
+                if self.default_engine == "static":  # its own cache: plans run between steps
+                    need = attention.shape[1] + max_tokens + 1
+                    cache = self._to_static("reason", cache, need)
+            buffers = None  # the static engine: the plan's per-token functions (static_decode)
+            if isinstance(cache, StaticCache) and self.graph_decode:
+                buffers = decode_buffers(self, "reason", logits, cache.get_max_length())
+                buffers.start(attention, logits)
+                banned = self._chain_mask(logits.shape[-1], logits.device)
         yield "prefill"
         stop, cot_end = proc.special_ids["traj_future_start"], proc.special_ids["cot_end"]
         ids: list[int] = []
         complete = False
         for _ in range(max_tokens):
             with torch.inference_mode():
-                masked = self._chain_logits(logits)
-                token = _sample_token(masked, temperature, top_p, generator)
+                if buffers is not None:
+                    token = draw_next(self, buffers, banned, temperature, top_p, generator)
+                else:
+                    token = _sample_token(self._chain_logits(logits), temperature, top_p,
+                                          generator)  # fmt: skip
                 value = int(token[0])
                 if value == stop:
                     complete = True
                     break
                 ids.append(value)
-                attention = torch.cat([attention, torch.ones_like(attention[:, :1])], dim=1)
-                logits = self._step_vlm(token, cache, attention, rope_deltas)
+                if buffers is not None:
+                    self._static_advance(token, buffers, cache, rope_deltas)
+                else:
+                    attention = torch.cat([attention, torch.ones_like(attention[:, :1])], dim=1)
+                    logits = self._step_vlm(token, cache, attention, rope_deltas)
             yield "token"
         chain = ids[: ids.index(cot_end)] if cot_end in ids else ids
         text = str(proc.tokenizer.decode(chain, skip_special_tokens=True)).strip()

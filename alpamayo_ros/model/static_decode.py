@@ -94,11 +94,8 @@ def decode_static(
     """runtime._decode_reasoning on a StaticCache (see the module text): the same return
     values (chain ids, generated ids, stop slots, complete, the attention mask up to the
     last fed token, the logits after each stop)."""
-    length, slots = attention.shape[1], cache.get_max_length()
-    buffers = runtime._decode_buffers
-    if buffers is None or not buffers.fits(logits, slots):
-        buffers = DecodeBuffers.allocate(logits, slots)
-        runtime._decode_buffers = buffers
+    length = attention.shape[1]
+    buffers = decode_buffers(runtime, "plan", logits, cache.get_max_length())
     buffers.start(attention, logits)
     banned = runtime._chain_mask(logits.shape[-1], logits.device)
     steps = 0
@@ -107,10 +104,7 @@ def decode_static(
         if step > stop_lag and bool(buffers.all_finished[length + step - 1 - stop_lag]):
             break
         states.append(generator.get_state())
-        token = draw(runtime._static_sampling(buffers.logits, banned, temperature, top_p),
-                     generator)  # fmt: skip
-        if temperature <= 0:  # the greedy ids are the sampling graph's output, which a CUDA
-            token = token.clone()  # graph tree frees when the next graph (_static_advance) runs
+        token = draw_next(runtime, buffers, banned, temperature, top_p, generator)
         runtime._check_cancel()
         runtime._static_advance(token, buffers, cache, rope_deltas)
         steps += 1
@@ -124,3 +118,21 @@ def decode_static(
     generated = buffers.tokens[:, length:end].clone()
     attention = buffers.mask[:, :end].clone()
     return generated, stop_pos, finished, attention, stop_logits
+
+
+def decode_buffers(runtime, user: str, logits: torch.Tensor, slots: int) -> DecodeBuffers:
+    """`user`'s decode buffers ("plan", "reason": each decodes on its own static cache)
+    for logits (B, V) over `slots` slots: the ones from its last call when they fit."""
+    kept = runtime._decode_buffers.get(user)
+    if kept is None or not kept.fits(logits, slots):
+        kept = DecodeBuffers.allocate(logits, slots)
+        runtime._decode_buffers[user] = kept
+    return kept
+
+
+def draw_next(runtime, buffers: DecodeBuffers, banned, temperature, top_p, generator):
+    """The next ids (B,) from the buffers' logits: the sampling function, then the draw."""
+    token = draw(runtime._static_sampling(buffers.logits, banned, temperature, top_p), generator)
+    if temperature <= 0:  # the greedy ids are the sampling graph's output, which a CUDA
+        token = token.clone()  # graph tree frees when the next graph (_static_advance) runs
+    return token

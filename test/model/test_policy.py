@@ -290,11 +290,11 @@ def test_the_static_cache_is_refilled_in_place_across_plans(tiny_policy, request
     tiny_policy.plan([r], **kw)
     first = tiny_policy._static_caches["plan"][1]
     pointer = first.layers[0].keys.data_ptr()
-    buffers_pointer = tiny_policy._decode_buffers.logits.data_ptr()
+    buffers_pointer = tiny_policy._decode_buffers["plan"].logits.data_ptr()
     again = tiny_policy.plan([r], **kw)
     second = tiny_policy._static_caches["plan"][1]
     assert second is first and second.layers[0].keys.data_ptr() == pointer
-    buffers = tiny_policy._decode_buffers  # the decode state: refilled in place too
+    buffers = tiny_policy._decode_buffers["plan"]  # the decode state: refilled in place too
     assert buffers is not None and buffers.logits.data_ptr() == buffers_pointer
     reference = tiny_policy.plan([r], **{**kw, "engine": "eager"})
     a, b = reference.samples[0][0], again.samples[0][0]
@@ -303,7 +303,7 @@ def test_the_static_cache_is_refilled_in_place_across_plans(tiny_policy, request
     tiny_policy.plan([r], **{**kw, "num_samples": 2})
     third = tiny_policy._static_caches["plan"][1]
     assert third is not first and third.layers[0].keys.shape[0] == 2
-    assert tiny_policy._decode_buffers.logits.shape[0] == 2
+    assert tiny_policy._decode_buffers["plan"].logits.shape[0] == 2
 
 
 def test_the_reasoning_lane_decodes_on_its_own_static_cache_between_plans(
@@ -334,6 +334,8 @@ def test_the_reasoning_lane_decodes_on_its_own_static_cache_between_plans(
     assert len(eager[0]) >= 4 and static == eager
     lane, plans = policy._static_caches["reason"][1], policy._static_caches["plan"][1]
     assert lane is not plans
+    # decoded with the plan's per-token functions, on decode buffers of its own
+    assert policy._decode_buffers["reason"] is not policy._decode_buffers["plan"]
     again = chain(between_steps=False)  # the lane's cache refilled in place
     assert again == eager and policy._static_caches["reason"][1] is lane
 
@@ -490,3 +492,70 @@ def test_chains_never_hold_vision_placeholders_so_the_lane_can_reuse_them(
         match=rf"continuation 0 holds vision placeholder token ids \[{proc.image_pad_id}\]",
     ):
         policy.plan([r], reasoning_ids=[[40, proc.image_pad_id]], num_flow_steps=2)
+
+
+def test_the_reasoning_lane_starts_from_the_trajectory_lanes_prompt(
+    tiny_checkpoint, request_factory
+):
+    """engine fast: a trajectory-lane plan keeps its prompt's keys and values
+    (model.lane_prefix), and a chain started on the same inputs skips its prefill: the same
+    chain as a fresh prefill gives for the same seed, sampled and greedy. Other frames or
+    another ego history are not served from it, and the lane plan itself is unchanged."""
+    import torch
+
+    from alpamayo_ros.model.policy import AlpamayoPolicy
+
+    policy = AlpamayoPolicy.from_pretrained(tiny_checkpoint)
+    policy.configure(engine="fast", vision_cache_frames=32)
+    assert policy.share_lane_prefix
+    r = request_factory(seed=1, shape=(64, 96))
+    lane_kw = dict(num_samples=2, seed=0, reasoning_ids=[[40, 41, 42]], num_flow_steps=2)
+    prefills = {"n": 0}
+    prefill = policy._prefill
+
+    def counted(*args, **kwargs):
+        prefills["n"] += 1
+        return prefill(*args, **kwargs)
+
+    policy._prefill = counted  # type: ignore[method-assign]
+
+    def chain(request, temperature, on=policy):
+        steps = on.reason_steps(request, temperature=temperature, max_tokens=8, seed=2)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                return done.value
+
+    # the reference on a policy of its own (its caches hold nothing of this one's)
+    reference = AlpamayoPolicy.from_pretrained(tiny_checkpoint)
+    reference.configure(engine="fast", vision_cache_frames=32)
+    fresh = {t: chain(r, t, reference) for t in (0.0, 0.6)}
+    chain(r, 0.0)  # no lane plan yet: prefilled
+    assert prefills["n"] == 1 and policy.prefix_reuses == 0
+    policy.share_lane_prefix = False
+    unshared = policy.plan([r], **lane_kw).samples[0]
+    policy.share_lane_prefix = True
+    shared = policy.plan([r], **lane_kw).samples[0]
+    for a, b in zip(unshared, shared, strict=True):
+        assert np.abs(a.xyz - b.xyz).max() < 1e-5
+    prefills["n"] = 0
+    for t in (0.0, 0.6):
+        assert chain(r, t) == fresh[t]
+    assert prefills["n"] == 0 and policy.prefix_reuses == 2
+    # the chain's cache holds what a fresh prefill writes (a chain alone does not show a
+    # token missing from it: these small models write the same chain without <|cot_start|>)
+    mine, theirs = policy._static_caches["reason"][1], reference._static_caches["reason"][1]
+    assert int(mine.get_seq_length()) == int(theirs.get_seq_length())
+    n = int(policy._lane_prefix.prompt_ids.shape[1])
+    for a, b in zip(mine.layers, theirs.layers, strict=True):
+        torch.testing.assert_close(a.keys[:, :, :n], b.keys[:, :, :n], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(a.values[:, :, :n], b.values[:, :, :n], atol=1e-5, rtol=1e-5)
+    other_frames = request_factory(seed=5, shape=(64, 96))
+    slower = request_factory(seed=1, shape=(64, 96), speed=2.0)  # other history tokens
+    chain(other_frames, 0.0)
+    assert prefills["n"] == 1 and policy.prefix_reuses == 2
+    assert slower.images[0] is not r.images[0]
+    same_frames = type(r)(r.images, slower.ego, r.cameras, r.navigation)
+    chain(same_frames, 0.0)
+    assert prefills["n"] == 2 and policy.prefix_reuses == 2
