@@ -232,6 +232,7 @@ def _replay(args: argparse.Namespace) -> int:
         autoware_wheelbase=args.autoware, frames_per_camera=config.frames_per_camera,
         navigation=args.navigation, navigation_topic=args.navigation_topic,
         sharing=sharing, defer_jpeg=jpeg_on_model(config.image_decode, policy),
+        warm_up=config.engine == "fast",
     )  # fmt: skip
     summary = result.summary()
     if result.truncation:
@@ -264,6 +265,9 @@ def _replay(args: argparse.Namespace) -> int:
             f"{rt['model_plans_per_bag_second']:.1f} model plans per second of bag time; "
             f"{rt['dropped_cycles']} cycles dropped, {rt['late_plans']} late plans"
         )
+        if rt["warm_up_seconds"]:
+            print(f"  warm-up before the first plan (compilation, not timed): "
+                  f"{rt['warm_up_seconds']:.1f} s")  # fmt: skip
         if age:
             print(f"  plan age when published: p50 {age['p50']:.2f} s, max {age['max']:.2f} s")
         if chain and summary["planning_mode"] == "two_lane":

@@ -201,6 +201,7 @@ class ReplayResult:
             "late_plans": late,
             "chains_handed_over": self.realtime.chains,
             "lane_busy_seconds": self.realtime.busy_seconds,
+            "warm_up_seconds": self.realtime.warm_up_seconds,
         }
 
     def to_json(self) -> dict[str, Any]:
@@ -281,6 +282,7 @@ def replay_bag(
     navigation_topic: str | None = None,
     sharing: LaneSharing | None = None,
     defer_jpeg: bool = False,
+    warm_up: bool = False,
 ) -> ReplayResult:
     """Replay `bag_path` with `policy` (anything with AlpamayoPolicy.plan's signature, or
     None for stop plans only) and write DIR/plans/, DIR/summary.json and DIR/report.html.
@@ -303,6 +305,8 @@ def replay_bag(
     defer_jpeg: JPEG frames are kept encoded for the policy to decode (on its device where
     it can: the image_decode setting, planning.settings.jpeg_on_model); else decoded on
     arrival.
+    warm_up: with realtime, run the policy once per kind of call before the first plan,
+    untimed (what a compiled engine compiles then is not counted as plan latency).
     """
     if navigation is not None and navigation_topic is not None:
         raise ValueError("give navigation text or a navigation topic, not both")
@@ -314,7 +318,7 @@ def replay_bag(
             realtime=realtime, planning_mode=planning_mode, latency=latency,
             autoware_wheelbase=autoware_wheelbase, frames_per_camera=frames_per_camera,
             navigation=navigation, navigation_topic=navigation_topic, sharing=sharing,
-            defer_jpeg=defer_jpeg,
+            defer_jpeg=defer_jpeg, warm_up=warm_up,
         )  # fmt: skip
 
 
@@ -361,6 +365,7 @@ def _replay_into(
     navigation_topic: str | None,
     sharing: LaneSharing | None,
     defer_jpeg: bool,
+    warm_up: bool,
 ) -> ReplayResult:
     frame_spec = FrameBufferSpec(cameras=rig.names, num_frames=frames_per_camera)
     planner = Planner(policy, rig, settings, frame_spec=frame_spec)
@@ -426,7 +431,7 @@ def _replay_into(
         bar = tqdm(total=len(ticks), disable=not progress, unit="tick", desc="replay")
         lanes = None
         if realtime or planning_mode != "full":
-            lanes = RealtimePlanner(planner, planning_mode, latency, sharing)
+            lanes = RealtimePlanner(planner, planning_mode, latency, sharing, warm_up)
             result.planning_mode, result.realtime = planning_mode, lanes.stats
 
         def emit(step: ReplayStep) -> None:

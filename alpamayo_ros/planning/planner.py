@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
 from collections.abc import Generator
 from dataclasses import dataclass, replace
 from typing import Any
@@ -293,6 +294,20 @@ class Planner:
         except (FramesUnavailable, EgoHistoryUnavailable) as err:
             return self.stop_plan(now, f"incomplete input: {err}")
         return PlanInputs(t0=t0, frames=frames, ego=ego, navigation=self.navigation_at(now))
+
+    def warm_up(self, inputs: PlanInputs, two_lane: bool = False) -> float:
+        """The policy once on inputs as a full plan and, with two_lane, once as a
+        trajectory-lane plan on that plan's chain: nothing published, no tick counted (the
+        seeds of later plans are unchanged). What a compiled engine compiles on its first
+        calls happens here, outside a timed schedule. Returns the seconds it took."""
+        start, ticks = time.perf_counter(), self.ticks
+        try:
+            full = self.run(inputs)
+            if two_lane and full.chain is not None:
+                self.run(inputs, full.chain)
+        finally:
+            self.ticks = ticks
+        return time.perf_counter() - start
 
     def run(self, inputs: PlanInputs, chain: Chain | None = None) -> PlanOutcome:
         """The policy on one input set -> the chosen sample as a Plan (stop plan on failure);

@@ -106,12 +106,14 @@ class _Lane:
 class RealtimeStats:
     """dropped_cycles: inputs replaced while waiting for the trajectory lane (dropped_at: the
     input times t0 of those); chains: chains handed over by the reasoning lane; busy_seconds:
-    per lane, simulated seconds computing."""
+    per lane, simulated seconds computing; warm_up_seconds: wall seconds of the untimed
+    warm-up before the first plan (RealtimePlanner's warm_up)."""
 
     dropped_cycles: int = 0
     dropped_at: list[float] = field(default_factory=list)
     chains: int = 0
     busy_seconds: dict[str, float] = field(default_factory=dict)
+    warm_up_seconds: float = 0.0
 
 
 class RealtimePlanner:
@@ -124,8 +126,13 @@ class RealtimePlanner:
         mode: PlanningMode = "full",
         latency: LaneLatency | None = None,
         sharing: LaneSharing | None = None,
+        warm_up: bool = False,
     ) -> None:
-        """sharing: two_lane on one device (None: the lanes side by side)."""
+        """sharing: two_lane on one device (None: the lanes side by side). warm_up: before
+        the first plan, run the policy once per kind of call, untimed (Planner.warm_up):
+        with measured latencies, a compiled engine's first calls would otherwise count its
+        compilation (tens of seconds) as the latency of a plan, and the clock would run
+        past the whole bag."""
         if mode not in PLANNING_MODES:
             raise ValueError(f"planning mode must be one of {PLANNING_MODES}, got {mode!r}")
         self.planner = planner
@@ -140,6 +147,7 @@ class RealtimePlanner:
         self._lanes = {"trajectory": _Lane(), "reasoning": _Lane()}
         self._clock = -math.inf  # one_device: simulated up to here
         self._reasoning_left = 0.0  # one_device: device seconds the running chain still needs
+        self._warm_up = warm_up
 
     # -- the clock ------------------------------------------------------------------------
     def tick(self, now: float) -> list[Publication]:
@@ -163,6 +171,9 @@ class RealtimePlanner:
 
     # -- lanes ----------------------------------------------------------------------------
     def _offer(self, lane: str, inputs: PlanInputs, now: float) -> None:
+        if self._warm_up:
+            self._warm_up = False
+            self.stats.warm_up_seconds = self.planner.warm_up(inputs, self.mode == "two_lane")
         state = self._lanes[lane]
         if state.job is None:
             self._start(lane, inputs, now)

@@ -2,6 +2,8 @@
 full plans take 300 ms and trajectory-lane plans 60 ms. two_lane publishes at 10 Hz with no
 missed cycle and chains at most 0.5 s old; full mode publishes ~3 Hz and counts its drops."""
 
+import time
+
 import numpy as np
 import pytest
 
@@ -131,3 +133,39 @@ def test_a_trajectory_lane_that_fills_the_device_starves_the_chain_unless_it_is_
     assert fed.stats.chains >= 4 and max(ages[-20:]) < 3.1  # ~1.4 s to write one
     assert len(fed_published) < len(published)  # the slices cost plans
     assert fed.stats.dropped_cycles > starved.stats.dropped_cycles
+
+
+class CompilingPolicy(ChainPolicy):
+    """Its first two calls take 0.35 s (a compiled engine compiling), the rest no time."""
+
+    def plan(self, requests, num_samples=1, reasoning_ids=None, **kw):
+        if len(self.calls) < 2:
+            time.sleep(0.35)
+        return super().plan(requests, num_samples, reasoning_ids, **kw)
+
+
+@pytest.mark.parametrize("warm_up", [False, True])
+def test_a_warm_up_keeps_compilation_out_of_measured_latencies(warm_up):
+    """Measured latencies (none given): without the warm-up the first plans carry the
+    engine's compilation in their age; with it, the policy ran once as a full plan and once
+    as a trajectory-lane plan before the first tick's plan, untimed, and no tick was counted
+    for it (the seeds of the plans are those of a replay without it)."""
+    policy = CompilingPolicy()
+    planner = Planner(policy, RIG, PlannerSettings(num_samples=1, seed=0))
+    realtime = RealtimePlanner(planner, "two_lane", LaneLatency(), warm_up=warm_up)
+    published = []
+    ticks = [round(8.0 + 0.1 * k, 6) for k in range(30)]
+    for t in ticks:
+        feed(planner, t)
+        published += realtime.tick(t)
+    published += realtime.flush()
+    ages = [p.age for p in published if not p.plan.is_fallback]
+    assert ages
+    if warm_up:
+        assert policy.calls[:2] == [False, True]  # a full plan, then the lane on its chain
+        assert realtime.stats.warm_up_seconds >= 0.7
+        assert max(ages) < 0.2
+    else:
+        assert realtime.stats.warm_up_seconds == 0.0
+        assert max(ages) >= 0.35
+    assert planner.ticks == len(policy.calls) - (2 if warm_up else 0)
