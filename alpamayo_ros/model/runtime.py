@@ -292,15 +292,14 @@ class PolicyRuntime(nn.Module):
         S = num_samples
 
         # the trajectory lane: keep the prompt for the reasoning lane (model.lane_prefix)
-        share = (
-            self.share_lane_prefix and reasoning_ids is not None and len(requests) == 1
-            and engine == "static" and not discrete
-        )  # fmt: skip
+        prompt = None  # its length: all but the chain, <|cot_end|>, <|traj_future_start|>
+        if self.share_lane_prefix and reasoning_ids is not None and len(requests) == 1:
+            if engine == "static" and not discrete:  # (the continuous expert needs no logits)
+                prompt = inputs["input_ids"].shape[1] - len(reasoning_ids[0]) - 2
         with _timer(timings, "prefill", device):
-            chain_len = len(reasoning_ids[0]) if reasoning_ids is not None else 0
-            prompt = inputs["input_ids"].shape[1] - chain_len - 2 if share else 0
-            cache, logits, rope_deltas = self._prefill(inputs, prompt - 1 if share else None)
-            if share:  # logits: after the prompt (the continuous expert needs none after)
+            at = None if prompt is None else prompt - 1  # the logits after the prompt
+            cache, logits, rope_deltas = self._prefill(inputs, at)
+            if prompt is not None:
                 self._keep_lane_prefix(requests[0], inputs["input_ids"], cache, prompt,
                                        logits, rope_deltas)  # fmt: skip
             rope_deltas = rope_deltas.repeat_interleave(S, dim=0)  # (B*S, 1)

@@ -103,7 +103,8 @@ def decode_static(
     for step in range(max_tokens):
         if step > stop_lag and bool(buffers.all_finished[length + step - 1 - stop_lag]):
             break
-        states.append(generator.get_state())
+        if stop_lag:
+            states.append(generator.get_state())
         token = draw_next(runtime, buffers, banned, temperature, top_p, generator)
         runtime._check_cancel()
         runtime._static_advance(token, buffers, cache, rope_deltas)
@@ -111,7 +112,8 @@ def decode_static(
         if stop_lag == 0 and bool(buffers.all_finished[length + step]):
             break
     end = length + steps
-    undo_padding_draws(generator, states, buffers.all_finished[length:end])
+    if stop_lag:
+        undo_padding_draws(generator, states, buffers.all_finished[length:end])
     finished = buffers.finished.clone()
     stop_pos = torch.where(finished, buffers.stop_pos, torch.full_like(buffers.stop_pos, end - 1))
     stop_logits = torch.where(finished[:, None], buffers.stop_logits, buffers.logits)
