@@ -19,6 +19,7 @@ REPLAY_PLANNER_FLAGS = (
     "sample_choice", "seed", "max_input_age", "max_plan_age", "late_plan",
     "frames_per_camera", "navigation_max_age", "navigation_guidance", "noise_temperature",
     "engine", "vision_cache_frames", "quantization", "hold_at_standstill", "image_decode",
+    "warm_up",
 )  # fmt: skip
 
 
@@ -223,6 +224,7 @@ def _replay(args: argparse.Namespace) -> int:
         print(banner, file=sys.stderr)
     from alpamayo_ros.planning.realtime import LaneSharing
     from alpamayo_ros.planning.settings import jpeg_on_model
+    from alpamayo_ros.planning.warm_up import warm_up_wanted
 
     sharing = LaneSharing(args.max_chain_age, args.stale_chain_slice) if args.one_device else None
     result = replay_bag(
@@ -232,7 +234,7 @@ def _replay(args: argparse.Namespace) -> int:
         autoware_wheelbase=args.autoware, frames_per_camera=config.frames_per_camera,
         navigation=args.navigation, navigation_topic=args.navigation_topic,
         sharing=sharing, defer_jpeg=jpeg_on_model(config.image_decode, policy),
-        warm_up=config.engine == "fast",
+        warm_up=warm_up_wanted(config.warm_up, config.engine),
     )  # fmt: skip
     summary = result.summary()
     if result.truncation:

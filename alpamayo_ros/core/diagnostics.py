@@ -176,6 +176,10 @@ class PlannerMonitor:
         """Dropped share of the recent planning cycles (0 before any)."""
         return sum(self.cycles) / len(self.cycles) if self.cycles else 0.0
 
+    def on_warming_up(self, what: str) -> None:
+        """The model is loaded and warming up (not ready yet): `what` says on what."""
+        self.detail = what
+
     def on_model_loaded(self, model_id: str) -> None:
         self.detail = f"model {model_id} loaded"
         self.model_ready = True

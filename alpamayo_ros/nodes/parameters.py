@@ -26,6 +26,7 @@ from alpamayo_ros.planning.settings import (
     SAMPLE_CHOICES,
     PlannerSettings,
 )
+from alpamayo_ros.planning.warm_up import WARM_UP_CHOICES
 
 Value = bool | int | float | str
 
@@ -133,6 +134,17 @@ PLANNER_PARAMS: tuple[ParamSpec, ...] = (
               "(nvJPEG on CUDA with torchvision; elsewhere OpenCV at plan time, no faster). "
               "auto: model where the model decodes on its device, else arrival.",
               choices=IMAGE_DECODE_CHOICES),
+    ParamSpec("warm_up", "auto", "Plan once, untimed and unpublished, before the first plan, "
+              "so that what the engine compiles on its first calls is done beforehand: the node "
+              "on synthetic frames of warm_up_width x warm_up_height (cropped as the rig crops) "
+              "with the ego at rest, before it reports model_ready (stop plans saying so "
+              "meanwhile); replay --realtime on the bag's first input set. auto: with engine "
+              "fast; on: always; off: never (a fast engine's first plans are then late).",
+              choices=WARM_UP_CHOICES),
+    ParamSpec("warm_up_width", 1920, "Pixels: width of the synthetic warm-up frames, the "
+              "cameras' image width (the released rig: 1920).", min=16, max=16384),
+    ParamSpec("warm_up_height", 1080, "Pixels: height of the synthetic warm-up frames, the "
+              "cameras' image height (the released rig: 1080).", min=16, max=16384),
     ParamSpec("max_batch", 1, "Input sets the worker may plan together when the model is "
               "slower than the rate (1: newest input only, older ones dropped).", min=1, max=16),
     ParamSpec("max_input_age", 0.3, "Seconds: any camera or odometry older than this -> stop "
@@ -260,6 +272,9 @@ class PlannerConfig:
     vision_cache_frames: int = 32
     quantization: str = "none"
     image_decode: str = "auto"
+    warm_up: str = "auto"
+    warm_up_width: int = 1920
+    warm_up_height: int = 1080
 
 
 def planner_config(values: dict[str, Any]) -> PlannerConfig:
@@ -319,6 +334,9 @@ def planner_config(values: dict[str, Any]) -> PlannerConfig:
         vision_cache_frames=int(v["vision_cache_frames"]),
         quantization=str(v["quantization"]),
         image_decode=str(v["image_decode"]),
+        warm_up=str(v["warm_up"]),
+        warm_up_width=int(v["warm_up_width"]),
+        warm_up_height=int(v["warm_up_height"]),
     )
 
 

@@ -63,9 +63,15 @@ from alpamayo_ros.nodes.parameters import (
     declare_parameters,
     planner_config,
 )
-from alpamayo_ros.planning.planner import Planner, PlanOutcome, StampAhead
+from alpamayo_ros.planning.planner import Planner, PlanOutcome, StampAhead, WarmUpFailed
 from alpamayo_ros.planning.requests import Answer, QuestionRequest
 from alpamayo_ros.planning.settings import jpeg_on_model
+from alpamayo_ros.planning.warm_up import (
+    FrameSizeCheck,
+    WarmUpFrames,
+    synthetic_inputs,
+    warm_up_wanted,
+)
 from alpamayo_ros.planning.worker import PlanningWorker
 from alpamayo_ros.srv import AskQuestion
 
@@ -112,6 +118,7 @@ class PlannerNode(Node):
         self._lock = threading.Lock()  # buffers and monitor: executor vs worker thread
         self._model_problem = "loading the model" if cfg.model else "no model configured"
         self._closing = False  # set by destroy_node: publish nothing more
+        self._size_check: FrameSizeCheck | None = None  # frames vs the warm-up's size
 
         self.pub_plan = self.create_publisher(DrivingPlan, "~/plan", 10)
         self.pub_path = self.create_publisher(PathMsg, "~/path", 10)
@@ -202,21 +209,52 @@ class PlannerNode(Node):
             self.get_logger().warning(
                 f"{cfg.model} is an UNTRAINED checkpoint (random weights): its plans mean nothing"
             )
+        jpeg = jpeg_on_model(cfg.image_decode, policy)
         with self._lock:
             self.planner.policy = policy
+        if warm_up_wanted(cfg.warm_up, cfg.engine) and not self._warm_up(jpeg):
+            return
+        with self._lock:
             self.worker = PlanningWorker(
                 self.planner, self._publish_outcome, cfg.max_batch, cfg.planning_mode,
                 max_chain_age=cfg.max_chain_age, stale_chain_slice=cfg.stale_chain_slice,
             )  # fmt: skip
             self._model_problem = ""
-            self._jpeg_on_model = jpeg_on_model(cfg.image_decode, policy)
+            self._jpeg_on_model = jpeg
             self.monitor.on_model_loaded(policy.model_id)
         self.get_logger().info(
             f"model {cfg.model} loaded on {policy.device} ({next(policy.parameters()).dtype}, "
             f"engine {cfg.engine}, quantization {cfg.quantization}, vision cache "
             f"{cfg.vision_cache_frames} frames, JPEG images decoded "
-            f"{'by the model on ' + str(policy.device) if self._jpeg_on_model else 'on arrival'})"
+            f"{'by the model on ' + str(policy.device) if jpeg else 'on arrival'})"
         )
+
+    def _warm_up(self, jpeg: bool) -> bool:
+        """The loaded policy planned once (twice and a chain in two_lane) on synthetic
+        frames, before the node reports model_ready: what the engine compiles on its first
+        calls is done before the first real plan. Ticks meanwhile publish stop plans saying
+        so. False when the node closed meanwhile (nothing more to do)."""
+        cfg = self.config
+        compressed = any(c.encoding == "compressed" for c in self.planner.rig.cameras)
+        spec = WarmUpFrames(
+            cfg.warm_up_width, cfg.warm_up_height, cfg.frames_per_camera, jpeg=jpeg and compressed
+        )
+        self._size_check = FrameSizeCheck(spec)
+        what = f"warming the {cfg.engine} engine up on {spec.width}x{spec.height} frames"
+        with self._lock:
+            self._model_problem = what
+            self.monitor.on_warming_up(what)
+        self.get_logger().info(f"{what} (warm_up {cfg.warm_up}); model_ready once done")
+        ego = self.planner.poses.spec
+        navigation = "Continue straight" if cfg.navigation_topic else None
+        inputs = synthetic_inputs(self.planner.rig, spec, ego.num_poses, ego.dt, navigation)
+        try:
+            seconds = self.planner.warm_up(inputs, cfg.planning_mode == "two_lane")
+        except WarmUpFailed as err:  # planning goes on: its plans will say the same
+            self.get_logger().error(f"{err}; planning anyway")
+        else:
+            self.get_logger().info(f"warm-up done in {seconds:.1f} s")
+        return not self._closing
 
     # -- inputs -----------------------------------------------------------------------
     def _now(self) -> float:
@@ -256,6 +294,10 @@ class PlannerNode(Node):
             return
         stamp = stamp_seconds(msg.header.stamp)
         now = self._now()
+        with self._lock:
+            size = self._size_check.check(topic, rgb.shape) if self._size_check else None
+        if size is not None:
+            self.get_logger().warning(size)
         try:
             with self._lock:
                 for cam in cams:
@@ -487,6 +529,7 @@ class PlannerNode(Node):
         for timer in self._timers:
             timer.cancel()
         if self.worker is None:
+            self.planner.cancel.set()  # a warm-up running on the loading thread stops
             return True
         ended = self.worker.stop(timeout)
         if not ended:

@@ -14,7 +14,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -38,6 +38,13 @@ from alpamayo_ros.planning.requests import PlanRequest, Policy
 from alpamayo_ros.planning.settings import PlannerSettings, SampleChoice
 
 log = logging.getLogger(__name__)
+
+
+MODEL_ERROR = "model error"  # how the stop reason of a plan the model failed begins
+
+
+class WarmUpFailed(RuntimeError):
+    """The policy failed on its warm-up inputs; the message gives the model's error."""
 
 
 class StampAhead(ValueError):
@@ -297,17 +304,43 @@ class Planner:
 
     def warm_up(self, inputs: PlanInputs, two_lane: bool = False) -> float:
         """The policy once on inputs as a full plan and, with two_lane, once as a
-        trajectory-lane plan on that plan's chain: nothing published, no tick counted (the
-        seeds of later plans are unchanged). What a compiled engine compiles on its first
-        calls happens here, outside a timed schedule. Returns the seconds it took."""
+        trajectory-lane plan on that plan's chain and once as the reasoning lane writing a
+        chain: nothing published, no tick counted (the seeds of later plans are unchanged).
+        What a compiled engine compiles on its first calls happens here, outside a timed
+        schedule. Returns the seconds it took; raises WarmUpFailed when the model failed
+        (the plan's stop reason), and stops early, quietly, when `cancel` is set."""
         start, ticks = time.perf_counter(), self.ticks
         try:
-            full = self.run(inputs)
-            if two_lane and full.chain is not None:
-                self.run(inputs, full.chain)
+            for outcome in self._warm_up_calls(inputs, two_lane):
+                plan = outcome.plan
+                if plan.is_fallback and plan.fallback_reason.startswith(MODEL_ERROR):
+                    raise WarmUpFailed(f"warm-up failed: {plan.fallback_reason}")
         finally:
             self.ticks = ticks
         return time.perf_counter() - start
+
+    def _warm_up_calls(self, inputs: PlanInputs, two_lane: bool) -> Iterator[PlanOutcome]:
+        full = self.run_batch([inputs])
+        if not full or self.cancel.is_set():
+            return
+        yield full[0]
+        chain = full[0].chain
+        if not two_lane or chain is None:
+            return
+        lane = self.run_batch([inputs], chain)
+        if not lane or self.cancel.is_set():
+            return
+        yield lane[0]
+        steps = self.reasoning_steps(inputs)
+        try:
+            while not self.cancel.is_set():
+                next(steps)
+        except StopIteration:
+            pass
+        except Exception as err:  # the reasoning lane's own calls failed
+            raise WarmUpFailed(
+                f"warm-up failed: {MODEL_ERROR}: {type(err).__name__}: {err}"
+            ) from err
 
     def run(self, inputs: PlanInputs, chain: Chain | None = None) -> PlanOutcome:
         """The policy on one input set -> the chosen sample as a Plan (stop plan on failure);
@@ -362,7 +395,7 @@ class Planner:
             if self.cancel.is_set():
                 return []  # abandoned at shutdown: nothing to publish
             log.exception("policy failed")
-            reason = f"model error: {type(err).__name__}: {err}"
+            reason = f"{MODEL_ERROR}: {type(err).__name__}: {err}"
             return [
                 PlanOutcome(self.stop_plan(i.t0, reason, v0=i.ego.travel_speed, **f))
                 for i, f in zip(batch, fields, strict=True)

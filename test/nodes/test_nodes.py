@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -561,3 +562,74 @@ def test_two_lanes_in_the_node_reuse_the_newest_chain(ros, tiny_checkpoint):
             chain = m.chain_stamp.sec + 1e-9 * m.chain_stamp.nanosec
             assert chain <= stamp + 1e-9
         assert planner.worker.chains >= 1
+
+
+def test_a_fast_engine_warms_up_before_it_reports_model_ready(ros, tiny_checkpoint):
+    """engine fast (warm_up auto): the node plans once on synthetic frames of the cameras'
+    size before it reports model_ready, saying so in its status; the first plans, lane plans
+    and chains on the cameras' frames then compile nothing (two_lane)."""
+    from torch._dynamo.utils import counters
+
+    drive = Drive(sim_start=SIM_START)
+    planner = sim_planner(
+        tiny_checkpoint, engine="fast", planning_mode="two_lane",
+        warm_up_width=160, warm_up_height=120,  # the fake cameras' size
+    )  # fmt: skip
+
+    def warming() -> list:
+        return [s for _, s in drive.received["status"]
+                if s.detail.startswith("warming the fast engine up on 160x120 frames")]  # fmt: skip
+
+    with Graph(drive.node, planner) as graph:
+        assert graph.wait_for(lambda: bool(warming()), 120.0), drive.received["status"][-1:]
+        assert all(not s.model_ready and s.state == PlannerStatus.STARTING for s in warming())
+        assert graph.wait_for(lambda: planner.worker is not None, 300.0), "no warm-up end"
+        counters.clear()
+        for t in ticks(SIM_START, 25):
+            assert step(graph, drive, planner, t), f"no plan for the tick at {t}"
+        plans = [m for _, m in drive.received["plan"] if not m.is_fallback]
+        assert plans and {m.lane for m in plans} >= {"trajectory"}, [m.lane for m in plans]
+        assert planner.worker.chains >= 1
+        assert counters["stats"]["unique_graphs"] == 0
+        assert graph.wait_for(lambda: drive.received["status"][-1][1].model_ready, 5.0)
+
+
+def test_closing_during_the_warm_up_ends_it(ros, tiny_checkpoint):
+    drive = Drive()
+    planner = PlannerNode(
+        parameter_overrides=planner_params(tiny_checkpoint, engine="fast", max_reasoning_tokens=64)
+    )
+    with Graph(drive.node, planner) as graph:
+        assert graph.wait_for(lambda: planner.monitor.detail.startswith("warming"), 120.0)
+        planner.close()
+        assert planner.planner.cancel.is_set()
+        for thread in threading.enumerate():
+            if thread.name == "alpamayo-load":
+                thread.join(120.0)
+                assert not thread.is_alive(), "the warm-up did not end"
+        assert planner.worker is None  # the loading thread did not go on to plan
+        assert not planner.monitor.model_ready
+
+
+def test_cameras_of_another_size_than_the_warm_up_are_reported_once(ros, tiny_checkpoint):
+    """warm_up on (the eager engine warms up too), warm-up frames 1920x1080 against the
+    fake cameras' 160x120: one warning per camera topic on /rosout, naming both sizes."""
+    from rcl_interfaces.msg import Log
+
+    drive = Drive()
+    logs: list[str] = []
+    drive.node.create_subscription(Log, "/rosout", lambda m: logs.append(m.msg), 100)
+    planner = PlannerNode(parameter_overrides=planner_params(tiny_checkpoint, warm_up="on"))
+    with Graph(drive.node, planner) as graph:
+        assert graph.wait_for(
+            lambda: any(not m.is_fallback for _, m in drive.received["plan"]), 60.0
+        )
+        assert any(line.startswith("warm-up done in") for line in logs), logs
+
+        def size_warnings() -> list[str]:
+            return [line for line in logs if "sends 160x120 frames" in line]
+
+        assert graph.wait_for(lambda: len(size_warnings()) == 4, 5.0), size_warnings()
+        time.sleep(0.5)
+        assert len(size_warnings()) == 4  # once per camera topic
+        assert all("warmed up on 1920x1080" in line for line in size_warnings())
