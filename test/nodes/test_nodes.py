@@ -594,18 +594,31 @@ def test_a_fast_engine_warms_up_before_it_reports_model_ready(ros, tiny_checkpoi
         assert graph.wait_for(lambda: drive.received["status"][-1][1].model_ready, 5.0)
 
 
-def test_closing_during_the_warm_up_ends_it(ros, tiny_checkpoint):
+def test_closing_during_the_warm_up_ends_it(ros, tiny_checkpoint, monkeypatch):
+    """The warm-up's plan is held until the node closes (however fast this machine compiles),
+    then runs with the cancel flag set, as a plan cut at its next token: the loading thread
+    ends without creating the worker or reporting the model ready."""
+    from alpamayo_ros.model.policy import AlpamayoPolicy
+
+    entered = threading.Event()
+    plan = AlpamayoPolicy.plan
+
+    def held(self, requests, **kw):
+        entered.set()
+        kw["cancel"].wait(60.0)
+        return plan(self, requests, **kw)
+
+    monkeypatch.setattr(AlpamayoPolicy, "plan", held)
     drive = Drive()
-    planner = PlannerNode(
-        parameter_overrides=planner_params(tiny_checkpoint, engine="fast", max_reasoning_tokens=64)
-    )
-    with Graph(drive.node, planner) as graph:
-        assert graph.wait_for(lambda: planner.monitor.detail.startswith("warming"), 120.0)
+    planner = PlannerNode(parameter_overrides=planner_params(tiny_checkpoint, engine="fast"))
+    with Graph(drive.node, planner):
+        assert entered.wait(120.0), "the warm-up did not start"
+        assert planner._model_problem.startswith("warming the fast engine up")
         planner.close()
         assert planner.planner.cancel.is_set()
         for thread in threading.enumerate():
             if thread.name == "alpamayo-load":
-                thread.join(120.0)
+                thread.join(60.0)
                 assert not thread.is_alive(), "the warm-up did not end"
         assert planner.worker is None  # the loading thread did not go on to plan
         assert not planner.monitor.model_ready
