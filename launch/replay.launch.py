@@ -8,6 +8,8 @@ bag starts only once the planner reports its model loaded (alpamayo_wait_ready o
 ready within ready_timeout seconds, stops the launch with the reason.
 """
 
+import time
+
 from launch import LaunchDescription
 from launch.actions import (
     DeclareLaunchArgument,
@@ -56,12 +58,16 @@ def generate_launch_description() -> LaunchDescription:
         ),
         launch_arguments={**{n: arg(n) for n in FORWARDED}, "use_sim_time": "true"}.items(),
     )
+    # this launch's planner only: the status of one started before it (another launch still
+    # running or shutting down on the same topic) must not start the bag
+    wait_arguments = ["--timeout", arg("ready_timeout"), "--status", "alpamayo_planner/status",
+                      "--started-after", f"{time.time():.3f}"]  # fmt: skip
     wait = Node(
         package="alpamayo_ros",
         executable="alpamayo_wait_ready",
         name="alpamayo_wait_ready",
         output="screen",
-        arguments=["--timeout", arg("ready_timeout"), "--status", "alpamayo_planner/status"],
+        arguments=wait_arguments,
     )
     play = ExecuteProcess(
         cmd=[

@@ -5,6 +5,7 @@ state, as ROS-free values that the node turns into diagnostic_msgs and PlannerSt
 from __future__ import annotations
 
 import math
+import time
 from collections import Counter, deque
 from dataclasses import dataclass
 
@@ -109,6 +110,22 @@ class HealthLimits:
             )
 
 
+def ready_outcome(
+    model_ready: bool, state: int, detail: str, node_started: float, started_after: float
+) -> tuple[int, str] | None:
+    """What a waiter for the planner (alpamayo_wait_ready) makes of one PlannerStatus:
+    (0, why) ready, (1, why) failed, None keep waiting. A status from a planner whose node
+    started (system time, s) before `started_after` is an older planner's (another launch
+    still running, or shutting down) and is ignored."""
+    if node_started < started_after:
+        return None
+    if model_ready:
+        return 0, "planner ready"
+    if state == FAILED:
+        return 1, f"planner failed: {detail}"
+    return None
+
+
 class PlannerMonitor:
     """Counters, rates and state of the planner node; see `diagnostics` and `state`."""
 
@@ -130,6 +147,7 @@ class PlannerMonitor:
         self.last_plan_wall: float | None = None
         self.started_wall: float | None = None
         self.last_odometry: float | None = None
+        self.started_system = time.time()  # s since the epoch (system clock): node_started
         self.state = STARTING
         self.detail = "loading the model"
         self.model_ready = False

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from alpamayo_ros.core.diagnostics import DiagnosticItem, PlannerMonitor
-from alpamayo_ros.messages.plan import TypeLookup, header_msg
+from alpamayo_ros.messages.plan import TypeLookup, header_msg, time_msg
 
 
 def diagnostic_array_msg(
@@ -49,4 +49,5 @@ def planner_status_msg(monitor: PlannerMonitor, stamp: float, types: TypeLookup)
         late_plans=monitor.late_plans,
         time_jumps=monitor.time_jumps,
         model_ready=monitor.model_ready,
+        node_started=time_msg(types, monitor.started_system),
     )

@@ -8,13 +8,16 @@ import pytest
 from alpamayo_ros.bag.messages import typestore
 from alpamayo_ros.core.diagnostics import (
     ERROR,
+    FAILED,
     FALLBACK,
     OK,
     PLANNING,
+    STARTING,
     WARN,
     LatencyWindow,
     PlannerMonitor,
     RateMeter,
+    ready_outcome,
 )
 from alpamayo_ros.core.plan import Plan, make_stop_plan
 from alpamayo_ros.core.trajectory import integrate
@@ -90,6 +93,24 @@ def test_messages_serialise():
     ]
     status = planner_status_msg(mon, 1.0, lambda n: store.types[n])
     assert status.state == PLANNING and status.dropped_cycles == 1 and status.plans_published == 1
+    started = status.node_started.sec + status.node_started.nanosec * 1e-9
+    assert started == pytest.approx(mon.started_system, abs=1e-6)
+    data = store.serialize_cdr(status, status.__msgtype__)
+    assert store.deserialize_cdr(data, status.__msgtype__).node_started == status.node_started
+
+
+def test_a_waiter_takes_readiness_only_from_a_planner_started_after_it_began_waiting():
+    """alpamayo_wait_ready's rule (replay.launch.py passes its launch time): a planner of an
+    earlier launch, still running on the same topic, must not start the bag."""
+    launched = 1000.0
+    assert ready_outcome(True, PLANNING, "ok", 1002.5, launched) == (0, "planner ready")
+    assert ready_outcome(True, PLANNING, "ok", 940.0, launched) is None  # an older planner
+    assert ready_outcome(False, FAILED, "model failed to load: x", 1001.0, launched) == (
+        1, "planner failed: model failed to load: x",
+    )  # fmt: skip
+    assert ready_outcome(False, FAILED, "model failed to load: x", 900.0, launched) is None
+    assert ready_outcome(False, STARTING, "loading the model", 1001.0, launched) is None
+    assert ready_outcome(True, PLANNING, "ok", 12.0, 0.0) == (0, "planner ready")  # no filter
 
 
 def test_rate_meter_survives_time_going_back():

@@ -73,7 +73,7 @@ class TestBagPlay(unittest.TestCase):
         self.drive.node.destroy_node()
         rclpy.try_shutdown()
 
-    def test_the_played_bag_is_planned_at_10_hz_of_bag_time(self) -> None:
+    def test_the_played_bag_is_planned_at_10_hz_of_bag_time(self, proc_info) -> None:
         received = self.drive.received
         start, end = BAG_SPAN
         self.assertTrue(self.graph.wait_for(
@@ -109,6 +109,8 @@ class TestBagPlay(unittest.TestCase):
         )  # fmt: skip
         lanes = [m.lane for m in model]
         self.assertGreater(lanes.count("trajectory"), lanes.count("full"))
+        # the player ends by itself at the end of the bag (exit 0, checked after shutdown)
+        proc_info.assertWaitForShutdown(process="ros2", cmd_args=["bag", "play"], timeout=30)
 
 
 @launch_testing.post_shutdown_test()

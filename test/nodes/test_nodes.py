@@ -417,6 +417,24 @@ def test_wait_ready_exits_when_the_model_is_loaded_or_failed(ros, tiny_checkpoin
             assert planner.monitor.model_ready
 
 
+def test_wait_ready_ignores_a_planner_started_before_it(ros, tiny_checkpoint):
+    """A planner already running on the topic (another launch's) is ready, but started before
+    the --started-after time replay.launch.py passes: the waiter ignores it, says so, and
+    times out rather than starting the bag for a planner that is not this launch's."""
+    planner = PlannerNode(parameter_overrides=planner_params(tiny_checkpoint))
+    with Graph(planner) as graph:
+        assert graph.wait_for(lambda: planner.monitor.model_ready, 60.0)
+        launched = time.time()
+        proc = subprocess.run(
+            [sys.executable, str(SCRIPTS / "alpamayo_wait_ready"), "--timeout", "4",
+             "--status", "/alpamayo_planner/status", "--started-after", f"{launched:.3f}"],
+            env=os.environ.copy(), capture_output=True, timeout=60, text=True,
+        )  # fmt: skip
+        assert proc.returncode == 1, proc.stderr[-1000:]
+        assert "ignoring the status of a planner started" in proc.stderr
+        assert "not ready after 4 s" in proc.stderr
+
+
 def test_publish_autoware_without_autoware_fails_at_start_up_naming_the_package(ros):
     try:
         import autoware_planning_msgs  # noqa: F401
