@@ -294,17 +294,18 @@ class PlannerNode(Node):
             return
         stamp = stamp_seconds(msg.header.stamp)
         now = self._now()
-        with self._lock:
-            size = self._size_check.check(topic, rgb.shape) if self._size_check else None
-        if size is not None:
-            self.get_logger().warning(size)
+        size = None  # a frame size the engine was not warmed up on, said once per topic
         try:
             with self._lock:
+                if self._size_check is not None:
+                    size = self._size_check.check(topic, rgb.shape)
                 for cam in cams:
                     self.planner.add_image(cam.name, stamp, cam.crop_image(rgb), now=now)
                     self.monitor.on_image(cam.name, now)
         except StampAhead as err:
             self._bad("future stamp", f"{topic}: {err}")
+        if size is not None:
+            self.get_logger().warning(size)
 
     def _add_pose(self, pose: StampedPose) -> None:
         now = self._now()
