@@ -24,6 +24,7 @@ from typing import Literal
 import numpy as np
 import transforms3d.euler as te
 
+from alpamayo_ros.core.clock import PLAN_AHEAD_TOLERANCE
 from alpamayo_ros.core.diagnostics import OK, WARN, DiagnosticItem
 from alpamayo_ros.core.ego_history import (
     EgoHistorySpec,
@@ -36,7 +37,6 @@ from alpamayo_ros.core.plan import Plan
 Mode = Literal["tracking", "stopping", "stopped"]
 STANDSTILL = 0.05  # m/s: slower counts as stopped
 SETPOINT_RESYNC = 1.0  # m/s: a speed setpoint this far from the measured speed re-anchors
-PLAN_AHEAD_TOLERANCE = 0.05  # s a plan's t0 may lie ahead of the clock (clock skew); its age is 0
 TIME_JUMP = 0.5  # s: time going back further than this starts a new timeline
 
 

@@ -10,6 +10,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+# Seconds a plan's t0 may lie ahead of the clock that reads it: /clock from `ros2 bag play`
+# comes at 40 Hz (25 ms steps) and sensor clocks drift a little. The planner never stamps a
+# model plan further ahead (it plans on an older complete input set instead), and the
+# controller never follows one that is (its age would be negative).
+PLAN_AHEAD_TOLERANCE = 0.05
+
 
 @dataclass(frozen=True)
 class TimeJump:

@@ -152,13 +152,22 @@ class FrameBuffer:
         """Newest stamp per camera (None for a camera with no frame yet)."""
         return {c: (r.stamps[-1] if r.stamps else None) for c, r in self._rings.items()}
 
-    def newest_complete_t0(self) -> float | None:
+    def newest_complete_t0(self, at_most: float | None = None) -> float | None:
         """The newest t0 at which every camera has a frame: the oldest of the cameras'
-        newest stamps, or None while a camera has none."""
-        latest = self.latest_stamps()
-        if any(s is None for s in latest.values()):
-            return None
-        return min(s for s in latest.values() if s is not None)
+        newest stamps, or None while a camera has none. With `at_most` (seconds) only frames
+        stamped at or before it count (a clock the newest frames are ahead of)."""
+        newest: list[float] = []
+        for ring in self._rings.values():
+            stamps = ring.stamps
+            if at_most is None:
+                stamp = stamps[-1] if stamps else None
+            else:
+                i = bisect.bisect_right(stamps, at_most)
+                stamp = stamps[i - 1] if i else None
+            if stamp is None:
+                return None
+            newest.append(stamp)
+        return min(newest)
 
     def assemble(self, t0: float) -> FrameSet:
         """Frames at t0 + offsets for every camera, each within the tolerance.

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from alpamayo_ros.core.camera_rig import CameraRig
-from alpamayo_ros.core.clock import ClockWatch, TimeJump
+from alpamayo_ros.core.clock import PLAN_AHEAD_TOLERANCE, ClockWatch, TimeJump
 from alpamayo_ros.core.ego_history import (
     EgoHistory,
     EgoHistorySpec,
@@ -293,8 +293,17 @@ class Planner:
             return self.stop_plan(
                 now, f"input ahead of the clock: stamped {newest - now:.2f} s after now"
             )
-        t0 = self.frames.newest_complete_t0()
-        assert t0 is not None  # every camera has a frame (checked above)
+        # A plan is never stamped ahead of the clock (the controller would not follow it):
+        # frames stamped after now + PLAN_AHEAD_TOLERANCE wait for the clock to reach them.
+        t0 = self.frames.newest_complete_t0(at_most=now + PLAN_AHEAD_TOLERANCE)
+        if t0 is None:
+            complete = self.frames.newest_complete_t0()
+            assert complete is not None  # every camera has a frame (checked above)
+            return self.stop_plan(
+                now, f"input ahead of the clock: the newest complete frame set is stamped "
+                f"{complete - now:.2f} s after now and none is at or before now + "
+                f"{PLAN_AHEAD_TOLERANCE} s (sensor clocks not synchronised with this clock?)",
+            )  # fmt: skip
         try:
             frames = self.frames.assemble(t0)
             ego = self.poses.history(t0)
@@ -483,7 +492,7 @@ class Planner:
         plan = outcome.plan
         age = now - plan.stamp
         s = self.settings
-        if plan.is_fallback or -s.clock.future_tolerance <= age <= s.max_plan_age:
+        if plan.is_fallback or -PLAN_AHEAD_TOLERANCE <= age <= s.max_plan_age:
             return outcome
         self.late_plans += 1
         if age < 0:

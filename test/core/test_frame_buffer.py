@@ -34,6 +34,15 @@ def test_assembles_four_frames_per_camera_in_the_released_order():
     assert fs.stamps.shape == (4, 4)
 
 
+def test_newest_complete_t0_at_most_a_time_takes_only_frames_stamped_before_it():
+    buf = filled(jitter=0.01)  # camera c at 0.1 k + 0.01 c
+    assert buf.newest_complete_t0() == pytest.approx(1.0)
+    assert buf.newest_complete_t0(at_most=0.95) == pytest.approx(0.9)
+    assert buf.newest_complete_t0(at_most=1.02) == pytest.approx(0.93)  # camera 3's 1.03 not yet
+    assert buf.newest_complete_t0(at_most=1.03) == pytest.approx(1.0)
+    assert buf.newest_complete_t0(at_most=-0.5) is None
+
+
 def test_missing_and_late_cameras_are_named():
     buf = filled(skip="camera_front_tele_30fov")
     with pytest.raises(FramesUnavailable) as err:

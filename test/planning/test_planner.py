@@ -243,6 +243,41 @@ def test_inputs_stamped_ahead_of_the_clock_are_refused():
     assert isinstance(stop, Plan) and stop.fallback_reason.startswith("input ahead of the clock")
 
 
+def test_frames_ahead_of_the_clock_wait_for_it_and_a_plan_is_never_stamped_ahead():
+    """The clock reads 10.0 s while the frames and poses of 10.1 s are in (a bag's /clock
+    behind its messages, a sensor clock ahead): the plan is made for the newest complete
+    set at or before now + PLAN_AHEAD_TOLERANCE, so the controller can follow it."""
+    from alpamayo_ros.core.clock import PLAN_AHEAD_TOLERANCE
+
+    planner = Planner(FixedPolicy(), RIG, PlannerSettings(num_samples=1))
+    fill(planner, 10.1)
+    prepared = planner.prepare(10.0)
+    assert isinstance(prepared, PlanInputs) and prepared.t0 == pytest.approx(10.0)
+    assert planner.finish(planner.run(prepared), now=10.0).plan.stamp <= 10.0
+    prepared = planner.prepare(10.1 - PLAN_AHEAD_TOLERANCE)  # within the tolerance
+    assert isinstance(prepared, PlanInputs) and prepared.t0 == pytest.approx(10.1)
+
+    skewed = Planner(FixedPolicy(), RIG, PlannerSettings(num_samples=1))
+    img = np.zeros((8, 8, 3), np.uint8)
+    for cam in RIG.names:  # the only frames: 0.2 s ahead (within future_tolerance, 0.5 s)
+        skewed.add_image(cam, 10.2, img, now=10.0)
+    skewed.add_pose(StampedPose(10.2, (0, 0, 0), (1, 0, 0, 0)), now=10.0)
+    stop = skewed.prepare(10.0)
+    assert isinstance(stop, Plan) and stop.is_fallback and stop.stamp == 10.0
+    assert stop.fallback_reason.startswith("input ahead of the clock: the newest complete frame "
+                                           "set is stamped 0.20 s after now")  # fmt: skip
+
+
+def test_a_plan_finished_ahead_of_the_clock_is_late_not_followed():
+    planner = Planner(FixedPolicy(), RIG, PlannerSettings(num_samples=1))
+    fill(planner, 10.0)
+    outcome = planner.run(planner.prepare(10.0))
+    assert planner.finish(outcome, now=9.96) is outcome  # within PLAN_AHEAD_TOLERANCE
+    late = planner.finish(outcome, now=9.9)  # the clock went back 0.1 s meanwhile
+    assert late is not None and late.plan.is_fallback and late.plan.stamp == 9.9
+    assert late.plan.fallback_reason.startswith("late plan: made for t0 0.10 s after now")
+
+
 @pytest.mark.parametrize("late_plan", ["stop", "drop"])
 def test_a_plan_ready_after_max_plan_age_is_never_published_as_a_model_plan(late_plan):
     planner = Planner(
