@@ -160,16 +160,24 @@ class Graph:
             node.destroy_node()
 
 
-def step(graph: Graph, drive: Drive, planner, t: float, wait_plan: bool = True) -> bool:
+def step(
+    graph: Graph, drive: Drive, planner, t: float, wait_plan: bool = True, lead: float = 0.0
+) -> bool:
     """One simulated planner cycle at t: the inputs stamped t, delivered to the planner, then
     /clock set to t (its timer ticks once per 0.1 s step); with wait_plan, wait (wall time,
     as long as the model needs) for the plan of that tick. False when it did not come.
-    Without wait_plan nothing is waited for: the clock runs as fast as the test steps it."""
-    drive.publish_inputs(t)
+    Without wait_plan nothing is waited for: the clock runs as fast as the test steps it.
+    Only a plan arriving during this call counts (a looped bag meets each time again).
+    With `lead` (s) the inputs are stamped t + lead: sensors ahead of the clock."""
+    before = len(drive.received["plan"])
+    stamp = round(t + lead, 6)
+    drive.publish_inputs(stamp)
     if drive.cameras_on and wait_plan:
-        graph.wait_for(lambda: planner.planner.poses.latest_stamp == t and all(
-            s == t for s in planner.planner.frames.latest_stamps().values()), 5.0)  # fmt: skip
+        graph.wait_for(lambda: planner.planner.poses.latest_stamp == stamp and all(
+            s == stamp for s in planner.planner.frames.latest_stamps().values()), 5.0)  # fmt: skip
     drive.set_clock(t)
     if not wait_plan:
         return True
-    return graph.wait_for(lambda: any(abs(at - t) < 1e-9 for at, _ in drive.received["plan"]), 30.0)
+    return graph.wait_for(
+        lambda: any(abs(at - t) < 1e-9 for at, _ in drive.received["plan"][before:]), 30.0
+    )
