@@ -59,6 +59,9 @@ class PlanInputs:
     frames: FrameSet
     ego: EgoHistory
     navigation: str | None = None
+    # The clock's backward jumps counted when the set was assembled (Planner.timeline):
+    # inputs, plans and chains of an abandoned timeline never mix with the new one's.
+    timeline: int = 0
 
 
 @dataclass(frozen=True)
@@ -72,11 +75,13 @@ class Navigation:
 @dataclass(frozen=True)
 class Chain:
     """A causal chain to reuse (the trajectory lane): its token ids (teacher-forced into the
-    next prefills), its text, and the input time t0 (s) it was written for."""
+    next prefills), its text, the input time t0 (s) it was written for, and the timeline of
+    those inputs (PlanInputs.timeline)."""
 
     ids: tuple[int, ...]
     text: str
     t0: float
+    timeline: int = 0
 
 
 @dataclass(frozen=True)
@@ -189,6 +194,11 @@ class Planner:
         self.navigation: Navigation | None = None
         self.navigation_dropped = 0  # texts dropped for being older than navigation_max_age
         self.cancel = threading.Event()  # set: the running plan is abandoned (shutdown)
+
+    @property
+    def timeline(self) -> int:
+        """Backward jumps of the clock seen so far: each starts a new timeline."""
+        return self.clock.jumps
 
     @property
     def model_id(self) -> str:
@@ -309,7 +319,10 @@ class Planner:
             ego = self.poses.history(t0)
         except (FramesUnavailable, EgoHistoryUnavailable) as err:
             return self.stop_plan(now, f"incomplete input: {err}")
-        return PlanInputs(t0=t0, frames=frames, ego=ego, navigation=self.navigation_at(now))
+        return PlanInputs(
+            t0=t0, frames=frames, ego=ego, navigation=self.navigation_at(now),
+            timeline=self.timeline,
+        )  # fmt: skip
 
     def warm_up(self, inputs: PlanInputs, two_lane: bool = False) -> float:
         """The policy once on inputs as a full plan and, with two_lane, once as a
@@ -362,6 +375,9 @@ class Planner:
         through `cancel` (shutdown) gives no outcome at all. With `chain`, every input set
         is planned with that causal chain (lane "trajectory") instead of a fresh one."""
         s = self.settings
+        if chain is not None and any(i.timeline != chain.timeline for i in batch):
+            log.warning("a chain of another timeline (the clock jumped back) is not reused")
+            chain = None
         self.ticks += 1
         fields: list[dict[str, Any]] = [
             dict(
@@ -435,7 +451,7 @@ class Planner:
             seed=None if s.seed is None else s.seed + self.ticks,
         )  # fmt: skip
         ids, text, _ = yield from steps
-        return Chain(tuple(ids), text, inputs.t0)
+        return Chain(tuple(ids), text, inputs.t0, inputs.timeline)
 
     def _outcome(
         self, inputs: PlanInputs, samples: list, latency: dict[str, float], fields: dict[str, Any]
@@ -477,7 +493,7 @@ class Planner:
         problems = problems_of[chosen]
         chain = None
         if fields["lane"] == "full" and smp.reasoning_token_ids:
-            chain = Chain(tuple(smp.reasoning_token_ids), smp.reasoning, inputs.t0)
+            chain = Chain(tuple(smp.reasoning_token_ids), smp.reasoning, inputs.t0, inputs.timeline)
         if problems:
             reason = "model plan rejected: " + "; ".join(problems)
             stop_fields = {k: v for k, v in fields.items() if k not in ("lane", "chain_stamp")}

@@ -16,7 +16,10 @@ chain). When the trajectory lane takes (nearly) the whole cycle, an input always
 the chain would never be refreshed: once the newest input is more than max_chain_age newer
 than the chain, reasoning steps also run while an input waits, for up to stale_chain_slice
 seconds after each plan (at least one step), so the chain keeps being refreshed at the cost
-of some plan rate (the newest input still wins; the others are dropped cycles).
+of some plan rate (the newest input still wins; the others are dropped cycles). Inputs of a
+new timeline (PlanInputs.timeline: the clock jumped back) drop the chain and anything still
+waiting: the next plan is a full plan again, and a chain being written for the old timeline
+is abandoned.
 
 Questions about the scene (Alpamayo 1.5) share the same thread and GPU without delaying
 plans past their deadline: a question advances one step (its prefill, or one answer token:
@@ -113,6 +116,7 @@ class PlanningWorker:
         self._chain_started = 0.0
         self._latest: PlanInputs | None = None  # the newest inputs (the reasoning lane's)
         self._reasoned_t0 = -math.inf  # input time of the newest chain attempt that failed
+        self._timeline = 0  # PlanInputs.timeline of the newest inputs
         self._question_turn = False  # alternates reasoning and question steps
         self._reasoning: tuple[PlanInputs, Generator[str, None, Chain | None]] | None = None
         self.planner = planner
@@ -150,6 +154,12 @@ class PlanningWorker:
         """Queue `inputs` (never blocks). Returns False when this dropped an older input
         that had not started yet."""
         with self._cond:
+            if inputs.timeline != self._timeline:  # the clock jumped back: forget the old
+                self._timeline = inputs.timeline
+                self._pending.clear()
+                self.chain = None
+                self._reasoned_t0 = -math.inf
+                self._slice_left = 0.0
             dropped = False
             if len(self._pending) >= self.max_batch:
                 self._pending.pop(0)
@@ -199,6 +209,10 @@ class PlanningWorker:
         """Block until nothing is pending or running (tests, shutdown)."""
         with self._cond:
             return self._cond.wait_for(lambda: not self._pending and not self._busy, timeout)
+
+    def _current(self, chain: Chain | None) -> bool:
+        """A chain written for inputs of the newest timeline."""
+        return chain is not None and chain.timeline == self._timeline
 
     def _chain_stale(self) -> bool:
         """two_lane: the newest input is more than max_chain_age newer than the chain."""
@@ -264,7 +278,8 @@ class PlanningWorker:
         chain = self.chain if self.planning_mode == "two_lane" else None
         try:
             for outcome in self.planner.run_batch(batch, chain):
-                if outcome.chain is not None and self.planning_mode == "two_lane":
+                if self._current(outcome.chain) and self.planning_mode == "two_lane":
+                    assert outcome.chain is not None
                     if self.chain is None or outcome.chain.t0 > self.chain.t0:
                         self.chain = outcome.chain  # a full plan's chain (before the first)
                 if self._stop:  # shutting down: nobody to publish to
@@ -285,6 +300,11 @@ class PlanningWorker:
         running one; a finished chain becomes the trajectory lane's."""
         started = time.monotonic()
         try:
+            if self._reasoning is not None and self._reasoning[0].timeline != self._timeline:
+                self._reasoning[1].close()  # written for inputs of an abandoned timeline
+                self._reasoning = None
+                if not self._reasoning_due():  # a full plan already gave the new one's chain
+                    return
             if self._reasoning is None:
                 inputs = self._latest
                 assert inputs is not None
@@ -298,7 +318,7 @@ class PlanningWorker:
                 chain = done.value
                 if chain is None:  # the policy cannot write chains: plan full plans
                     self.planning_mode = "full"
-                elif self.chain is None or chain.t0 >= self.chain.t0:
+                elif self._current(chain) and (self.chain is None or chain.t0 >= self.chain.t0):
                     self.chain = chain
                     self.chains += 1
                     self.last_chain_seconds = time.monotonic() - self._chain_started

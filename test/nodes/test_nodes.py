@@ -276,11 +276,14 @@ def test_one_plan_per_simulated_tick_and_model_plans_once_the_history_is_full(ro
         assert planner.monitor.dropped_cycles == 0 and planner.monitor.late_plans == 0
 
 
+@pytest.mark.parametrize("mode", ["full", "two_lane"])
 def test_a_bag_played_three_times_plans_on_each_pass_and_never_drives_on_negative_age(
-    ros, tiny_checkpoint
+    ros, tiny_checkpoint, mode
 ):
+    """Each pass plans on its own inputs; in two_lane also with its own causal chains: a
+    chain written on an earlier pass (stamped later than the new pass's inputs) is dropped."""
     drive = Drive(sim_start=SIM_START)
-    planner = sim_planner(tiny_checkpoint)
+    planner = sim_planner(tiny_checkpoint, planning_mode=mode)
     controller = ControllerNode(
         cli_args=REMAP_PLAN,
         parameter_overrides=[Parameter("use_sim_time", value=True),
@@ -302,7 +305,13 @@ def test_a_bag_played_three_times_plans_on_each_pass_and_never_drives_on_negativ
                 assert step(graph, drive, planner, t), f"no plan for the tick at {t}"
             this_pass = drive.received["plan"][start:]
             for at, msg in this_pass:  # t0 follows the clock: never from the previous pass
-                assert msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9 <= at + 1e-6
+                t0 = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+                assert t0 <= at + 1e-6
+                if msg.lane:  # the chain's input time: this pass's, at or before t0
+                    chain = msg.chain_stamp.sec + msg.chain_stamp.nanosec * 1e-9
+                    assert SIM_START <= chain <= t0 + 1e-6, (t0, chain)
+            if mode == "two_lane":
+                assert any(m.lane == "trajectory" for _, m in this_pass)
             assert not this_pass[-1][1].is_fallback, this_pass[-1][1].fallback_reason
         assert planner.monitor.time_jumps == 2
         assert controller.tracker.time_jumps == 2

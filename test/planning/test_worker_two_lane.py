@@ -2,6 +2,7 @@
 causal chain, the reasoning lane writing chains a step at a time between them."""
 
 import threading
+from dataclasses import replace
 
 import numpy as np
 from worker_inputs import RIG, inputs
@@ -181,3 +182,63 @@ def test_a_stale_chain_is_refreshed_even_when_an_input_always_waits():
         "s" if e.startswith("step") else "|" for e in policy.log if not e.startswith("reason@")
     ).split("|")]  # fmt: skip
     assert max(steps_between) <= 3
+
+
+def test_a_time_jump_drops_the_chain_of_the_old_timeline():
+    """The clock jumped back (a looped bag, a simulator reset): inputs of the new timeline
+    are never planned with a chain written for the old one (a chain "from the future" that
+    also blocked fresh chains until the new timeline passed its t0); the first plan is a full
+    plan again and its chain the new timeline's first."""
+    policy = LanePolicy(reasoning_steps=2)
+    plans = []
+    planner = Planner(policy, RIG)
+    worker = PlanningWorker(planner, lambda o: plans.append(o.plan), 1, "two_lane")
+    for t in (12.0, 12.1, 12.2):
+        worker.submit(inputs(t))
+        assert worker.wait_idle()
+    assert worker.chain is not None and worker.chain.t0 >= 12.0
+    assert planner.check_clock(12.2, wall=0.0) is None
+    assert planner.check_clock(2.0, wall=0.1) is not None  # the bag again, from 2 s
+    new = [replace(inputs(t), timeline=planner.timeline) for t in (2.0, 2.1, 2.2, 2.3)]
+    for prepared in new:
+        worker.submit(prepared)
+        assert worker.wait_idle()
+    worker.stop()
+    after = [p for p in plans if p.stamp < 10.0]
+    assert [p.stamp for p in after] == [2.0, 2.1, 2.2, 2.3]
+    assert after[0].lane == "full" and after[0].chain_stamp == 2.0
+    assert all(p.chain_stamp < 10.0 for p in after), [p.chain_stamp for p in after]
+    assert worker.chain is not None and worker.chain.t0 >= 2.0 and worker.chain.t0 < 10.0
+    assert not [e for e in policy.log[policy.log.index("full@2.0") :] if "chain12" in e]
+
+
+def test_a_chain_of_another_timeline_is_never_teacher_forced():
+    policy = LanePolicy()
+    planner = Planner(policy, RIG)
+    (full,) = planner.run_batch([inputs(12.0)])
+    assert full.chain is not None and full.chain.timeline == 0
+    (same,) = planner.run_batch([inputs(12.1)], full.chain)
+    assert same.plan.lane == "trajectory" and same.plan.chain_stamp == 12.0
+    (other,) = planner.run_batch([replace(inputs(2.0), timeline=1)], full.chain)
+    assert other.plan.lane == "full" and other.plan.chain_stamp == 2.0
+    assert policy.log == ["full@12.0", "trajectory@12.1:chain120", "full@2.0"]
+
+
+def test_a_chain_being_written_when_the_clock_jumps_back_is_abandoned():
+    policy = LanePolicy(reasoning_steps=3)
+    plans = []
+    worker = PlanningWorker(Planner(policy, RIG), lambda o: plans.append(o.plan), 1, "two_lane")
+    worker.submit(inputs(12.0))
+    assert worker.wait_idle()
+    policy.in_reasoning.clear()
+    policy.gate.clear()
+    worker.submit(inputs(12.1))  # a trajectory plan, then a chain for 12.1 (held)
+    assert policy.in_reasoning.wait(5.0)
+    worker.submit(replace(inputs(2.0), timeline=1))  # the clock jumped back meanwhile
+    policy.gate.set()
+    assert worker.wait_idle()
+    worker.stop()
+    assert worker.chain is not None and worker.chain.timeline == 1
+    assert worker.chain.t0 == 2.0 and worker.chains == 0  # the 12.1 chain never handed over
+    assert policy.log.count("step0") == 1 and "step2" not in policy.log  # closed mid-chain
+    assert plans[-1].stamp == 2.0 and plans[-1].lane == "full"
