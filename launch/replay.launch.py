@@ -5,7 +5,9 @@
 Takes every argument of drive.launch.py (use_sim_time is forced true) plus the bag's. The
 bag starts only once the planner reports its model loaded (alpamayo_wait_ready on
 ~/status), so the start of the bag is planned too; a planner that fails to load, or is not
-ready within ready_timeout seconds, stops the launch with the reason.
+ready within ready_timeout seconds, stops the launch with the reason. With loop:=true the bag
+plays again and again (`ros2 bag play --loop`): at each new pass the clock jumps back, and
+the planner and controller start over on the new timeline.
 """
 
 import time
@@ -17,6 +19,7 @@ from launch.actions import (
     GroupAction,
     IncludeLaunchDescription,
     LogInfo,
+    OpaqueFunction,
     RegisterEventHandler,
     Shutdown,
 )
@@ -46,6 +49,11 @@ def generate_launch_description() -> LaunchDescription:
             "start_offset", default_value="0.0", description="seconds into the bag to start"
         ),
         DeclareLaunchArgument(
+            "loop",
+            default_value="false",
+            description="true: play the bag again and again (ros2 bag play --loop)",
+        ),
+        DeclareLaunchArgument(
             "ready_timeout",
             default_value="300.0",
             description="seconds to wait for the planner's model before giving up",
@@ -69,23 +77,33 @@ def generate_launch_description() -> LaunchDescription:
         output="screen",
         arguments=wait_arguments,
     )
-    play = ExecuteProcess(
-        cmd=[
+
+    def looped(context) -> bool:
+        value = arg("loop").perform(context).strip().lower()
+        if value not in ("true", "1", "false", "0"):  # stops the launch at start-up, named
+            raise ValueError(f"launch argument loop = {value!r}: must be true or false")
+        return value in ("true", "1")
+
+    def check_arguments(context) -> None:
+        looped(context)  # before anything starts
+
+    def play(context) -> ExecuteProcess:
+        cmd = [
             "ros2", "bag", "play", arg("bag"), "--clock", "--rate", arg("rate"),
             "--start-offset", arg("start_offset"),
-        ],
-        output="screen",
-    )  # fmt: skip
+        ]  # fmt: skip
+        return ExecuteProcess(cmd=cmd + (["--loop"] if looped(context) else []), output="screen")
 
     def after_wait(event, context):
         if event.returncode == 0:
-            return [play]
+            return [play(context)]
         return [LogInfo(msg="the planner is not ready: the bag is not played"),
                 Shutdown(reason="planner not ready")]  # fmt: skip
 
     return LaunchDescription(
         [
             *declared,
+            OpaqueFunction(function=check_arguments),
             drive,
             GroupAction([PushRosNamespace(arg("namespace")), wait]),
             RegisterEventHandler(OnProcessExit(target_action=wait, on_exit=after_wait)),

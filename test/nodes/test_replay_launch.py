@@ -1,5 +1,5 @@
 """replay.launch.py (launch_testing; skipped without ROS 2): the bag starts playing only once
-the planner reports its model loaded, with --clock and the given start_offset. A stand-in
+the planner reports its model loaded, with --clock, the given start_offset and --loop. A stand-in
 `ros2` first on PATH records how and when `ros2 bag play` was started (time.monotonic is
 one clock for all processes on Linux), so rosbag2 need not be installed."""
 
@@ -47,7 +47,7 @@ def generate_test_description():
     replay = IncludeLaunchDescription(
         PythonLaunchDescriptionSource(str(REPO / "launch" / "replay.launch.py")),
         launch_arguments={
-            "bag": str(WORK / "some_bag"), "start_offset": "1.5", "rate": "0.5",
+            "bag": str(WORK / "some_bag"), "start_offset": "1.5", "rate": "0.5", "loop": "true",
             "planner_params": str(planner_params), "enable_controller": "false",
         }.items(),
     )  # fmt: skip
@@ -78,6 +78,7 @@ class TestReplayLaunch(unittest.TestCase):
         argv = call["argv"]
         self.assertEqual(argv[:3], ["bag", "play", str(WORK / "some_bag")])
         self.assertIn("--clock", argv)
+        self.assertIn("--loop", argv)
         self.assertEqual(argv[argv.index("--start-offset") + 1], "1.5")
         self.assertEqual(argv[argv.index("--rate") + 1], "0.5")
         # Every status published after the bag started says the model is ready.

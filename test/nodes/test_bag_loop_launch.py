@@ -1,0 +1,122 @@
+"""replay.launch.py loop:=true with a real `ros2 bag play --loop` (launch_testing; skipped
+without ROS 2 and rosbag2): the synthetic sample drive (6 s) played again and again at real
+time with --clock, the planner in two_lane with the tiny checkpoint on the CPU.
+
+At each new pass the player's clock jumps back to the start of the bag. The planner must
+count each jump, and it must plan every pass on that pass's own inputs and causal chains.
+So the plans fall into whole passes, with no stray plan of an earlier pass published after
+a jump. The second pass is planned at 10 Hz once the ego history is full again, and no
+trajectory-lane plan reuses a chain written after its own inputs (a chain of the previous
+pass).
+
+Like the other real-time tests, this depends on the machine keeping up: it skips, saying
+so, when the model's own calls were too slow for 10 Hz."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import unittest
+from pathlib import Path
+
+import pytest
+
+rclpy = pytest.importorskip("rclpy")
+launch_testing = pytest.importorskip("launch_testing")
+pytest.importorskip("ros2bag")
+if shutil.which("ros2") is None:
+    pytest.skip("no ros2 command (ros2cli)", allow_module_level=True)
+
+from fake_vehicle import Drive, Graph  # noqa: E402
+from launch import LaunchDescription  # noqa: E402
+from launch.actions import IncludeLaunchDescription  # noqa: E402
+from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
+from launch_files import check_ticks_planned, tiny_planner_params  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+WORK = Path(tempfile.mkdtemp(prefix="alpamayo_bag_loop_"))
+BAG = WORK / "sample"
+DURATION = 6.0  # s of the sample drive
+BAG_SPAN: list[float] = []  # first and last message time (s), set below
+
+
+@pytest.mark.launch_test
+def generate_test_description():
+    from rosbags.highlevel import AnyReader
+
+    from alpamayo_ros.bag.sample_drive import write_sample_bag
+
+    write_sample_bag(BAG, seed=1, kind="combined", duration=DURATION)
+    with AnyReader([BAG]) as reader:
+        BAG_SPAN[:] = [reader.start_time * 1e-9, reader.end_time * 1e-9]
+    params, _ = tiny_planner_params(
+        WORK, planning_mode="two_lane", num_samples=2, max_reasoning_tokens=8,
+        num_flow_steps=2, seed=0, diagnostics_period=0.5,
+    )  # fmt: skip
+    replay = IncludeLaunchDescription(
+        PythonLaunchDescriptionSource(str(REPO / "launch" / "replay.launch.py")),
+        launch_arguments={
+            "bag": str(BAG), "planner_params": str(params), "enable_controller": "false",
+            "loop": "true",
+        }.items(),
+    )  # fmt: skip
+    return LaunchDescription([replay, launch_testing.actions.ReadyToTest()])
+
+
+def seconds(msg_time) -> float:
+    return msg_time.sec + msg_time.nanosec * 1e-9
+
+
+def passes(plans: list) -> list[list]:
+    """The plans (in arrival order) cut where the stamp goes back by more than 0.5 s."""
+    out: list[list] = []
+    for msg in plans:
+        if not out or seconds(msg.header.stamp) < seconds(out[-1][-1].header.stamp) - 0.5:
+            out.append([])
+        out[-1].append(msg)
+    return out
+
+
+class TestBagLoop(unittest.TestCase):
+    def setUp(self) -> None:
+        rclpy.init()
+        self.drive = Drive(sim_start=0.0)  # only listens: the bag publishes the inputs
+        self.graph = Graph(self.drive.node)
+
+    def tearDown(self) -> None:
+        self.graph.close()
+        self.drive.node.destroy_node()
+        rclpy.try_shutdown()
+
+    def test_each_pass_of_a_looped_bag_is_planned_on_its_own(self) -> None:
+        received = self.drive.received
+        start, end = BAG_SPAN
+        self.assertTrue(self.graph.wait_for(
+            lambda: any(s.model_ready for _, s in received["status"]), 120.0))  # fmt: skip
+        # Two jumps: the second pass is over and the third has begun.
+        self.assertTrue(
+            self.graph.wait_for(
+                lambda: any(s.time_jumps >= 2 for _, s in received["status"]),
+                3 * DURATION + 60.0,
+            ),
+            f"time jumps seen: {max((s.time_jumps for _, s in received['status']), default=0)}",
+        )
+        plans = [m for _, m in received["plan"]]
+        cut = passes(plans)
+        self.assertGreaterEqual(len(cut), 3, [len(p) for p in cut])
+        for k, one in enumerate(cut[:-1]):  # whole passes: no stray plan of another pass
+            first, last = seconds(one[0].header.stamp), seconds(one[-1].header.stamp)
+            self.assertGreater(last - first, end - start - 1.0, f"pass {k}: {first}..{last}")
+        second = {round(seconds(m.header.stamp), 2): m for m in cut[1]}
+        self.assertLess(min(second), start + 0.5)  # the new pass planned from its start
+        model = check_ticks_planned(self, second, (start + 2.5, end - 0.2))
+        for m in model:  # chains written for this pass's inputs, at or before them
+            if m.lane == "trajectory":
+                self.assertLessEqual(seconds(m.chain_stamp), seconds(m.header.stamp) + 1e-6)
+                self.assertGreaterEqual(seconds(m.chain_stamp), start - 1e-6)
+
+
+@launch_testing.post_shutdown_test()
+class TestShutdown(unittest.TestCase):
+    def test_the_nodes_exit_0(self, proc_info) -> None:
+        launch_testing.asserts.assertExitCodes(proc_info, allowable_exit_codes=[0])
