@@ -1,6 +1,6 @@
 """What the launch tests share (imported only after rclpy and launch_testing were found):
-a planner parameter file for the tiny checkpoint on the CPU, drive.launch.py with it, and a
-test case with a fake vehicle on simulated time."""
+a planner parameter file for the tiny checkpoint on the CPU, drive.launch.py with it,
+replay.launch.py of a sample drive, and a test case with a fake vehicle on simulated time."""
 
 from __future__ import annotations
 
@@ -44,6 +44,33 @@ def drive_launch(planner_params: Path) -> IncludeLaunchDescription:
             "controller_params": str(REPO / "config" / "controller.yaml"),
         }.items(),
     )  # fmt: skip
+
+
+def sample_bag_replay(
+    work: Path, duration: float, seed: int, **launch_arguments: str
+) -> tuple[IncludeLaunchDescription, list[float]]:
+    """The sample drive (`make-sample-bag`, rosbags, no ROS) of `duration` s written to
+    work/sample, and replay.launch.py playing it with a real `ros2 bag play` to the planner in
+    two_lane (tiny checkpoint, CPU; no controller unless `launch_arguments` say so). Returns
+    the launch and the bag's first and last message times (s)."""
+    from rosbags.highlevel import AnyReader
+
+    from alpamayo_ros.bag.sample_drive import write_sample_bag
+
+    bag = work / "sample"
+    write_sample_bag(bag, seed=seed, kind="combined", duration=duration)
+    with AnyReader([bag]) as reader:
+        span = [reader.start_time * 1e-9, reader.end_time * 1e-9]
+    params, _ = tiny_planner_params(
+        work, planning_mode="two_lane", num_samples=2, max_reasoning_tokens=8,
+        num_flow_steps=2, seed=0, diagnostics_period=0.5,
+    )  # fmt: skip
+    arguments = {"bag": str(bag), "planner_params": str(params), "enable_controller": "false"}
+    replay = IncludeLaunchDescription(
+        PythonLaunchDescriptionSource(str(REPO / "launch" / "replay.launch.py")),
+        launch_arguments={**arguments, **launch_arguments}.items(),
+    )
+    return replay, span
 
 
 class DriveCase(unittest.TestCase):

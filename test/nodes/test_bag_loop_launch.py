@@ -27,39 +27,17 @@ pytest.importorskip("ros2bag")
 if shutil.which("ros2") is None:
     pytest.skip("no ros2 command (ros2cli)", allow_module_level=True)
 
-from fake_vehicle import Drive, Graph  # noqa: E402
 from launch import LaunchDescription  # noqa: E402
-from launch.actions import IncludeLaunchDescription  # noqa: E402
-from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
-from launch_files import check_ticks_planned, tiny_planner_params  # noqa: E402
+from launch_files import DriveCase, check_ticks_planned, sample_bag_replay  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[2]
 WORK = Path(tempfile.mkdtemp(prefix="alpamayo_bag_loop_"))
-BAG = WORK / "sample"
 DURATION = 6.0  # s of the sample drive
 BAG_SPAN: list[float] = []  # first and last message time (s), set below
 
 
 @pytest.mark.launch_test
 def generate_test_description():
-    from rosbags.highlevel import AnyReader
-
-    from alpamayo_ros.bag.sample_drive import write_sample_bag
-
-    write_sample_bag(BAG, seed=1, kind="combined", duration=DURATION)
-    with AnyReader([BAG]) as reader:
-        BAG_SPAN[:] = [reader.start_time * 1e-9, reader.end_time * 1e-9]
-    params, _ = tiny_planner_params(
-        WORK, planning_mode="two_lane", num_samples=2, max_reasoning_tokens=8,
-        num_flow_steps=2, seed=0, diagnostics_period=0.5,
-    )  # fmt: skip
-    replay = IncludeLaunchDescription(
-        PythonLaunchDescriptionSource(str(REPO / "launch" / "replay.launch.py")),
-        launch_arguments={
-            "bag": str(BAG), "planner_params": str(params), "enable_controller": "false",
-            "loop": "true",
-        }.items(),
-    )  # fmt: skip
+    replay, BAG_SPAN[:] = sample_bag_replay(WORK, DURATION, seed=1, loop="true")
     return LaunchDescription([replay, launch_testing.actions.ReadyToTest()])
 
 
@@ -77,16 +55,8 @@ def passes(plans: list) -> list[list]:
     return out
 
 
-class TestBagLoop(unittest.TestCase):
-    def setUp(self) -> None:
-        rclpy.init()
-        self.drive = Drive(sim_start=0.0)  # only listens: the bag publishes the inputs
-        self.graph = Graph(self.drive.node)
-
-    def tearDown(self) -> None:
-        self.graph.close()
-        self.drive.node.destroy_node()
-        rclpy.try_shutdown()
+class TestBagLoop(DriveCase):
+    sim_start = 0.0  # only listens: the bag publishes the inputs
 
     def test_each_pass_of_a_looped_bag_is_planned_on_its_own(self) -> None:
         received = self.drive.received
