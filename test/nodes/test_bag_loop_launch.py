@@ -7,7 +7,8 @@ count each jump, and it must plan every pass on that pass's own inputs and causa
 So the plans fall into whole passes, with no stray plan of an earlier pass published after
 a jump. The second pass is planned at 10 Hz once the ego history is full again, and no
 trajectory-lane plan reuses a chain written after its own inputs (a chain of the previous
-pass).
+pass). The controller counts the jumps too, tracks plans again on the second pass, and never
+tracks a plan stamped ahead of its clock.
 
 Like the other real-time tests, this depends on the machine keeping up: it skips, saying
 so, when the model's own calls were too slow for 10 Hz."""
@@ -37,7 +38,9 @@ BAG_SPAN: list[float] = []  # first and last message time (s), set below
 
 @pytest.mark.launch_test
 def generate_test_description():
-    replay, BAG_SPAN[:] = sample_bag_replay(WORK, DURATION, seed=1, loop="true")
+    replay, BAG_SPAN[:] = sample_bag_replay(
+        WORK, DURATION, seed=1, loop="true", enable_controller="true"
+    )
     return LaunchDescription([replay, launch_testing.actions.ReadyToTest()])
 
 
@@ -85,8 +88,19 @@ class TestBagLoop(DriveCase):
                 self.assertLessEqual(seconds(m.chain_stamp), seconds(m.header.stamp) + 1e-6)
                 self.assertGreaterEqual(seconds(m.chain_stamp), start - 1e-6)
 
+        def controller() -> list[dict[str, str]]:  # its diagnostics' values, in order
+            return [{v.key: v.value for v in s.values} for _, a in received["diag"]
+                    for s in a.status if "controller" in s.name]  # fmt: skip
+
+        self.assertTrue(self.graph.wait_for(
+            lambda: any(int(v["time jumps"]) >= 2 for v in controller()), 10.0))  # fmt: skip
+        values = controller()
+        self.assertTrue(any(v["mode"] == "tracking" and v["time jumps"] == "1" for v in values))
+        ages = [float(v["plan age [s]"]) for v in values if v["mode"] == "tracking"]
+        self.assertGreaterEqual(min(ages), -0.05)
+
 
 @launch_testing.post_shutdown_test()
 class TestShutdown(unittest.TestCase):
-    def test_the_nodes_exit_0(self, proc_info) -> None:
+    def test_the_nodes_and_the_player_exit_0(self, proc_info) -> None:
         launch_testing.asserts.assertExitCodes(proc_info, allowable_exit_codes=[0])
