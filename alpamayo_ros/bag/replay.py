@@ -477,6 +477,7 @@ def _replay_into(
                     for pub in lanes.tick(tick):
                         emit(_published_step(pub, logged, report_camera))
                     monitor.on_cycle(dropped=lanes.stats.dropped_cycles > dropped_before)
+                monitor.on_input_lead(planner.input_lead, planner.input_lead_name)
                 if tick >= next_diagnostics - 1e-9:
                     write_diagnostics(tick)
                     next_diagnostics = tick + DIAGNOSTICS_PERIOD

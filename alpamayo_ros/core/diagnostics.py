@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from alpamayo_ros.core.clock import PLAN_AHEAD_TOLERANCE
 from alpamayo_ros.core.plan import LATENCY_STAGES, Plan
 
 # diagnostic_msgs/DiagnosticStatus levels.
@@ -159,6 +160,8 @@ class PlannerMonitor:
         self.chains_written = 0
         self.last_chain_seconds = math.nan
         self.last_chain_age = math.nan  # s, the newest model plan's causal chain
+        self.input_lead = math.nan  # s the newest input was ahead of the clock at the last tick
+        self.input_lead_name = ""
 
     def on_image(self, camera: str, now: float) -> None:
         self.rates.tick(camera, now)
@@ -166,6 +169,11 @@ class PlannerMonitor:
     def on_pose(self, stamp: float, now: float) -> None:
         self.rates.tick("odometry", now)
         self.last_odometry = stamp
+
+    def on_input_lead(self, lead: float, name: str) -> None:
+        """At a tick: the newest input (`name`) was stamped `lead` seconds ahead of the clock
+        (negative: behind; NaN: no complete input set)."""
+        self.input_lead, self.input_lead_name = lead, name
 
     def on_bad_message(self, kind: str) -> None:
         self.bad_messages[kind] += 1
@@ -188,6 +196,8 @@ class PlannerMonitor:
         self.last_time_jump = what
         self.rates.reset()
         self.last_odometry = None
+        self.last_chain_age = math.nan
+        self.input_lead, self.input_lead_name = math.nan, ""
 
     @property
     def drop_fraction(self) -> float:
@@ -278,11 +288,21 @@ class PlannerMonitor:
         age = now - self.last_odometry if self.last_odometry is not None else math.inf
         values.append(("odometry age [s]", f"{age:.3f}"))
         values += [(f"skipped {kind}", str(n)) for kind, n in sorted(self.bad_messages.items())]
+        lead = self.input_lead
+        if math.isfinite(lead):
+            values.append(("newest input ahead of the clock [s]", f"{lead:.3f}"))
         if silent or not math.isfinite(age):
             missing = silent + (["odometry"] if not math.isfinite(age) else [])
             inputs = DiagnosticItem(
                 f"{prefix}: inputs", ERROR, f"no messages from {', '.join(missing)}", tuple(values)
             )
+        elif lead > PLAN_AHEAD_TOLERANCE:
+            inputs = DiagnosticItem(
+                f"{prefix}: inputs", WARN,
+                f"{self.input_lead_name} stamped {lead:.2f} s ahead of the clock (sensor "
+                "clocks not synchronised with this node's?): plans use older inputs",
+                tuple(values),
+            )  # fmt: skip
         elif self.bad_messages:
             inputs = DiagnosticItem(
                 f"{prefix}: inputs", WARN, f"{self.bad_message_total} messages skipped",

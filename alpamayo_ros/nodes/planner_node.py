@@ -425,6 +425,7 @@ class PlannerNode(Node):
             self._poll_tf()
         with self._lock:
             prepared = self.planner.prepare(now)
+            self.monitor.on_input_lead(self.planner.input_lead, self.planner.input_lead_name)
             problem = self._model_problem
         if isinstance(prepared, Plan):
             self._publish(prepared)

@@ -193,6 +193,10 @@ class Planner:
         self.late_plans = 0
         self.navigation: Navigation | None = None
         self.navigation_dropped = 0  # texts dropped for being older than navigation_max_age
+        # At the last prepare: how far the newest input was stamped ahead of the clock (s;
+        # negative: behind) and which input it was ("" before any complete set).
+        self.input_lead = math.nan
+        self.input_lead_name = ""
         self.cancel = threading.Event()  # set: the running plan is abandoned (shutdown)
 
     @property
@@ -220,6 +224,7 @@ class Planner:
         self.frames.clear()
         self.poses.clear()
         self.navigation = None
+        self.input_lead, self.input_lead_name = math.nan, ""
 
     def _check_stamp(self, what: str, stamp: float, now: float | None) -> None:
         if now is None or now <= 0.0:  # no clock yet (use_sim_time before /clock)
@@ -299,6 +304,8 @@ class Planner:
         if stale:
             return self.stop_plan(now, "stale input: " + "; ".join(stale))
         newest = max(t for t in latest.values() if t is not None)
+        self.input_lead = newest - now
+        self.input_lead_name = next(k for k, t in latest.items() if t == newest)
         if self.clock.ahead(newest, now) > 0:  # inputs of another timeline
             return self.stop_plan(
                 now, f"input ahead of the clock: stamped {newest - now:.2f} s after now"

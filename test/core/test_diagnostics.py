@@ -214,3 +214,32 @@ def test_a_stale_causal_chain_warns():
     assert model.level == WARN and "causal chain 2.5 s old (max_chain_age 1 s" in model.message
     monitor.on_plan(replace(base, stamp=12.6, lane="trajectory", chain_stamp=12.0))
     assert monitor.diagnostics(12.6)[1].level != WARN  # refreshed
+
+
+def test_inputs_stamped_ahead_of_the_clock_warn_naming_the_input():
+    mon = PlannerMonitor(CAMS)
+    for k in range(20):
+        for cam in CAMS:
+            mon.on_image(cam, 0.1 * k)
+        mon.on_pose(0.1 * k, 0.1 * k)
+    mon.on_input_lead(0.03, "front")  # /clock of a bag player: 25 ms steps
+    inputs, _ = mon.diagnostics(2.0)
+    assert inputs.level == OK and dict(inputs.values)["newest input ahead of the clock [s]"] == (
+        "0.030"
+    )
+    mon.on_input_lead(0.2, "odometry")  # a sensor clock 0.2 s ahead
+    inputs, _ = mon.diagnostics(2.0)
+    assert inputs.level == WARN
+    assert inputs.message.startswith("odometry stamped 0.20 s ahead of the clock")
+    mon.on_time_jump("time jumped back 2.00 s (from 2.000 s to 0.000 s)")
+    inputs, _ = mon.diagnostics(0.0)
+    assert "newest input ahead of the clock [s]" not in dict(inputs.values)
+
+
+def test_a_time_jump_forgets_the_causal_chain_age():
+    mon = PlannerMonitor(CAMS)
+    roll = integrate(np.zeros((64, 2)), 5.0)
+    mon.on_plan(replace(Plan.from_rollout(roll, 10.3, 5.0), lane="trajectory", chain_stamp=10.0))
+    assert dict(mon.diagnostics(10.3)[1].values)["causal-chain age [s]"] == "0.30"
+    mon.on_time_jump("time jumped back 10.00 s (from 10.300 s to 0.300 s)")
+    assert "causal-chain age [s]" not in dict(mon.diagnostics(0.3)[1].values)

@@ -344,6 +344,10 @@ def test_inputs_stamped_ahead_of_the_clock_give_plans_the_controller_follows(ros
             assert msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9 == pytest.approx(at)
         assert graph.wait_for(lambda: bool(commands) and commands[-1].mode == "tracking", 5.0)
         assert not [c for c in commands if c.mode == "tracking" and c.plan_age < -1e-6]
+        assert graph.wait_for(lambda: any(  # the diagnostics say so, naming the input
+            "stamped 0.10 s ahead of the clock" in s.message
+            for _, a in drive.received["diag"] for s in a.status if s.name.endswith("inputs")
+        ), 5.0)  # fmt: skip
 
 
 def test_plans_that_finish_after_max_plan_age_become_stop_plans(ros, tiny_checkpoint):

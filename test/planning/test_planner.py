@@ -254,6 +254,7 @@ def test_frames_ahead_of_the_clock_wait_for_it_and_a_plan_is_never_stamped_ahead
     prepared = planner.prepare(10.0)
     assert isinstance(prepared, PlanInputs) and prepared.t0 == pytest.approx(10.0)
     assert planner.finish(planner.run(prepared), now=10.0).plan.stamp <= 10.0
+    assert planner.input_lead == pytest.approx(0.1)  # the diagnostics' "ahead" value
     prepared = planner.prepare(10.1 - PLAN_AHEAD_TOLERANCE)  # within the tolerance
     assert isinstance(prepared, PlanInputs) and prepared.t0 == pytest.approx(10.1)
 
