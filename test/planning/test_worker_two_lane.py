@@ -49,6 +49,21 @@ class LanePolicy:
         return (round(10 * t0),), f"chain for {t0:.1f}", True
 
 
+def held_in_reasoning(policy: LanePolicy, first: float, second: float):
+    """A two_lane worker that planned inputs at `first` (a full plan) and then at `second`
+    (a trajectory plan), its reasoning lane now held in the first step of a chain for
+    `second` (policy.gate.set() lets it go on): (worker, the plans published so far)."""
+    plans: list = []
+    worker = PlanningWorker(Planner(policy, RIG), lambda o: plans.append(o.plan), 1, "two_lane")
+    worker.submit(inputs(first))
+    assert worker.wait_idle()
+    policy.in_reasoning.clear()
+    policy.gate.clear()
+    worker.submit(inputs(second))  # a trajectory plan with the first chain, then a chain
+    assert policy.in_reasoning.wait(5.0)  # its first step is running (held)
+    return worker, plans
+
+
 def test_trajectory_plans_use_the_newest_chain_and_reasoning_runs_between_them():
     policy = LanePolicy(reasoning_steps=30)
     plans = []
@@ -68,14 +83,7 @@ def test_trajectory_plans_use_the_newest_chain_and_reasoning_runs_between_them()
 
 def test_a_trajectory_plan_waits_for_at_most_one_reasoning_step_and_gets_the_new_chain():
     policy = LanePolicy(reasoning_steps=5)
-    plans = []
-    worker = PlanningWorker(Planner(policy, RIG), lambda o: plans.append(o.plan), 1, "two_lane")
-    worker.submit(inputs(10.0))
-    assert worker.wait_idle()
-    policy.in_reasoning.clear()
-    policy.gate.clear()
-    worker.submit(inputs(10.1))  # trajectory plan with chain 10.0, then a chain for 10.1
-    assert policy.in_reasoning.wait(5.0)  # its first step is running (held)
+    worker, plans = held_in_reasoning(policy, 10.0, 10.1)  # a chain for 10.1 being written
     at = len(policy.log)
     worker.submit(inputs(10.2))  # arrives mid-reasoning
     policy.gate.set()
@@ -226,14 +234,7 @@ def test_a_chain_of_another_timeline_is_never_teacher_forced():
 
 def test_a_chain_being_written_when_the_clock_jumps_back_is_abandoned():
     policy = LanePolicy(reasoning_steps=3)
-    plans = []
-    worker = PlanningWorker(Planner(policy, RIG), lambda o: plans.append(o.plan), 1, "two_lane")
-    worker.submit(inputs(12.0))
-    assert worker.wait_idle()
-    policy.in_reasoning.clear()
-    policy.gate.clear()
-    worker.submit(inputs(12.1))  # a trajectory plan, then a chain for 12.1 (held)
-    assert policy.in_reasoning.wait(5.0)
+    worker, plans = held_in_reasoning(policy, 12.0, 12.1)  # a chain for 12.1 being written
     worker.submit(replace(inputs(2.0), timeline=1))  # the clock jumped back meanwhile
     policy.gate.set()
     assert worker.wait_idle()
