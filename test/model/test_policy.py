@@ -31,8 +31,12 @@ def test_positions_are_the_core_integration_of_the_controls(
 ):
     spec = tiny_policy.config.action_space.unicycle_spec("trapezoid")
     req = request_factory()
+    # integrated from the released action space's own t0 speed (torch float32), which is
+    # the core's numpy estimate to float32 rounding
+    (v0,) = tiny_policy.t0_speeds([req])
+    assert abs(v0 - req.ego.speed) < 1e-5
     for s in six_samples.samples[0]:
-        roll = integrate(s.controls, req.ego.speed, spec)
+        roll = integrate(s.controls, v0, spec)
         xyz, rot = roll.to_xyz_rot(z=req.ego.xyz[-1, 2])
         np.testing.assert_allclose(s.xyz, xyz, atol=1e-9)
         np.testing.assert_allclose(s.rot, rot, atol=1e-9)
