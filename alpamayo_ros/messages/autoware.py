@@ -178,7 +178,7 @@ def states_from_autoware(msg: Any) -> dict[str, np.ndarray | float | str]:
     return {
         "t0": stamp_seconds(msg.header.stamp),
         "frame": msg.header.frame_id,
-        "times": np.array([p.time_from_start.sec + p.time_from_start.nanosec * 1e-9 for p in rest]),
+        "times": np.array([stamp_seconds(p.time_from_start) for p in rest]),
         "xyz": np.array([[p.pose.position.x, p.pose.position.y, p.pose.position.z] for p in rest]),
         "heading": np.unwrap([yaw(p.pose.orientation) for p in rest]),
         "speed": np.array([p.longitudinal_velocity_mps for p in rest], dtype=np.float64),

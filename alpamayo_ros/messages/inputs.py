@@ -18,7 +18,7 @@ class BadMessage(ValueError):
 
 
 def stamp_seconds(header_stamp: Any) -> float:
-    """builtin_interfaces/Time -> seconds (float)."""
+    """builtin_interfaces/Time (or Duration) -> seconds (float)."""
     return float(header_stamp.sec) + 1e-9 * float(header_stamp.nanosec)
 
 

@@ -18,6 +18,7 @@ import rclpy
 from rclpy.node import Node
 
 from alpamayo_ros.core.diagnostics import ready_outcome
+from alpamayo_ros.messages.inputs import stamp_seconds
 from alpamayo_ros.msg import PlannerStatus
 
 
@@ -30,7 +31,7 @@ class WaitReady(Node):
         self.create_subscription(PlannerStatus, status_topic, self._on_status, 10)
 
     def _on_status(self, msg: PlannerStatus) -> None:
-        started = msg.node_started.sec + msg.node_started.nanosec * 1e-9
+        started = stamp_seconds(msg.node_started)
         self.outcome = ready_outcome(
             msg.model_ready, msg.state, msg.detail, started, self.started_after
         )

@@ -89,6 +89,13 @@ class DriveCase(unittest.TestCase):
         self.drive.node.destroy_node()
         rclpy.try_shutdown()
 
+    def wait_model_ready(self, timeout: float = 120.0) -> None:
+        """Until a PlannerStatus says model_ready (it comes on wall time, also before
+        /clock runs): a failure after `timeout` seconds."""
+        self.assertTrue(self.graph.wait_for(
+            lambda: any(s.model_ready for _, s in self.drive.received["status"]), timeout
+        ), f"no model_ready in {timeout:.0f} s")  # fmt: skip
+
 
 def check_ticks_planned(case: unittest.TestCase, plans: dict[float, Any], window) -> list:
     """What the real-time tests ask of the plans (stamp -> DrivingPlan) of the ticks in

@@ -31,6 +31,8 @@ if shutil.which("ros2") is None:
 from launch import LaunchDescription  # noqa: E402
 from launch_files import DriveCase, check_ticks_planned, sample_bag_replay  # noqa: E402
 
+from alpamayo_ros.messages.inputs import stamp_seconds  # noqa: E402
+
 WORK = Path(tempfile.mkdtemp(prefix="alpamayo_bag_loop_"))
 DURATION = 6.0  # s of the sample drive
 BAG_SPAN: list[float] = []  # first and last message time (s), set below
@@ -44,15 +46,12 @@ def generate_test_description():
     return LaunchDescription([replay, launch_testing.actions.ReadyToTest()])
 
 
-def seconds(msg_time) -> float:
-    return msg_time.sec + msg_time.nanosec * 1e-9
-
-
 def passes(plans: list) -> list[list]:
     """The plans (in arrival order) cut where the stamp goes back by more than 0.5 s."""
     out: list[list] = []
     for msg in plans:
-        if not out or seconds(msg.header.stamp) < seconds(out[-1][-1].header.stamp) - 0.5:
+        t0 = stamp_seconds(msg.header.stamp)
+        if not out or t0 < stamp_seconds(out[-1][-1].header.stamp) - 0.5:
             out.append([])
         out[-1].append(msg)
     return out
@@ -64,8 +63,7 @@ class TestBagLoop(DriveCase):
     def test_each_pass_of_a_looped_bag_is_planned_on_its_own(self) -> None:
         received = self.drive.received
         start, end = BAG_SPAN
-        self.assertTrue(self.graph.wait_for(
-            lambda: any(s.model_ready for _, s in received["status"]), 120.0))  # fmt: skip
+        self.wait_model_ready()
         # Two jumps: the second pass is over and the third has begun.
         self.assertTrue(
             self.graph.wait_for(
@@ -78,15 +76,16 @@ class TestBagLoop(DriveCase):
         cut = passes(plans)
         self.assertGreaterEqual(len(cut), 3, [len(p) for p in cut])
         for k, one in enumerate(cut[:-1]):  # whole passes: no stray plan of another pass
-            first, last = seconds(one[0].header.stamp), seconds(one[-1].header.stamp)
+            first, last = stamp_seconds(one[0].header.stamp), stamp_seconds(one[-1].header.stamp)
             self.assertGreater(last - first, end - start - 1.0, f"pass {k}: {first}..{last}")
-        second = {round(seconds(m.header.stamp), 2): m for m in cut[1]}
+        second = {round(stamp_seconds(m.header.stamp), 2): m for m in cut[1]}
         self.assertLess(min(second), start + 0.5)  # the new pass planned from its start
         model = check_ticks_planned(self, second, (start + 2.5, end - 0.2))
         for m in model:  # chains written for this pass's inputs, at or before them
             if m.lane == "trajectory":
-                self.assertLessEqual(seconds(m.chain_stamp), seconds(m.header.stamp) + 1e-6)
-                self.assertGreaterEqual(seconds(m.chain_stamp), start - 1e-6)
+                chain, t0 = stamp_seconds(m.chain_stamp), stamp_seconds(m.header.stamp)
+                self.assertLessEqual(chain, t0 + 1e-6)
+                self.assertGreaterEqual(chain, start - 1e-6)
 
         def controller() -> list[dict[str, str]]:  # its diagnostics' values, in order
             return [{v.key: v.value for v in s.values} for _, a in received["diag"]

@@ -26,6 +26,8 @@ if shutil.which("ros2") is None:
 from launch import LaunchDescription  # noqa: E402
 from launch_files import DriveCase, check_ticks_planned, sample_bag_replay  # noqa: E402
 
+from alpamayo_ros.messages.inputs import stamp_seconds  # noqa: E402
+
 WORK = Path(tempfile.mkdtemp(prefix="alpamayo_bag_play_"))
 DURATION = 10.0  # s of the sample drive
 BAG_SPAN: list[float] = []  # first and last message time (s), set below
@@ -37,28 +39,23 @@ def generate_test_description():
     return LaunchDescription([replay, launch_testing.actions.ReadyToTest()])
 
 
-def stamp(msg_time) -> float:
-    return msg_time.sec + msg_time.nanosec * 1e-9
-
-
 class TestBagPlay(DriveCase):
     sim_start = 0.0  # only listens: the bag publishes the inputs
 
     def test_the_played_bag_is_planned_at_10_hz_of_bag_time(self, proc_info) -> None:
         received = self.drive.received
         start, end = BAG_SPAN
-        self.assertTrue(self.graph.wait_for(
-            lambda: any(s.model_ready for _, s in received["status"]), 120.0))  # fmt: skip
+        self.wait_model_ready()
 
         def last_stamp() -> float:
-            return max((stamp(m.header.stamp) for _, m in received["plan"]), default=0.0)
+            return max((stamp_seconds(m.header.stamp) for _, m in received["plan"]), default=0.0)
 
         # the bag plays at real time once the planner is ready; its last tick's plan ends it
         self.assertTrue(
             self.graph.wait_for(lambda: last_stamp() >= end - 0.15, DURATION + 60.0),
             f"plans reached {last_stamp():.2f} s of a bag ending at {end:.2f} s",
         )
-        plans = {round(stamp(m.header.stamp), 2): m for _, m in received["plan"]}
+        plans = {round(stamp_seconds(m.header.stamp), 2): m for _, m in received["plan"]}
         self.assertTrue(plans, "no plan")
         self.assertLess(min(plans), start + 0.5)  # the bag's start was planned too
         self.assertTrue(all(start - 0.2 <= t <= end + 0.2 for t in plans))  # bag time

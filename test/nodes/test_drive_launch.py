@@ -51,9 +51,7 @@ class TestDriveLaunch(DriveCase):
 
     def test_one_plan_per_tick_commands_and_a_stop_when_cameras_stop(self) -> None:
         received = self.drive.received
-        # The status comes on wall time, also before /clock runs.
-        self.assertTrue(self.graph.wait_for(
-            lambda: any(s.model_ready for _, s in received["status"]), 120.0))  # fmt: skip
+        self.wait_model_ready()
         times = [round(SIM_START + 0.1 * k, 6) for k in range(40)]
         for t in times:
             self.assertTrue(self.tick(t), f"no plan for the tick at {t}")

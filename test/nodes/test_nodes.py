@@ -26,6 +26,7 @@ from fake_vehicle import SPEED, Drive, Graph, step  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 
 from alpamayo_ros.core.frame_buffer import RELEASED_CAMERAS  # noqa: E402
+from alpamayo_ros.messages.inputs import stamp_seconds  # noqa: E402
 from alpamayo_ros.model.tiny import make_tiny_checkpoint  # noqa: E402
 from alpamayo_ros.msg import DrivingPlan, PlannerStatus  # noqa: E402
 from alpamayo_ros.nodes.controller_node import ControllerNode  # noqa: E402
@@ -272,7 +273,7 @@ def test_one_plan_per_simulated_tick_and_model_plans_once_the_history_is_full(ro
         for t in ticks(SIM_START + 1.6, 24):
             (plan,) = by_tick[t]
             assert not plan.is_fallback, (t, plan.fallback_reason)
-            assert plan.header.stamp.sec + plan.header.stamp.nanosec * 1e-9 == pytest.approx(t)
+            assert stamp_seconds(plan.header.stamp) == pytest.approx(t)
         assert planner.monitor.dropped_cycles == 0 and planner.monitor.late_plans == 0
 
 
@@ -305,10 +306,10 @@ def test_a_bag_played_three_times_plans_on_each_pass_and_never_drives_on_negativ
                 assert step(graph, drive, planner, t), f"no plan for the tick at {t}"
             this_pass = drive.received["plan"][start:]
             for at, msg in this_pass:  # t0 follows the clock: never from the previous pass
-                t0 = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+                t0 = stamp_seconds(msg.header.stamp)
                 assert t0 <= at + 1e-6
                 if msg.lane:  # the chain's input time: this pass's, at or before t0
-                    chain = msg.chain_stamp.sec + msg.chain_stamp.nanosec * 1e-9
+                    chain = stamp_seconds(msg.chain_stamp)
                     assert SIM_START <= chain <= t0 + 1e-6, (t0, chain)
             if mode == "two_lane":
                 assert any(m.lane == "trajectory" for _, m in this_pass)
@@ -341,7 +342,7 @@ def test_inputs_stamped_ahead_of_the_clock_give_plans_the_controller_follows(ros
         plans = [(at, m) for at, m in drive.received["plan"] if not m.is_fallback]
         assert len(plans) >= 5
         for at, msg in plans:  # the inputs of the tick before: 0.1 s behind the newest
-            assert msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9 == pytest.approx(at)
+            assert stamp_seconds(msg.header.stamp) == pytest.approx(at)
         assert graph.wait_for(lambda: bool(commands) and commands[-1].mode == "tracking", 5.0)
         assert not [c for c in commands if c.mode == "tracking" and c.plan_age < -1e-6]
         assert graph.wait_for(lambda: any(  # the diagnostics say so, naming the input
@@ -371,7 +372,7 @@ def test_plans_that_finish_after_max_plan_age_become_stop_plans(ros, tiny_checkp
         fast = [(at, m) for at, m in drive.received["plan"] if at >= SIM_START + 2.0]
         for at, msg in fast:  # a model plan is never older than max_plan_age when published
             if not msg.is_fallback:  # (received at most one 0.1 s clock step later)
-                assert at - (msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9) <= 0.41
+                assert at - stamp_seconds(msg.header.stamp) <= 0.41
         assert graph.wait_for(
             lambda: any(s.late_plans >= 1 for _, s in drive.received["status"]), 5.0
         )
