@@ -33,15 +33,16 @@ def tiny_planner_params(work: Path, **overrides: Any) -> tuple[Path, Path]:
     return path, checkpoint
 
 
-def drive_launch(planner_params: Path) -> IncludeLaunchDescription:
-    """drive.launch.py on simulated time with these planner parameters and the shipped
-    controller parameters."""
+def drive_launch(planner_params: Path, **launch_arguments: str) -> IncludeLaunchDescription:
+    """drive.launch.py on simulated time with these planner parameters, the shipped
+    controller parameters and any other `launch_arguments`."""
     return IncludeLaunchDescription(
         PythonLaunchDescriptionSource(str(REPO / "launch" / "drive.launch.py")),
         launch_arguments={
             "use_sim_time": "true",
             "planner_params": str(planner_params),
             "controller_params": str(REPO / "config" / "controller.yaml"),
+            **launch_arguments,
         }.items(),
     )  # fmt: skip
 
