@@ -20,6 +20,7 @@ from nav_msgs.msg import Odometry
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 
+from alpamayo_ros.control.mode_log import ModeLog
 from alpamayo_ros.control.tracking import Command, TrajectoryTracker, tracker_diagnostics
 from alpamayo_ros.core.clock import ClockSettings, ClockWatch
 from alpamayo_ros.core.ego_history import EgoHistoryUnavailable
@@ -54,6 +55,7 @@ class ControllerNode(Node):
         self.bad_plans = 0
         self.measured_speed: float | None = None
         self.last_command: Command | None = None
+        self.mode_log = ModeLog(min_interval=1.0)  # mode changes logged, a line a second at most
 
         cmd_type = TwistStamped if cfg.cmd_vel_stamped else Twist
         self.pub_cmd = self.create_publisher(cmd_type, "cmd_vel", 10)
@@ -150,20 +152,25 @@ class ControllerNode(Node):
             command = self.tracker.standstill(now, "no odometry received")
         else:
             command = self.tracker.update(now, self.measured_speed)
-        if self.last_command is None or command.mode != self.last_command.mode:
-            # rclpy ties a severity to each call site: one call per severity.
-            if command.mode == "tracking":
-                self.get_logger().info("controller tracking")
-            else:
-                self.get_logger().warning(f"controller {command.mode}: {command.reason}")
+        self._log_mode(now, command)
         self._send(command)
+
+    def _log_mode(self, now: float, command: Command, force: bool = False) -> None:
+        line = self.mode_log.update(now, command.mode, command.reason, force)
+        if line is None:
+            return
+        # rclpy ties a severity to each call site: one call per severity.
+        if line.mode == "tracking":
+            self.get_logger().info(line.text)
+        else:
+            self.get_logger().warning(line.text)
 
     def _on_watchdog(self) -> None:
         """Wall time: while the node's clock stands still the control timer does not fire,
         so the stop is commanded from here."""
         if self.last_command is None:  # no clocked command yet: nothing to stop from
             return
-        self._now()  # a reading of the clock, so that standing still is measured
+        now = self._now()  # a reading of the clock, so that standing still is measured
         wall = time.monotonic()
         if not self.clock_watch.stalled(wall):
             return
@@ -171,8 +178,7 @@ class ControllerNode(Node):
         command = self.tracker.stop_without_clock(
             stalled, f"clock stalled for {stalled:.1f} s (use_sim_time and /clock stopped?)"
         )
-        if self.last_command is None or command.mode != self.last_command.mode:
-            self.get_logger().warning(f"controller {command.mode}: {command.reason}")
+        self._log_mode(now, command, force=True)
         self._send(command)
 
     def _send(self, command: Command) -> None:
