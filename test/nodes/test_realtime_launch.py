@@ -2,8 +2,9 @@
 without ROS 2): planning_mode two_lane, the tiny checkpoint on the CPU; the test publishes
 /clock at wall-clock pace, as `ros2 bag play --clock` does, and the inputs every 0.1 s of it.
 The planner must publish a plan for (nearly) every tick of the 10 Hz timer, most of them
-model plans of the trajectory lane with a chain younger than a second, and no plan may be
-a model error (this test found chains holding <|image_pad|>, which the lane could not read
+model plans of the trajectory lane with a chain no older than max_chain_age (1 s, past
+which stale chains get reasoning steps after each plan) + 0.5 s for those steps to finish
+it, and no plan may be a model error (this test found chains holding <|image_pad|>, which the lane could not read
 back).
 
 This is the one test that depends on the machine keeping up (a trajectory-lane plan of the
@@ -36,6 +37,10 @@ from alpamayo_ros.messages.inputs import stamp_seconds  # noqa: E402
 
 SIM_START = 100.0
 SECONDS = 8.0  # of simulated (= wall) time; the first 2 s fill the ego history
+MAX_CHAIN_AGE = 1.0  # s: past it, reasoning steps also run while an input waits
+# A chain older than MAX_CHAIN_AGE gets stale_chain_slice of reasoning after each plan until
+# it is done, so trajectory-lane plans may use it for a few more cycles.
+CHAIN_AGE_LIMIT = MAX_CHAIN_AGE + 0.5
 
 
 @pytest.mark.launch_test
@@ -43,7 +48,7 @@ def generate_test_description():
     work = Path(tempfile.mkdtemp(prefix="alpamayo_realtime_"))
     params, _ = tiny_planner_params(
         work, planning_mode="two_lane", num_samples=2, max_reasoning_tokens=8,
-        num_flow_steps=2, seed=0,
+        num_flow_steps=2, seed=0, max_chain_age=MAX_CHAIN_AGE,
     )  # fmt: skip
     return LaunchDescription([drive_launch(params), launch_testing.actions.ReadyToTest()])
 
@@ -67,11 +72,10 @@ class TestRealtimeTwoLanes(DriveCase):
         window = (SIM_START + 2.0, SIM_START + SECONDS)
         stamps = {round(stamp_seconds(m.header.stamp), 1): m for _, m in received["plan"]}
         model = check_ticks_planned(self, stamps, window)
-        for m in model:
-            if m.lane == "trajectory":
-                t0 = stamp_seconds(m.header.stamp)
-                chain = stamp_seconds(m.chain_stamp)
-                self.assertLess(t0 - chain, 1.0)
+        ages = [stamp_seconds(m.header.stamp) - stamp_seconds(m.chain_stamp)
+                for m in model if m.lane == "trajectory"]  # fmt: skip
+        self.assertTrue(ages)
+        self.assertLessEqual(max(ages), CHAIN_AGE_LIMIT, f"chain ages {sorted(ages)[-5:]}")
 
 
 @launch_testing.post_shutdown_test()
