@@ -4,8 +4,8 @@ without ROS 2): planning_mode two_lane, the tiny checkpoint on the CPU; the test
 The planner must publish a plan for (nearly) every tick of the 10 Hz timer, most of them
 model plans of the trajectory lane with a chain no older than max_chain_age (1 s, past
 which stale chains get reasoning steps after each plan) + 0.5 s for those steps to finish
-it, and no plan may be a model error (this test found chains holding <|image_pad|>, which the lane could not read
-back).
+it, and no plan may be a model error (this test found chains holding <|image_pad|>,
+which the lane could not read back).
 
 This is the one test that depends on the machine keeping up (a trajectory-lane plan of the
 tiny model takes ~40 ms on 2 idle CPU cores): it counts per simulated second, allows a
