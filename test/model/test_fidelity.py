@@ -106,6 +106,12 @@ def trajectory(policy, action: torch.Tensor, request) -> np.ndarray:
     return xyz
 
 
+def flow_step(velocity, x: torch.Tensor, i: int) -> torch.Tensor:
+    """Euler step i of FLOW_STEPS from x (1, 64, 2), with euler_sample's times and steps."""
+    times = torch.linspace(0.0, 1.0, FLOW_STEPS + 1, dtype=torch.float32)
+    return x + (times[i + 1] - times[i]) * velocity(x, times[i].expand(1))
+
+
 def pipeline_outputs(policy, request) -> tuple[dict, Any]:
     """Every stage for one request with the reasoning forced (teacher-forced ids) and the
     flow noise fixed: (what the fixture stores, the expert's velocity(x, t) on that prefill).
@@ -135,10 +141,8 @@ def pipeline_outputs(policy, request) -> tuple[dict, Any]:
         shape = (1, *policy.action_space.dims)
         x0 = torch.randn(shape, generator=torch.Generator().manual_seed(1234))
         states = [x0]
-        times = torch.linspace(0.0, 1.0, FLOW_STEPS + 1, dtype=torch.float32)
         for i in range(FLOW_STEPS):
-            step = (times[i + 1] - times[i]) * velocity(states[-1], times[i].expand(1))
-            states.append(states[-1] + step)
+            states.append(flow_step(velocity, states[-1], i))
         action = euler_sample(
             velocity, shape, FLOW_STEPS, generator=torch.Generator().manual_seed(1234)
         )
@@ -187,9 +191,8 @@ def test_logits_velocity_flow_steps_and_trajectory_are_pinned(pipeline):
     states = [torch.tensor(s, dtype=torch.float32)[None] for s in ref["flow_states"]]
     assert len(states) == FLOW_STEPS + 1
     np.testing.assert_allclose(outputs["flow_states"][0], ref["flow_states"][0], atol=1e-6)
-    times = torch.linspace(0.0, 1.0, FLOW_STEPS + 1, dtype=torch.float32)
     for i in range(FLOW_STEPS):  # each Euler step from the stored state before it
-        step = states[i] + (times[i + 1] - times[i]) * velocity(states[i], times[i].expand(1))
+        step = flow_step(velocity, states[i], i)
         np.testing.assert_allclose(step, states[i + 1], atol=1e-4, err_msg=f"Euler step {i}")
     # the stored final action through denormalise + integrate gives the stored trajectory
     np.testing.assert_allclose(trajectory(policy, states[-1], request), ref["xyz"], atol=1e-5)

@@ -28,6 +28,7 @@ for program in ("rviz2", "Xvfb"):
 from launch import LaunchDescription  # noqa: E402
 from launch.actions import SetEnvironmentVariable  # noqa: E402
 from launch_files import DriveCase, drive_launch, tiny_planner_params  # noqa: E402
+from rclpy.node import NodeNameNonExistentError  # noqa: E402
 
 SIM_START = 100.0
 DISPLAY = f":{90 + os.getpid() % 9}"  # a virtual screen of this test's own
@@ -66,7 +67,7 @@ class TestRviz(DriveCase):
     def rviz_subscriptions(self) -> dict[str, list[str]]:
         try:
             found = self.drive.node.get_subscriber_names_and_types_by_node("rviz2", "/")
-        except Exception:  # rviz2 not in the graph yet
+        except NodeNameNonExistentError:  # rviz2 not in the graph yet
             return {}
         return dict(found)
 
