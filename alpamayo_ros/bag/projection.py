@@ -96,7 +96,8 @@ def camera_views(bag: Bag, base_frame: str = "base_link") -> list[CameraView]:
     for topic, calib in sorted(read_calibrations(bag, base_frame).items()):
         yaw, fov = yaw_and_fov(calib.R.tolist(), float(calib.K[0, 0]), calib.width)
         raw = bag.topics[topic] == "sensor_msgs/msg/Image"
-        views.append(CameraView(topic, yaw, fov, "raw" if raw else "compressed"))
+        encoding = "raw" if raw else "compressed"
+        views.append(CameraView(topic, yaw, fov, encoding, calib.width, calib.height))
     if not views:
         raise BagError(
             "no image topic with a camera_info and a /tf_static transform from "

@@ -6,7 +6,7 @@ at start-up with errors that name the field and the value.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ from alpamayo_ros.core.encoded_image import CameraFrame
 from alpamayo_ros.core.frame_buffer import RELEASED_CAMERAS
 
 ENCODINGS = ("compressed", "raw")
+MIN_SIZE, MAX_SIZE = 16, 16384  # pixels: a camera image's width or height
 
 
 class CameraRigError(ValueError):
@@ -32,6 +33,9 @@ class CameraInput:
     crop: optional (x0, y0, x1, y1) fractions of the image to keep, e.g. the centre of a
         wide camera standing in for a telephoto one.
     note: free text shown in reports (e.g. a field-of-view mismatch).
+    image_size: optional (width, height) pixels of the topic's whole images, before the
+        crop. A compiled engine is warmed up on frames of this size (it decides the number
+        of vision tokens); cameras without it use the planner's warm_up_width/height.
     """
 
     name: str
@@ -39,6 +43,7 @@ class CameraInput:
     encoding: str = "compressed"
     crop: tuple[float, float, float, float] | None = None
     note: str = ""
+    image_size: tuple[int, int] | None = None
 
     def crop_image(self, image: CameraFrame) -> CameraFrame:
         """The crop of an (H, W, C) image (a view, no copy; an EncodedImage's crop box), or
@@ -72,6 +77,14 @@ class CameraInput:
                     f"cameras[{self.name}].crop must be fractions with 0 <= x0 < x1 <= 1 and "
                     f"0 <= y0 < y1 <= 1, got {self.crop}"
                 )
+        if self.image_size is not None and (
+            len(self.image_size) != 2
+            or not all(isinstance(v, int) and MIN_SIZE <= v <= MAX_SIZE for v in self.image_size)
+        ):
+            raise CameraRigError(
+                f"cameras[{self.name}].image_size must be [width, height] in whole pixels, "
+                f"{MIN_SIZE} to {MAX_SIZE} each, got {list(self.image_size)}"
+            )
 
 
 @dataclass(frozen=True)
@@ -86,6 +99,26 @@ class CameraRig:
         names = [c.name for c in self.cameras]
         if len(set(names)) != len(names):
             raise CameraRigError(f"cameras has duplicate names: {names}")
+        # One topic's images have one size: sizes given twice agree, and a camera on a
+        # topic whose size another camera gives (a crop of it) takes that size.
+        sized: dict[str, CameraInput] = {}
+        for cam in self.cameras:
+            if cam.image_size is None:
+                continue
+            first = sized.setdefault(cam.topic, cam)
+            if first.image_size != cam.image_size:
+                raise CameraRigError(
+                    f"cameras[{cam.name}].image_size {list(cam.image_size)} differs from "
+                    f"cameras[{first.name}].image_size {list(first.image_size or ())}, both "
+                    f"on topic {cam.topic}"
+                )
+        filled = tuple(
+            replace(cam, image_size=sized[cam.topic].image_size)
+            if cam.image_size is None and cam.topic in sized
+            else cam
+            for cam in self.cameras
+        )
+        object.__setattr__(self, "cameras", filled)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -125,14 +158,15 @@ class CameraRig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CameraRig:
-        """Parse {"cameras": [{"name": ..., "topic": ..., "encoding": ..., "crop": ...}]}."""
+        """Parse {"cameras": [{"name": ..., "topic": ..., "encoding": ..., "crop": ...,
+        "note": ..., "image_size": [width, height]}]}."""
         if not isinstance(data, dict) or "cameras" not in data:
             raise CameraRigError("camera config must be a mapping with a 'cameras' list")
         entries = data["cameras"]
         if not isinstance(entries, list):
             raise CameraRigError(f"'cameras' must be a list, got {type(entries).__name__}")
         cams = []
-        known = {"name", "topic", "encoding", "crop", "note"}
+        known = {"name", "topic", "encoding", "crop", "note", "image_size"}
         for i, entry in enumerate(entries):
             if not isinstance(entry, dict):
                 raise CameraRigError(f"cameras[{i}] must be a mapping, got {entry!r}")
@@ -143,6 +177,11 @@ class CameraRig:
                 if key not in entry:
                     raise CameraRigError(f"cameras[{i}] is missing '{key}'")
             crop = entry.get("crop")
+            size = entry.get("image_size")
+            if size is not None and not isinstance(size, list | tuple):
+                raise CameraRigError(
+                    f"cameras[{i}].image_size must be [width, height], got {size!r}"
+                )
             cams.append(
                 CameraInput(
                     name=str(entry["name"]),
@@ -150,6 +189,7 @@ class CameraRig:
                     encoding=str(entry.get("encoding", "compressed")),
                     crop=tuple(float(v) for v in crop) if crop is not None else None,  # type: ignore[arg-type]
                     note=str(entry.get("note", "")),
+                    image_size=tuple(size) if size is not None else None,
                 )
             )
         return cls(tuple(cams))

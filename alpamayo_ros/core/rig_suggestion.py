@@ -36,12 +36,15 @@ FOV_WEIGHT_DEG = 40.0
 class CameraView:
     """One image topic of the vehicle: yaw_deg of its optical axis in the ego frame
     (x forward, y left; counter-clockwise, degrees), horizontal field of view hfov_deg,
-    and its message kind ("compressed" or "raw")."""
+    its message kind ("compressed" or "raw") and, where its camera_info gives them, its
+    images' width and height in pixels (0: not known)."""
 
     topic: str
     yaw_deg: float
     hfov_deg: float
     encoding: str = "compressed"
+    width: int = 0
+    height: int = 0
 
 
 def yaw_and_fov(
@@ -73,9 +76,9 @@ def _centre_crop(hfov_deg: float, target_deg: float) -> tuple[float, float, floa
 
 @dataclass(frozen=True)
 class Suggestion:
-    """entries: the rig YAML's camera entries (name, topic, encoding, crop, note) in model
-    index order; notes: what could not be matched or matches badly; complete: whether the
-    family's required cameras are all there (Alpamayo 1: its four)."""
+    """entries: the rig YAML's camera entries (name, topic, encoding, crop, note,
+    image_size) in model index order; notes: what could not be matched or matches badly;
+    complete: whether the family's required cameras are all there (Alpamayo 1: its four)."""
 
     entries: tuple[dict, ...]
     notes: tuple[str, ...]
@@ -85,7 +88,9 @@ class Suggestion:
         head = [f"# Camera rig suggested by alpamayo-ros inspect-bag --suggest-rig {source}"]
         head += ["# Check every entry: matching is by heading and field of view only."]
         head += [f"# NOTE: {n}" for n in self.notes]
-        body = yaml.safe_dump({"cameras": list(self.entries)}, sort_keys=False, width=100)
+        body = yaml.safe_dump(
+            {"cameras": list(self.entries)}, sort_keys=False, width=100, default_flow_style=None
+        )
         return "\n".join(head) + "\n" + body
 
 
@@ -141,6 +146,8 @@ def suggest_rig(views: list[CameraView], family: str = ALPAMAYO1) -> Suggestion:
             entry["crop"] = list(crop)
         if note:
             entry["note"] = note
+        if view.width > 0 and view.height > 0:  # what the engine is warmed up on
+            entry["image_size"] = [view.width, view.height]
         entries.append(entry)
     missing = [c.name for c in wanted if c.name not in assigned]
     complete = True

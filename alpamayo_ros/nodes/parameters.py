@@ -136,15 +136,18 @@ PLANNER_PARAMS: tuple[ParamSpec, ...] = (
               choices=IMAGE_DECODE_CHOICES),
     ParamSpec("warm_up", "auto", "Plan once, untimed and unpublished, before the first plan, "
               "so that what the engine compiles on its first calls is done beforehand: the node "
-              "on synthetic frames of warm_up_width x warm_up_height (cropped as the rig crops) "
+              "on synthetic frames of each camera's image_size in camera_config, else "
+              "warm_up_width x warm_up_height (cropped as the rig crops) "
               "with the ego at rest, before it reports model_ready (stop plans saying so "
               "meanwhile); replay --realtime on the bag's first input set. auto: with engine "
               "fast; on: always; off: never (a fast engine's first plans are then late).",
               choices=WARM_UP_CHOICES),
-    ParamSpec("warm_up_width", 1920, "Pixels: width of the synthetic warm-up frames, the "
-              "cameras' image width (the released rig: 1920).", min=16, max=16384),
-    ParamSpec("warm_up_height", 1080, "Pixels: height of the synthetic warm-up frames, the "
-              "cameras' image height (the released rig: 1080).", min=16, max=16384),
+    ParamSpec("warm_up_width", 1920, "Pixels: width of the synthetic warm-up frames of the "
+              "cameras whose camera_config entry gives no image_size, their image width (the "
+              "released rig: 1920).", min=16, max=16384),
+    ParamSpec("warm_up_height", 1080, "Pixels: height of the synthetic warm-up frames of the "
+              "cameras whose camera_config entry gives no image_size, their image height (the "
+              "released rig: 1080).", min=16, max=16384),
     ParamSpec("max_batch", 1, "Input sets the worker may plan together when the model is "
               "slower than the rate (1: newest input only, older ones dropped).", min=1, max=16),
     ParamSpec("max_input_age", 0.3, "Seconds: any camera or odometry older than this -> stop "

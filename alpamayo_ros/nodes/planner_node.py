@@ -239,8 +239,8 @@ class PlannerNode(Node):
         spec = WarmUpFrames(
             cfg.warm_up_width, cfg.warm_up_height, cfg.frames_per_camera, jpeg=jpeg and compressed
         )
-        self._size_check = FrameSizeCheck(spec)
-        what = f"warming the {cfg.engine} engine up on {spec.width}x{spec.height} frames"
+        self._size_check = FrameSizeCheck(spec, self.planner.rig)
+        what = f"warming the {cfg.engine} engine up on {spec.describe(self.planner.rig)} frames"
         with self._lock:
             self._model_problem = what
             self.monitor.on_warming_up(what)

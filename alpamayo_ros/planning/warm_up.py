@@ -4,8 +4,9 @@ The fast engine compiles its functions (and, on a GPU, records CUDA graphs) on i
 calls: tens of seconds on a GPU, during which a live planner would publish late stop plans.
 A node has no camera frame when its model has loaded, so it warms up on synthetic frames of
 the size its cameras are expected to send (the size decides the number of vision tokens,
-hence the shapes the engine compiles for), cropped as the rig crops, with an ego history at
-rest. Torch-free: the planning layer and the nodes use it without importing a model.
+hence the shapes the engine compiles for): each camera's `image_size` in the rig, else one
+size for all, cropped as the rig crops, with an ego history at rest. Torch-free: the
+planning layer and the nodes use it without importing a model.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from alpamayo_ros.core.camera_rig import CameraRig
+from alpamayo_ros.core.camera_rig import CameraInput, CameraRig
 from alpamayo_ros.core.ego_history import EgoHistory, StampedPose
 from alpamayo_ros.core.encoded_image import CameraFrame, EncodedImage
 from alpamayo_ros.core.frame_buffer import FrameSet
@@ -36,7 +37,8 @@ def warm_up_wanted(warm_up: str, engine: str) -> bool:
 class WarmUpFrames:
     """What the synthetic frames look like.
 
-    width, height: pixels of a whole camera image before the rig's crop.
+    width, height: pixels of a whole camera image before the rig's crop, for the cameras
+        whose rig entry gives no image_size.
     frames_per_camera: frames of each camera in the set, frame_dt seconds apart.
     jpeg: frames as EncodedImages (JPEG bytes the model decodes) rather than RGB arrays, so
         that a model decoding JPEG on its device warms that path up too.
@@ -61,8 +63,21 @@ class WarmUpFrames:
 
     @property
     def shape(self) -> tuple[int, int]:
-        """(height, width) of a whole camera image."""
+        """(height, width) of a whole camera image of a camera without an image_size."""
         return self.height, self.width
+
+    def shape_of(self, cam: CameraInput) -> tuple[int, int]:
+        """(height, width) of `cam`'s whole synthetic images: its image_size, else shape."""
+        if cam.image_size is None:
+            return self.shape
+        width, height = cam.image_size
+        return height, width
+
+    def describe(self, rig: CameraRig) -> str:
+        """The sizes the rig's frames are made at, e.g. "1920x1080" or "1920x1080 and
+        1280x720"."""
+        shapes = dict.fromkeys(self.shape_of(cam) for cam in rig.cameras)
+        return " and ".join(f"{w}x{h}" for h, w in shapes)
 
 
 def synthetic_image(height: int, width: int, shift: int = 0) -> np.ndarray:
@@ -105,14 +120,15 @@ def at_rest(t0: float, num_poses: int, dt: float) -> EgoHistory:
 
 def synthetic_frames(rig: CameraRig, spec: WarmUpFrames, t0: float = 0.0) -> FrameSet:
     """A complete frame set at t0 for every camera of the rig: spec.frames_per_camera
-    distinct synthetic images of spec's size per camera, each cropped as its camera crops."""
+    distinct synthetic images per camera of its size (spec.shape_of), each cropped as its
+    camera crops."""
     count = spec.frames_per_camera
     offsets = spec.frame_dt * (np.arange(count) - (count - 1))
     images: list[tuple[CameraFrame, ...]] = []
     for c, cam in enumerate(rig.cameras):
         frames = []
         for k in range(count):
-            whole = synthetic_image(spec.height, spec.width, shift=4 * (c * count + k))
+            whole = synthetic_image(*spec.shape_of(cam), shift=4 * (c * count + k))
             frames.append(cam.crop_image(_as_jpeg(whole) if spec.jpeg else whole))
         images.append(tuple(frames))
     return FrameSet(
@@ -138,22 +154,32 @@ def synthetic_inputs(
 
 class FrameSizeCheck:
     """Says once per camera topic when its frames are not of the size the engine was
-    warmed up on (the first plans on them compile again, and are late)."""
+    warmed up on for that topic (the first plans on them compile again, and are late)."""
 
-    def __init__(self, spec: WarmUpFrames) -> None:
+    def __init__(self, spec: WarmUpFrames, rig: CameraRig) -> None:
         self.spec = spec
+        self._cameras: dict[str, CameraInput] = {}  # a topic's first camera (one size)
+        for cam in rig.cameras:
+            self._cameras.setdefault(cam.topic, cam)
         self._seen: set[str] = set()
 
     def check(self, topic: str, shape: tuple[int, ...]) -> str | None:
         """A warning for the first frame of `topic` whose (H, W, ...) shape differs from the
-        warm-up size, else None."""
-        if topic in self._seen:
+        size its synthetic frames had, else None."""
+        if topic in self._seen or topic not in self._cameras:
             return None
         self._seen.add(topic)
-        if tuple(shape[:2]) == self.spec.shape:
+        cam = self._cameras[topic]
+        height, width = self.spec.shape_of(cam)
+        if tuple(shape[:2]) == (height, width):
             return None
+        setting = (
+            f"cameras[{cam.name}].image_size in the camera config"
+            if cam.image_size is not None
+            else "warm_up_width, warm_up_height; or image_size in the camera config"
+        )
         return (
             f"{topic} sends {shape[1]}x{shape[0]} frames but the engine was warmed up on "
-            f"{self.spec.width}x{self.spec.height} (warm_up_width, warm_up_height): where the "
-            "vision tokens differ, the first plans on them compile and come out late"
+            f"{width}x{height} for it ({setting}): where the vision tokens differ, the "
+            "first plans on them compile and come out late"
         )

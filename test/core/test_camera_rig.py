@@ -31,6 +31,10 @@ def test_one_topic_can_feed_two_cameras():
         ({"name": "a", "topic": "/a", "crop": [0.5, 0, 0.4, 1]}, "crop"),
         ({"name": "a"}, "missing 'topic'"),
         ({"name": "a", "topic": "/a", "fov": 30}, "unknown keys"),
+        ({"name": "a", "topic": "/a", "image_size": 1920}, r"image_size must be \[width, height\]"),
+        ({"name": "a", "topic": "/a", "image_size": [1920]}, r"got \[1920\]"),
+        ({"name": "a", "topic": "/a", "image_size": [1920.5, 1080]}, r"whole pixels.*1920\.5"),
+        ({"name": "a", "topic": "/a", "image_size": [1920, 8]}, r"16384 each, got \[1920, 8\]"),
     ],
 )
 def test_bad_entries_fail_naming_the_field(entry, message):
@@ -47,3 +51,27 @@ def test_shipped_single_front_camera_rig_is_for_alpamayo_1_5_only():
         check_camera_layout(rig.names, "alpamayo1_5", frames)
     with pytest.raises(CameraLayoutError, match="Alpamayo 1 checkpoints read all four"):
         check_camera_layout(rig.names, "alpamayo1", 4)
+
+
+def test_image_size_is_per_topic_and_a_crop_of_a_sized_topic_takes_its_size():
+    rig = CameraRig.from_yaml(CONFIG / "pandaset_cameras.yaml")
+    assert {c.image_size for c in rig.cameras} == {(960, 540)}  # the sample drive's images
+    rig = CameraRig.from_dict({"cameras": [
+        {"name": "wide", "topic": "/front", "image_size": [1280, 720]},
+        {"name": "tele", "topic": "/front", "crop": [0.25, 0.25, 0.75, 0.75]},
+        {"name": "left", "topic": "/left"},
+    ]})  # fmt: skip
+    assert [c.image_size for c in rig.cameras] == [(1280, 720), (1280, 720), None]
+
+
+def test_two_sizes_for_one_topic_are_refused_naming_both_cameras():
+    entries = [
+        {"name": "wide", "topic": "/front", "image_size": [1280, 720]},
+        {"name": "tele", "topic": "/front", "image_size": [1920, 1080]},
+    ]
+    with pytest.raises(
+        CameraRigError,
+        match=r"cameras\[tele\]\.image_size \[1920, 1080\] differs from "
+        r"cameras\[wide\]\.image_size \[1280, 720\], both on topic /front",
+    ):
+        CameraRig.from_dict({"cameras": entries})

@@ -70,3 +70,15 @@ def test_yaw_and_fov_of_a_pinhole_camera_looking_left():
 def test_nothing_pointing_the_models_way():
     s = suggest_rig([CameraView("/side", 100.0, 60.0)], "alpamayo1_5")
     assert not s.complete and s.entries == ()
+
+
+def test_image_sizes_from_camera_info_are_written_for_the_warm_up():
+    views = [CameraView("/front", 0.0, 60.0, "compressed", 1280, 720)]
+    got = by_name(suggest_rig(views, "alpamayo1_5"))
+    assert got["camera_front_wide_120fov"]["image_size"] == [1280, 720]
+    assert got["camera_front_tele_30fov"]["image_size"] == [1280, 720]  # its crop, same topic
+    assert all("image_size" not in e for e in suggest_rig(HYPERION, "alpamayo1").entries)
+    text = suggest_rig(views, "alpamayo1_5").to_yaml()
+    assert "image_size: [1280, 720]" in text
+    rig = CameraRig.from_dict(yaml.safe_load(text))
+    assert {c.image_size for c in rig.cameras} == {(1280, 720)}

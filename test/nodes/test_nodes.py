@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 rclpy = pytest.importorskip("rclpy")
 
@@ -689,25 +690,35 @@ def test_closing_during_the_warm_up_ends_it(ros, tiny_checkpoint, monkeypatch):
         assert not planner.monitor.model_ready
 
 
-def test_cameras_of_another_size_than_the_warm_up_are_reported_once(ros, tiny_checkpoint):
-    """warm_up on (the eager engine warms up too), warm-up frames 1920x1080 against the
-    fake cameras' 160x120: one warning per camera topic on /rosout, naming both sizes."""
+def test_cameras_of_another_size_than_the_warm_up_are_reported_once(ros, tiny_checkpoint, tmp_path):
+    """warm_up on (the eager engine warms up too); the front camera's image_size in the rig
+    is the fake cameras' 160x120, the other three warm up at the default 1920x1080: one
+    warning per camera topic of another size on /rosout, naming both sizes, none for the
+    front camera."""
     from rcl_interfaces.msg import Log
 
+    rig = yaml.safe_load((CONFIG / "cameras.yaml").read_text())
+    front = next(c for c in rig["cameras"] if c["name"] == "camera_front_wide_120fov")
+    front["image_size"] = [160, 120]
+    (tmp_path / "rig.yaml").write_text(yaml.safe_dump(rig))
     drive = Drive()
     logs: list[str] = []
     drive.node.create_subscription(Log, "/rosout", lambda m: logs.append(m.msg), 100)
-    planner = PlannerNode(parameter_overrides=planner_params(tiny_checkpoint, warm_up="on"))
+    params = planner_params(tiny_checkpoint, warm_up="on", camera_config=str(tmp_path / "rig.yaml"))
+    planner = PlannerNode(parameter_overrides=params)
     with Graph(drive.node, planner) as graph:
         assert graph.wait_for(
             lambda: any(not m.is_fallback for _, m in drive.received["plan"]), 60.0
         )
         assert any(line.startswith("warm-up done in") for line in logs), logs
+        warming = [line for line in logs if line.startswith("warming the eager engine up on")]
+        assert warming and "on 1920x1080 and 160x120 frames" in warming[0], warming
 
         def size_warnings() -> list[str]:
             return [line for line in logs if "sends 160x120 frames" in line]
 
-        assert graph.wait_for(lambda: len(size_warnings()) == 4, 5.0), size_warnings()
+        assert graph.wait_for(lambda: len(size_warnings()) == 3, 5.0), size_warnings()
         time.sleep(0.5)
-        assert len(size_warnings()) == 4  # once per camera topic
+        assert len(size_warnings()) == 3  # once per camera topic of another size
         assert all("warmed up on 1920x1080" in line for line in size_warnings())
+        assert not any(front["topic"] in line for line in size_warnings())

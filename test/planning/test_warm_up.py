@@ -2,6 +2,7 @@
 cameras' frames, cropped as the rig crops, and the planner running each kind of model call
 once on them without counting a tick or publishing anything."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,13 @@ from alpamayo_ros.planning.warm_up import (
 )
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
-PANDASET_RIG = CameraRig.from_yaml(CONFIG / "pandaset_cameras.yaml")  # the tele one a crop
+# The PandaSet rig (its telephoto camera a crop) without its image sizes.
+UNSIZED_RIG = CameraRig(
+    tuple(
+        replace(c, image_size=None)
+        for c in CameraRig.from_yaml(CONFIG / "pandaset_cameras.yaml").cameras
+    )
+)
 
 
 def test_warm_up_is_wanted_for_the_engine_that_compiles():
@@ -39,13 +46,13 @@ def test_bad_warm_up_sizes_are_refused_naming_the_field():
 @pytest.mark.parametrize("jpeg", [False, True])
 def test_synthetic_inputs_fill_every_camera_of_the_rig_at_its_size_and_crop(jpeg):
     spec = WarmUpFrames(width=320, height=180, frames_per_camera=2, jpeg=jpeg)
-    inputs = synthetic_inputs(PANDASET_RIG, spec, num_poses=16, ego_dt=0.1, t0=3.0)
+    inputs = synthetic_inputs(UNSIZED_RIG, spec, num_poses=16, ego_dt=0.1, t0=3.0)
     frames = inputs.frames
-    assert frames.cameras == PANDASET_RIG.names
+    assert frames.cameras == UNSIZED_RIG.names
     assert frames.stamps.shape == (4, 2)
     np.testing.assert_allclose(frames.stamps[:, -1], 3.0)
     np.testing.assert_allclose(frames.stamps[:, 0], 2.9)
-    for cam, images in zip(PANDASET_RIG.cameras, frames.images, strict=True):
+    for cam, images in zip(UNSIZED_RIG.cameras, frames.images, strict=True):
         assert len(images) == 2
         for img in images:
             assert isinstance(img, EncodedImage if jpeg else np.ndarray)
@@ -121,12 +128,40 @@ def test_shutting_down_stops_the_warm_up_quietly():
     assert policy.log == ["full"]
 
 
+MIXED_RIG = CameraRig.from_dict({"cameras": [
+    {"name": "camera_front_wide_120fov", "topic": "/front", "image_size": [320, 180]},
+    {"name": "camera_front_tele_30fov", "topic": "/front", "crop": [0.25, 0.25, 0.75, 0.75]},
+    {"name": "camera_cross_left_120fov", "topic": "/left"},
+]})  # fmt: skip  # a vehicle whose cameras differ in size: one sized in the rig
+
+
+def test_each_camera_is_warmed_up_at_its_rig_size_and_the_rest_at_the_default():
+    spec = WarmUpFrames(width=64, height=48, frames_per_camera=1)
+    frames = synthetic_inputs(MIXED_RIG, spec).frames
+    assert [cam[0].shape for cam in frames.images] == [(180, 320, 3), (90, 160, 3), (48, 64, 3)]
+    assert spec.describe(MIXED_RIG) == "320x180 and 64x48"
+    assert WarmUpFrames(320, 180).describe(MIXED_RIG) == "320x180"
+
+
 def test_frames_of_another_size_are_reported_once_per_topic():
-    check = FrameSizeCheck(WarmUpFrames(1920, 1080))
-    assert check.check("/front", (1080, 1920, 3)) is None
-    message = check.check("/left", (720, 1280, 3))
+    check = FrameSizeCheck(WarmUpFrames(1920, 1080), CameraRig.released_default(prefix=""))
+    front = "/camera_front_wide_120fov/image_raw/compressed"
+    left = "/camera_cross_left_120fov/image_raw/compressed"
+    assert check.check(front, (1080, 1920, 3)) is None
+    message = check.check(left, (720, 1280, 3))
     assert message is not None
-    assert "/left sends 1280x720 frames" in message and "warmed up on 1920x1080" in message
-    assert "warm_up_width, warm_up_height" in message
-    assert check.check("/left", (720, 1280, 3)) is None  # said once
-    assert check.check("/front", (720, 1280, 3)) is None  # that topic was already checked
+    assert f"{left} sends 1280x720 frames" in message and "warmed up on 1920x1080" in message
+    assert "warm_up_width, warm_up_height; or image_size in the camera config" in message
+    assert check.check(left, (720, 1280, 3)) is None  # said once
+    assert check.check(front, (720, 1280, 3)) is None  # that topic was already checked
+    assert check.check("/not/in/the/rig", (720, 1280, 3)) is None
+
+
+def test_a_topic_is_checked_against_its_rig_size():
+    check = FrameSizeCheck(WarmUpFrames(64, 48), MIXED_RIG)
+    assert check.check("/front", (180, 320, 3)) is None  # its image_size, not the default
+    assert check.check("/left", (48, 64, 3)) is None
+    check = FrameSizeCheck(WarmUpFrames(64, 48), MIXED_RIG)
+    message = check.check("/front", (48, 64, 3))
+    assert message is not None and "warmed up on 320x180 for it" in message
+    assert "cameras[camera_front_wide_120fov].image_size in the camera config" in message
