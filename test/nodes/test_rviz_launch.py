@@ -3,12 +3,14 @@ Xvfb): drive.launch.py rviz:=true on a virtual screen, the planner with a tiny c
 on the CPU and simulated time that this test drives with a fake vehicle. Every display of
 the configuration must load its plugin and subscribe, with the right type, to the topic
 the nodes publish (the camera through the compressed image transport, which needs
-compressed_image_transport installed), RViz must log no error, and every process must
+compressed_image_transport installed), the screen must show the plan's path in its colour
+and the camera's frame in the image panel, RViz must log no error, and every process must
 exit 0 on shutdown."""
 
 from __future__ import annotations
 
 import atexit
+import itertools
 import os
 import shutil
 import subprocess
@@ -17,11 +19,13 @@ import time
 import unittest
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 rclpy = pytest.importorskip("rclpy")
 launch_testing = pytest.importorskip("launch_testing")
-for program in ("rviz2", "Xvfb"):
+for program in ("rviz2", "Xvfb", "import"):  # import: ImageMagick's screenshot
     if shutil.which(program) is None:
         pytest.skip(f"no {program} here", allow_module_level=True)
 
@@ -39,6 +43,26 @@ SHOWN = {
     "/camera/camera_front_wide_120fov/image_raw/compressed": "sensor_msgs/msg/CompressedImage",
 }  # (its TF display listens through a node of its own, transform_listener_impl_...)
 RVIZ_ERRORS = ("[ERROR]", "failed to load", "Could not load", "PluginlibFactory")
+PATH_RGB = (25, 255, 0)  # the Path display's colour in config/alpamayo.rviz
+CAMERA_GREY = 100  # the fake cameras' uniform frames (fake_vehicle.Drive)
+SCREENSHOT = Path(tempfile.gettempdir()) / "alpamayo_rviz_test.png"  # kept for a look
+MIN_PATH_PIXELS = 400  # on a 1280x800 screen: measured ~1300 for a 6.4 s path
+MIN_CAMERA_PIXELS = 160 * 120 // 2  # the 160x120 frame, scaled up to the panel (~48000)
+
+
+def screenshot() -> np.ndarray:
+    """The virtual screen as an (H, W, 3) uint8 RGB array."""
+    png = subprocess.run(["import", "-display", DISPLAY, "-window", "root", "png:-"],
+                         capture_output=True, check=True, timeout=30).stdout  # fmt: skip
+    SCREENSHOT.write_bytes(png)
+    bgr = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+    return bgr[..., ::-1]
+
+
+def pixels_near(rgb: np.ndarray, colour: tuple[int, int, int], tol: int) -> int:
+    """How many pixels are within tol of colour in every channel."""
+    diff = np.abs(rgb.astype(np.int16) - np.asarray(colour, np.int16))
+    return int(np.count_nonzero((diff <= tol).all(axis=-1)))
 
 
 @pytest.mark.launch_test
@@ -71,18 +95,36 @@ class TestRviz(DriveCase):
             return {}
         return dict(found)
 
-    def test_every_display_subscribes_to_what_the_nodes_publish(self) -> None:
+    def test_every_display_subscribes_to_what_the_nodes_publish_and_draws_it(self) -> None:
+        """Subscribed with the right types; then drawn: pixels of the path's colour in the
+        3D view and a block of the fake camera's grey in the image panel (RViz redraws at
+        30 Hz; inputs and plans go on between screenshots until both show)."""
         self.wait_model_ready()
-        for k in range(20):  # plans for the path and markers displays
-            t = round(SIM_START + 0.1 * k, 6)
-            self.drive.publish_inputs(t)
-            time.sleep(0.1)
-            self.drive.set_clock(t)
+        ticks = (round(SIM_START + 0.1 * k, 6) for k in range(600))
+        for t in itertools.islice(ticks, 20):  # plans for the path and markers displays
+            self.tick(t)
         shown = lambda: all(  # noqa: E731
             kind in self.rviz_subscriptions().get(topic, []) for topic, kind in SHOWN.items()
         )
         self.assertTrue(self.graph.wait_for(shown, 60.0), self.rviz_subscriptions())
         self.assertTrue(self.drive.received["path"] and self.drive.received["markers"])
+        counts = (0, 0)
+        for k, t in enumerate(itertools.islice(ticks, 120)):
+            self.tick(t)
+            if k % 10 == 9:
+                rgb = screenshot()
+                counts = (pixels_near(rgb, PATH_RGB, 12), pixels_near(rgb, (CAMERA_GREY,) * 3, 3))
+                if counts[0] >= MIN_PATH_PIXELS and counts[1] >= MIN_CAMERA_PIXELS:
+                    break
+        where = f"; screenshot {SCREENSHOT}"
+        self.assertGreaterEqual(counts[0], MIN_PATH_PIXELS, "path pixels" + where)
+        self.assertGreaterEqual(counts[1], MIN_CAMERA_PIXELS, "camera pixels" + where)
+
+    def tick(self, t: float) -> None:
+        """Inputs stamped t, then the sim clock at t."""
+        self.drive.publish_inputs(t)
+        time.sleep(0.1)
+        self.drive.set_clock(t)
 
 
 @launch_testing.post_shutdown_test()
