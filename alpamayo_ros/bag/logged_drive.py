@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from alpamayo_ros.bag.playback import (
     InputFeed,
+    add_image_size_notes,
     first_tick,
     read_logged_drive,
     step_through,
@@ -123,6 +124,7 @@ def inspect_logged_drive(
         ):
             report.steps.append(_step(tick, frames, live, logged.poses, spec, tok, min_future))
         report.skipped = skipped.as_dict()
+        add_image_size_notes(report.camera_notes, rig, feed.image_sizes)
     return report
 
 

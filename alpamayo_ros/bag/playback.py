@@ -131,6 +131,7 @@ class InputFeed:
         self.add_pose = add_pose
         self.skipped = skipped
         self.defer_jpeg = defer_jpeg
+        self.image_sizes: dict[str, tuple[int, int]] = {}  # topic -> its first image's (W, H)
 
     @property
     def topics(self) -> list[str]:
@@ -161,6 +162,7 @@ class InputFeed:
             cams = self.by_topic[topic]
             image = intake_image(msg, cams[0].encoding, topic, self.defer_jpeg)
             stamp = stamp_seconds(msg.header.stamp)
+            self.image_sizes.setdefault(topic, (image.shape[1], image.shape[0]))
             for cam in cams:
                 self.add_image(cam.name, stamp, cam.crop_image(image))
         except BadMessage as err:
@@ -168,6 +170,23 @@ class InputFeed:
                 self.skipped.add("bad_navigation", str(err))
             elif topic != self.odom_source:
                 self.skipped.add("bad_image", str(err))
+
+
+def add_image_size_notes(
+    notes: dict[str, str], rig: CameraRig, sizes: dict[str, tuple[int, int]]
+) -> None:
+    """Add to a report's camera notes (camera name -> text) where a camera's image_size in
+    the rig is not the size of its topic's frames in the bag (sizes: topic -> (width,
+    height) pixels, InputFeed.image_sizes): a node would warm up on the wrong size."""
+    for cam in rig.cameras:
+        seen = sizes.get(cam.topic)
+        if cam.image_size is None or seen is None or seen == cam.image_size:
+            continue
+        note = (
+            f"the rig's image_size {cam.image_size[0]}x{cam.image_size[1]} is not the "
+            f"{seen[0]}x{seen[1]} of the bag's frames (a fast engine warms up on the rig's)"
+        )
+        notes[cam.name] = f"{notes[cam.name]}; {note}" if notes.get(cam.name) else note
 
 
 def step_through(bag: Bag, feed: InputFeed, ticks: np.ndarray) -> Iterator[float]:

@@ -30,6 +30,7 @@ from alpamayo_ros.bag.messages import BagWriter, typestore
 from alpamayo_ros.bag.playback import (
     InputFeed,
     LoggedDrive,
+    add_image_size_notes,
     first_tick,
     read_logged_drive,
     step_through,
@@ -492,6 +493,7 @@ def _replay_into(
             bar.close()
     result.wall_seconds = time.perf_counter() - wall_start
     result.skipped = skipped.as_dict()
+    add_image_size_notes(result.camera_notes, rig, feed.image_sizes)
     (out_dir / "summary.json").write_text(json.dumps(result.to_json(), indent=2) + "\n")
     report.write(result, out_dir / "report.html")
     return result

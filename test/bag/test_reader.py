@@ -1,6 +1,7 @@
 """Bag reading without ROS: poses, images, bad messages counted, real recording."""
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -121,6 +122,21 @@ def test_logged_drive_of_a_straight_constant_speed_drive(tmp_path):
         assert s.speed == pytest.approx(4.0, abs=1e-3)  # official v0: ridge bias 6e-5
         assert s.fit_error_max < 0.01
         assert s.meta_actions == ("keep_speed", "go_straight")
+
+
+def test_a_rig_image_size_that_is_not_the_bags_is_noted_per_camera(tmp_path):
+    """The small drive's frames are 64x48: cam_a's image_size says so (no note), cam_b's
+    says 1920x1080 (a note beside its own)."""
+    cams = write_small_drive(tmp_path / "bag").cameras
+    rig = CameraRig((
+        replace(cams[0], image_size=(64, 48)),
+        replace(cams[1], image_size=(1920, 1080), note="raw camera"),
+    ))  # fmt: skip
+    notes = inspect_logged_drive(tmp_path / "bag", rig, progress=False).camera_notes
+    assert notes == {
+        "cam_b": "raw camera; the rig's image_size 1920x1080 is not the 64x48 of the bag's "
+        "frames (a fast engine warms up on the rig's)"
+    }
 
 
 def test_real_recording_inputs_and_logged_future(pandaset_bag):

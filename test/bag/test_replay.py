@@ -325,6 +325,7 @@ def test_replay_of_the_real_recording(pandaset_bag, tiny, tmp_path):
     assert summary["plans"] == 11 and summary["skipped_inputs"] == {}
     assert summary["projected_on_camera"] is True  # camera_info + /tf_static of `front`
     assert "camera_front_tele_30fov" in summary["camera_notes"]
+    assert "image_size" not in str(summary["camera_notes"])  # the rig's 960x540 is the bag's
     assert summary["metrics_plan_count"]["ade_3.0s"] == summary["model_plans"] > 0
 
 
