@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from alpamayo_ros.control.tracking import TrackerSettings
+from alpamayo_ros.core.camera_rig import MAX_SIZE, MIN_SIZE
 from alpamayo_ros.core.clock import ClockSettings
 from alpamayo_ros.core.plan import PlanLimits
 from alpamayo_ros.planning.settings import (
@@ -144,10 +145,10 @@ PLANNER_PARAMS: tuple[ParamSpec, ...] = (
               choices=WARM_UP_CHOICES),
     ParamSpec("warm_up_width", 1920, "Pixels: width of the synthetic warm-up frames of the "
               "cameras whose camera_config entry gives no image_size, their image width (the "
-              "released rig: 1920).", min=16, max=16384),
+              "released rig: 1920).", min=MIN_SIZE, max=MAX_SIZE),
     ParamSpec("warm_up_height", 1080, "Pixels: height of the synthetic warm-up frames of the "
               "cameras whose camera_config entry gives no image_size, their image height (the "
-              "released rig: 1080).", min=16, max=16384),
+              "released rig: 1080).", min=MIN_SIZE, max=MAX_SIZE),
     ParamSpec("max_batch", 1, "Input sets the worker may plan together when the model is "
               "slower than the rate (1: newest input only, older ones dropped).", min=1, max=16),
     ParamSpec("max_input_age", 0.3, "Seconds: any camera or odometry older than this -> stop "

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from alpamayo_ros.core.camera_rig import CameraInput, CameraRig
+from alpamayo_ros.core.camera_rig import MAX_SIZE, MIN_SIZE, CameraInput, CameraRig
 from alpamayo_ros.core.ego_history import EgoHistory, StampedPose
 from alpamayo_ros.core.encoded_image import CameraFrame, EncodedImage
 from alpamayo_ros.core.frame_buffer import FrameSet
@@ -52,9 +52,10 @@ class WarmUpFrames:
 
     def __post_init__(self) -> None:
         for name in ("width", "height"):
-            if not 16 <= getattr(self, name) <= 16384:
+            if not MIN_SIZE <= getattr(self, name) <= MAX_SIZE:
                 raise ValueError(
-                    f"WarmUpFrames.{name} must be 16 to 16384 pixels, got {getattr(self, name)}"
+                    f"WarmUpFrames.{name} must be {MIN_SIZE} to {MAX_SIZE} pixels, "
+                    f"got {getattr(self, name)}"
                 )
         if self.frames_per_camera < 1:
             raise ValueError(
