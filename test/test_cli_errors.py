@@ -206,3 +206,91 @@ def test_replay_planning_mode_flag_from_the_table(drive, tmp_path, capsys):
         main(["replay", str(drive), "--planning-mode", "three_lane"])
     assert exit_.value.code == 2
     assert "invalid choice: 'three_lane'" in capsys.readouterr().err
+
+
+def damage_a_message(mcap_path, chunk: int, message: int) -> int:
+    """Overwrite the length of the `message`-th message record in the `chunk`-th chunk of
+    an uncompressed MCAP file with 2^64 - 1 (a damaged record, as a bad disk leaves one);
+    returns how many messages the file has in all."""
+    import struct
+
+    from mcap.reader import make_reader
+
+    with mcap_path.open("rb") as handle:
+        summary = make_reader(handle).get_summary()
+    index = sorted(summary.chunk_indexes, key=lambda c: c.chunk_start_offset)[chunk]
+    assert index.compression == ""
+    data = bytearray(mcap_path.read_bytes())
+    # chunk record: opcode, length, start and end times, size, crc, compression, records
+    at = index.chunk_start_offset + 1 + 8 + 8 + 8 + 8 + 4 + 4 + 8  # compression ""
+    seen = 0
+    while True:
+        opcode = data[at]
+        (length,) = struct.unpack_from("<Q", data, at + 1)
+        if opcode == 0x05:  # a message
+            if seen == message:
+                data[at + 1 : at + 9] = b"\xff" * 8
+                break
+            seen += 1
+        at += 9 + length
+    mcap_path.write_bytes(bytes(data))
+    return sum(summary.statistics.channel_message_counts.values())
+
+
+@pytest.fixture(scope="module")
+def damaged_drive(tmp_path_factory):
+    """The 8 s drive (three MCAP chunks, with its metadata.yaml) with a damaged record: the
+    10th message of the second chunk. Returns (bag, messages in the undamaged file)."""
+    bag = tmp_path_factory.mktemp("damaged") / "bag"
+    write_sample_bag(bag, seed=4, duration=8.0)
+    total = damage_a_message(next(bag.glob("*.mcap")), chunk=1, message=10)
+    return bag, total
+
+
+def test_a_damaged_record_loses_the_rest_of_its_chunk_only(damaged_drive, capsys):
+    """rosbags fails part-way (its reader's error, not ours): the bag is read again with
+    the streaming reader, which keeps the chunks before and after, and the damaged chunk's
+    messages before the record; nothing is yielded twice; the note says what was lost."""
+    from mcap.reader import make_reader
+
+    from alpamayo_ros.bag.reader import Bag
+
+    bag, total = damaged_drive
+    with next(bag.glob("*.mcap")).open("rb") as handle:
+        chunks = make_reader(handle).get_summary().chunk_indexes
+    assert len(chunks) == 3
+    with Bag(bag) as reader:
+        assert reader.truncation == ""  # rosbags opened it: its index is intact
+        topics = list(reader.topics)
+        got = list(reader.messages(topics))
+        note = reader.truncation
+    assert not any(isinstance(m, Exception) for _, _, m in got)
+    keys = [(topic, t) for topic, t, _ in got]
+    assert len(set(keys)) == len(keys)  # none twice
+    lost = total - len(got)
+    assert 0 < lost < total / 3, (lost, total)  # at most the second chunk's rest
+    last = max(t for _, t, _ in got)
+    assert last == pytest.approx(max(c.message_end_time for c in chunks) * 1e-9)  # chunk 3
+    assert note.startswith("damaged data (")
+    assert "read again record by record" in note and "damaged after 10 messages" in note
+    assert "the rest of the chunk skipped" in note
+    with Bag(bag) as reader:  # a second pass, as inspect-bag and replay make: the same
+        poses = reader.read_ego_poses()
+        assert len(list(reader.messages(topics))) == len(got)
+    assert len(poses) > 0
+
+
+def test_inspect_and_replay_of_a_damaged_bag_say_what_was_recovered(
+    damaged_drive, tmp_path, capsys
+):
+    import json
+
+    bag, _ = damaged_drive
+    assert main(["inspect-bag", str(bag), "--out", str(tmp_path / "i")]) == 0
+    assert "note: damaged data (" in capsys.readouterr().out
+    out = tmp_path / "out"
+    argv = ["replay", str(bag), "--out", str(out), "--samples", "1",
+            "--max-reasoning-tokens", "2", "--flow-steps", "1", "--duration", "2"]  # fmt: skip
+    assert main(argv) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["bag_truncation"].startswith("damaged data (") and summary["plans"] > 0

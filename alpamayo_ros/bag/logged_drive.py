@@ -59,7 +59,7 @@ class DriveReport:
     rate_hz: float
     steps: list[StepReport] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)
-    truncation: str = ""  # what was recovered from a truncated MCAP ("" when complete)
+    truncation: str = ""  # what was recovered from a truncated or damaged MCAP ("": complete)
 
     def summary(self) -> dict[str, object]:
         usable = [s for s in self.steps if s.frames == "ok" and s.history == "ok"]
@@ -114,7 +114,6 @@ def inspect_logged_drive(
             cameras={c.name: c.topic for c in rig.cameras},
             camera_notes={c.name: c.note for c in rig.cameras if c.note},
             rate_hz=rate_hz,
-            truncation=bag.truncation,
         )
         is_tf = bag.topics[odom_source] == "tf2_msgs/msg/TFMessage"
         feed = InputFeed(rig, odom_source, is_tf, frames.add, live.add, skipped)
@@ -124,6 +123,7 @@ def inspect_logged_drive(
         ):
             report.steps.append(_step(tick, frames, live, logged.poses, spec, tok, min_future))
         report.skipped = skipped.as_dict()
+        report.truncation = bag.truncation  # set by the passes, where a record was damaged
         add_image_size_notes(report.camera_notes, rig, feed.image_sizes)
     return report
 

@@ -1,20 +1,30 @@
-"""Reading what is left of a truncated MCAP file: a recorder killed mid-drive leaves an MCAP
-without its summary and end magic, which indexed readers (rosbags) refuse. The `mcap`
-library's non-seeking StreamReader reads records in file order up to the first incomplete
-one, so every complete chunk is recovered; messages are deserialised with the rosbags
-typestore, extended with the file's own message definitions (its ros2msg schemas).
+"""Reading what is left of a truncated or damaged MCAP file.
+
+A recorder killed mid-drive leaves an MCAP without its summary and end magic, which
+indexed readers (rosbags) refuse; a damaged record (a bad disk, a copy cut short and
+patched) makes them fail mid-read. The `mcap` library's non-seeking StreamReader reads the
+file's records in order up to the first one whose framing is broken, so every complete
+chunk before it is recovered; inside a chunk, records are read one by one and a damaged
+one ends that chunk only (the records before it are kept, reading goes on with the next
+chunk), and a chunk whose checksum does not match its data is noted. Messages are
+deserialised with the rosbags typestore, extended with the file's own message definitions
+(its ros2msg schemas).
 """
 
 from __future__ import annotations
 
 import logging
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
-from mcap.records import Channel, Message, Schema
-from mcap.stream_reader import StreamReader
+from mcap.data_stream import ReadDataStream
+from mcap.opcode import Opcode
+from mcap.records import Channel, Chunk, Message, Schema
+from mcap.stream_reader import StreamReader, get_chunk_data_stream
 from rosbags.typesys.msg import get_types_from_msg
 from rosbags.typesys.store import Typestore
 
@@ -28,13 +38,15 @@ SEPARATOR = "=" * 80 + "\n"
 @dataclass
 class StreamSummary:
     """What one pass over the files found: topic -> type, time range (ns), messages read,
-    and where reading stopped (file, byte, total bytes; None when a file ended cleanly)."""
+    where reading stopped (file, byte, total bytes, why; None when every file ended
+    cleanly) and the damaged chunks (one line each: file, byte, what was lost)."""
 
     topics: dict[str, str]
     start_ns: int
     end_ns: int
     messages: int
     stopped: tuple[Path, int, int, str] | None
+    damaged: tuple[str, ...] = ()
 
 
 def ros2msg_types(name: str, text: str) -> dict[str, Any]:
@@ -60,22 +72,56 @@ class StreamedMcap:
         self.files = list(files)
         self.store = store
         self._stopped: tuple[Path, int, int, str] | None = None
+        self._damaged: list[str] = []
         self.summary = self._scan()
 
     def _records(self, path: Path) -> Iterator[Any]:
-        """The file's records; stops (recording where) at the first it cannot read."""
+        """The file's records, a chunk's unpacked; stops (recording where) at the first
+        top-level record it cannot read, and notes each damaged chunk (see the module)."""
         size = path.stat().st_size
         with path.open("rb") as handle:
-            reader = StreamReader(handle, emit_chunks=False)
+            reader = StreamReader(handle, emit_chunks=True)
             try:
-                yield from reader.records
-            except Exception as err:  # EndOfFile, a cut record, a bad chunk: stop there
+                for record in reader.records:
+                    if isinstance(record, Chunk):
+                        yield from self._chunk_records(path, handle.tell(), record)
+                    else:
+                        yield record
+            except Exception as err:  # EndOfFile, a cut record, a bad length: stop there
                 self._stopped = (path, handle.tell(), size, f"{type(err).__name__}: {err}")
+
+    def _chunk_records(self, path: Path, end: int, chunk: Chunk) -> Iterator[Any]:
+        """The records of a chunk that ends at byte `end` of `path`, up to the first damaged
+        one (noted, with the chunk's time range, in the summary's `damaged`)."""
+        span = f"{chunk.message_start_time * 1e-9:.3f}-{chunk.message_end_time * 1e-9:.3f} s"
+        where = f"{path.name}, chunk ending at byte {end} ({span})"
+        try:
+            stream, length = get_chunk_data_stream(chunk)
+        except Exception as err:  # undecompressable: the whole chunk is lost
+            self._damaged.append(f"{where}: unreadable ({type(err).__name__}: {err})")
+            return
+        data = stream.read(length)
+        if chunk.uncompressed_crc and zlib.crc32(data) != chunk.uncompressed_crc:
+            self._damaged.append(f"{where}: checksum mismatch, its messages may be corrupt")
+        stream = ReadDataStream(BytesIO(data))
+        count = 0
+        try:
+            while stream.count < length:
+                record = _chunk_record(stream, length)
+                if record is not None:
+                    count += isinstance(record, Message)
+                    yield record
+        except Exception as err:  # a damaged record: the rest of this chunk is lost
+            self._damaged.append(
+                f"{where}: damaged after {count} messages ({type(err).__name__}: {err}); "
+                "the rest of the chunk skipped"
+            )
 
     def _scan(self) -> StreamSummary:
         topics: dict[str, str] = {}
         start, end, count = None, None, 0
         self._stopped = None
+        self._damaged = []
         new_types: dict[str, Any] = {}
         for path in self.files:
             schemas: dict[int, str] = {}
@@ -96,7 +142,9 @@ class StreamedMcap:
                     end = record.log_time if end is None else max(end, record.log_time)
         if new_types:
             self.store.register({k: v for k, v in new_types.items() if k not in self.store.types})
-        return StreamSummary(topics, start or 0, end or 0, count, self._stopped)
+        return StreamSummary(
+            topics, start or 0, end or 0, count, self._stopped, tuple(self._damaged)
+        )
 
     def messages(self, topics: Sequence[str]) -> Iterator[tuple[str, float, Any]]:
         """(topic, receive time s, message or BadMessage) in file order."""
@@ -119,3 +167,25 @@ class StreamedMcap:
                     except Exception as err:
                         msg = BadMessage(f"{topic} at {t:.3f} s: cannot deserialise ({err})")
                     yield topic, t, msg
+
+
+def _chunk_record(stream: ReadDataStream, length: int) -> Any:
+    """The next record of a chunk's data (Schema, Channel, Message; None for another kind,
+    skipped). ValueError when its length runs past the chunk's end (a damaged record)."""
+    opcode = stream.read1()
+    size = stream.read8()
+    if size > length - stream.count:
+        raise ValueError(f"a record of {size} bytes in {length - stream.count} left")
+    start = stream.count
+    if opcode == Opcode.MESSAGE:
+        record: Any = Message.read(stream, size)
+    elif opcode == Opcode.CHANNEL:
+        record = Channel.read(stream)
+    elif opcode == Opcode.SCHEMA:
+        record = Schema.read(stream)
+    else:
+        stream.read(size)
+        return None
+    if stream.count - start != size:
+        raise ValueError(f"a record read {stream.count - start} of its {size} bytes")
+    return record

@@ -4,8 +4,10 @@ Messages are read with rosbags' AnyReader; definitions come from the bag when it
 them and from the Jazzy typestore otherwise. A truncated MCAP (a recorder killed
 mid-drive: no summary, no end magic, often no metadata.yaml) is read up to its last
 complete chunk instead (bag.mcap_stream), with a warning saying what was recovered
-(`Bag.truncation`). Converters here turn messages into core values and raise BadMessage
-(counted by callers, never fatal) for malformed ones.
+(`Bag.truncation`); so is one whose damaged records make rosbags fail part-way through
+(read again with that reader, which skips the rest of a damaged chunk). Converters here
+turn messages into core values and raise BadMessage (counted by callers, never fatal) for
+malformed ones.
 """
 
 from __future__ import annotations
@@ -93,8 +95,10 @@ def mcap_files(path: Path) -> list[Path]:
 class Bag:
     """An open bag: topic listing, time range, and typed message iteration.
 
-    truncation: "" for a complete bag; else what was recovered from a truncated MCAP (read
-    up to its last complete chunk) and why it was read that way.
+    truncation: "" for a complete bag; else what was recovered from a truncated or damaged
+    MCAP (read up to its last complete chunk, past its damaged records) and why it was read
+    that way. It may be set part-way through a pass over the messages (when rosbags meets a
+    damaged record): read it after the pass.
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -134,9 +138,16 @@ class Bag:
                 self._open_stream(why, err)
                 return self
             raise BagError(unreadable_bag(self.path, err)) from err
+        except Exception as err:  # a damaged index or summary: rosbags raises many kinds
+            self._damaged(err)
         return self
 
-    def _open_stream(self, why: str, cause: Exception | None = None) -> None:
+    def _open_stream(
+        self,
+        why: str,
+        cause: Exception | None = None,
+        how: str = "read up to the last complete chunk",
+    ) -> None:
         files = mcap_files(self.path)
         if not files:
             raise BagError(f"{self.path}: cannot read the bag: not an MCAP file")
@@ -151,11 +162,20 @@ class Bag:
         if summary.stopped is not None:
             file, _, size, _ = summary.stopped
             where = f"; {file.name} ({size} bytes) ends inside a record, which was dropped"
+        where += "".join(f"; {line}" for line in summary.damaged)
         self.truncation = (
-            f"{why}: read up to the last complete chunk: {summary.messages} messages over "
-            f"{seconds:.1f} s recovered{where}"
+            f"{why}: {how}: {summary.messages} messages over {seconds:.1f} s recovered{where}"
         )
         log.warning("%s: %s", self.path, self.truncation)
+
+    def _damaged(self, err: Exception) -> None:
+        """rosbags failed part-way through the bag (a damaged record): read it from now on
+        with the streaming reader, which skips what is damaged (BagError where the bag has
+        no MCAP file, or nothing can be recovered)."""
+        what = f"damaged data ({type(err).__name__}: {err})"
+        if not mcap_files(self.path):
+            raise BagError(f"{self.path}: cannot read the bag: {what}") from err
+        self._open_stream(what, err, how="read again record by record")
 
     def __exit__(self, *exc: object) -> None:
         if self._stream is None:
@@ -196,12 +216,23 @@ class Bag:
             yield from self._stream.messages(topics)
             return
         conns = [c for c in self._reader.connections if c.topic in set(topics)]
-        for conn, t_ns, raw in self._reader.messages(connections=conns):
-            try:
-                msg = self._reader.deserialize(raw, conn.msgtype)
-            except Exception as err:  # rosbags raises several kinds for corrupt data
-                msg = BadMessage(f"{conn.topic} at {t_ns * 1e-9:.3f} s: cannot deserialise ({err})")
-            yield conn.topic, t_ns * 1e-9, msg
+        seen: set[tuple[str, float]] = set()  # what this pass yielded, were it to fail
+        try:
+            for conn, t_ns, raw in self._reader.messages(connections=conns):
+                try:
+                    msg = self._reader.deserialize(raw, conn.msgtype)
+                except Exception as err:  # rosbags raises several kinds for corrupt data
+                    msg = BadMessage(
+                        f"{conn.topic} at {t_ns * 1e-9:.3f} s: cannot deserialise ({err})"
+                    )
+                seen.add((conn.topic, t_ns * 1e-9))
+                yield conn.topic, t_ns * 1e-9, msg
+        except Exception as err:  # a damaged record: rosbags raises many kinds
+            self._damaged(err)  # this and later passes go on with the streaming reader
+            assert self._stream is not None
+            for topic, t, msg in self._stream.messages(topics):
+                if (topic, t) not in seen:
+                    yield topic, t, msg
 
     def read_ego_poses(
         self,

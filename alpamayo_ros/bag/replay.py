@@ -123,7 +123,7 @@ class ReplayResult:
     planning_mode: str = "full"
     realtime: RealtimeStats | None = None  # set by a realtime replay
     bag_seconds: float = 0.0  # of bag time replayed
-    truncation: str = ""  # what was recovered from a truncated MCAP ("" when complete)
+    truncation: str = ""  # what was recovered from a truncated or damaged MCAP ("": complete)
 
     @property
     def plans_per_second(self) -> float:
@@ -400,7 +400,6 @@ def _replay_into(
     plans_dir = out_dir / "plans"
     wall_start = time.perf_counter()
     with Bag(bag_path) as bag, BagWriter(plans_dir, store=store) as writer:
-        result.truncation = bag.truncation
         bag.require([odom_source, *rig.topics])
         logged = read_logged_drive(bag, odom_source, planner.poses.spec, skipped)
         result.odometry_gaps = logged.gaps
@@ -491,6 +490,7 @@ def _replay_into(
             log.warning("interrupted: writing what is done (%d plans)", len(result.steps))
         finally:
             bar.close()
+        result.truncation = bag.truncation  # set by the passes, where a record was damaged
     result.wall_seconds = time.perf_counter() - wall_start
     result.skipped = skipped.as_dict()
     add_image_size_notes(result.camera_notes, rig, feed.image_sizes)
