@@ -52,6 +52,30 @@ def test_a_truncated_checkpoint_is_named_before_planning(drive, tiny_checkpoint,
     assert "model.safetensors: cannot read the checkpoint file: truncated or corrupt" in err
 
 
+@pytest.mark.parametrize(
+    ("name", "damage", "said"),
+    [
+        # the Rust tokenizer parser's bare Exception (a traceback before)
+        ("tokenizer.json", ('"content"', '"contenx"'), "missing field `content`"),
+        ("tokenizer_config.json", ("{", "{{"), "JSONDecodeError"),
+        ("preprocessor_config.json", ("{", "{{"), "not a valid JSON file"),
+    ],
+)
+def test_a_damaged_tokenizer_or_processor_file_is_named(
+    drive, tiny_checkpoint, tmp_path, capsys, name, damage, said
+):
+    broken = tmp_path / "ckpt"
+    shutil.copytree(tiny_checkpoint, broken)
+    text = (broken / name).read_text()
+    assert damage[0] in text
+    (broken / name).write_text(text.replace(damage[0], damage[1], 1))
+    argv = ["replay", str(drive), "--model", str(broken), "--out", str(tmp_path / "out")]
+    err = one_line_error(capsys, argv)
+    what = "preprocessor_config.json" if name.startswith("pre") else "its tokenizer ("
+    assert f"{broken}: cannot load {what}" in err and said in err, err
+    assert not (tmp_path / "out").exists()
+
+
 def test_inputs_are_checked_before_the_model_loads(drive, tmp_path, capsys, monkeypatch):
     import alpamayo_ros.cli as cli
 

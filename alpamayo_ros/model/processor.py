@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from alpamayo_ros.core.cameras import (
 )
 from alpamayo_ros.core.ego_history import EgoHistory
 from alpamayo_ros.core.encoded_image import CameraFrame
+from alpamayo_ros.model.checkpoint_io import CheckpointError
 from alpamayo_ros.model.config import USED_SPECIAL_TOKENS, AlpamayoConfig, special_token
 from alpamayo_ros.model.frame_decoding import FrameDecoder
 from alpamayo_ros.model.image_preprocessing import ImagePreprocessor
@@ -185,11 +187,15 @@ class AlpamayoProcessor:
         verbosity = hf_logging.get_verbosity()
         hf_logging.set_verbosity_error()
         try:
-            tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+            tokenizer = _load(
+                path, "its tokenizer (tokenizer.json, tokenizer_config.json)",
+                lambda: AutoTokenizer.from_pretrained(str(path), local_files_only=True),
+            )  # fmt: skip
             if (path / "preprocessor_config.json").is_file():
-                image_processor = AutoImageProcessor.from_pretrained(
-                    str(path), local_files_only=True
-                )
+                image_processor = _load(
+                    path, "preprocessor_config.json",
+                    lambda: AutoImageProcessor.from_pretrained(str(path), local_files_only=True),
+                )  # fmt: skip
             else:
                 image_processor = default_image_processor(config.min_pixels, config.max_pixels)
         finally:
@@ -393,6 +399,16 @@ def token_id(tokenizer: PreTrainedTokenizerBase, token: str) -> int:
     if not isinstance(value, int) or value < 0:
         raise ValueError(f"tokenizer has no token {token!r}")
     return value
+
+
+def _load(path: Path, what: str, load: Callable[[], Any]) -> Any:
+    """load(), its failures as CheckpointError naming the checkpoint and `what` (the Rust
+    tokenizer parser raises a bare Exception for a damaged tokenizer.json, json a
+    ValueError without the file's name)."""
+    try:
+        return load()
+    except Exception as err:
+        raise CheckpointError(f"{path}: cannot load {what}: {type(err).__name__}: {err}") from err
 
 
 def default_image_processor(min_pixels: int | None, max_pixels: int | None) -> Any:
