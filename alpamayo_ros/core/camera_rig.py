@@ -177,6 +177,13 @@ class CameraRig:
                 if key not in entry:
                     raise CameraRigError(f"cameras[{i}] is missing '{key}'")
             crop = entry.get("crop")
+            if crop is not None:
+                try:
+                    crop = tuple(float(v) for v in crop)
+                except (TypeError, ValueError) as err:
+                    raise CameraRigError(
+                        f"cameras[{i}].crop must be [x0, y0, x1, y1] fractions, got {crop!r}"
+                    ) from err
             size = entry.get("image_size")
             if size is not None and not isinstance(size, list | tuple):
                 raise CameraRigError(
@@ -187,7 +194,7 @@ class CameraRig:
                     name=str(entry["name"]),
                     topic=str(entry["topic"]),
                     encoding=str(entry.get("encoding", "compressed")),
-                    crop=tuple(float(v) for v in crop) if crop is not None else None,  # type: ignore[arg-type]
+                    crop=crop,
                     note=str(entry.get("note", "")),
                     image_size=tuple(size) if size is not None else None,
                 )

@@ -29,6 +29,8 @@ def test_one_topic_can_feed_two_cameras():
         ({"name": "a", "topic": "/a", "encoding": "png"}, "encoding"),
         ({"name": "a", "topic": "a"}, "topic"),
         ({"name": "a", "topic": "/a", "crop": [0.5, 0, 0.4, 1]}, "crop"),
+        ({"name": "a", "topic": "/a", "crop": [0.2, "0.y5", 0.8, 1]}, r"crop must be .*0\.y5"),
+        ({"name": "a", "topic": "/a", "crop": 5}, r"cameras\[0\]\.crop must be \[x0, y0"),
         ({"name": "a"}, "missing 'topic'"),
         ({"name": "a", "topic": "/a", "fov": 30}, "unknown keys"),
         ({"name": "a", "topic": "/a", "image_size": 1920}, r"image_size must be \[width, height\]"),
