@@ -44,6 +44,22 @@ def _readable(path: Path) -> None:
     path.chmod(0o666 & ~umask)
 
 
+def _indexed_files(path: Path) -> list[str]:
+    """The shard file names a model.safetensors.index.json maps weights to; CheckpointError
+    naming the file when it is not such an index."""
+    try:
+        weight_map = json.loads(path.read_text())["weight_map"]
+        files = sorted({str(name) for name in weight_map.values()})
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise CheckpointError(
+            f"{path}: not a readable weight index ({type(err).__name__}: {err}); it maps "
+            'each weight to its shard file: {"weight_map": {"name": "file", ...}}'
+        ) from err
+    if not files:
+        raise CheckpointError(f"{path}: its weight_map lists no shard file")
+    return files
+
+
 @contextmanager
 def _open_weights(path: Path) -> Iterator[Any]:
     """safe_open of a .safetensors file, its failures as CheckpointError naming the file."""
@@ -119,8 +135,7 @@ def load_checkpoint(module: nn.Module, directory: str | Path, strict: bool = Tru
     """
     directory = Path(directory)
     if (directory / INDEX_FILE).is_file():
-        index = json.loads((directory / INDEX_FILE).read_text())
-        files = sorted(set(index["weight_map"].values()))
+        files = _indexed_files(directory / INDEX_FILE)
     elif (directory / SINGLE_FILE).is_file():
         files = [SINGLE_FILE]
     else:

@@ -351,29 +351,39 @@ def shard_paths(path: str | Path) -> list[Path]:
 
 
 def read_shard(path: Path) -> Iterator[DrivingSample]:
-    """The samples of one shard, in order."""
+    """The samples of one shard, in order. ValueError naming the shard (and the sample)
+    when it is not a readable tar or a sample is incomplete or malformed."""
     parts: dict[str, dict[str, bytes]] = defaultdict(dict)
     order: list[str] = []
-    with tarfile.open(path) as tar:
-        for member in tar:
-            f = tar.extractfile(member)
-            if f is None:
-                continue
-            key, _, suffix = member.name.partition(".")
-            if key not in parts:
-                order.append(key)
-            parts[key][suffix] = f.read()
+    try:
+        with tarfile.open(path) as tar:
+            for member in tar:
+                f = tar.extractfile(member)
+                if f is None:
+                    continue
+                key, _, suffix = member.name.partition(".")
+                if key not in parts:
+                    order.append(key)
+                parts[key][suffix] = f.read()
+    except (tarfile.TarError, OSError, EOFError) as err:
+        raise ValueError(f"{path}: not a readable shard ({type(err).__name__}: {err})") from err
     for key in order:
         files = parts.pop(key)
-        meta = json.loads(files["json"])
-        images = []
-        for i in range(int(meta["num_images"])):
-            data = np.frombuffer(files[f"cam{i // 4}.{i % 4}.jpg"], np.uint8)
-            bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
-            if bgr is None:
-                raise ValueError(f"{path}: {key} image {i} is not a readable JPEG")
-            images.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-        yield DrivingSample.from_parts(meta, images)
+        try:
+            meta = json.loads(files["json"])
+            images = []
+            for i in range(int(meta["num_images"])):
+                data = np.frombuffer(files[f"cam{i // 4}.{i % 4}.jpg"], np.uint8)
+                bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
+                if bgr is None:
+                    raise ValueError(f"image {i} is not a readable JPEG")
+                images.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+            sample = DrivingSample.from_parts(meta, images)
+        except (KeyError, TypeError, ValueError) as err:  # json's errors are ValueErrors
+            raise ValueError(
+                f"{path}: sample {key} is malformed ({type(err).__name__}: {err})"
+            ) from err
+        yield sample
 
 
 class ShardDataset(torch.utils.data.IterableDataset):

@@ -68,6 +68,23 @@ def test_sharded_checkpoint_with_index_loads_the_same_weights(tiny_policy, tmp_p
         assert torch.equal(a, b), k
 
 
+@pytest.mark.parametrize(
+    ("index", "said"),
+    [
+        ('{"weight_map": {"a": "model-1.safetensors"', "JSONDecodeError"),
+        ('{"metadata": {}}', "KeyError: 'weight_map'"),
+        ('{"weight_map": ["model-1.safetensors"]}', "AttributeError"),
+        ('{"weight_map": {}}', "its weight_map lists no shard file"),
+    ],
+)
+def test_a_damaged_weight_index_fails_naming_it(tiny_policy, tmp_path, index, said):
+    tiny_policy.save_pretrained(tmp_path / "sharded", max_shard_bytes=200_000)
+    path = tmp_path / "sharded" / "model.safetensors.index.json"
+    path.write_text(index)
+    with pytest.raises(CheckpointError, match=f"{path}: .*{said}"):
+        AlpamayoPolicy.from_pretrained(tmp_path / "sharded")
+
+
 def test_a_wrong_shape_fails_naming_the_key(tiny_checkpoint, tmp_path):
     bad = tmp_path / "bad"
     shutil.copytree(tiny_checkpoint, bad)

@@ -1,5 +1,6 @@
 """Dataset from bags: what a sample holds, shards split across workers, bad annotations."""
 
+import io
 import json
 
 import numpy as np
@@ -9,7 +10,7 @@ import torch
 from alpamayo_ros.core.meta_actions import extract_meta_actions
 from alpamayo_ros.core.tokens import ControlTokenizer
 from alpamayo_ros.core.trajectory import UnicycleSpec, integrate
-from alpamayo_ros.training.dataset import ShardDataset, read_annotations
+from alpamayo_ros.training.dataset import ShardDataset, read_annotations, read_shard
 
 
 def test_samples_hold_inputs_future_controls_tokens_and_text(dataset, samples):
@@ -52,3 +53,30 @@ def test_bad_annotation_names_the_line(tmp_path):
                     '{"bag": "a", "t": 2.0, "reasoning": "x", "meta_action": "fly"}\n')  # fmt: skip
     with pytest.raises(ValueError, match=r"coc.jsonl:2: .*'fly'"):
         read_annotations(path)
+
+
+def test_a_damaged_shard_is_named_with_its_sample(dataset, tmp_path):
+    import tarfile
+
+    shard = sorted(dataset.glob("shard-*.tar"))[0]
+    cut = tmp_path / "cut.tar"
+    cut.write_bytes(shard.read_bytes()[:1000])  # a copy cut short
+    with pytest.raises(ValueError, match=r"cut\.tar: not a readable shard \(ReadError"):
+        list(read_shard(cut))
+    # a sample without its metadata, and one whose frame is not a JPEG
+    with tarfile.open(shard) as tar:
+        members = [(m, tar.extractfile(m).read()) for m in tar if m.isfile()]
+    first = members[0][0].name.partition(".")[0]
+    for name, keep in (("nojson", lambda m: m.name != f"{first}.json"), ("badjpeg", None)):
+        out = tmp_path / f"{name}.tar"
+        with tarfile.open(out, "w") as tar:
+            for member, data in members:
+                if keep is not None and not keep(member):
+                    continue
+                if keep is None and member.name == f"{first}.cam0.0.jpg":
+                    data = b"not a jpeg"
+                member.size = len(data)
+                tar.addfile(member, io.BytesIO(data))
+        said = "KeyError: 'json'" if name == "nojson" else "image 0 is not a readable JPEG"
+        with pytest.raises(ValueError, match=rf"{name}\.tar: sample {first} is malformed .*{said}"):
+            list(read_shard(out))
