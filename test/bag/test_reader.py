@@ -1,6 +1,7 @@
 """Bag reading without ROS: poses, images, bad messages counted, real recording."""
 
 import math
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
@@ -166,3 +167,68 @@ def test_the_logged_future_is_scored_up_to_an_odometry_gap():
     assert xy is not None and len(xy) == 20  # 1 s and 2 s scored, not 3 s
     np.testing.assert_allclose(xy[-1], [8.0, 0.0], atol=1e-9)
     assert len(drive.future_xy(6.5, 64, 0.1)) == 34  # after the gap: to the log's end
+
+
+def record_headers(data: bytes) -> list[int]:
+    """Byte offsets of every record header (opcode, u64 length) of an uncompressed MCAP
+    file, the records inside chunks included, up to the footer."""
+    import struct
+
+    heads, at = [], 8  # after the magic
+    while at < len(data) - 9:
+        opcode, (length,) = data[at], struct.unpack_from("<Q", data, at + 1)
+        heads.append(at)
+        if opcode == 0x06:  # a chunk: times, size, crc, compression, then its records
+            inner = at + 9 + 8 + 8 + 8 + 4
+            (name,) = struct.unpack_from("<I", data, inner)
+            inner += 4 + name
+            (size,) = struct.unpack_from("<Q", data, inner)
+            inner, end = inner + 8, inner + 8 + size
+            while inner < end:
+                heads.append(inner)
+                inner += 9 + struct.unpack_from("<Q", data, inner + 1)[0]
+        if opcode == 0x02:  # the footer
+            break
+        at += 9 + length
+    return heads
+
+
+def test_damaged_record_headers_are_read_noted_or_refused_in_one_line(tmp_path):
+    """60 copies of a drive, each with one record header's length or opcode overwritten:
+    every one is read (whole, or with a note saying what was lost) or refused with a
+    BagError, never another exception."""
+    import random
+    import shutil
+    import struct
+
+    from alpamayo_ros.bag.playback import read_logged_drive
+    from alpamayo_ros.bag.sample_drive import write_sample_bag
+    from alpamayo_ros.core.ego_history import EgoHistorySpec
+
+    base = tmp_path / "base"
+    write_sample_bag(base, seed=4, duration=4.0)
+    mcap = next(base.glob("*.mcap"))
+    data = mcap.read_bytes()
+    heads = record_headers(data)
+    assert len(heads) > 100
+    rng = random.Random(13)
+    outcomes: Counter[str] = Counter()
+    bag = tmp_path / "bag"
+    shutil.copytree(base, bag)
+    for _ in range(60):
+        damaged = bytearray(data)
+        at = rng.choice(heads)
+        if rng.random() < 0.5:
+            lengths = (0, 1, 2**63, 2**64 - 1, rng.randrange(1, 10**7))
+            damaged[at + 1 : at + 9] = struct.pack("<Q", rng.choice(lengths))
+        else:
+            damaged[at] = rng.randrange(256)
+        (bag / mcap.name).write_bytes(bytes(damaged))
+        try:
+            with Bag(bag) as reader:
+                read_logged_drive(reader, "/odom", EgoHistorySpec(), SkipCounts())
+                list(reader.messages(list(reader.topics)))
+                outcomes["noted" if reader.truncation else "read"] += 1
+        except BagError:
+            outcomes["refused"] += 1
+    assert outcomes["noted"] > 0 and sum(outcomes.values()) == 60, outcomes
