@@ -210,8 +210,9 @@ def _replay(args: argparse.Namespace) -> int:
         if reason is not None:
             raise ValueError(f"--quantization {config.quantization}: {reason}")
     check_replay_inputs(
-        args.bag, rig, args.odom, args.start, args.duration, args.out, args.navigation_topic
-    )
+        args.bag, rig, args.odom, args.start, args.duration, args.out, args.navigation_topic,
+        args.rate,
+    )  # fmt: skip
     settings = config.settings
     latency = _lane_latency(args.latency_ms)
     out = Path(args.out)

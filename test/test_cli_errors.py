@@ -91,6 +91,13 @@ def test_inputs_are_checked_before_the_model_loads(drive, tmp_path, capsys, monk
     assert "topics not in" in err.splitlines()[0] and "/nope" in err
     err = one_line_error(capsys, ["replay", str(tmp_path / "missing"), "--out", out])
     assert "bag not found" in err
+    for flag, value, said in (
+        ("--rate", "0", "--rate must be > 0 Hz, got 0.0"),
+        ("--rate", "nan", "--rate must be > 0 Hz, got nan"),
+        ("--start", "nan", "--start must be >= 0 s, got nan"),
+    ):
+        err = one_line_error(capsys, ["replay", str(drive), flag, value, "--out", out])
+        assert said in err, err
     assert not (tmp_path / "out").exists()  # nothing created
 
 

@@ -238,14 +238,18 @@ def check_replay_inputs(
     duration: float | None = None,
     out_dir: str | Path | None = None,
     navigation_topic: str | None = None,
+    rate_hz: float = 10.0,
 ) -> tuple[float, float]:
-    """What replay_bag needs, checked before any model is loaded (fast): the bag opens, has
-    the rig's and the odometry topics, and the window [start, start + duration] after its
-    first tick holds at least one tick; the output folder is not a file. Returns the bag
-    time window (s). Raises BagError or ValueError naming what is wrong."""
+    """What replay_bag needs, checked before any model is loaded (fast): the rate is a
+    positive number of Hz, the bag opens, has the rig's and the odometry topics, and the
+    window [start, start + duration] after its first tick holds at least one tick; the
+    output folder is not a file. Returns the bag time window (s). Raises BagError or
+    ValueError naming what is wrong."""
+    if not (rate_hz > 0 and math.isfinite(rate_hz)):
+        raise ValueError(f"--rate must be > 0 Hz, got {rate_hz}")
     if duration is not None and not duration > 0:
         raise ValueError(f"--duration must be > 0 s, got {duration}")
-    if start < 0:
+    if not start >= 0:  # NaN too
         raise ValueError(f"--start must be >= 0 s, got {start}")
     if out_dir is not None and Path(out_dir).is_file():
         raise ValueError(f"output folder {out_dir} is a file")
