@@ -123,16 +123,16 @@ def _make_tiny_checkpoint(args: argparse.Namespace) -> int:
 
 def _make_sample_bag(args: argparse.Namespace) -> int:
     from alpamayo_ros.bag.sample_drive import write_sample_bag
+    from alpamayo_ros.core.atomic_output import written_atomically
 
     out = Path(args.directory)
-    if out.exists():
-        if not args.force:
-            print(f"{out} exists; pass --force to replace it", file=sys.stderr)
-            return 2
-        import shutil
-
-        shutil.rmtree(out)
-    scn = write_sample_bag(out, seed=args.seed, kind=args.kind, duration=args.duration)
+    if out.exists() and not args.force:
+        print(f"{out} exists; pass --force to replace it", file=sys.stderr)
+        return 2
+    # Written beside it and moved into place when complete: a failed run leaves an earlier
+    # bag of that name untouched.
+    with written_atomically(out, create=False) as partial:
+        scn = write_sample_bag(partial, seed=args.seed, kind=args.kind, duration=args.duration)
     print(
         f"wrote a {scn.duration:g} s synthetic drive ({scn.kind}, seed {args.seed}) to {out}: "
         "4 cameras (released names), /odom, /tf, /tf_static, camera_info; causal-chain "

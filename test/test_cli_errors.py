@@ -325,3 +325,19 @@ def test_inspect_and_replay_of_a_damaged_bag_say_what_was_recovered(
     assert main(argv) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["bag_truncation"].startswith("damaged data (") and summary["plans"] > 0
+
+
+def test_make_sample_bag_refuses_a_bad_duration_and_keeps_the_earlier_bag(tmp_path, capsys):
+    """--force replaces a bag only once the new one is written: a refused duration leaves
+    the earlier bag as it was, and no partial folder behind."""
+    bag = tmp_path / "bag"
+    assert main(["make-sample-bag", str(bag), "--duration", "2"]) == 0
+    before = {p.name: p.read_bytes() for p in bag.iterdir()}
+    for value in ("nan", "0", "1e9"):
+        err = one_line_error(capsys, ["make-sample-bag", str(bag), "--duration", value, "--force"])
+        assert "duration must be 1 to 3600 s, got" in err, err
+    assert {p.name: p.read_bytes() for p in bag.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bag"]
+    assert main(["make-sample-bag", str(bag), "--duration", "3", "--force"]) == 0
+    assert {p.name: p.read_bytes() for p in bag.iterdir()} != before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bag"]

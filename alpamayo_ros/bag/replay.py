@@ -13,12 +13,8 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import shutil
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +35,7 @@ from alpamayo_ros.bag.playback import (
 from alpamayo_ros.bag.projection import read_calibrations
 from alpamayo_ros.bag.reader import Bag, BagError, SkipCounts
 from alpamayo_ros.bag.report import ReportWriter
+from alpamayo_ros.core.atomic_output import written_atomically
 from alpamayo_ros.core.camera_rig import CameraRig
 from alpamayo_ros.core.diagnostics import HealthLimits, PlannerMonitor
 from alpamayo_ros.core.ego_history import EgoHistorySpec, StampedPose
@@ -325,27 +322,6 @@ def replay_bag(
             navigation=navigation, navigation_topic=navigation_topic, sharing=sharing,
             defer_jpeg=defer_jpeg, warm_up=warm_up,
         )  # fmt: skip
-
-
-@contextmanager
-def written_atomically(target: Path) -> Iterator[Path]:
-    """A fresh folder beside `target` to write into; when the block ends normally it
-    replaces `target` (the old one removed only then), when it raises it is removed and
-    `target` is left as it was: a failed run never loses an earlier result."""
-    partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
-    if partial.exists():
-        shutil.rmtree(partial)
-    partial.mkdir(parents=True)
-    try:
-        yield partial
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
-    old = target.with_name(f".{target.name}.old-{os.getpid()}")
-    if target.exists():
-        target.rename(old)
-    partial.rename(target)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def _replay_into(

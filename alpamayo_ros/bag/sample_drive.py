@@ -78,6 +78,11 @@ def released_cameras(width: int = 480, height: int = 270) -> tuple[CameraModel, 
     )
 
 
+# Seconds a synthetic drive may last: the planner's first tick needs 1.6 s of history, and
+# an hour of four 480x270 cameras at 10 Hz is a few GB.
+DURATION_RANGE = (1.0, 3600.0)
+
+
 @dataclass(frozen=True)
 class Scenario:
     """What happens. Times in s from the start, distances in m along the road (ego starts at
@@ -93,6 +98,11 @@ class Scenario:
     pedestrian_x: float | None = None
     pedestrian_start: float | None = None
     pedestrian_speed: float = 1.4
+
+    def __post_init__(self) -> None:
+        lo, hi = DURATION_RANGE
+        if not lo <= self.duration <= hi:  # NaN too
+            raise ValueError(f"duration must be {lo:g} to {hi:g} s, got {self.duration}")
 
     @classmethod
     def random(cls, seed: int, kind: ScenarioKind = "combined", duration: float = 8.0) -> Scenario:
