@@ -4,11 +4,14 @@ has finished."""
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -32,4 +35,35 @@ def written_atomically(target: Path, create: bool = True) -> Iterator[Path]:
     if target.exists():
         target.rename(old)
     partial.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def staging_folder(target: Path) -> Path:
+    """Where a long run that writes as it goes (training: logs, step checkpoints) writes:
+    `target` itself where it does not exist or is empty, else `<target>.incomplete` beside
+    it, which finish_staging moves into place once the run has finished. A failed run leaves
+    `target` untouched and what it wrote in the staging folder, for a look. Decides only:
+    the caller creates the folder (prepare_staging)."""
+    if not target.exists() or (target.is_dir() and not any(target.iterdir())):
+        return target
+    return target.with_name(f"{target.name}.incomplete")
+
+
+def prepare_staging(work: Path, target: Path) -> None:
+    """Create the staging folder `work` for `target` (see staging_folder), emptied of what
+    an earlier failed run left there."""
+    if work != target and work.exists():
+        log.warning("removing %s, the incomplete output of an earlier run", work)
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+
+
+def finish_staging(work: Path, target: Path) -> None:
+    """The finished run's staging folder `work` replaces `target` (nothing to do where the
+    run wrote into `target` itself)."""
+    if work == target:
+        return
+    old = target.with_name(f".{target.name}.old-{os.getpid()}")
+    target.rename(old)
+    work.rename(target)
     shutil.rmtree(old, ignore_errors=True)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from alpamayo_ros.bag.sample_drive import ScenarioKind, causal_chain_texts, write_sample_bag
+from alpamayo_ros.core.atomic_output import written_atomically
 from alpamayo_ros.core.camera_rig import CameraRig
 from alpamayo_ros.model.processor import INSTRUCTION, SYSTEM_PROMPT
 from alpamayo_ros.model.tiny import DESCRIPTION_KEY
@@ -139,10 +140,13 @@ def train_demo(work: str | Path, out: str | Path, settings: DemoSettings | None 
     init = make_tiny_checkpoint(
         work / "init", seed=s.model_seed, pixels=s.pixels, size=s.model_size, corpus=corpus
     )
-    records = train_sft(init, train_data, out, s.train)
-    metrics = evaluate_demo(out, work, s)
-    metrics["training"] = {"final": records[-1] if records else {}, "settings": asdict(s)}
-    finalize_demo(out, metrics)
+    # Written beside `out` and moved into place when complete: a failed or interrupted run
+    # leaves the earlier checkpoint (by default the package's demo checkpoint) untouched.
+    with written_atomically(out, create=False) as partial:
+        records = train_sft(init, train_data, partial, s.train)
+        metrics = evaluate_demo(partial, work, s)
+        metrics["training"] = {"final": records[-1] if records else {}, "settings": asdict(s)}
+        finalize_demo(partial, metrics)
     return metrics
 
 

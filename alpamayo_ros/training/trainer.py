@@ -24,6 +24,7 @@ from accelerate.utils import set_seed
 from torch import nn
 from transformers import get_cosine_schedule_with_warmup
 
+from alpamayo_ros.core.atomic_output import finish_staging, prepare_staging, staging_folder
 from alpamayo_ros.model.policy import AlpamayoPolicy
 from alpamayo_ros.model.tiny import UNTRAINED_KEY
 from alpamayo_ros.training.dataset import ShardDataset
@@ -160,12 +161,16 @@ def train_sft(
 ) -> list[dict[str, Any]]:
     """Supervised fine-tuning of `checkpoint` on a dataset from build_dataset; writes the
     trained checkpoint to out_dir (and out_dir/step-N every save_every steps) and
-    out_dir/train_log.jsonl. Returns the log records."""
+    out_dir/train_log.jsonl. Where out_dir holds an earlier result, the run writes into
+    out_dir.incomplete, which replaces it only when the run has finished (a failed run
+    leaves it untouched). Returns the log records."""
     s = settings or TrainSettings()
-    out_dir = Path(out_dir)
+    target = Path(out_dir)
+    out_dir = staging_folder(target)  # decided by every process before any writes
     accelerator = Accelerator(
         gradient_accumulation_steps=s.grad_accum, mixed_precision=s.mixed_precision
     )
+    accelerator.wait_for_everyone()
     set_seed(s.seed)
     policy = AlpamayoPolicy.from_pretrained(checkpoint)
     assert policy.processor is not None
@@ -181,7 +186,7 @@ def train_sft(
     )  # fmt: skip
     module, optimizer, scheduler = accelerator.prepare(module, optimizer, scheduler)
     if accelerator.is_main_process:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        prepare_staging(out_dir, target)
         (out_dir / "train_settings.json").write_text(
             json.dumps(
                 {"checkpoint": str(checkpoint), "dataset": str(dataset), **asdict(s)}, indent=2
@@ -226,6 +231,7 @@ def train_sft(
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         released_policy(trainable).save_pretrained(out_dir)
+        finish_staging(out_dir, target)
     return records
 
 
@@ -264,10 +270,13 @@ def train_grpo(
 ) -> list[dict[str, Any]]:
     """GRPO post-training of `checkpoint` (reference policy: `reference`, default the same
     checkpoint, frozen) with `reward_fn` (default: CombinedReward.default()); writes the
-    result to out_dir and out_dir/grpo_log.jsonl."""
+    result to out_dir and out_dir/grpo_log.jsonl (staged as train_sft's: a failed run
+    leaves an earlier result untouched)."""
     s = settings or GRPOTrainSettings()
-    out_dir = Path(out_dir)
+    target = Path(out_dir)
+    out_dir = staging_folder(target)  # decided by every process before any writes
     accelerator = Accelerator(mixed_precision=s.mixed_precision)
+    accelerator.wait_for_everyone()
     set_seed(s.seed)
     policy = AlpamayoPolicy.from_pretrained(checkpoint, device=accelerator.device)
     ref = AlpamayoPolicy.from_pretrained(reference or checkpoint, device=accelerator.device)
@@ -278,7 +287,7 @@ def train_grpo(
     reward = reward_fn or CombinedReward.default()
     data = ShardDataset(dataset, shuffle=True, seed=s.seed)
     if accelerator.is_main_process:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        prepare_staging(out_dir, target)
     jlog = _JsonLog(out_dir / "grpo_log.jsonl", accelerator.is_main_process)
     records = []
     prompts: list = []
@@ -305,6 +314,8 @@ def train_grpo(
             if step >= s.steps:
                 break
         epoch += 1
+    accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         released_policy(policy).save_pretrained(out_dir)
+        finish_staging(out_dir, target)
     return records

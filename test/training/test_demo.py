@@ -85,3 +85,33 @@ def test_long_training_drives_join_the_short_ones(tmp_path):
     assert kinds == list(KINDS[:2])
     seeds = [int(b.name.split("_")[1]) for b in bags]
     assert len(set(seeds)) == 3 and all(seed < TEST_SEED for seed in seeds)
+
+
+def test_a_failed_train_demo_leaves_the_earlier_checkpoint_untouched(tmp_path, monkeypatch):
+    """train-demo writes beside its output (by default the package's demo checkpoint) and
+    moves the result into place only when training, evaluation and the description are
+    done: a run failing in the evaluation leaves the earlier folder as it was, and nothing
+    beside it."""
+    import alpamayo_ros.training.demo as demo_module
+
+    out = tmp_path / "demo_checkpoint"
+    out.mkdir()
+    (out / "config.json").write_text('{"earlier": true}\n')
+    monkeypatch.setattr(demo_module, "training_bags", lambda work, s: [])
+    monkeypatch.setattr(demo_module, "_dataset", lambda work, name, bags: work / "data")
+
+    def train(init, data, into, settings):
+        into.mkdir()
+        (into / "config.json").write_text('{"new": true}\n')
+        return [{"step": 1}]
+
+    def evaluate(checkpoint, work, settings):
+        assert checkpoint != out and (checkpoint / "config.json").is_file()
+        raise RuntimeError("held-out drives unreadable")
+
+    monkeypatch.setattr(demo_module, "train_sft", train)
+    monkeypatch.setattr(demo_module, "evaluate_demo", evaluate)
+    with pytest.raises(RuntimeError, match="held-out drives unreadable"):
+        demo_module.train_demo(tmp_path / "work", out, DemoSettings(model_size="tiny"))
+    assert (out / "config.json").read_text() == '{"earlier": true}\n'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo_checkpoint", "work"]

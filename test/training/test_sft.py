@@ -94,3 +94,42 @@ def test_lora_is_merged_into_the_released_layout(init_checkpoint, dataset, tmp_p
     vision = "vlm.model.visual.blocks.0.mlp.linear_fc1.weight"
     assert torch.equal(before[vision], after[vision])  # not adapted, frozen
     AlpamayoPolicy.from_pretrained(tmp_path / "out")
+
+
+def test_a_failed_run_leaves_the_earlier_checkpoint_untouched(
+    init_checkpoint, dataset, tmp_path, monkeypatch
+):
+    """Training into a folder that holds a checkpoint writes beside it: a run failing at
+    its 2nd step leaves the folder as it was (what it wrote, its log and step checkpoint,
+    in out.incomplete); a run that finishes replaces the folder, with a log of its own."""
+    import alpamayo_ros.training.trainer as trainer
+
+    out = tmp_path / "out"
+    settings = TrainSettings(steps=2, batch_size=2, warmup_steps=0, num_workers=0,
+                             log_every=1, save_every=1)  # fmt: skip
+    train_sft(init_checkpoint, dataset, out, settings)
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    steps = []
+    backward = trainer.Accelerator.backward
+
+    def failing(self, loss, **kw):
+        steps.append(1)
+        if len(steps) == 2:
+            raise RuntimeError("CUDA out of memory")
+        return backward(self, loss, **kw)
+
+    monkeypatch.setattr(trainer.Accelerator, "backward", failing)
+    with pytest.raises(RuntimeError, match="CUDA out of memory"):
+        train_sft(init_checkpoint, dataset, out, settings)
+    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert after == before
+    incomplete = tmp_path / "out.incomplete"
+    assert (incomplete / "step-1" / "model.safetensors").is_file()
+    assert len((incomplete / "train_log.jsonl").read_text().splitlines()) == 1
+    monkeypatch.undo()
+    train_sft(init_checkpoint, dataset, out, TrainSettings(steps=1, batch_size=2,
+              warmup_steps=0, num_workers=0, log_every=1))  # fmt: skip
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert len((out / "train_log.jsonl").read_text().splitlines()) == 1  # not appended
+    assert not (out / "step-1").exists()  # the earlier run's, gone with it
+    AlpamayoPolicy.from_pretrained(out)
