@@ -109,14 +109,18 @@ def _inspect_bag(args: argparse.Namespace) -> int:
 
 
 def _make_tiny_checkpoint(args: argparse.Namespace) -> int:
+    from alpamayo_ros.core.atomic_output import written_atomically
     from alpamayo_ros.model.tiny import make_tiny_checkpoint
 
-    path = make_tiny_checkpoint(
-        args.directory, seed=args.seed, pixels=args.pixels, family=args.family
-    )
+    out = Path(args.directory)
+    if out.exists() and any(out.iterdir()) and not args.force:
+        print(f"{out} exists and is not empty; pass --force to replace it", file=sys.stderr)
+        return 2
+    with written_atomically(out) as partial:  # an earlier checkpoint kept if this fails
+        make_tiny_checkpoint(partial, seed=args.seed, pixels=args.pixels, family=args.family)
     print(
         f"wrote an untrained tiny {args.family} checkpoint (released layout, random weights) "
-        f"to {path}"
+        f"to {out}"
     )
     return 0
 
@@ -456,6 +460,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("directory", help="output folder (created)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the weights")
     p.add_argument("--pixels", type=int, default=32768, help="image pixel budget of its processor")
+    p.add_argument("--force", action="store_true", help="replace a folder that is not empty")
     p.add_argument(
         "--family", choices=FAMILIES, default=FAMILIES[0],
         help="checkpoint layout: alpamayo1 (Alpamayo-R1) or alpamayo1_5 (Alpamayo 1.5)",

@@ -341,3 +341,16 @@ def test_make_sample_bag_refuses_a_bad_duration_and_keeps_the_earlier_bag(tmp_pa
     assert main(["make-sample-bag", str(bag), "--duration", "3", "--force"]) == 0
     assert {p.name: p.read_bytes() for p in bag.iterdir()} != before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bag"]
+
+
+def test_make_tiny_checkpoint_does_not_replace_a_checkpoint_unasked(tmp_path, capsys):
+    ckpt = tmp_path / "ckpt"
+    assert main(["make-tiny-checkpoint", str(ckpt), "--seed", "1"]) == 0
+    before = {p.name: p.read_bytes() for p in ckpt.iterdir()}
+    assert main(["make-tiny-checkpoint", str(ckpt), "--seed", "2"]) == 2
+    assert "exists and is not empty; pass --force" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in ckpt.iterdir()} == before
+    assert main(["make-tiny-checkpoint", str(ckpt), "--seed", "2", "--force"]) == 0
+    after = {p.name: p.read_bytes() for p in ckpt.iterdir()}
+    assert after.keys() == before.keys() and after != before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]

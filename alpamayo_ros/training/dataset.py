@@ -51,6 +51,7 @@ from alpamayo_ros.bag.playback import (
     tick_times,
 )
 from alpamayo_ros.bag.reader import Bag, SkipCounts
+from alpamayo_ros.core.atomic_output import written_atomically
 from alpamayo_ros.core.camera_rig import CameraRig
 from alpamayo_ros.core.ego_history import (
     EgoHistory,
@@ -249,9 +250,29 @@ def build_dataset(
     per_shard: int = SAMPLES_PER_SHARD,
     progress: bool = True,
 ) -> BuildReport:
-    """Turn bags into shards in out_dir (see the module docstring); writes index.json."""
-    out_dir = Path(out_dir)
+    """Turn bags into shards in out_dir (see the module docstring); writes index.json. The
+    dataset is written beside out_dir and replaces it whole when complete: an earlier
+    dataset there is never mixed with this one's shards, nor lost to a failed run."""
     notes = read_annotations(annotations)
+    with written_atomically(Path(out_dir)) as partial:
+        return _build_shards(
+            bags, notes, partial, rig, odom_source, rate_hz, max_annotation_gap, per_shard,
+            progress,
+        )  # fmt: skip
+
+
+def _build_shards(
+    bags: Sequence[str | Path],
+    notes: dict[str, list[Annotation]],
+    out_dir: Path,
+    rig: CameraRig,
+    odom_source: str,
+    rate_hz: float,
+    max_annotation_gap: float,
+    per_shard: int,
+    progress: bool,
+) -> BuildReport:
+    """build_dataset's work, into the fresh folder out_dir."""
     spec = UnicycleSpec(integration="trapezoid")
     tokenizer = ControlTokenizer.released()
     writer = ShardWriter(out_dir, per_shard)

@@ -80,3 +80,34 @@ def test_a_damaged_shard_is_named_with_its_sample(dataset, tmp_path):
         said = "KeyError: 'json'" if name == "nojson" else "image 0 is not a readable JPEG"
         with pytest.raises(ValueError, match=rf"{name}\.tar: sample {first} is malformed .*{said}"):
             list(read_shard(out))
+
+
+def test_a_rebuild_replaces_the_dataset_whole_and_a_failed_one_keeps_it(
+    drives, tmp_path, monkeypatch
+):
+    """Rebuilt with larger shards, the folder holds the new shards only (no stale shard of
+    the earlier build for ShardDataset to read); a build failing part-way leaves the
+    earlier dataset as it was."""
+    import alpamayo_ros.training.dataset as dataset_module
+    from alpamayo_ros.core.camera_rig import CameraRig
+    from alpamayo_ros.training.dataset import build_dataset, load_samples
+
+    notes = tmp_path / "notes.jsonl"
+    notes.write_text("".join((d / "coc_annotations.jsonl").read_text() for d in drives))
+    out = tmp_path / "data"
+    rig = CameraRig.released_default()
+    small = build_dataset(drives, notes, out, rig, per_shard=4, progress=False)
+    assert small.shards >= 3
+    big = build_dataset(drives, notes, out, rig, per_shard=1000, progress=False)
+    assert big.shards == 1 and len(list(out.glob("shard-*.tar"))) == 1
+    assert len(load_samples(out)) == big.samples == small.samples
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def failing(self, sample):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(dataset_module.ShardWriter, "write", failing)
+    with pytest.raises(OSError, match="disk full"):
+        build_dataset(drives, notes, out, rig, per_shard=4, progress=False)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "notes.jsonl"]
