@@ -210,6 +210,7 @@ def test_a_replay_of_a_truncated_mcap_plans_what_was_recovered(cut_drive, tmp_pa
     assert main(argv) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert "MCAP file truncated" in summary["bag_truncation"] and summary["plans"] > 0
+    assert "bag read in part" in (out / "report.html").read_text()
     assert "note: MCAP file truncated" in capsys.readouterr().out
 
 
@@ -325,6 +326,8 @@ def test_inspect_and_replay_of_a_damaged_bag_say_what_was_recovered(
     assert main(argv) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["bag_truncation"].startswith("damaged data (") and summary["plans"] > 0
+    report = (out / "report.html").read_text()
+    assert "bag read in part" in report and "the rest of the chunk skipped" in report
 
 
 def test_make_sample_bag_refuses_a_bad_duration_and_keeps_the_earlier_bag(tmp_path, capsys):

@@ -300,6 +300,8 @@ class ReportWriter:
         ]
         if result.interrupted:
             overview.append(("interrupted", "yes: the report covers the plans made before Ctrl-C"))
+        if result.truncation:  # a truncated or damaged MCAP: what was recovered, what lost
+            overview.append(("bag read in part", result.truncation))
         cv, ca = summary["constant_velocity_mean_m"], summary["constant_accel_curvature_mean_m"]
         metric_rows = [
             (
