@@ -10,7 +10,12 @@ from typing import Any
 import cv2
 import numpy as np
 
-from alpamayo_ros.core.encoded_image import BadJpeg, CameraFrame, deferred_jpeg
+from alpamayo_ros.core.encoded_image import (
+    BadJpeg,
+    CameraFrame,
+    deferred_jpeg,
+    frame_size_problem,
+)
 from alpamayo_ros.messages.inputs import BadMessage, stamp_seconds
 
 _RAW_CHANNELS = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1}
@@ -18,16 +23,21 @@ _RAW_CHANNELS = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1}
 
 def intake_image(msg: Any, encoding: str, topic: str, defer_jpeg: bool = False) -> CameraFrame:
     """decode_image, or with defer_jpeg a JPEG CompressedImage kept as an EncodedImage for
-    the model to decode on its device (its header checked: BadMessage if broken)."""
+    the model to decode on its device (its header checked: BadMessage if broken). An image
+    too small or too large to be a camera frame (frame_size_problem) is a BadMessage."""
+    image: CameraFrame | None = None
     if defer_jpeg and encoding == "compressed":
         t = stamp_seconds(msg.header.stamp)
         try:
             image = deferred_jpeg(bytes(msg.data), str(msg.format), f"{topic} at {t:.3f} s")
         except BadJpeg as err:
             raise BadMessage(str(err)) from err
-        if image is not None:
-            return image
-    return decode_image(msg, encoding, topic)
+    if image is None:
+        image = decode_image(msg, encoding, topic)
+    problem = frame_size_problem(image.shape)
+    if problem is not None:
+        raise BadMessage(f"{topic} at {stamp_seconds(msg.header.stamp):.3f} s: {problem}")
+    return image
 
 
 def decode_image(msg: Any, encoding: str, topic: str) -> np.ndarray:

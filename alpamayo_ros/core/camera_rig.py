@@ -12,11 +12,10 @@ from typing import Any
 
 import yaml
 
-from alpamayo_ros.core.encoded_image import CameraFrame
+from alpamayo_ros.core.encoded_image import MAX_SIZE, MIN_SIZE, CameraFrame
 from alpamayo_ros.core.frame_buffer import RELEASED_CAMERAS
 
 ENCODINGS = ("compressed", "raw")
-MIN_SIZE, MAX_SIZE = 16, 16384  # pixels: a camera image's width or height
 
 
 class CameraRigError(ValueError):

@@ -21,6 +21,18 @@ from typing import Any
 
 import numpy as np
 
+MIN_SIZE, MAX_SIZE = 16, 16384  # pixels: a camera image's width or height
+
+
+def frame_size_problem(shape: tuple[int, ...]) -> str | None:
+    """Why an image of (H, W, ...) `shape` cannot be a camera frame (None when it can):
+    width and height of MIN_SIZE to MAX_SIZE pixels."""
+    h, w = int(shape[0]), int(shape[1])
+    if MIN_SIZE <= h <= MAX_SIZE and MIN_SIZE <= w <= MAX_SIZE:
+        return None
+    return f"a {w}x{h} image: camera images are {MIN_SIZE} to {MAX_SIZE} pixels wide and high"
+
+
 # Start-of-frame markers of Huffman-coded JPEG: baseline, extended, progressive.
 _SOF_HUFFMAN = {0xC0: "baseline", 0xC1: "extended", 0xC2: "progressive"}
 # Other start-of-frame markers (lossless, arithmetic, hierarchical): not deferred.

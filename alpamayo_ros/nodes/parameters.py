@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from alpamayo_ros.control.tracking import TrackerSettings
-from alpamayo_ros.core.camera_rig import MAX_SIZE, MIN_SIZE
 from alpamayo_ros.core.clock import ClockSettings
+from alpamayo_ros.core.encoded_image import MAX_SIZE, MIN_SIZE
 from alpamayo_ros.core.plan import PlanLimits
 from alpamayo_ros.planning.settings import (
     ENGINE_CHOICES,

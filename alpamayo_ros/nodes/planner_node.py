@@ -47,7 +47,7 @@ from alpamayo_ros.core.camera_rig import CameraInput, CameraRig, CameraRigError
 from alpamayo_ros.core.cameras import ALPAMAYO1_5, CameraLayoutError, check_camera_layout
 from alpamayo_ros.core.diagnostics import HealthLimits, PlannerMonitor, navigation_item
 from alpamayo_ros.core.ego_history import StampedPose
-from alpamayo_ros.core.encoded_image import deferred_jpeg
+from alpamayo_ros.core.encoded_image import deferred_jpeg, frame_size_problem
 from alpamayo_ros.core.frame_buffer import FrameBufferSpec, FramesUnavailable
 from alpamayo_ros.core.plan import Plan
 from alpamayo_ros.messages.autoware import autoware_candidates_msg, autoware_trajectory_msg
@@ -289,6 +289,9 @@ class PlannerNode(Node):
                 rgb = self.bridge.imgmsg_to_cv2(msg, desired_encoding="rgb8")
             if rgb is None or rgb.ndim != 3 or rgb.shape[2] != 3:
                 raise ValueError(f"decoded to shape {getattr(rgb, 'shape', None)}")
+            problem = frame_size_problem(rgb.shape)
+            if problem is not None:
+                raise ValueError(problem)
         except Exception as err:  # cv_bridge and OpenCV raise several kinds
             self._bad("image", f"{topic}: {type(err).__name__}: {err}")
             return

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from alpamayo_ros.core.camera_rig import MAX_SIZE, MIN_SIZE, CameraInput, CameraRig
+from alpamayo_ros.core.camera_rig import CameraInput, CameraRig
 from alpamayo_ros.core.ego_history import EgoHistory, StampedPose
-from alpamayo_ros.core.encoded_image import CameraFrame, EncodedImage
+from alpamayo_ros.core.encoded_image import MAX_SIZE, MIN_SIZE, CameraFrame, EncodedImage
 from alpamayo_ros.core.frame_buffer import FrameSet
 from alpamayo_ros.planning.planner import PlanInputs
 

@@ -88,6 +88,26 @@ def test_images_decode_to_rgb_from_compressed_and_raw(tmp_path):
         assert img[10, 50].max() < 50
 
 
+@pytest.mark.parametrize("defer", [False, True])
+@pytest.mark.parametrize(("h", "w"), [(0, 64), (48, 0), (1, 1), (8, 64)])
+def test_an_image_too_small_to_be_a_frame_is_a_bad_message(h, w, defer):
+    """An empty or tiny image (a driver's placeholder, a broken header) would otherwise
+    reach the model and fail every plan its frame set joins; it is counted and skipped."""
+    from alpamayo_ros.bag.images import intake_image
+
+    f = MessageFactory()
+    raw = f.raw_image(5.0, "cam", np.zeros((48, 64, 3), np.uint8))
+    raw.height, raw.width, raw.step = h, w, 3 * w
+    with pytest.raises(BadMessage, match=rf"/cam at 5\.000 s: a {w}x{h} image: camera images"):
+        intake_image(raw, "raw", "/cam", defer)
+    if h and w:
+        jpeg = f.compressed_image(5.0, "cam", np.zeros((h, w, 3), np.uint8))
+        with pytest.raises(BadMessage, match=rf"a {w}x{h} image"):
+            intake_image(jpeg, "compressed", "/cam", defer)
+    jpeg = f.compressed_image(5.0, "cam", np.zeros((16, 16, 3), np.uint8))
+    assert intake_image(jpeg, "compressed", "/cam", defer).shape == (16, 16, 3)
+
+
 def test_crop_takes_the_given_fractions():
     img = np.arange(100 * 200 * 3, dtype=np.uint8).reshape(100, 200, 3)
     cam = CameraInput("tele", "/front", crop=(0.25, 0.25, 0.75, 0.75))

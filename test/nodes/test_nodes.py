@@ -140,6 +140,30 @@ def test_bad_images_are_counted_not_fatal(ros, tiny_checkpoint):
         assert graph.wait_for(lambda: len(drive.received["plan"]) > n + 5, 5.0)  # still planning
 
 
+@pytest.mark.parametrize("image_decode", ["arrival", "model"])
+def test_an_image_too_small_to_be_a_frame_is_counted_not_planned_on(
+    ros, tiny_checkpoint, image_decode
+):
+    """A 1x1 JPEG (decodable, no camera's frame) from every camera once: counted as a bad
+    image per camera and skipped, whether decoded on arrival or kept for the model; the
+    plans go on from the cameras' real frames."""
+    import cv2
+
+    drive = Drive(sim_start=SIM_START)
+    planner = sim_planner(tiny_checkpoint, image_decode=image_decode)
+    with Graph(drive.node, planner) as graph:
+        wait_for_model(graph, planner)
+        for t in ticks(SIM_START, 22):
+            assert step(graph, drive, planner, t), f"no plan for the tick at {t}"
+        _, tiny = cv2.imencode(".jpg", np.full((1, 1, 3), 100, np.uint8))
+        drive.bad_image_data, drive.bad_image_next = tiny.tobytes(), True
+        for t in ticks(SIM_START + 2.2, 7):
+            assert step(graph, drive, planner, t)
+        assert planner.monitor.bad_messages.get("image", 0) == 4, planner.monitor.bad_messages
+        last = drive.received["plan"][-1][1]
+        assert not last.is_fallback, last.fallback_reason
+
+
 def test_jpeg_images_left_to_the_model_plan_and_a_broken_header_is_counted(ros, tiny_checkpoint):
     """image_decode model: the callback keeps each JPEG as bytes (header checked), the model
     decodes them (OpenCV here, no GPU); a JPEG cut inside its header is counted and skipped."""
