@@ -149,13 +149,18 @@ def read_annotations(path: str | Path) -> dict[str, list[Annotation]]:
             continue
         try:
             row = json.loads(line)
+            if not isinstance(row, dict):
+                raise TypeError(f"a line must be a JSON object, got {type(row).__name__}")
             action = row.get("meta_action", "")
             if action and action not in META_ACTIONS:
                 raise ValueError(f"meta_action {action!r} is not one of {META_ACTIONS}")
             agents = np.asarray(row.get("agents", []), dtype=np.float64).reshape(-1, 5)
-            by_bag[str(row["bag"])].append(
-                Annotation(float(row["t"]), str(row["reasoning"]), action, agents)
-            )
+            t = float(row["t"])
+            if not math.isfinite(t) or not np.isfinite(agents).all():
+                raise ValueError("t and agents must be finite numbers")
+            if not isinstance(row["bag"], str) or not isinstance(row["reasoning"], str):
+                raise TypeError("bag and reasoning must be strings")
+            by_bag[row["bag"]].append(Annotation(t, row["reasoning"], action, agents))
         except (KeyError, TypeError, ValueError, json.JSONDecodeError) as err:
             raise ValueError(f"{path}:{n}: bad annotation ({err}): {line[:120]}") from err
     for rows in by_bag.values():

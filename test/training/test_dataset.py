@@ -111,3 +111,21 @@ def test_a_rebuild_replaces_the_dataset_whole_and_a_failed_one_keeps_it(
         build_dataset(drives, notes, out, rig, per_shard=4, progress=False)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "notes.jsonl"]
+
+
+@pytest.mark.parametrize(
+    ("row", "said"),
+    [
+        ('{"bag": "a", "t": NaN, "reasoning": "x"}', "must be finite"),
+        ('{"bag": "a", "t": "inf", "reasoning": "x"}', "must be finite"),
+        ('{"bag": "a", "t": 1.0, "reasoning": 5}', "must be strings"),
+        ('{"bag": null, "t": 1.0, "reasoning": "x"}', "must be strings"),
+        ('{"bag": "a", "t": 1.0, "reasoning": "x", "agents": [[1, 2, 3, 4, NaN]]}', "finite"),
+        ("[1, 2]", "must be a JSON object, got list"),
+    ],
+)
+def test_an_annotation_of_the_wrong_kind_names_its_line(tmp_path, row, said):
+    path = tmp_path / "coc.jsonl"
+    path.write_text('{"bag": "a", "t": 1.0, "reasoning": "ok"}\n' + row + "\n")
+    with pytest.raises(ValueError, match=rf"coc.jsonl:2: bad annotation \(.*{said}"):
+        read_annotations(path)
