@@ -148,6 +148,7 @@ class StreamedMcap:
 
     def messages(self, topics: Sequence[str]) -> Iterator[tuple[str, float, Any]]:
         """(topic, receive time s, message or BadMessage) in file order."""
+        self._damaged = []  # noted by the scan (summary.damaged): not again each pass
         wanted = set(topics)
         for path in self.files:
             schemas: dict[int, str] = {}

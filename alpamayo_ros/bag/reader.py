@@ -216,7 +216,9 @@ class Bag:
             yield from self._stream.messages(topics)
             return
         conns = [c for c in self._reader.connections if c.topic in set(topics)]
-        seen: set[tuple[str, float]] = set()  # what this pass yielded, were it to fail
+        # rosbags yields in time order, so were this pass to fail, what it yielded is every
+        # readable message before `last` and, at `last`, the topics in `at_last`.
+        last, at_last = -math.inf, set[str]()
         try:
             for conn, t_ns, raw in self._reader.messages(connections=conns):
                 try:
@@ -225,13 +227,16 @@ class Bag:
                     msg = BadMessage(
                         f"{conn.topic} at {t_ns * 1e-9:.3f} s: cannot deserialise ({err})"
                     )
-                seen.add((conn.topic, t_ns * 1e-9))
-                yield conn.topic, t_ns * 1e-9, msg
+                t = t_ns * 1e-9
+                if t != last:
+                    last, at_last = t, set()
+                at_last.add(conn.topic)
+                yield conn.topic, t, msg
         except Exception as err:  # a damaged record: rosbags raises many kinds
             self._damaged(err)  # this and later passes go on with the streaming reader
             assert self._stream is not None
             for topic, t, msg in self._stream.messages(topics):
-                if (topic, t) not in seen:
+                if t > last or (t == last and topic not in at_last):
                     yield topic, t, msg
 
     def read_ego_poses(

@@ -31,10 +31,16 @@ def written_atomically(target: Path, create: bool = True) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
+    _replace(target, partial)
+
+
+def _replace(target: Path, new: Path) -> None:
+    """The folder `new` takes `target`'s place; the old `target` (if any) is removed only
+    once `new` is in place."""
     old = target.with_name(f".{target.name}.old-{os.getpid()}")
     if target.exists():
         target.rename(old)
-    partial.rename(target)
+    new.rename(target)
     shutil.rmtree(old, ignore_errors=True)
 
 
@@ -61,9 +67,5 @@ def prepare_staging(work: Path, target: Path) -> None:
 def finish_staging(work: Path, target: Path) -> None:
     """The finished run's staging folder `work` replaces `target` (nothing to do where the
     run wrote into `target` itself)."""
-    if work == target:
-        return
-    old = target.with_name(f".{target.name}.old-{os.getpid()}")
-    target.rename(old)
-    work.rename(target)
-    shutil.rmtree(old, ignore_errors=True)
+    if work != target:
+        _replace(target, work)
