@@ -1,28 +1,97 @@
-"""What both nodes share: the message-type lookup, the newest ego pose from tf, and main()."""
+"""What both nodes share: the message-type lookup, the newest ego pose from tf, topics whose
+QoS the user can set, the check of the parameters given, and main()."""
 
 from __future__ import annotations
 
+import copy
 import functools
 import logging
 import os
 import sys
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import rclpy
 from nav_msgs.msg import Odometry
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.qos import qos_profile_sensor_data
+from rclpy.qos import HistoryPolicy, QoSPolicyKind, QoSProfile, qos_profile_sensor_data
+from rclpy.qos_overriding_options import InvalidQosOverridesError, QoSOverridingOptions
 from rclpy.time import Time
 from rosidl_runtime_py.utilities import get_message
 from tf2_ros import Buffer, TransformException, TransformListener
 
 from alpamayo_ros.core.ego_history import StampedPose
 from alpamayo_ros.messages.inputs import stamp_seconds
+from alpamayo_ros.nodes.parameters import (
+    QOS_POLICIES,
+    QOS_PREFIX,
+    ParameterError,
+    unknown_parameter_problem,
+)
 
 # "pkg/msg/Name" -> message class, for the duck-typed builders in alpamayo_ros.messages.
 types = functools.lru_cache(maxsize=None)(get_message)
+
+
+def _qos_sound(qos: QoSProfile) -> SetParametersResult:
+    if qos.history == HistoryPolicy.KEEP_LAST and qos.depth < 1:
+        return SetParametersResult(successful=False, reason="depth must be >= 1 with keep_last")
+    return SetParametersResult(successful=True)
+
+
+# Every topic's history, depth, reliability and durability can be set by parameters
+# (qos_overrides.TOPIC.publisher|subscription.POLICY, read at start-up), as rclpy provides.
+QOS_OVERRIDES = QoSOverridingOptions(
+    [QoSPolicyKind[p.upper()] for p in QOS_POLICIES], callback=_qos_sound
+)
+
+
+def publisher(node: Node, msg_type: Any, topic: str, qos: QoSProfile | int) -> Any:
+    """node.create_publisher whose QoS the parameters may override; a bad override is a
+    ParameterError naming its parameter."""
+    return _overridable(node, "publisher", topic, qos, lambda q: node.create_publisher(
+        msg_type, topic, q, qos_overriding_options=QOS_OVERRIDES))  # fmt: skip
+
+
+def subscription(
+    node: Node,
+    msg_type: Any,
+    topic: str,
+    callback: Callable[[Any], None],
+    qos: QoSProfile | int,
+    **kwargs: Any,
+) -> Any:
+    """node.create_subscription whose QoS the parameters may override (see publisher)."""
+    return _overridable(node, "subscription", topic, qos, lambda q: node.create_subscription(
+        msg_type, topic, callback, q, qos_overriding_options=QOS_OVERRIDES, **kwargs))  # fmt: skip
+
+
+def _overridable(
+    node: Node, kind: str, topic: str, qos: QoSProfile | int, create: Callable[[QoSProfile], Any]
+) -> Any:
+    # rclpy writes the overrides into the profile it is given: a copy, so that a shared
+    # profile (qos_profile_sensor_data) keeps its values for the other topics
+    profile = QoSProfile(depth=qos) if isinstance(qos, int) else copy.copy(qos)
+    try:
+        return create(profile)
+    except (ParameterException, InvalidQosOverridesError, RuntimeError) as err:
+        name = f"{QOS_PREFIX}{node.resolve_topic_name(topic)}.{kind}"
+        raise ParameterError(f"{name}: {err}") from err
+
+
+def refuse_unknown_parameters(node: Node) -> None:
+    """ParameterError when the node was given a parameter it does not declare (rclpy keeps
+    such a value unused and says nothing: a misspelt name would leave its default in place).
+    Call once every parameter is declared, the QoS ones included (after the topics)."""
+    given = list(getattr(node, "_parameter_overrides", {}))  # rclpy keeps no public list
+    declared = node.list_parameters([], 0).names
+    problem = unknown_parameter_problem(node.get_name(), given, declared)
+    if problem is not None:
+        raise ParameterError(problem)
 
 
 def latest_tf_pose(buffer: Buffer, parent: str, child: str) -> StampedPose | None:
@@ -42,7 +111,7 @@ def subscribe_ego_motion(
     """Odometry on `odom_topic` (sensor-data QoS) to `on_odometry`; or, for ego_source "tf",
     a tf buffer (polled with latest_tf_pose) and its listener, which the node must keep."""
     if ego_source == "odometry":
-        node.create_subscription(Odometry, odom_topic, on_odometry, qos_profile_sensor_data)
+        subscription(node, Odometry, odom_topic, on_odometry, qos_profile_sensor_data)
         return None, None
     buffer = Buffer()
     return buffer, TransformListener(buffer, node)

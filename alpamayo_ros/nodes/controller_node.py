@@ -30,7 +30,15 @@ from alpamayo_ros.messages.diagnostics import diagnostic_array_msg
 from alpamayo_ros.messages.inputs import BadMessage, pose_from_odometry
 from alpamayo_ros.messages.plan import plan_from_msg
 from alpamayo_ros.msg import DrivingPlan
-from alpamayo_ros.nodes.common import latest_tf_pose, run, subscribe_ego_motion, types
+from alpamayo_ros.nodes.common import (
+    latest_tf_pose,
+    publisher,
+    refuse_unknown_parameters,
+    run,
+    subscribe_ego_motion,
+    subscription,
+    types,
+)
 from alpamayo_ros.nodes.parameters import (
     CONTROLLER_PARAMS,
     ControllerConfig,
@@ -58,7 +66,7 @@ class ControllerNode(Node):
         self.mode_log = ModeLog(min_interval=1.0)  # mode changes logged, a line a second at most
 
         cmd_type = TwistStamped if cfg.cmd_vel_stamped else Twist
-        self.pub_cmd = self.create_publisher(cmd_type, "cmd_vel", 10)
+        self.pub_cmd = publisher(self, cmd_type, "cmd_vel", 10)
         self.pub_ackermann = None
         if cfg.publish_ackermann:
             try:
@@ -68,13 +76,14 @@ class ControllerNode(Node):
                     "parameter publish_ackermann = True needs the ackermann_msgs package "
                     f"(apt install ros-$ROS_DISTRO-ackermann-msgs): {err}"
                 ) from err
-            self.pub_ackermann = self.create_publisher(AckermannDriveStamped, "ackermann_cmd", 10)
-        self.pub_diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+            self.pub_ackermann = publisher(self, AckermannDriveStamped, "ackermann_cmd", 10)
+        self.pub_diagnostics = publisher(self, DiagnosticArray, "/diagnostics", 10)
 
-        self.create_subscription(DrivingPlan, "plan", self._on_plan, 10)
+        subscription(self, DrivingPlan, "plan", self._on_plan, 10)
         self.tf_buffer, self._tf_listener = subscribe_ego_motion(
             self, cfg.ego_source, cfg.odom_topic, self._on_odometry
         )
+        refuse_unknown_parameters(self)  # every parameter, QoS ones too, is declared now
         self.create_timer(1.0 / cfg.control_rate_hz, self._on_control)
         steady = Clock(clock_type=ClockType.STEADY_TIME)  # fires while /clock is stopped
         self.create_timer(min(0.1, cfg.clock_timeout / 2), self._on_watchdog, clock=steady)

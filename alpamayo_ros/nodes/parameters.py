@@ -9,6 +9,7 @@ with `planner_config` / `controller_config`.
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import math
 import textwrap
@@ -242,6 +243,56 @@ def check_values(specs: tuple[ParamSpec, ...], values: dict[str, Any]) -> dict[s
     return {s.name: s.check(values.get(s.name, s.default)) for s in specs}
 
 
+QOS_PREFIX = "qos_overrides."  # rclpy's parameters that set a topic's QoS
+QOS_POLICIES = ("history", "depth", "reliability", "durability")  # settable on every topic
+
+
+def unknown_parameter_problem(node: str, given: list[str], declared: list[str]) -> str | None:
+    """Why the parameters `given` to `node` (params file, launch, command line) are refused:
+    names the node does not declare, which rclpy would otherwise ignore in silence (a typo
+    keeping a default). Each gets the closest declared name; a QoS override of a topic or
+    policy the node does not have lists the ones it has. None when all are declared."""
+    known = set(declared)
+    unknown = sorted(n for n in set(given) if n not in known)
+    if not unknown:
+        return None
+    named = []
+    for name in unknown:
+        close = _closest(name, known)
+        named.append(f"{name!r}" + (f" (did you mean {close!r}?)" if close else ""))
+    text = f"{node} has no parameter {', '.join(named)}"
+    if any(n.startswith(QOS_PREFIX) for n in unknown):
+        topics = sorted({n[len(QOS_PREFIX) :].rsplit(".", 2)[0] + f" ({n.rsplit('.', 2)[1]})"
+                         for n in known if n.startswith(QOS_PREFIX)})  # fmt: skip
+        text += (f"; its QoS is set per topic as {QOS_PREFIX}TOPIC.publisher|subscription."
+                 f"{'|'.join(QOS_POLICIES)}, for: {', '.join(topics) or 'no topic'}")  # fmt: skip
+    else:
+        text += f"; ros2 param list /{node} lists its parameters"
+    return text
+
+
+def _closest(name: str, known: set[str]) -> str | None:
+    """The declared name `name` was probably meant as, or None. A QoS override is matched by
+    its parts: the topic of the same last name (~/plan given as /plan) or else the closest
+    one, the entity kind given, the closest policy."""
+    if not (name.startswith(QOS_PREFIX) and name.count(".") >= 3):
+        close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.75)
+        return close[0] if close else None
+    topic, kind, policy = name[len(QOS_PREFIX) :].rsplit(".", 2)
+    topics = sorted({k[len(QOS_PREFIX) :].rsplit(".", 2)[0] for k in known
+                     if k.startswith(QOS_PREFIX) and k.count(".") >= 3})  # fmt: skip
+    leaf = topic.rstrip("/").rsplit("/", 1)[-1]
+    same_leaf = [t for t in topics if t.rsplit("/", 1)[-1] == leaf]
+    near = same_leaf if len(same_leaf) == 1 else difflib.get_close_matches(topic, topics, 1, 0.75)
+    policies = difflib.get_close_matches(policy, QOS_POLICIES, 1, 0.6)
+    for t in near or [topic]:
+        for k in (kind, "publisher", "subscription"):
+            candidate = f"{QOS_PREFIX}{t}.{k}.{policies[0] if policies else policy}"
+            if candidate in known:
+                return candidate
+    return None
+
+
 def defaults(specs: tuple[ParamSpec, ...]) -> dict[str, Value]:
     return {s.name: s.default for s in specs}
 
@@ -446,9 +497,16 @@ def _yaml_value(value: Value) -> str:
     return repr(value)
 
 
-def render_yaml(node: str, specs: tuple[ParamSpec, ...], width: int = 100) -> str:
+def render_yaml(
+    node: str,
+    specs: tuple[ParamSpec, ...],
+    width: int = 100,
+    qos_example: tuple[str, str, str, Value] | None = None,
+) -> str:
     """The parameter file of `node` with every spec's default and its description, range or
-    choices as a comment: what config/planner.yaml and config/controller.yaml hold."""
+    choices as a comment: what config/planner.yaml and config/controller.yaml hold.
+    qos_example: (topic, "publisher" or "subscription", policy, value), shown commented out
+    as the way to set a topic's QoS."""
     lines = [
         f"# Parameters of {node}, generated from alpamayo_ros/nodes/parameters.py",
         "# (python -m alpamayo_ros.nodes.parameters --write config/; a test checks it).",
@@ -466,12 +524,31 @@ def render_yaml(node: str, specs: tuple[ParamSpec, ...], width: int = 100) -> st
             note, width, initial_indent="    # ", subsequent_indent="    # ", break_on_hyphens=False
         )
         lines.append(f"    {spec.name}: {_yaml_value(spec.default)}")
+    if qos_example is not None:
+        topic, kind, policy, value = qos_example
+        lines += [
+            f"    # Each topic's QoS ({', '.join(QOS_POLICIES)}) is a parameter too",
+            f"    # (ros2 param list /{node} | grep {QOS_PREFIX[:-1]}). For example:",
+            f"    # {QOS_PREFIX[:-1]}:",
+            f"    #   {topic}:",
+            f"    #     {kind}:",
+            f"    #       {policy}: {_yaml_value(value)}",
+        ]
     return "\n".join(lines) + "\n"
 
 
-PARAMETER_FILES = {
-    "planner.yaml": ("alpamayo_planner", PLANNER_PARAMS),
-    "controller.yaml": ("alpamayo_controller", CONTROLLER_PARAMS),
+# file -> (node, its parameters, a QoS override shown as the example)
+PARAMETER_FILES: dict[str, tuple[str, tuple[ParamSpec, ...], tuple[str, str, str, Value]]] = {
+    "planner.yaml": (
+        "alpamayo_planner",
+        PLANNER_PARAMS,
+        ("/alpamayo_planner/plan", "publisher", "durability", "transient_local"),
+    ),
+    "controller.yaml": (
+        "alpamayo_controller",
+        CONTROLLER_PARAMS,
+        ("/cmd_vel", "publisher", "depth", 1),
+    ),
 }
 
 
@@ -482,6 +559,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="write the nodes' parameter files")
     parser.add_argument("--write", metavar="DIR", required=True, help="config folder")
     out = Path(parser.parse_args().write)
-    for name, (node, specs) in PARAMETER_FILES.items():
-        (out / name).write_text(render_yaml(node, specs))
+    for name, (node, specs, qos) in PARAMETER_FILES.items():
+        (out / name).write_text(render_yaml(node, specs, qos_example=qos))
         print(out / name)

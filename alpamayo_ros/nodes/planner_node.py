@@ -55,7 +55,15 @@ from alpamayo_ros.messages.diagnostics import diagnostic_array_msg, planner_stat
 from alpamayo_ros.messages.inputs import BadMessage, pose_from_odometry, stamp_seconds
 from alpamayo_ros.messages.plan import plan_messages, time_msg
 from alpamayo_ros.msg import DrivingPlan, PlannerStatus
-from alpamayo_ros.nodes.common import latest_tf_pose, run, subscribe_ego_motion, types
+from alpamayo_ros.nodes.common import (
+    latest_tf_pose,
+    publisher,
+    refuse_unknown_parameters,
+    run,
+    subscribe_ego_motion,
+    subscription,
+    types,
+)
 from alpamayo_ros.nodes.parameters import (
     PLANNER_PARAMS,
     ParameterError,
@@ -120,12 +128,12 @@ class PlannerNode(Node):
         self._closing = False  # set by destroy_node: publish nothing more
         self._size_check: FrameSizeCheck | None = None  # frames vs the warm-up's size
 
-        self.pub_plan = self.create_publisher(DrivingPlan, "~/plan", 10)
-        self.pub_path = self.create_publisher(PathMsg, "~/path", 10)
-        self.pub_reasoning = self.create_publisher(String, "~/reasoning", 10)
-        self.pub_markers = self.create_publisher(MarkerArray, "~/markers", 10)
-        self.pub_status = self.create_publisher(PlannerStatus, "~/status", QoSProfile(depth=10))
-        self.pub_diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.pub_plan = publisher(self, DrivingPlan, "~/plan", 10)
+        self.pub_path = publisher(self, PathMsg, "~/path", 10)
+        self.pub_reasoning = publisher(self, String, "~/reasoning", 10)
+        self.pub_markers = publisher(self, MarkerArray, "~/markers", 10)
+        self.pub_status = publisher(self, PlannerStatus, "~/status", QoSProfile(depth=10))
+        self.pub_diagnostics = publisher(self, DiagnosticArray, "/diagnostics", 10)
         self.pub_autoware = None
         self.pub_candidates = None
         if cfg.publish_autoware:
@@ -136,7 +144,7 @@ class PlannerNode(Node):
                     "parameter publish_autoware = True needs the autoware_planning_msgs "
                     f"package (apt install ros-$ROS_DISTRO-autoware-planning-msgs): {err}"
                 ) from err
-            self.pub_autoware = self.create_publisher(Trajectory, "~/autoware/trajectory", 10)
+            self.pub_autoware = publisher(self, Trajectory, "~/autoware/trajectory", 10)
             try:
                 from autoware_internal_planning_msgs.msg import CandidateTrajectories
             except ImportError:
@@ -145,26 +153,27 @@ class PlannerNode(Node):
                     "~/autoware/candidate_trajectories (every sample) is not published"
                 )
             else:
-                self.pub_candidates = self.create_publisher(
-                    CandidateTrajectories, "~/autoware/candidate_trajectories", 10
+                self.pub_candidates = publisher(
+                    self, CandidateTrajectories, "~/autoware/candidate_trajectories", 10
                 )
 
         for topic, cams in rig.by_topic().items():
             kind = CompressedImage if cams[0].encoding == "compressed" else Image
             callback = functools.partial(self._on_image, topic, tuple(cams))
-            self.create_subscription(kind, topic, callback, qos_profile_sensor_data)
+            subscription(self, kind, topic, callback, qos_profile_sensor_data)
         self.tf_buffer, self._tf_listener = subscribe_ego_motion(
             self, cfg.ego_source, cfg.odom_topic, self._on_odometry
         )
         if cfg.navigation_topic:
             # Route text is sparse and must not be missed: reliable, the last one latched.
             nav_qos = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-            self.create_subscription(String, cfg.navigation_topic, self._on_navigation, nav_qos)
+            subscription(self, String, cfg.navigation_topic, self._on_navigation, nav_qos)
         self._ask_group = ReentrantCallbackGroup()
         self.srv_ask = self.create_service(
             AskQuestion, "~/ask", self._on_ask, callback_group=self._ask_group
         )
 
+        refuse_unknown_parameters(self)  # every parameter, QoS ones too, is declared now
         self._timers = [
             self.create_timer(1.0 / cfg.rate_hz, self._on_tick),
             # Wall clock: keeps reporting while /clock is stopped (use_sim_time).

@@ -203,6 +203,67 @@ def test_bad_configuration_fails_at_start_up(ros):
         PlannerNode(parameter_overrides=[Parameter("dtype", value="int8")])
 
 
+def test_a_parameter_the_node_lacks_fails_at_start_up_naming_the_closest(ros):
+    # rclpy keeps an unknown override unused: a misspelt name would leave its default
+    with pytest.raises(ParameterError, match=r"'rate_hzz' \(did you mean 'rate_hz'\?\)"):
+        PlannerNode(parameter_overrides=[Parameter("model", value=""),
+                                         Parameter("rate_hzz", value=5.0)])  # fmt: skip
+    with pytest.raises(ParameterError, match=r"alpamayo_controller has no parameter 'wheelbas'"):
+        ControllerNode(parameter_overrides=[Parameter("wheelbas", value=3.0)])
+    qos = "qos_overrides./plan.publisher.depth"  # the planner's plan topic is ~/plan
+    with pytest.raises(ParameterError, match=r"/alpamayo_planner/plan \(publisher\)"):
+        PlannerNode(parameter_overrides=[Parameter("model", value=""), Parameter(qos, value=1)])
+
+
+PLAN_QOS = "qos_overrides./alpamayo_planner/plan.publisher."
+FRONT = "/camera/camera_front_wide_120fov/image_raw/compressed"
+
+
+def test_qos_overrides_set_the_qos_of_one_topic(ros):
+    from rclpy.qos import DurabilityPolicy, ReliabilityPolicy, qos_profile_sensor_data
+
+    drive = Drive()
+    planner = PlannerNode(parameter_overrides=[
+        Parameter("model", value=""),
+        Parameter(PLAN_QOS + "durability", value="transient_local"),
+        Parameter(PLAN_QOS + "depth", value=1),
+        Parameter(f"qos_overrides.{FRONT}.subscription.reliability", value="reliable"),
+    ])  # fmt: skip
+    with Graph(drive.node, planner):
+        # this node's own entities (the graph also holds earlier tests' nodes of its name)
+        subs = {sub.topic_name: sub.qos_profile for sub in planner.subscriptions}
+        plan, path = planner.pub_plan.qos_profile, planner.pub_path.qos_profile
+        assert plan.durability == DurabilityPolicy.TRANSIENT_LOCAL and plan.depth == 1
+        assert path.durability == DurabilityPolicy.VOLATILE  # not overridden
+        assert subs[FRONT].reliability == ReliabilityPolicy.RELIABLE
+        others = [q for t, q in subs.items() if t.startswith("/camera/") and t != FRONT]
+        assert len(others) == 3
+        assert all(q.reliability == ReliabilityPolicy.BEST_EFFORT for q in others)
+        # the shared sensor-data profile itself is untouched
+        assert qos_profile_sensor_data.reliability == ReliabilityPolicy.BEST_EFFORT
+        assert planner.get_parameter(PLAN_QOS + "durability").value == "transient_local"
+        # and the middleware was given it (no other test latches the plan)
+        infos = planner.get_publishers_info_by_topic("/alpamayo_planner/plan")
+        assert any(i.node_name == "alpamayo_planner"
+                   and i.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL
+                   for i in infos)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("policy", "value", "message"),
+    [
+        ("reliability", "sometimes", r"reliability.*sometimes"),
+        ("depth", 0, r"depth must be >= 1 with keep_last"),
+        ("depth", "ten", r"depth"),
+    ],
+)
+def test_a_bad_qos_override_fails_at_start_up_naming_it(ros, policy, value, message):
+    with pytest.raises(ParameterError, match=r"qos_overrides\./alpamayo_planner/plan\.publisher"
+                       + ".*" + message):  # fmt: skip
+        PlannerNode(parameter_overrides=[Parameter("model", value=""),
+                                         Parameter(PLAN_QOS + policy, value=value)])  # fmt: skip
+
+
 def straight_plan_at(t0: float, speed: float) -> DrivingPlan:
     from alpamayo_ros.core.plan import Plan
     from alpamayo_ros.core.trajectory import integrate

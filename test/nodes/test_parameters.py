@@ -7,28 +7,24 @@ import pytest
 import yaml
 
 from alpamayo_ros.nodes.parameters import (
-    CONTROLLER_PARAMS,
+    PARAMETER_FILES,
     PLANNER_PARAMS,
     ParameterError,
     controller_config,
     defaults,
     planner_config,
     render_yaml,
+    unknown_parameter_problem,
 )
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 
 
-@pytest.mark.parametrize(
-    ("file", "node", "specs"),
-    [
-        ("planner.yaml", "alpamayo_planner", PLANNER_PARAMS),
-        ("controller.yaml", "alpamayo_controller", CONTROLLER_PARAMS),
-    ],
-)
-def test_yaml_mirrors_the_declared_parameters(file, node, specs):
+@pytest.mark.parametrize("file", ["planner.yaml", "controller.yaml"])
+def test_yaml_mirrors_the_declared_parameters(file):
+    node, specs, qos = PARAMETER_FILES[file]
     text = (CONFIG / file).read_text()
-    assert text == render_yaml(node, specs), (
+    assert text == render_yaml(node, specs, qos_example=qos), (
         f"config/{file} is out of date: python -m alpamayo_ros.nodes.parameters --write config/"
     )
     doc = yaml.safe_load(text)
@@ -83,3 +79,76 @@ def test_boolean_flags_turn_off_too():
     off = parser.parse_args(["--no-hold-at-standstill", "--publish-autoware"])
     assert off.hold_at_standstill is False and off.publish_autoware is True
     assert planner_config({"hold_at_standstill": False}).settings.hold_at_standstill is False
+
+
+def test_the_qos_example_in_the_yaml_becomes_a_qos_parameter_once_uncommented():
+    node, specs, qos = PARAMETER_FILES["planner.yaml"]
+    text = render_yaml(node, specs, qos_example=qos)
+    uncommented = "\n".join(
+        line.replace("# ", "", 1) if line.strip().startswith(("# qos", "#   ", "#     ")) else line
+        for line in text.splitlines()
+    )
+    params = yaml.safe_load(uncommented)[node]["ros__parameters"]
+    topic, kind, policy, value = qos
+    assert params["qos_overrides"] == {topic: {kind: {policy: value}}}
+    assert yaml.safe_load(text)[node]["ros__parameters"] == defaults(specs)
+
+
+PLANNER_DECLARED = [s.name for s in PLANNER_PARAMS] + [
+    "use_sim_time",
+    "qos_overrides./alpamayo_planner/plan.publisher.depth",
+    "qos_overrides./alpamayo_planner/plan.publisher.durability",
+    "qos_overrides./diagnostics.publisher.depth",
+    "qos_overrides./camera/front/image_raw/compressed.subscription.reliability",
+]
+
+
+def test_given_parameters_the_node_declares_are_accepted():
+    given = ["rate_hz", "use_sim_time", "qos_overrides./alpamayo_planner/plan.publisher.depth"]
+    assert unknown_parameter_problem("alpamayo_planner", given, PLANNER_DECLARED) is None
+    assert unknown_parameter_problem("alpamayo_planner", [], PLANNER_DECLARED) is None
+
+
+def test_a_misspelt_parameter_is_refused_with_the_closest_name():
+    problem = unknown_parameter_problem(
+        "alpamayo_planner", ["rate_hz", "rate_hzz", "camera_configs", "xyzzy"], PLANNER_DECLARED
+    )
+    assert problem is not None
+    assert "alpamayo_planner has no parameter" in problem
+    assert "'rate_hzz' (did you mean 'rate_hz'?)" in problem
+    assert "'camera_configs' (did you mean 'camera_config'?)" in problem
+    assert "'xyzzy'" in problem and "'xyzzy' (did" not in problem
+    assert "'rate_hz'," not in problem  # a declared one is not named
+    assert "ros2 param list /alpamayo_planner" in problem
+
+
+def test_a_qos_override_of_a_topic_the_node_lacks_lists_the_topics_it_has():
+    problem = unknown_parameter_problem(
+        "alpamayo_planner", ["qos_overrides./plan.publisher.durability"], PLANNER_DECLARED
+    )
+    assert problem is not None
+    assert (
+        "'qos_overrides./plan.publisher.durability' (did you mean "
+        "'qos_overrides./alpamayo_planner/plan.publisher.durability'?)" in problem
+    )
+    assert "/alpamayo_planner/plan (publisher)" in problem
+    assert "/camera/front/image_raw/compressed (subscription)" in problem
+    assert "history|depth|reliability|durability" in problem
+
+
+@pytest.mark.parametrize(
+    ("given", "meant"),
+    [
+        ("qos_overrides./plan.publisher.depth",
+         "qos_overrides./alpamayo_planner/plan.publisher.depth"),
+        ("qos_overrides./alpamayo_planner/plan.publisher.durabilty",
+         "qos_overrides./alpamayo_planner/plan.publisher.durability"),
+        ("qos_overrides./alpamayo_planner/plan.subscription.depth",
+         "qos_overrides./alpamayo_planner/plan.publisher.depth"),
+        ("qos_overrides./camera/front/image_raw/compresed.subscription.reliability",
+         "qos_overrides./camera/front/image_raw/compressed.subscription.reliability"),
+    ],
+)  # fmt: skip
+def test_a_qos_override_is_matched_by_its_topic_kind_and_policy(given, meant):
+    problem = unknown_parameter_problem("alpamayo_planner", [given], PLANNER_DECLARED)
+    assert problem is not None and f"(did you mean {meant!r}?)" in problem
