@@ -32,6 +32,12 @@ QUOTED = (
     "cannot place the plan: ",
     "MCAP file truncated",
     "damaged data",
+    "bad configuration: ",
+    ("has no parameter ", "} has no parameter {"),
+    ("(did you mean ", " (did you mean {"),
+    "bad arguments: ",
+    ("is not a topic name (", "is not a topic name ({"),
+    ("camera_config ", 'f"camera_config {'),
 )
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import rclpy
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.exceptions import ParameterException
+from rclpy.exceptions import InvalidTopicNameException, ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSPolicyKind, QoSProfile, qos_profile_sensor_data
@@ -30,6 +30,7 @@ from alpamayo_ros.nodes.parameters import (
     QOS_POLICIES,
     QOS_PREFIX,
     ParameterError,
+    rcl_error_text,
     unknown_parameter_problem,
 )
 
@@ -53,8 +54,11 @@ QOS_OVERRIDES = QoSOverridingOptions(
 def publisher(node: Node, msg_type: Any, topic: str, qos: QoSProfile | int) -> Any:
     """node.create_publisher whose QoS the parameters may override; a bad override is a
     ParameterError naming its parameter."""
-    return _overridable(node, "publisher", topic, qos, lambda q: node.create_publisher(
-        msg_type, topic, q, qos_overriding_options=QOS_OVERRIDES))  # fmt: skip
+
+    def create(profile: QoSProfile) -> Any:
+        return node.create_publisher(msg_type, topic, profile, qos_overriding_options=QOS_OVERRIDES)
+
+    return _overridable(node, "publisher", topic, qos, "", create)
 
 
 def subscription(
@@ -63,21 +67,37 @@ def subscription(
     topic: str,
     callback: Callable[[Any], None],
     qos: QoSProfile | int,
+    source: str = "",
     **kwargs: Any,
 ) -> Any:
-    """node.create_subscription whose QoS the parameters may override (see publisher)."""
-    return _overridable(node, "subscription", topic, qos, lambda q: node.create_subscription(
-        msg_type, topic, callback, q, qos_overriding_options=QOS_OVERRIDES, **kwargs))  # fmt: skip
+    """node.create_subscription whose QoS the parameters may override (see publisher).
+    source: where the topic name comes from (a parameter, the camera config), named when
+    the name is not a valid topic name."""
+
+    def create(profile: QoSProfile) -> Any:
+        return node.create_subscription(
+            msg_type, topic, callback, profile, qos_overriding_options=QOS_OVERRIDES, **kwargs
+        )
+
+    return _overridable(node, "subscription", topic, qos, source, create)
 
 
 def _overridable(
-    node: Node, kind: str, topic: str, qos: QoSProfile | int, create: Callable[[QoSProfile], Any]
+    node: Node,
+    kind: str,
+    topic: str,
+    qos: QoSProfile | int,
+    source: str,
+    create: Callable[[QoSProfile], Any],
 ) -> Any:
     # rclpy writes the overrides into the profile it is given: a copy, so that a shared
     # profile (qos_profile_sensor_data) keeps its values for the other topics
     profile = QoSProfile(depth=qos) if isinstance(qos, int) else copy.copy(qos)
     try:
         return create(profile)
+    except InvalidTopicNameException as err:  # rclpy's text: 3 lines, a caret under the fault
+        reason = str(err).splitlines()[0].rstrip(":")
+        raise ParameterError(f"{source or kind}: {topic!r} is not a topic name ({reason})") from err
     except (ParameterException, InvalidQosOverridesError, RuntimeError) as err:
         name = f"{QOS_PREFIX}{node.resolve_topic_name(topic)}.{kind}"
         raise ParameterError(f"{name}: {err}") from err
@@ -111,7 +131,8 @@ def subscribe_ego_motion(
     """Odometry on `odom_topic` (sensor-data QoS) to `on_odometry`; or, for ego_source "tf",
     a tf buffer (polled with latest_tf_pose) and its listener, which the node must keep."""
     if ego_source == "odometry":
-        subscription(node, Odometry, odom_topic, on_odometry, qos_profile_sensor_data)
+        subscription(node, Odometry, odom_topic, on_odometry, qos_profile_sensor_data,
+                     source="parameter odom_topic")  # fmt: skip
         return None, None
     buffer = Buffer()
     return buffer, TransformListener(buffer, node)
@@ -128,11 +149,14 @@ def run(
     until Ctrl-C or shutdown, clean up: exit code 0 whenever Ctrl-C comes. threads > 1: a
     MultiThreadedExecutor (callbacks of the node's default group still run one at a time;
     a callback in its own reentrant group, e.g. a service that waits, runs beside them)."""
+    logger = rclpy.logging.get_logger(name)
     try:
         rclpy.init(args=args)
     except KeyboardInterrupt:
         return _exit_cleanly(0)
-    logger = rclpy.logging.get_logger(name)
+    except RuntimeError as err:  # rcl's: a params file that does not parse, a bad --ros-args
+        logger.fatal(f"bad arguments: {rcl_error_text(str(err))}")
+        return 1
     try:
         node = make_node()
     except config_errors as err:

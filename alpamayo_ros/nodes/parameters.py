@@ -12,6 +12,7 @@ import argparse
 import difflib
 import json
 import math
+import re
 import textwrap
 from dataclasses import dataclass
 from typing import Any
@@ -269,6 +270,15 @@ def unknown_parameter_problem(node: str, given: list[str], declared: list[str]) 
     else:
         text += f"; ros2 param list /{node} lists its parameters"
     return text
+
+
+def rcl_error_text(text: str) -> str:
+    """An rcl error (a params file that does not parse, a bad --ros-args rule) as one line
+    for a person: without the C source locations (", at /src/.../arguments.c:415") and
+    rcutils's "error not set"."""
+    text = re.sub(r",? at \S+\.c:\d+", "", text)
+    text = text.replace(". Error: error not set", "").replace("failed to initialize rcl: ", "")
+    return " ".join(text.split())
 
 
 def _closest(name: str, known: set[str]) -> str | None:

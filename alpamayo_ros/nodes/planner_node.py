@@ -160,14 +160,17 @@ class PlannerNode(Node):
         for topic, cams in rig.by_topic().items():
             kind = CompressedImage if cams[0].encoding == "compressed" else Image
             callback = functools.partial(self._on_image, topic, tuple(cams))
-            subscription(self, kind, topic, callback, qos_profile_sensor_data)
+            names = ", ".join(cam.name for cam in cams)
+            source = f"camera_config {cfg.camera_config or default_camera_config()} ({names})"
+            subscription(self, kind, topic, callback, qos_profile_sensor_data, source=source)
         self.tf_buffer, self._tf_listener = subscribe_ego_motion(
             self, cfg.ego_source, cfg.odom_topic, self._on_odometry
         )
         if cfg.navigation_topic:
             # Route text is sparse and must not be missed: reliable, the last one latched.
             nav_qos = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-            subscription(self, String, cfg.navigation_topic, self._on_navigation, nav_qos)
+            subscription(self, String, cfg.navigation_topic, self._on_navigation, nav_qos,
+                         source="parameter navigation_topic")  # fmt: skip
         self._ask_group = ReentrantCallbackGroup()
         self.srv_ask = self.create_service(
             AskQuestion, "~/ask", self._on_ask, callback_group=self._ask_group

@@ -215,6 +215,36 @@ def test_a_parameter_the_node_lacks_fails_at_start_up_naming_the_closest(ros):
         PlannerNode(parameter_overrides=[Parameter("model", value=""), Parameter(qos, value=1)])
 
 
+def test_a_params_file_that_does_not_parse_exits_1_with_one_line(tmp_path, capfd):
+    from alpamayo_ros.nodes.planner_node import main
+
+    bad = tmp_path / "planner.yaml"
+    bad.write_text("alpamayo_planner:\n  ros__parameters:\n    rate_hz: [1, 'a']\n")
+    for path, says in [(bad, "line_num 3"), (tmp_path / "missing.yaml", "Error opening YAML")]:
+        assert main(["--ros-args", "--params-file", str(path)]) == 1
+        err = capfd.readouterr().err
+        assert "Traceback" not in err and ".c:" not in err
+        assert f"bad arguments: Couldn't parse params file: '--params-file {path}'" in err
+        assert says in err
+
+
+def test_a_camera_topic_that_is_no_topic_name_fails_at_start_up_naming_the_camera(ros, tmp_path):
+    rig = yaml.safe_load((CONFIG / "cameras.yaml").read_text())
+    rig["cameras"][1]["topic"] = "/camera/front wide/image"
+    path = tmp_path / "rig.yaml"
+    path.write_text(yaml.safe_dump(rig))
+    name = rig["cameras"][1]["name"]
+    with pytest.raises(
+        ParameterError,
+        match=rf"camera_config {path} \({name}\): "
+        r"'/camera/front wide/image' is not a topic name \(Invalid topic name",
+    ):
+        PlannerNode(parameter_overrides=[Parameter("model", value=""),
+                                         Parameter("camera_config", value=str(path))])  # fmt: skip
+    with pytest.raises(ParameterError, match=r"parameter odom_topic: '/odom/1x' is not a topic"):
+        ControllerNode(parameter_overrides=[Parameter("odom_topic", value="/odom/1x")])
+
+
 PLAN_QOS = "qos_overrides./alpamayo_planner/plan.publisher."
 FRONT = "/camera/camera_front_wide_120fov/image_raw/compressed"
 

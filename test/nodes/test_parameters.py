@@ -13,6 +13,7 @@ from alpamayo_ros.nodes.parameters import (
     controller_config,
     defaults,
     planner_config,
+    rcl_error_text,
     render_yaml,
     unknown_parameter_problem,
 )
@@ -152,3 +153,25 @@ def test_a_qos_override_of_a_topic_the_node_lacks_lists_the_topics_it_has():
 def test_a_qos_override_is_matched_by_its_topic_kind_and_policy(given, meant):
     problem = unknown_parameter_problem("alpamayo_planner", [given], PLANNER_DECLARED)
     assert problem is not None and f"(did you mean {meant!r}?)" in problem
+
+
+@pytest.mark.parametrize(
+    ("rcl", "shown"),
+    [  # what rcl raised for a params file that is missing, or a value list of mixed types
+        ("failed to initialize rcl: Couldn't parse params file: '--params-file /tmp/p.yaml'. "
+         "Error: Error opening YAML file, at /ws/src/rcl/rcl_yaml_param_parser/src/parser.c:271, "
+         "at /ws/src/rcl/rcl/src/rcl/arguments.c:415",
+         "Couldn't parse params file: '--params-file /tmp/p.yaml'. Error: Error opening YAML file"),
+        ("failed to initialize rcl: Couldn't parse params file: '--params-file /tmp/p.yaml'. "
+         "Error: Sequence should be of same type. Value type 'string' do not belong at line_num "
+         "3, at /ws/src/rcl/rcl_yaml_param_parser/src/parse.c:435, at /ws/src/rcl/rcl/src/rcl/"
+         "arguments.c:415",
+         "Couldn't parse params file: '--params-file /tmp/p.yaml'. Error: Sequence should be of "
+         "same type. Value type 'string' do not belong at line_num 3"),
+        ("failed to initialize rcl: Couldn't parse parameter override rule: '-p model:='. "
+         "Error: error not set, at /ws/src/rcl/rcl/src/rcl/arguments.c:352",
+         "Couldn't parse parameter override rule: '-p model:='"),
+    ],
+)  # fmt: skip
+def test_an_rcl_error_is_shown_without_its_c_source_lines(rcl, shown):
+    assert rcl_error_text(rcl) == shown
