@@ -53,8 +53,13 @@ def given(context: LaunchContext, names) -> dict:
     values = {}
     for name in names:
         value = LaunchConfiguration(name).perform(context)
-        if value != "":
-            values[name] = float(value) if name in FLOAT_PARAMS else value
+        if value != "" and name in FLOAT_PARAMS:
+            try:
+                values[name] = float(value)
+            except ValueError:
+                raise ValueError(f"launch argument {name}:={value!r} is not a number") from None
+        elif value != "":
+            values[name] = value
     return values
 
 
