@@ -3,6 +3,7 @@
     ros2 launch alpamayo_ros drive.launch.py                       # the demo checkpoint
     ros2 launch alpamayo_ros drive.launch.py model:=/data/Alpamayo-R1-10B
     ros2 launch alpamayo_ros drive.launch.py model:=/data/ckpt device:=cpu use_sim_time:=true
+    ros2 launch alpamayo_ros drive.launch.py engage:=true          # the controller drives at once
     ros2 launch alpamayo_ros drive.launch.py model:=/data/Alpamayo-1.5-10B \
         camera_config:=/path/single_front_camera.yaml navigation_topic:=/planning/navigation
 
@@ -10,7 +11,8 @@ The parameter files (config/planner.yaml, config/controller.yaml, or your own vi
 planner_params:=... controller_params:=...) hold every setting; a launch argument overrides
 its file only when it is given (an empty argument leaves the file's value alone). The files'
 defaults: model 'demo' (the checkpoint shipped with the package, trained on synthetic drives
-only), device and dtype 'auto' (cuda and bfloat16 when a GPU is there, else cpu and float32).
+only), device and dtype 'auto' (cuda and bfloat16 when a GPU is there, else cpu and float32),
+and a controller that holds a stop until engaged (engage:=true, or its ~/engage service).
 """
 
 from launch import LaunchContext, LaunchDescription
@@ -31,7 +33,14 @@ PLANNER_OVERRIDES = (
     ("navigation_topic", "std_msgs/String route text for Alpamayo 1.5 checkpoints ('' = the "
      "file's)"),
 )  # fmt: skip
+# Arguments that override a controller parameter when given ('' = keep the file's value).
+CONTROLLER_OVERRIDES = (
+    ("engage", "engage_on_start", "true: the controller follows plans from start-up; false: it "
+     "holds a controlled stop until engaged (ros2 service call /alpamayo_controller/engage "
+     "std_srvs/srv/SetBool '{data: true}') ('' = the file's, which is false)"),
+)  # fmt: skip
 FLOAT_PARAMS = {"rate_hz"}
+BOOL_PARAMS = {"engage"}
 AUTOWARE_ODOMETRY = "/localization/kinematic_state"  # Autoware's nav_msgs/Odometry
 ARGUMENTS = (
     ("use_sim_time", "false", "use /clock (true when playing a bag with --clock)"),
@@ -58,6 +67,10 @@ def given(context: LaunchContext, names) -> dict:
                 values[name] = float(value)
             except ValueError:
                 raise ValueError(f"launch argument {name}:={value!r} is not a number") from None
+        elif value != "" and name in BOOL_PARAMS:
+            if value.lower() not in ("true", "false"):
+                raise ValueError(f"launch argument {name}:={value!r} is not true or false")
+            values[name] = value.lower() == "true"
         elif value != "":
             values[name] = value
     return values
@@ -68,6 +81,10 @@ def nodes(context: LaunchContext) -> list:
     sim_time = arg("use_sim_time").perform(context).lower() == "true"
     planner_overrides = given(context, [n for n, _ in PLANNER_OVERRIDES])
     controller_overrides = given(context, ["odom_topic"])
+    for argument, parameter, _ in CONTROLLER_OVERRIDES:
+        controller_overrides.update(
+            {parameter: v for v in given(context, [argument]).values()}
+        )
     if arg("autoware").perform(context).lower() == "true":
         planner_overrides["publish_autoware"] = True
         for overrides in (planner_overrides, controller_overrides):
@@ -111,6 +128,8 @@ def generate_launch_description() -> LaunchDescription:
     share = FindPackageShare("alpamayo_ros")
     declared = [DeclareLaunchArgument(n, default_value="", description=h)
                 for n, h in PLANNER_OVERRIDES]  # fmt: skip
+    declared += [DeclareLaunchArgument(n, default_value="", description=h)
+                 for n, _, h in CONTROLLER_OVERRIDES]  # fmt: skip
     declared += [DeclareLaunchArgument(n, default_value=d, description=h) for n, d, h in ARGUMENTS]
     declared += [
         DeclareLaunchArgument(

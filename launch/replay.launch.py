@@ -31,12 +31,13 @@ from launch_ros.substitutions import FindPackageShare
 
 FORWARDED = (
     "model", "device", "dtype", "camera_config", "odom_topic", "rate_hz",
-    "enable_controller", "namespace", "rviz", "log_level",
+    "enable_controller", "engage", "namespace", "rviz", "log_level",
 )  # fmt: skip
 DEFAULTS = {  # '' = the parameter file's value (see drive.launch.py)
     "model": "", "device": "", "dtype": "", "camera_config": "", "odom_topic": "",
     "rate_hz": "", "enable_controller": "true", "namespace": "", "rviz": "false",
     "log_level": "info",
+    "engage": "true",  # a played bag drives no vehicle: the controller shows what it would do
 }  # fmt: skip
 
 

@@ -26,6 +26,7 @@ QUOTED = (
     ("skipped image: ", "skipped {kind}: "),
     ("camera images are 16 to 16384 pixels", "camera images are {MIN_SIZE} to {MAX_SIZE} pixels"),
     "but the engine was warmed up on",
+    "not engaged (the ~/engage service, or engage_on_start)",
     "(plan_timeout ",
     "clock stalled for ",
     "(use_sim_time and /clock stopped?)",

@@ -341,10 +341,13 @@ def tracker_diagnostics(
     bad_plans: int,
     name: str = "alpamayo_controller",
     tracker: TrajectoryTracker | None = None,
+    engaged: bool | None = None,
 ) -> DiagnosticItem:
     """The controller's diagnostic: OK while tracking, WARN while stopping or stopped for
     lack of a usable plan (the reason says why), WARN when plans arrive already older than
-    plan_timeout (the model is slower than the controller expects)."""
+    plan_timeout (the model is slower than the controller expects). With `engaged` (the
+    engage gate's state): a value saying it, and standing still while not engaged is OK (a
+    hold someone chose); stopping from speed is WARN still."""
     values: tuple[tuple[str, str], ...] = (
         ("mode", command.mode),
         ("reason", command.reason),
@@ -356,6 +359,10 @@ def tracker_diagnostics(
         ("ignored plans", str(bad_plans)),
     )
     level = OK if command.mode == "tracking" else WARN
+    if engaged is not None:
+        values += (("engaged", "yes" if engaged else "no"),)
+        if not engaged and command.mode == "stopped":
+            level = OK
     message = command.mode + (f": {command.reason}" if command.reason else "")
     if tracker is not None:
         values += (

@@ -1,6 +1,10 @@
 """alpamayo_controller: DrivingPlan + ego motion in; cmd_vel (Twist or TwistStamped), and
 optionally ackermann_cmd (AckermannDriveStamped), and diagnostics out.
 
+It follows plans only while engaged (engage_on_start, or the ~/engage service,
+std_srvs/SetBool); otherwise it commands a controlled stop and holds the standstill
+(control.engagement).
+
 A thin rclpy adapter over control.tracking.TrajectoryTracker: callbacks convert and store,
 a timer at control_rate_hz computes and publishes the command. A stale plan, a plan stamped
 ahead of the clock, no plan or odometry that cannot place the plan gives a controlled stop
@@ -19,7 +23,9 @@ from geometry_msgs.msg import Twist, TwistStamped
 from nav_msgs.msg import Odometry
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
+from std_srvs.srv import SetBool
 
+from alpamayo_ros.control.engagement import Engagement
 from alpamayo_ros.control.mode_log import ModeLog
 from alpamayo_ros.control.tracking import Command, TrajectoryTracker, tracker_diagnostics
 from alpamayo_ros.core.clock import ClockSettings, ClockWatch
@@ -64,6 +70,7 @@ class ControllerNode(Node):
         self.measured_speed: float | None = None
         self.last_command: Command | None = None
         self.mode_log = ModeLog(min_interval=1.0)  # mode changes logged, a line a second at most
+        self.engagement = Engagement(engaged=cfg.engage_on_start)
 
         cmd_type = TwistStamped if cfg.cmd_vel_stamped else Twist
         self.pub_cmd = publisher(self, cmd_type, "cmd_vel", 10)
@@ -83,14 +90,30 @@ class ControllerNode(Node):
         self.tf_buffer, self._tf_listener = subscribe_ego_motion(
             self, cfg.ego_source, cfg.odom_topic, self._on_odometry
         )
+        self.srv_engage = self.create_service(SetBool, "~/engage", self._on_engage)
         refuse_unknown_parameters(self)  # every parameter, QoS ones too, is declared now
         self.create_timer(1.0 / cfg.control_rate_hz, self._on_control)
         steady = Clock(clock_type=ClockType.STEADY_TIME)  # fires while /clock is stopped
         self.create_timer(min(0.1, cfg.clock_timeout / 2), self._on_watchdog, clock=steady)
         self.create_timer(cfg.diagnostics_period, self._on_diagnostics, clock=steady)
-        self.get_logger().info(
-            f"following plans at {cfg.control_rate_hz:g} Hz, wheelbase {cfg.tracker.wheelbase} m"
+        engage = (
+            "following plans" if cfg.engage_on_start else "not engaged: stopping until ~/engage"
         )
+        self.get_logger().info(
+            f"commands at {cfg.control_rate_hz:g} Hz, wheelbase {cfg.tracker.wheelbase} m; {engage}"
+        )
+
+    def _on_engage(self, request: Any, response: Any) -> Any:
+        """~/engage (std_srvs/SetBool): data true follows plans from the next command, false
+        stops (controlled, then held). The answer says what changed and the current mode."""
+        text = self.engagement.request(bool(request.data), self._now())
+        last = self.last_command
+        if last is not None:
+            text += f" (last command: {last.mode}{': ' + last.reason if last.reason else ''})"
+        self.get_logger().info(f"~/engage {str(bool(request.data)).lower()}: {text}")
+        response.success = True
+        response.message = text
+        return response
 
     def _now(self) -> float:
         now = self.get_clock().now().nanoseconds * 1e-9
@@ -160,7 +183,9 @@ class ControllerNode(Node):
         if self.measured_speed is None:
             command = self.tracker.standstill(now, "no odometry received")
         else:
-            command = self.tracker.update(now, self.measured_speed)
+            command = self.tracker.update(
+                now, self.measured_speed, stop_reason=self.engagement.stop_reason
+            )
         self._log_mode(now, command)
         self._send(command)
 
@@ -207,6 +232,7 @@ class ControllerNode(Node):
             self.bad_plans,
             self.get_fully_qualified_name().lstrip("/"),
             tracker=self.tracker,
+            engaged=self.engagement.engaged,
         )
         msg = diagnostic_array_msg([item], self._now(), types, "alpamayo_controller")
         self.pub_diagnostics.publish(msg)

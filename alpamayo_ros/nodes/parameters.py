@@ -201,6 +201,9 @@ PLANNER_PARAMS: tuple[ParamSpec, ...] = (
 
 CONTROLLER_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("control_rate_hz", 50.0, "Command rate.", min=1.0, max=500.0),
+    ParamSpec("engage_on_start", False, "Follow plans from start-up. false: a controlled stop "
+              "(to a standstill, then held) until engaged through the ~/engage service "
+              "(std_srvs/SetBool; data false disengages)."),
     ParamSpec("ego_source", "odometry", "Ego motion from nav_msgs/Odometry on odom_topic, or "
               "from tf (odom_frame -> base_frame).", choices=("odometry", "tf")),
     ParamSpec("odom_topic", "/odom", "nav_msgs/Odometry topic (ego_source odometry)."),
@@ -411,6 +414,7 @@ class ControllerConfig:
 
     tracker: TrackerSettings
     control_rate_hz: float
+    engage_on_start: bool
     ego_source: str
     odom_topic: str
     odom_frame: str
@@ -431,6 +435,7 @@ def controller_config(values: dict[str, Any]) -> ControllerConfig:
     return ControllerConfig(
         tracker=tracker,
         control_rate_hz=float(v["control_rate_hz"]),
+        engage_on_start=bool(v["engage_on_start"]),
         ego_source=str(v["ego_source"]),
         odom_topic=str(v["odom_topic"]),
         odom_frame=str(v["odom_frame"]),

@@ -1,5 +1,6 @@
 """drive.launch.py's typed launch arguments (skipped without ROS 2's launch): a value that
-is not a number fails the launch naming the argument and the value, before any node starts."""
+is not a number, or not true/false, fails the launch naming the argument and the value,
+before any node starts."""
 
 from __future__ import annotations
 
@@ -41,3 +42,13 @@ def test_a_rate_that_is_not_a_number_names_the_argument():
     drive = drive_launch_module()
     with pytest.raises(ValueError, match=r"launch argument rate_hz:='fast' is not a number"):
         drive.given(context_with(rate_hz="fast"), ["rate_hz"])
+
+
+def test_engage_reaches_the_controller_only_when_given_and_only_as_true_or_false():
+    drive = drive_launch_module()
+    assert drive.given(context_with(engage="True"), ["engage"]) == {"engage": True}
+    assert drive.given(context_with(engage="false"), ["engage"]) == {"engage": False}
+    assert drive.given(context_with(engage=""), ["engage"]) == {}
+    with pytest.raises(ValueError, match=r"launch argument engage:='yes' is not true or false"):
+        drive.given(context_with(engage="yes"), ["engage"])
+    assert [parameter for _, parameter, _ in drive.CONTROLLER_OVERRIDES] == ["engage_on_start"]

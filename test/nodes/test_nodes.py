@@ -36,6 +36,7 @@ from alpamayo_ros.nodes.planner_node import PlannerNode  # noqa: E402
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 REMAP_PLAN = ["--ros-args", "-r", "plan:=/alpamayo_planner/plan"]  # as drive.launch.py does
+ENGAGED = Parameter("engage_on_start", value=True)  # the controller follows plans at once
 
 
 @pytest.fixture(scope="module")
@@ -314,7 +315,7 @@ def test_controller_follows_plans_and_stops_when_they_stop(ros):
     drive = Drive(sim_start=SIM_START)
     controller = ControllerNode(
         cli_args=REMAP_PLAN,
-        parameter_overrides=[Parameter("use_sim_time", value=True),
+        parameter_overrides=[Parameter("use_sim_time", value=True), ENGAGED,
                              Parameter("plan_timeout", value=0.5),
                              Parameter("stop_decel", value=2.0)],
     )  # fmt: skip
@@ -353,6 +354,64 @@ def test_controller_follows_plans_and_stops_when_they_stop(ros):
         assert graph.wait_for(lambda: any("controller" in s.name and "stopping" in s.message
                                           for _, a in drive.received["diag"]
                                           for s in a.status), 5.0)  # fmt: skip
+    finally:
+        graph.close()
+        controller.destroy_node()
+        drive.node.destroy_node()
+
+
+def test_the_controller_follows_plans_only_while_engaged(ros):
+    """Not engaged (the default) it stops under fresh plans; ~/engage true: it tracks them;
+    false: a controlled stop again. On simulated time, a plan every 0.05 s step."""
+    from std_srvs.srv import SetBool
+
+    from alpamayo_ros.control.engagement import NOT_ENGAGED
+
+    drive = Drive(sim_start=SIM_START)
+    controller = ControllerNode(
+        cli_args=REMAP_PLAN, parameter_overrides=[Parameter("use_sim_time", value=True)]
+    )
+    commands: list = []
+    send = controller._send
+    controller._send = lambda c: (commands.append(c), send(c))
+    graph = Graph(drive.node, controller)
+    client = drive.node.create_client(SetBool, "/alpamayo_controller/engage")
+
+    def run(start: int, steps: int) -> list:
+        first = len(commands)
+        for k in range(start, start + steps):
+            t = round(SIM_START + 0.05 * k, 6)
+            drive._publish_odometry(t)
+            drive.pub_plan.publish(straight_plan_at(t, SPEED))
+            graph.wait_for(lambda t=t: controller.tracker.poses.latest_stamp == t
+                           and controller.tracker.plan.stamp == t, 5.0)  # fmt: skip
+            n = len(commands)
+            drive.set_clock(t)
+            assert graph.wait_for(lambda n=n: len(commands) > n, 5.0), f"no command at {t}"
+        return commands[first:]
+
+    def engage(data: bool) -> str:
+        assert client.wait_for_service(timeout_sec=5.0)
+        future = client.call_async(SetBool.Request(data=data))
+        assert graph.wait_for(future.done, 5.0)
+        assert future.result().success
+        return future.result().message
+
+    try:
+        held = run(0, 20)
+        assert all(c.mode != "tracking" and c.reason == NOT_ENGAGED for c in held)
+        assert held[-1].speed < SPEED - 1.0  # braking from the car's 5 m/s
+        assert engage(True).startswith("engaged")
+        tracking = run(20, 20)[5:]  # the setpoint climbs back first
+        assert all(c.mode == "tracking" and c.reason == "" for c in tracking)
+        assert tracking[-1].speed == pytest.approx(SPEED, abs=0.3)
+        assert engage(True).startswith("already engaged")
+        assert engage(False).startswith("disengaged")
+        stopping = run(40, 20)
+        assert all(c.mode == "stopping" and c.reason == NOT_ENGAGED for c in stopping)
+        speeds = [c.speed for c in stopping]
+        assert all(b <= a for a, b in itertools.pairwise(speeds)) and speeds[-1] < SPEED - 1.0
+        assert controller.engagement.changes == 2
     finally:
         graph.close()
         controller.destroy_node()
@@ -403,7 +462,7 @@ def test_a_bag_played_three_times_plans_on_each_pass_and_never_drives_on_negativ
     planner = sim_planner(tiny_checkpoint, planning_mode=mode)
     controller = ControllerNode(
         cli_args=REMAP_PLAN,
-        parameter_overrides=[Parameter("use_sim_time", value=True),
+        parameter_overrides=[Parameter("use_sim_time", value=True), ENGAGED,
                              Parameter("plan_timeout", value=1.0)],
     )  # fmt: skip
     commands = []
@@ -446,7 +505,7 @@ def test_inputs_stamped_ahead_of_the_clock_give_plans_the_controller_follows(ros
     drive = Drive(sim_start=SIM_START)
     planner = sim_planner(tiny_checkpoint)
     controller = ControllerNode(
-        cli_args=REMAP_PLAN, parameter_overrides=[Parameter("use_sim_time", value=True)]
+        cli_args=REMAP_PLAN, parameter_overrides=[Parameter("use_sim_time", value=True), ENGAGED]
     )
     commands = []
     send = controller._send
@@ -499,7 +558,7 @@ def test_a_stopped_clock_is_an_error_and_the_controller_stops_on_wall_time(ros, 
     planner = sim_planner(tiny_checkpoint)
     controller = ControllerNode(
         cli_args=REMAP_PLAN,
-        parameter_overrides=[Parameter("use_sim_time", value=True),
+        parameter_overrides=[Parameter("use_sim_time", value=True), ENGAGED,
                              Parameter("plan_timeout", value=1.0),
                              Parameter("clock_timeout", value=0.5)],
     )  # fmt: skip

@@ -1,0 +1,44 @@
+"""Whether the controller may follow plans: the engage gate.
+
+A controller that starts driving the moment it is launched surprises the people around the
+car. Until it is engaged (the `engage_on_start` parameter, or a person or the vehicle's
+system through the node's `~/engage` service) and after it is disengaged, the controller
+commands the controlled stop it commands for a stale plan (decelerating at stop_decel to a
+standstill, then holding it), with the reason NOT_ENGAGED. Engaging takes effect at the next
+command; from then on the plan decides, and the other stops (no plan, a stale plan, a clock
+that stops) still apply. Times are the node's clock (seconds). ROS-free.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+NOT_ENGAGED = "not engaged (the ~/engage service, or engage_on_start)"
+
+
+@dataclass
+class Engagement:
+    """engaged: plans are followed. changes: engages and disengages since start.
+    since: node time (s) of the last change (NaN before the first)."""
+
+    engaged: bool = False
+    changes: int = 0
+    since: float = math.nan
+
+    def request(self, engage: bool, now: float) -> str:
+        """Engage (True) or disengage (False) at `now`; the answer for the caller and the
+        log: what changed, or that nothing did."""
+        if engage == self.engaged:
+            return f"already {'engaged' if engage else 'disengaged'}"
+        self.engaged = engage
+        self.changes += 1
+        self.since = now
+        if engage:
+            return "engaged: following plans"
+        return "disengaged: controlled stop to a standstill, then holding it"
+
+    @property
+    def stop_reason(self) -> str:
+        """What the tracker is given as the reason to stop: "" while engaged."""
+        return "" if self.engaged else NOT_ENGAGED
