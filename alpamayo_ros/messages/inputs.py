@@ -49,6 +49,19 @@ def pose_from_odometry(msg: Any, topic: str = "/odom") -> StampedPose:
         raise BadMessage(f"{topic} at {t:.3f} s: {err}") from err
 
 
+def odometry_frame_note(msg: Any, base_frame: str, topic: str = "/odom") -> str | None:
+    """What to say (once) when nav_msgs/Odometry is of another child frame than the vehicle
+    frame: the ego poses are then those of that frame (an IMU or a GNSS antenna, off the
+    rear axle), and turns bend the history. None when they agree or the child is unnamed."""
+    child = str(msg.child_frame_id).lstrip("/")
+    if not child or child == base_frame.lstrip("/"):
+        return None
+    return (
+        f"{topic}: odometry of child_frame_id {child!r}, not base_frame {base_frame!r}: the ego "
+        f"poses are those of {child!r}; publish the odometry of {base_frame!r} or set base_frame"
+    )
+
+
 def poses_from_tf(
     msg: Any, parent: str = "odom", child: str = "base_link", topic: str = "/tf"
 ) -> list[StampedPose]:

@@ -33,7 +33,7 @@ from alpamayo_ros.core.ego_history import EgoHistoryUnavailable
 from alpamayo_ros.core.plan import PlanLimits, plan_problems
 from alpamayo_ros.messages.commands import ackermann_msg, twist_msg, twist_stamped_msg
 from alpamayo_ros.messages.diagnostics import diagnostic_array_msg
-from alpamayo_ros.messages.inputs import BadMessage, pose_from_odometry
+from alpamayo_ros.messages.inputs import BadMessage, odometry_frame_note, pose_from_odometry
 from alpamayo_ros.messages.plan import plan_from_msg
 from alpamayo_ros.msg import DrivingPlan
 from alpamayo_ros.nodes.common import (
@@ -67,6 +67,7 @@ class ControllerNode(Node):
         self.clock_watch = ClockWatch(ClockSettings(stall_after=cfg.clock_timeout))
         self.limits = PlanLimits(speed=(-0.5, cfg.tracker.max_speed * 1.5))
         self.bad_plans = 0
+        self._odometry_frame_noted = False  # a child frame other than base_frame, said once
         self.measured_speed: float | None = None
         self.last_command: Command | None = None
         self.mode_log = ModeLog(min_interval=1.0)  # mode changes logged, a line a second at most
@@ -148,6 +149,7 @@ class ControllerNode(Node):
             )
 
     def _on_odometry(self, msg: Odometry) -> None:
+        self._note_odometry_frame(msg)
         try:
             pose = pose_from_odometry(msg, self.config.odom_topic)
         except BadMessage as err:
@@ -157,6 +159,15 @@ class ControllerNode(Node):
         if math.isfinite(speed):
             self.measured_speed = speed
         self.tracker.add_pose(pose)
+
+    def _note_odometry_frame(self, msg: Odometry) -> None:
+        """Warn once when the odometry is not of base_frame (messages.inputs)."""
+        if self._odometry_frame_noted:
+            return
+        self._odometry_frame_noted = True
+        note = odometry_frame_note(msg, self.config.base_frame, self.config.odom_topic)
+        if note is not None:
+            self.get_logger().warning(note)
 
     def _poll_tf(self) -> None:
         assert self.tf_buffer is not None

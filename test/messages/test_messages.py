@@ -138,3 +138,38 @@ def test_split_seconds_keeps_nanoseconds_at_epoch_times(seconds):
     assert abs(sec + nanosec * 1e-9 - seconds) < 1e-6
     if seconds == 1700000000.25:
         assert (sec, nanosec) == (1700000000, 250_000_000)
+
+
+def frame_note_for_child(child: str):
+    from alpamayo_ros.messages.inputs import odometry_frame_note
+
+    msg = types("nav_msgs/msg/Odometry")(
+        header=types("std_msgs/msg/Header")(
+            stamp=types("builtin_interfaces/msg/Time")(sec=1, nanosec=0), frame_id="odom"
+        ),
+        child_frame_id=child,
+        pose=types("geometry_msgs/msg/PoseWithCovariance")(
+            pose=types("geometry_msgs/msg/Pose")(
+                position=types("geometry_msgs/msg/Point")(x=0.0, y=0.0, z=0.0),
+                orientation=types("geometry_msgs/msg/Quaternion")(x=0.0, y=0.0, z=0.0, w=1.0),
+            ),
+            covariance=np.zeros(36),
+        ),
+        twist=types("geometry_msgs/msg/TwistWithCovariance")(
+            twist=types("geometry_msgs/msg/Twist")(
+                linear=types("geometry_msgs/msg/Vector3")(x=0.0, y=0.0, z=0.0),
+                angular=types("geometry_msgs/msg/Vector3")(x=0.0, y=0.0, z=0.0),
+            ),
+            covariance=np.zeros(36),
+        ),
+    )
+    return odometry_frame_note(msg, "base_link", "/vehicle/odom")
+
+
+def test_odometry_of_another_child_frame_than_base_frame_is_noted():
+    assert frame_note_for_child("base_link") is None
+    assert frame_note_for_child("/base_link") is None  # a leading slash is the same frame
+    assert frame_note_for_child("") is None  # unnamed: nothing to say
+    note = frame_note_for_child("imu_link")
+    assert note is not None and note.startswith("/vehicle/odom: odometry of child_frame_id")
+    assert "'imu_link', not base_frame 'base_link'" in note and "set base_frame" in note

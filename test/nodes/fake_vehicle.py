@@ -47,6 +47,7 @@ class Drive:
         self.cameras_on = True
         self.bad_image_next = False
         self.bad_image_data = b"not a jpeg"  # what a bad image holds
+        self.odom_child = "base_link"  # child_frame_id of the odometry
         self.sim_now = sim_start
         self.drive_start = sim_start or 0.0  # where the straight drive has x = 0
         topics = ("plan", "path", "reasoning", "markers", "status", "diag", "cmd")
@@ -114,7 +115,7 @@ class Drive:
         msg = Odometry()
         msg.header.stamp = stamp
         msg.header.frame_id = "odom"
-        msg.child_frame_id = "base_link"
+        msg.child_frame_id = self.odom_child
         msg.pose.pose.position.x = SPEED * (t - start)
         msg.pose.pose.orientation.w = 1.0
         msg.twist.twist.linear.x = SPEED

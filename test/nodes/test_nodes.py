@@ -418,6 +418,26 @@ def test_the_controller_follows_plans_only_while_engaged(ros):
         drive.node.destroy_node()
 
 
+def test_odometry_of_another_frame_than_base_frame_is_said_once_by_each_node(ros):
+    from rcl_interfaces.msg import Log
+
+    drive = Drive()
+    drive.odom_child = "imu_link"
+    logs: list[tuple[str, str]] = []
+    drive.node.create_subscription(Log, "/rosout", lambda m: logs.append((m.name, m.msg)), 100)
+    planner = PlannerNode(parameter_overrides=[Parameter("model", value="")])
+    controller = ControllerNode()
+    with Graph(drive.node, planner, controller) as graph:
+
+        def notes() -> list[tuple[str, str]]:
+            return [(n, m) for n, m in logs if "child_frame_id 'imu_link'" in m]
+
+        assert graph.wait_for(lambda: len(notes()) == 2, 10.0), logs
+        time.sleep(0.5)  # about 10 more odometry messages
+        assert sorted(n for n, _ in notes()) == ["alpamayo_controller", "alpamayo_planner"]
+        assert all("not base_frame 'base_link'" in m for _, m in notes())
+
+
 def test_controller_ignores_malformed_plans(ros):
     drive = Drive()
     controller = ControllerNode(cli_args=REMAP_PLAN)
