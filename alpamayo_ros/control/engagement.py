@@ -6,7 +6,10 @@ system through the node's `~/engage` service) and after it is disengaged, the co
 commands the controlled stop it commands for a stale plan (decelerating at stop_decel to a
 standstill, then holding it), with the reason NOT_ENGAGED. Engaging takes effect at the next
 command; from then on the plan decides, and the other stops (no plan, a stale plan, a clock
-that stops) still apply. Times are the node's clock (seconds). ROS-free.
+that stops) still apply. Standing still while not engaged, the controller keeps commanding
+the standstill (`hold`), or, with hold False, publishes nothing, so that another command
+source (a teleop input of a twist_mux) can drive. Times are the node's clock (seconds).
+ROS-free.
 """
 
 from __future__ import annotations
@@ -19,10 +22,12 @@ NOT_ENGAGED = "not engaged (the ~/engage service, or engage_on_start)"
 
 @dataclass
 class Engagement:
-    """engaged: plans are followed. changes: engages and disengages since start.
-    since: node time (s) of the last change (NaN before the first)."""
+    """engaged: plans are followed. hold: while not engaged and standing still, commands
+    are still published (the standstill held); False: none are. changes: engages and
+    disengages since start. since: node time (s) of the last change (NaN before the first)."""
 
     engaged: bool = False
+    hold: bool = True
     changes: int = 0
     since: float = math.nan
 
@@ -42,3 +47,8 @@ class Engagement:
     def stop_reason(self) -> str:
         """What the tracker is given as the reason to stop: "" while engaged."""
         return "" if self.engaged else NOT_ENGAGED
+
+    def publishes(self, mode: str) -> bool:
+        """Whether a command of this mode ("tracking", "stopping", "stopped") goes out: all
+        do, but the standstill while not engaged when hold is False."""
+        return self.engaged or self.hold or mode != "stopped"

@@ -71,7 +71,9 @@ class ControllerNode(Node):
         self.measured_speed: float | None = None
         self.last_command: Command | None = None
         self.mode_log = ModeLog(min_interval=1.0)  # mode changes logged, a line a second at most
-        self.engagement = Engagement(engaged=cfg.engage_on_start)
+        self.engagement = Engagement(
+            engaged=cfg.engage_on_start, hold=cfg.disengaged_output == "hold"
+        )
 
         cmd_type = TwistStamped if cfg.cmd_vel_stamped else Twist
         self.pub_cmd = publisher(self, cmd_type, "cmd_vel", 10)
@@ -228,6 +230,8 @@ class ControllerNode(Node):
 
     def _send(self, command: Command) -> None:
         self.last_command = command
+        if not self.engagement.publishes(command.mode):
+            return  # not engaged, standing, disengaged_output none: others may command
         if self.config.cmd_vel_stamped:
             self.pub_cmd.publish(twist_stamped_msg(command, types, self.config.base_frame))
         else:

@@ -204,6 +204,10 @@ CONTROLLER_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("engage_on_start", False, "Follow plans from start-up. false: a controlled stop "
               "(to a standstill, then held) until engaged through the ~/engage service "
               "(std_srvs/SetBool; data false disengages)."),
+    ParamSpec("disengaged_output", "hold", "While not engaged: 'hold' publishes the controlled "
+              "stop, then the standstill at the control rate; 'none' the controlled stop, then "
+              "nothing once standing (another command source, e.g. a twist_mux input, may "
+              "drive).", choices=("hold", "none")),
     ParamSpec("ego_source", "odometry", "Ego motion from nav_msgs/Odometry on odom_topic, or "
               "from tf (odom_frame -> base_frame).", choices=("odometry", "tf")),
     ParamSpec("odom_topic", "/odom", "nav_msgs/Odometry topic (ego_source odometry)."),
@@ -415,6 +419,7 @@ class ControllerConfig:
     tracker: TrackerSettings
     control_rate_hz: float
     engage_on_start: bool
+    disengaged_output: str
     ego_source: str
     odom_topic: str
     odom_frame: str
@@ -436,6 +441,7 @@ def controller_config(values: dict[str, Any]) -> ControllerConfig:
         tracker=tracker,
         control_rate_hz=float(v["control_rate_hz"]),
         engage_on_start=bool(v["engage_on_start"]),
+        disengaged_output=str(v["disengaged_output"]),
         ego_source=str(v["ego_source"]),
         odom_topic=str(v["odom_topic"]),
         odom_frame=str(v["odom_frame"]),

@@ -76,3 +76,12 @@ def test_diagnostics_say_whether_engaged_and_a_deliberate_hold_is_ok():
     assert moving_item.level == 1  # still moving: WARN until it stands
     engaged_item = tracker_diagnostics(held, 0, tracker=tracker, engaged=True)
     assert dict(engaged_item.values)["engaged"] == "yes"
+
+
+def test_without_hold_the_standstill_of_a_controller_not_engaged_is_not_published():
+    hold, silent = Engagement(), Engagement(hold=False)
+    assert all(hold.publishes(mode) for mode in ("tracking", "stopping", "stopped"))
+    assert silent.publishes("stopping")  # the controlled stop is always commanded
+    assert not silent.publishes("stopped")
+    silent.request(True, 1.0)
+    assert silent.publishes("stopped")  # engaged: every command goes out

@@ -48,6 +48,7 @@ class Drive:
         self.bad_image_next = False
         self.bad_image_data = b"not a jpeg"  # what a bad image holds
         self.odom_child = "base_link"  # child_frame_id of the odometry
+        self.speed = SPEED  # m/s of the straight drive
         self.sim_now = sim_start
         self.drive_start = sim_start or 0.0  # where the straight drive has x = 0
         topics = ("plan", "path", "reasoning", "markers", "status", "diag", "cmd")
@@ -116,9 +117,9 @@ class Drive:
         msg.header.stamp = stamp
         msg.header.frame_id = "odom"
         msg.child_frame_id = self.odom_child
-        msg.pose.pose.position.x = SPEED * (t - start)
+        msg.pose.pose.position.x = self.speed * (t - start)
         msg.pose.pose.orientation.w = 1.0
-        msg.twist.twist.linear.x = SPEED
+        msg.twist.twist.linear.x = self.speed
         self.pub_odom.publish(msg)
         tf = TransformStamped()
         tf.header = msg.header

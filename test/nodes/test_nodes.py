@@ -438,6 +438,21 @@ def test_odometry_of_another_frame_than_base_frame_is_said_once_by_each_node(ros
         assert all("not base_frame 'base_link'" in m for _, m in notes())
 
 
+def test_not_engaged_and_standing_with_disengaged_output_none_publishes_nothing(ros):
+    drive = Drive()
+    drive.speed = 0.0  # the car stands
+    controller = ControllerNode(
+        cli_args=REMAP_PLAN, parameter_overrides=[Parameter("disengaged_output", value="none")]
+    )
+    with Graph(drive.node, controller) as graph:
+        assert graph.wait_for(lambda: controller.last_command is not None
+                              and controller.last_command.mode == "stopped", 5.0)  # fmt: skip
+        time.sleep(0.5)  # 25 control periods
+        assert drive.received["cmd"] == []
+        controller.engagement.request(True, 0.0)
+        assert graph.wait_for(lambda: len(drive.received["cmd"]) > 5, 5.0)
+
+
 def test_controller_ignores_malformed_plans(ros):
     drive = Drive()
     controller = ControllerNode(cli_args=REMAP_PLAN)
