@@ -22,25 +22,10 @@ from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node, PushRosNamespace
 from launch_ros.substitutions import FindPackageShare
 
-# Arguments that override a planner parameter when given ('' = keep the file's value).
-PLANNER_OVERRIDES = (
-    ("model", "checkpoint folder, repo id in the local HF cache, or 'demo' ('' = the file's)"),
-    ("device", "torch device of the model: auto, cuda, cuda:1, cpu ('' = the file's)"),
-    ("dtype", "torch dtype: auto, bfloat16, float16, float32 ('' = the file's)"),
-    ("camera_config", "camera rig YAML ('' = the file's; its '' = config/cameras.yaml)"),
-    ("odom_topic", "nav_msgs/Odometry topic of the ego motion ('' = the file's)"),
-    ("rate_hz", "planning rate, Hz ('' = the file's)"),
-    ("navigation_topic", "std_msgs/String route text for Alpamayo 1.5 checkpoints ('' = the "
-     "file's)"),
-)  # fmt: skip
-# Arguments that override a controller parameter when given ('' = keep the file's value).
-CONTROLLER_OVERRIDES = (
-    ("engage", "engage_on_start", "true: the controller follows plans from start-up; false: it "
-     "holds a controlled stop until engaged (ros2 service call /alpamayo_controller/engage "
-     "std_srvs/srv/SetBool '{data: true}') ('' = the file's, which is false)"),
-)  # fmt: skip
-FLOAT_PARAMS = {"rate_hz"}
-BOOL_PARAMS = {"engage"}
+from alpamayo_ros.nodes.parameters import LAUNCH_OVERRIDES, launch_help, launch_value
+
+# LAUNCH_OVERRIDES: the arguments that override a node parameter when given ('' = keep the
+# parameter file's value); their help, type and range are the parameter table's.
 AUTOWARE_ODOMETRY = "/localization/kinematic_state"  # Autoware's nav_msgs/Odometry
 ARGUMENTS = (
     ("use_sim_time", "false", "use /clock (true when playing a bag with --clock)"),
@@ -57,34 +42,22 @@ ARGUMENTS = (
 )  # fmt: skip
 
 
-def given(context: LaunchContext, names) -> dict:
-    """The launch arguments among `names` that were given (non-empty), typed."""
+def given(context: LaunchContext, node: str) -> dict:
+    """The parameters of `node` that launch arguments override (those given, non-empty),
+    typed and checked as the node checks them (ParameterError names the argument)."""
     values = {}
-    for name in names:
-        value = LaunchConfiguration(name).perform(context)
-        if value != "" and name in FLOAT_PARAMS:
-            try:
-                values[name] = float(value)
-            except ValueError:
-                raise ValueError(f"launch argument {name}:={value!r} is not a number") from None
-        elif value != "" and name in BOOL_PARAMS:
-            if value.lower() not in ("true", "false"):
-                raise ValueError(f"launch argument {name}:={value!r} is not true or false")
-            values[name] = value.lower() == "true"
-        elif value != "":
-            values[name] = value
+    for argument, target, parameter in LAUNCH_OVERRIDES:
+        text = LaunchConfiguration(argument).perform(context)
+        if target == node and text != "":
+            values[parameter] = launch_value(argument, text)
     return values
 
 
 def nodes(context: LaunchContext) -> list:
     arg = LaunchConfiguration
     sim_time = arg("use_sim_time").perform(context).lower() == "true"
-    planner_overrides = given(context, [n for n, _ in PLANNER_OVERRIDES])
-    controller_overrides = given(context, ["odom_topic"])
-    for argument, parameter, _ in CONTROLLER_OVERRIDES:
-        controller_overrides.update(
-            {parameter: v for v in given(context, [argument]).values()}
-        )
+    planner_overrides = given(context, "alpamayo_planner")
+    controller_overrides = given(context, "alpamayo_controller")
     if arg("autoware").perform(context).lower() == "true":
         planner_overrides["publish_autoware"] = True
         for overrides in (planner_overrides, controller_overrides):
@@ -126,10 +99,9 @@ def nodes(context: LaunchContext) -> list:
 
 def generate_launch_description() -> LaunchDescription:
     share = FindPackageShare("alpamayo_ros")
-    declared = [DeclareLaunchArgument(n, default_value="", description=h)
-                for n, h in PLANNER_OVERRIDES]  # fmt: skip
-    declared += [DeclareLaunchArgument(n, default_value="", description=h)
-                 for n, _, h in CONTROLLER_OVERRIDES]  # fmt: skip
+    arguments = dict.fromkeys(a for a, _, _ in LAUNCH_OVERRIDES)  # once each, in order
+    declared = [DeclareLaunchArgument(a, default_value="", description=launch_help(a))
+                for a in arguments]  # fmt: skip
     declared += [DeclareLaunchArgument(n, default_value=d, description=h) for n, d, h in ARGUMENTS]
     declared += [
         DeclareLaunchArgument(

@@ -483,6 +483,59 @@ def declare_parameters(node: Any, specs: tuple[ParamSpec, ...]) -> dict[str, Val
     return check_values(specs, values)
 
 
+# Launch arguments of drive.launch.py that override a node parameter when given ('' keeps
+# the parameter file's value): (argument, node, parameter). Their help and type are the
+# table's.
+LAUNCH_OVERRIDES: tuple[tuple[str, str, str], ...] = (
+    ("model", "alpamayo_planner", "model"),
+    ("device", "alpamayo_planner", "device"),
+    ("dtype", "alpamayo_planner", "dtype"),
+    ("camera_config", "alpamayo_planner", "camera_config"),
+    ("odom_topic", "alpamayo_planner", "odom_topic"),
+    ("odom_topic", "alpamayo_controller", "odom_topic"),
+    ("rate_hz", "alpamayo_planner", "rate_hz"),
+    ("navigation_topic", "alpamayo_planner", "navigation_topic"),
+    ("engage", "alpamayo_controller", "engage_on_start"),
+)
+NODE_PARAMS = {"alpamayo_planner": PLANNER_PARAMS, "alpamayo_controller": CONTROLLER_PARAMS}
+
+
+def launch_spec(argument: str) -> ParamSpec:
+    """The parameter a launch argument of LAUNCH_OVERRIDES overrides (its first node's)."""
+    node, name = next((n, p) for a, n, p in LAUNCH_OVERRIDES if a == argument)
+    return next(s for s in NODE_PARAMS[node] if s.name == name)
+
+
+def launch_help(argument: str) -> str:
+    """The launch argument's description: the parameter's, and what '' means."""
+    spec = launch_spec(argument)
+    choices = f" One of {list(spec.choices)}." if spec.choices else ""
+    return f"{spec.description}{choices} (As a launch argument, '' keeps the parameter file's.)"
+
+
+def launch_value(argument: str, text: str) -> Value:
+    """A launch argument's text as its parameter's type, checked as the node checks it (a
+    range, a choice) so that a bad value stops the launch before any node starts:
+    ParameterError naming the argument and the value."""
+    spec = launch_spec(argument)
+    kind = type(spec.default)
+    try:
+        if kind is bool:
+            if text.lower() not in ("true", "false"):
+                raise ParameterError("not true or false")
+            value: Value = text.lower() == "true"
+        elif kind is float:
+            value = float(text)
+        elif kind is int:
+            value = int(text)
+        else:
+            value = text
+        return spec.check(value)
+    except (ValueError, ParameterError) as err:  # ParameterError is a ValueError
+        reason = "not a number" if not isinstance(err, ParameterError) else str(err)
+        raise ParameterError(f"launch argument {argument}:={text!r}: {reason}") from None
+
+
 def add_arguments(
     parser: Any,
     specs: tuple[ParamSpec, ...],

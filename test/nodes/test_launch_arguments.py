@@ -1,6 +1,6 @@
-"""drive.launch.py's typed launch arguments (skipped without ROS 2's launch): a value that
-is not a number, or not true/false, fails the launch naming the argument and the value,
-before any node starts."""
+"""drive.launch.py's launch arguments (skipped without ROS 2's launch): those that override a
+node parameter take their type, range and help from the parameter table, and a bad value
+stops the launch naming the argument and the value, before any node starts."""
 
 from __future__ import annotations
 
@@ -14,41 +14,66 @@ pytest.importorskip("launch_ros")
 
 from launch import LaunchContext
 
+from alpamayo_ros.nodes.parameters import LAUNCH_OVERRIDES, ParameterError, launch_help
+
 REPO = Path(__file__).resolve().parents[2]
 
 
 def drive_launch_module():
-    spec = importlib.util.spec_from_file_location(
-        "drive_launch", REPO / "launch" / "drive.launch.py"
-    )
+    path = REPO / "launch" / "drive.launch.py"
+    spec = importlib.util.spec_from_file_location("drive_launch", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
 def context_with(**arguments: str) -> LaunchContext:
+    """A context as the launch makes it: every override argument declared ('' by default)."""
     context = LaunchContext()
-    context.launch_configurations.update(arguments)
+    context.launch_configurations.update({a: "" for a, _, _ in LAUNCH_OVERRIDES} | arguments)
     return context
 
 
-def test_given_arguments_are_typed_and_empty_ones_left_to_the_file():
+def test_given_arguments_reach_their_nodes_typed_and_empty_ones_leave_the_file():
     drive = drive_launch_module()
-    context = context_with(rate_hz="5", model="", device="cpu")
-    assert drive.given(context, ["rate_hz", "model", "device"]) == {"rate_hz": 5.0, "device": "cpu"}
+    context = context_with(rate_hz="5", model="", device="cpu", odom_topic="/v/odom", engage="true")
+    assert drive.given(context, "alpamayo_planner") == {
+        "rate_hz": 5.0, "device": "cpu", "odom_topic": "/v/odom"
+    }  # fmt: skip
+    assert drive.given(context, "alpamayo_controller") == {
+        "odom_topic": "/v/odom", "engage_on_start": True
+    }  # fmt: skip
 
 
-def test_a_rate_that_is_not_a_number_names_the_argument():
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"rate_hz": "fast"}, r"launch argument rate_hz:='fast': not a number"),
+        (
+            {"rate_hz": "500"},
+            r"launch argument rate_hz:='500': parameter rate_hz = 500.0 is outside",
+        ),
+        (
+            {"dtype": "int8"},
+            r"launch argument dtype:='int8': parameter dtype = 'int8' is not one of",
+        ),
+        ({"engage": "yes"}, r"launch argument engage:='yes': not true or false"),
+    ],
+)
+def test_a_bad_value_stops_the_launch_naming_the_argument(arguments, message):
     drive = drive_launch_module()
-    with pytest.raises(ValueError, match=r"launch argument rate_hz:='fast' is not a number"):
-        drive.given(context_with(rate_hz="fast"), ["rate_hz"])
+    node = "alpamayo_controller" if "engage" in arguments else "alpamayo_planner"
+    with pytest.raises(ParameterError, match=message):
+        drive.given(context_with(**arguments), node)
 
 
-def test_engage_reaches_the_controller_only_when_given_and_only_as_true_or_false():
+def test_the_declared_arguments_carry_the_tables_help():
     drive = drive_launch_module()
-    assert drive.given(context_with(engage="True"), ["engage"]) == {"engage": True}
-    assert drive.given(context_with(engage="false"), ["engage"]) == {"engage": False}
-    assert drive.given(context_with(engage=""), ["engage"]) == {}
-    with pytest.raises(ValueError, match=r"launch argument engage:='yes' is not true or false"):
-        drive.given(context_with(engage="yes"), ["engage"])
-    assert [parameter for _, parameter, _ in drive.CONTROLLER_OVERRIDES] == ["engage_on_start"]
+    declared = {
+        action.name: action.description
+        for action in drive.generate_launch_description().entities
+        if type(action).__name__ == "DeclareLaunchArgument"
+    }
+    for argument in ("model", "dtype", "rate_hz", "engage", "odom_topic"):
+        assert declared[argument] == launch_help(argument)
+    assert "~/engage service" in declared["engage"]

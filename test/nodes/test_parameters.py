@@ -12,6 +12,8 @@ from alpamayo_ros.nodes.parameters import (
     ParameterError,
     controller_config,
     defaults,
+    launch_help,
+    launch_value,
     planner_config,
     rcl_error_text,
     render_yaml,
@@ -175,3 +177,18 @@ def test_a_qos_override_is_matched_by_its_topic_kind_and_policy(given, meant):
 )  # fmt: skip
 def test_an_rcl_error_is_shown_without_its_c_source_lines(rcl, shown):
     assert rcl_error_text(rcl) == shown
+
+
+def test_launch_values_take_the_parameters_type_and_checks():
+    assert launch_value("rate_hz", "5") == 5.0
+    assert launch_value("engage", "TRUE") is True and launch_value("engage", "false") is False
+    assert launch_value("dtype", "bfloat16") == "bfloat16"
+    with pytest.raises(ParameterError, match=r"launch argument rate_hz:='0': .* outside"):
+        launch_value("rate_hz", "0")
+    with pytest.raises(ParameterError, match=r"launch argument rate_hz:='nan': .* finite"):
+        launch_value("rate_hz", "nan")
+    with pytest.raises(ParameterError, match=r"launch argument engage:='1': not true or false"):
+        launch_value("engage", "1")
+    help_text = launch_help("dtype")
+    assert help_text.startswith("Torch dtype") and "One of ['auto', 'bfloat16'" in help_text
+    assert help_text.endswith("(As a launch argument, '' keeps the parameter file's.)")
