@@ -626,13 +626,74 @@ PARAMETER_FILES: dict[str, tuple[str, tuple[ParamSpec, ...], tuple[str, str, str
 }
 
 
+def _number(x: float) -> str:
+    """A bound as written: 100 not 100.0, 2147483647 not 2.14748e+09, 0.01 as is."""
+    return str(int(x)) if float(x).is_integer() else repr(float(x))
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def render_markdown() -> str:
+    """docs/parameters.md: every node parameter (default, range or choices, description),
+    the launch arguments that override them, and how QoS is set; from the tables."""
+    lines = [
+        "# Parameters of the nodes",
+        "",
+        "Generated from `alpamayo_ros/nodes/parameters.py` "
+        "(`python -m alpamayo_ros.nodes.parameters --write config/ --docs docs/parameters.md`;",
+        "a test checks it is current), as are `config/planner.yaml` and `config/controller.yaml`.",
+        "All are read at start-up (read-only); a bad value, or a name the node does not have,",
+        "stops the node naming it.",
+    ]
+    for file, (node, specs, _) in PARAMETER_FILES.items():
+        header = "| parameter | default | range or choices | meaning |"
+        lines += ["", f"## {node} (`config/{file}`)", "", header, "|---|---|---|---|"]
+        for spec in specs:
+            if spec.choices:
+                allowed = ", ".join(f"`{c}`" for c in spec.choices)
+            elif spec.min is not None and spec.max is not None:
+                allowed = f"{_number(spec.min)} to {_number(spec.max)}"
+            else:
+                allowed = ""
+            lines.append(f"| `{spec.name}` | `{_yaml_value(spec.default)}` | {allowed} | "
+                         f"{_cell(spec.description)} |")  # fmt: skip
+    lines += [
+        "",
+        "## Launch arguments of `drive.launch.py` that override a parameter",
+        "",
+        "Given, they override the parameter file; empty (the default), the file's value stays.",
+        "They are typed and checked as the parameter is: a bad one stops the launch.",
+        "",
+        "| argument | node | parameter |",
+        "|---|---|---|",
+    ]
+    lines += [f"| `{a}` | {n} | `{p}` |" for a, n, p in LAUNCH_OVERRIDES]
+    lines += [
+        "",
+        "## QoS",
+        "",
+        f"Each topic's {', '.join(QOS_POLICIES)} are parameters too, "
+        f"`{QOS_PREFIX}TOPIC.publisher.POLICY` or",
+        f"`{QOS_PREFIX}TOPIC.subscription.POLICY` (TOPIC fully resolved; "
+        f"`ros2 param list NODE | grep {QOS_PREFIX[:-1]}`).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 if __name__ == "__main__":
     import argparse
     from pathlib import Path
 
     parser = argparse.ArgumentParser(description="write the nodes' parameter files")
     parser.add_argument("--write", metavar="DIR", required=True, help="config folder")
-    out = Path(parser.parse_args().write)
+    parser.add_argument("--docs", metavar="FILE", help="also write the Markdown reference")
+    opts = parser.parse_args()
+    out = Path(opts.write)
     for name, (node, specs, qos) in PARAMETER_FILES.items():
         (out / name).write_text(render_yaml(node, specs, qos_example=qos))
         print(out / name)
+    if opts.docs:
+        Path(opts.docs).write_text(render_markdown())
+        print(opts.docs)

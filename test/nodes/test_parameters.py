@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from alpamayo_ros.nodes.parameters import (
+    CONTROLLER_PARAMS,
     PARAMETER_FILES,
     PLANNER_PARAMS,
     ParameterError,
@@ -16,6 +17,7 @@ from alpamayo_ros.nodes.parameters import (
     launch_value,
     planner_config,
     rcl_error_text,
+    render_markdown,
     render_yaml,
     unknown_parameter_problem,
 )
@@ -192,3 +194,17 @@ def test_launch_values_take_the_parameters_type_and_checks():
     help_text = launch_help("dtype")
     assert help_text.startswith("Torch dtype") and "One of ['auto', 'bfloat16'" in help_text
     assert help_text.endswith("(As a launch argument, '' keeps the parameter file's.)")
+
+
+def test_the_parameter_reference_is_current_and_lists_every_parameter():
+    docs = CONFIG.parent / "docs" / "parameters.md"
+    text = docs.read_text()
+    assert text == render_markdown(), (
+        "docs/parameters.md is out of date: python -m alpamayo_ros.nodes.parameters "
+        "--write config/ --docs docs/parameters.md"
+    )
+    for spec in (*PLANNER_PARAMS, *CONTROLLER_PARAMS):
+        assert f"| `{spec.name}` |" in text
+    assert "| `rate_hz` | `10.0` | 0.1 to 100 |" in text
+    assert '| `dtype` | `"auto"` | `auto`, `bfloat16`, `float16`, `float32` |' in text
+    assert "| `engage` | alpamayo_controller | `engage_on_start` |" in text
