@@ -40,7 +40,8 @@ class ParameterError(ValueError):
 
 @dataclass(frozen=True)
 class ParamSpec:
-    """One parameter: its default fixes its type; min/max bound numbers; choices strings."""
+    """One parameter: its default fixes its type; min/max bound numbers; choices strings;
+    runtime: it may be changed while the node runs (ros2 param set), else it is read-only."""
 
     name: str
     default: Value
@@ -48,6 +49,7 @@ class ParamSpec:
     min: float | None = None
     max: float | None = None
     choices: tuple[str, ...] = ()
+    runtime: bool = False
 
     def check(self, value: Any) -> Value:
         """The value, converted to the parameter's type, or ParameterError."""
@@ -215,21 +217,23 @@ CONTROLLER_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("base_frame", "base_link", "The vehicle frame (rear axle)."),
     ParamSpec("wheelbase", 2.8, "m, rear axle to front axle.", min=0.1, max=20.0),
     ParamSpec("lookahead_time", 0.5, "s; pure-pursuit lookahead = max(min_lookahead, "
-              "lookahead_time * speed).", min=0.01, max=5.0),
-    ParamSpec("min_lookahead", 3.0, "m, shortest pure-pursuit lookahead.", min=0.1, max=50.0),
-    ParamSpec("speed_gain", 1.0, "(m/s^2) per (m/s) of speed error.", min=0.0, max=10.0),
+              "lookahead_time * speed).", min=0.01, max=5.0, runtime=True),
+    ParamSpec("min_lookahead", 3.0, "m, shortest pure-pursuit lookahead.", min=0.1, max=50.0,
+              runtime=True),
+    ParamSpec("speed_gain", 1.0, "(m/s^2) per (m/s) of speed error.", min=0.0, max=10.0,
+              runtime=True),
     ParamSpec("preview", 0.1, "s ahead in the plan for speed and acceleration (actuator delay).",
-              min=0.0, max=2.0),
-    ParamSpec("max_speed", 30.0, "m/s.", min=0.1, max=100.0),
-    ParamSpec("max_accel", 3.0, "m/s^2.", min=0.1, max=20.0),
-    ParamSpec("max_decel", 6.0, "m/s^2 (positive).", min=0.1, max=20.0),
-    ParamSpec("max_jerk", 10.0, "m/s^3.", min=0.1, max=100.0),
-    ParamSpec("max_steering", 0.6, "rad, front wheel.", min=0.01, max=1.5),
-    ParamSpec("max_steering_rate", 1.0, "rad/s.", min=0.01, max=20.0),
-    ParamSpec("stop_decel", 2.0, "m/s^2 of the controlled stop.", min=0.1, max=20.0),
+              min=0.0, max=2.0, runtime=True),
+    ParamSpec("max_speed", 30.0, "m/s.", min=0.1, max=100.0, runtime=True),
+    ParamSpec("max_accel", 3.0, "m/s^2.", min=0.1, max=20.0, runtime=True),
+    ParamSpec("max_decel", 6.0, "m/s^2 (positive).", min=0.1, max=20.0, runtime=True),
+    ParamSpec("max_jerk", 10.0, "m/s^3.", min=0.1, max=100.0, runtime=True),
+    ParamSpec("max_steering", 0.6, "rad, front wheel.", min=0.01, max=1.5, runtime=True),
+    ParamSpec("max_steering_rate", 1.0, "rad/s.", min=0.01, max=20.0, runtime=True),
+    ParamSpec("stop_decel", 2.0, "m/s^2 of the controlled stop.", min=0.1, max=20.0, runtime=True),
     ParamSpec("plan_timeout", 0.5, "s; an older plan -> controlled stop. Plans that arrive "
               "older than this (a model slower than it) are counted and raise a WARN.",
-              min=0.05, max=10.0),
+              min=0.05, max=10.0, runtime=True),
     ParamSpec("clock_timeout", 0.5, "Wall-clock seconds without the node's clock advancing "
               "(/clock stopped) after which the controller commands a controlled stop on wall "
               "time.", min=0.05, max=10.0),
@@ -239,6 +243,24 @@ CONTROLLER_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("diagnostics_period", 1.0, "Seconds between /diagnostics messages.",
               min=0.1, max=60.0),
 )  # fmt: skip
+
+
+def runtime_change(
+    specs: tuple[ParamSpec, ...], values: dict[str, Value], changes: dict[str, Any]
+) -> dict[str, Value]:
+    """`values` (every spec's, as the node runs) with `changes` made, each checked (type,
+    range, choices) and allowed only for a spec with runtime True: ParameterError naming
+    the first that is not. Names not in `specs` are left to their owner (rclpy)."""
+    by_name = {s.name: s for s in specs}
+    merged = dict(values)
+    for name, value in changes.items():
+        spec = by_name.get(name)
+        if spec is None:
+            continue
+        if not spec.runtime:
+            raise ParameterError(f"parameter {name} is read at start-up only")
+        merged[name] = spec.check(value)
+    return merged
 
 
 def check_values(specs: tuple[ParamSpec, ...], values: dict[str, Any]) -> dict[str, Value]:
@@ -462,7 +484,10 @@ def declare_parameters(node: Any, specs: tuple[ParamSpec, ...]) -> dict[str, Val
     values: dict[str, Any] = {}
     for spec in specs:
         extra = f" One of {list(spec.choices)}." if spec.choices else ""
-        descriptor = ParameterDescriptor(description=spec.description + extra, read_only=True)
+        extra += " Can be changed while running." if spec.runtime else ""
+        descriptor = ParameterDescriptor(
+            description=spec.description + extra, read_only=not spec.runtime
+        )
         if isinstance(spec.default, float) and spec.min is not None and spec.max is not None:
             descriptor.floating_point_range = [
                 FloatingPointRange(from_value=float(spec.min), to_value=float(spec.max), step=0.0)
@@ -594,6 +619,8 @@ def render_yaml(
             note += f" One of {list(spec.choices)}."
         elif spec.min is not None and spec.max is not None:
             note += f" Range [{spec.min}, {spec.max}]."
+        if spec.runtime:
+            note += " Can be changed while running (ros2 param set)."
         lines += textwrap.wrap(
             note, width, initial_indent="    # ", subsequent_indent="    # ", break_on_hyphens=False
         )
@@ -644,12 +671,14 @@ def render_markdown() -> str:
         "Generated from `alpamayo_ros/nodes/parameters.py` "
         "(`python -m alpamayo_ros.nodes.parameters --write config/ --docs docs/parameters.md`;",
         "a test checks it is current), as are `config/planner.yaml` and `config/controller.yaml`.",
-        "All are read at start-up (read-only); a bad value, or a name the node does not have,",
-        "stops the node naming it.",
+        "All are read at start-up; a bad value, or a name the node does not have, stops the node",
+        "naming it. Those marked settable can also be changed while the node runs",
+        "(`ros2 param set`, rqt_reconfigure), checked the same way (a bad value is refused with",
+        "the reason and changes nothing); the others are read-only.",
     ]
     for file, (node, specs, _) in PARAMETER_FILES.items():
-        header = "| parameter | default | range or choices | meaning |"
-        lines += ["", f"## {node} (`config/{file}`)", "", header, "|---|---|---|---|"]
+        header = "| parameter | default | range or choices | at run time | meaning |"
+        lines += ["", f"## {node} (`config/{file}`)", "", header, "|---|---|---|---|---|"]
         for spec in specs:
             if spec.choices:
                 allowed = ", ".join(f"`{c}`" for c in spec.choices)
@@ -657,7 +686,8 @@ def render_markdown() -> str:
                 allowed = f"{_number(spec.min)} to {_number(spec.max)}"
             else:
                 allowed = ""
-            lines.append(f"| `{spec.name}` | `{_yaml_value(spec.default)}` | {allowed} | "
+            when = "settable" if spec.runtime else ""
+            lines.append(f"| `{spec.name}` | `{_yaml_value(spec.default)}` | {allowed} | {when} | "
                          f"{_cell(spec.description)} |")  # fmt: skip
     lines += [
         "",

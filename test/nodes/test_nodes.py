@@ -453,6 +453,26 @@ def test_not_engaged_and_standing_with_disengaged_output_none_publishes_nothing(
         assert graph.wait_for(lambda: len(drive.received["cmd"]) > 5, 5.0)
 
 
+def test_gains_and_limits_change_while_running_and_a_bad_change_changes_nothing(ros):
+    controller = ControllerNode()
+    try:
+        result = controller.set_parameters([Parameter("max_speed", value=10.0),
+                                            Parameter("lookahead_time", value=0.8)])  # fmt: skip
+        assert all(r.successful for r in result)
+        assert controller.tracker.settings.max_speed == 10.0
+        assert controller.tracker.settings.lookahead_time == 0.8
+        assert controller.limits.speed == (-0.5, 15.0)  # the plan check follows max_speed
+        refused = controller.set_parameters_atomically([Parameter("stop_decel", value=8.0)])
+        assert not refused.successful and "must not exceed max_decel" in refused.reason
+        assert controller.tracker.settings.stop_decel == 2.0
+        assert controller.get_parameter("stop_decel").value == 2.0
+        (read_only,) = controller.set_parameters([Parameter("wheelbase", value=3.0)])
+        assert not read_only.successful and "read-only" in read_only.reason
+        assert controller.tracker.settings.wheelbase == 2.8
+    finally:
+        controller.destroy_node()
+
+
 def test_controller_ignores_malformed_plans(ros):
     drive = Drive()
     controller = ControllerNode(cli_args=REMAP_PLAN)

@@ -11,6 +11,7 @@ from alpamayo_ros.nodes.parameters import (
     PARAMETER_FILES,
     PLANNER_PARAMS,
     ParameterError,
+    check_values,
     controller_config,
     defaults,
     launch_help,
@@ -19,6 +20,7 @@ from alpamayo_ros.nodes.parameters import (
     rcl_error_text,
     render_markdown,
     render_yaml,
+    runtime_change,
     unknown_parameter_problem,
 )
 
@@ -208,3 +210,21 @@ def test_the_parameter_reference_is_current_and_lists_every_parameter():
     assert "| `rate_hz` | `10.0` | 0.1 to 100 |" in text
     assert '| `dtype` | `"auto"` | `auto`, `bfloat16`, `float16`, `float32` |' in text
     assert "| `engage` | alpamayo_controller | `engage_on_start` |" in text
+
+
+def test_runtime_changes_are_checked_and_only_for_runtime_parameters():
+    values = check_values(CONTROLLER_PARAMS, {})
+    changed = runtime_change(CONTROLLER_PARAMS, values, {"max_speed": 10, "use_sim_time": True})
+    assert changed["max_speed"] == 10.0 and values["max_speed"] == 30.0  # a new dict
+    assert controller_config(changed).tracker.max_speed == 10.0
+    with pytest.raises(ParameterError, match=r"parameter wheelbase is read at start-up only"):
+        runtime_change(CONTROLLER_PARAMS, values, {"wheelbase": 3.0})
+    with pytest.raises(ParameterError, match=r"parameter max_speed = 500.0 is outside"):
+        runtime_change(CONTROLLER_PARAMS, values, {"max_speed": 500.0})
+    # each in range, together not: the controller's own check refuses it
+    both = runtime_change(CONTROLLER_PARAMS, values, {"stop_decel": 8.0})
+    with pytest.raises(ParameterError, match=r"stop_decel \(8.0\) must not exceed max_decel"):
+        controller_config(both)
+    runtime = {s.name for s in CONTROLLER_PARAMS if s.runtime}
+    assert "plan_timeout" in runtime and "wheelbase" not in runtime
+    assert not any(s.runtime for s in PLANNER_PARAMS)
