@@ -20,6 +20,7 @@ from rclpy.node import Node
 from alpamayo_ros.core.diagnostics import ready_outcome
 from alpamayo_ros.messages.inputs import stamp_seconds
 from alpamayo_ros.msg import PlannerStatus
+from alpamayo_ros.nodes.parameters import rcl_error_text
 
 
 class WaitReady(Node):
@@ -44,7 +45,13 @@ class WaitReady(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
+    try:
+        rclpy.init(args=args)
+    except RuntimeError as err:  # rcl's: a bad --ros-args rule or params file
+        rclpy.logging.get_logger("alpamayo_wait_ready").fatal(
+            f"bad arguments: {rcl_error_text(str(err))}"
+        )
+        return 1
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--status", default="alpamayo_planner/status", help="PlannerStatus topic")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds (wall clock)")

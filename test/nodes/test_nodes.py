@@ -227,6 +227,11 @@ def test_a_params_file_that_does_not_parse_exits_1_with_one_line(tmp_path, capfd
         assert "Traceback" not in err and ".c:" not in err
         assert f"bad arguments: Couldn't parse params file: '--params-file {path}'" in err
         assert says in err
+    from alpamayo_ros.nodes.wait_ready import main as wait_ready
+
+    assert wait_ready(["wait", "--ros-args", "--params-file", str(bad)]) == 1
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "bad arguments: Couldn't parse params file" in err
 
 
 def test_a_camera_topic_that_is_no_topic_name_fails_at_start_up_naming_the_camera(ros, tmp_path):
