@@ -10,7 +10,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import rclpy
 from nav_msgs.msg import Odometry
@@ -30,9 +30,14 @@ from alpamayo_ros.nodes.parameters import (
     QOS_POLICIES,
     QOS_PREFIX,
     ParameterError,
+    ParamSpec,
+    Value,
     rcl_error_text,
+    runtime_change,
     unknown_parameter_problem,
 )
+
+Config = TypeVar("Config")
 
 # "pkg/msg/Name" -> message class, for the duck-typed builders in alpamayo_ros.messages.
 types = functools.lru_cache(maxsize=None)(get_message)
@@ -101,6 +106,41 @@ def _overridable(
     except (ParameterException, InvalidQosOverridesError, RuntimeError) as err:
         name = f"{QOS_PREFIX}{node.resolve_topic_name(topic)}.{kind}"
         raise ParameterError(f"{name}: {err}") from err
+
+
+class RuntimeParameters(Generic[Config]):
+    """The node's parameter values as it runs, and the set-parameters callback for those
+    marked runtime in its table (ros2 param set, rqt_reconfigure): a change is checked
+    alone (type, range, choices; read-only ones refused) and with every other value
+    (`build`: the node's config, ParameterError on a bad combination) before `apply` gets
+    the new config; a refused change keeps every value as it was. Values rclpy owns
+    (use_sim_time) pass through."""
+
+    def __init__(
+        self,
+        node: Node,
+        specs: tuple[ParamSpec, ...],
+        values: dict[str, Value],
+        build: Callable[[dict[str, Value]], Config],
+        apply: Callable[[Config], None],
+    ) -> None:
+        self.node, self.specs, self.values = node, specs, values
+        self.build, self.apply = build, apply
+        node.add_on_set_parameters_callback(self._on_set)
+
+    def _on_set(self, parameters: list[Any]) -> SetParametersResult:
+        changes = {p.name: p.value for p in parameters}
+        try:
+            values = runtime_change(self.specs, self.values, changes)
+            config = self.build(values)
+        except ParameterError as err:
+            return SetParametersResult(successful=False, reason=str(err))
+        changed = [f"{k} {self.values[k]} -> {v}" for k, v in values.items() if self.values[k] != v]
+        self.values = values
+        self.apply(config)
+        if changed:
+            self.node.get_logger().info(f"parameters changed: {', '.join(changed)}")
+        return SetParametersResult(successful=True)
 
 
 def refuse_unknown_parameters(node: Node) -> None:

@@ -21,7 +21,6 @@ from typing import Any
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Twist, TwistStamped
 from nav_msgs.msg import Odometry
-from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from std_srvs.srv import SetBool
@@ -38,6 +37,7 @@ from alpamayo_ros.messages.inputs import BadMessage, odometry_frame_note, pose_f
 from alpamayo_ros.messages.plan import plan_from_msg
 from alpamayo_ros.msg import DrivingPlan
 from alpamayo_ros.nodes.common import (
+    RuntimeParameters,
     latest_tf_pose,
     publisher,
     refuse_unknown_parameters,
@@ -52,7 +52,6 @@ from alpamayo_ros.nodes.parameters import (
     ParameterError,
     controller_config,
     declare_parameters,
-    runtime_change,
 )
 
 
@@ -61,8 +60,8 @@ class ControllerNode(Node):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("alpamayo_controller", **kwargs)
-        self._values = declare_parameters(self, CONTROLLER_PARAMS)
-        self.config: ControllerConfig = controller_config(self._values)
+        values = declare_parameters(self, CONTROLLER_PARAMS)
+        self.config: ControllerConfig = controller_config(values)
         cfg = self.config
         self.tracker = TrajectoryTracker(cfg.tracker)
         self.clock_watch = ClockWatch(ClockSettings(stall_after=cfg.clock_timeout))
@@ -95,7 +94,9 @@ class ControllerNode(Node):
             self, cfg.ego_source, cfg.odom_topic, self._on_odometry
         )
         self.srv_engage = self.create_service(SetBool, "~/engage", self._on_engage)
-        self.add_on_set_parameters_callback(self._on_set_parameters)  # gains, limits: runtime
+        self.parameters = RuntimeParameters(  # the gains and limits: settable while running
+            self, CONTROLLER_PARAMS, values, controller_config, self._apply_config
+        )
         refuse_unknown_parameters(self)  # every parameter, QoS ones too, is declared now
         self.create_timer(1.0 / cfg.control_rate_hz, self._on_control)
         steady = Clock(clock_type=ClockType.STEADY_TIME)  # fires while /clock is stopped
@@ -108,24 +109,11 @@ class ControllerNode(Node):
             f"commands at {cfg.control_rate_hz:g} Hz, wheelbase {cfg.tracker.wheelbase} m; {engage}"
         )
 
-    def _on_set_parameters(self, parameters: list[Any]) -> SetParametersResult:
-        """ros2 param set of the gains and limits (runtime parameters): checked alone and
-        together (stop_decel <= max_decel) before any takes effect; the tracker then uses
-        them from its next command. A refused change keeps every value as it was."""
-        changes = {p.name: p.value for p in parameters}
-        try:
-            values = runtime_change(CONTROLLER_PARAMS, self._values, changes)
-            config = controller_config(values)
-        except ParameterError as err:
-            return SetParametersResult(successful=False, reason=str(err))
-        changed = {k: (self._values[k], v) for k, v in values.items() if self._values[k] != v}
-        self._values, self.config = values, config
+    def _apply_config(self, config: ControllerConfig) -> None:
+        """A config with new gains or limits (RuntimeParameters): used from the next command."""
+        self.config = config
         self.tracker.settings = config.tracker
         self.limits = PlanLimits(speed=(-0.5, config.tracker.max_speed * 1.5))
-        if changed:
-            said = ", ".join(f"{k} {old} -> {new}" for k, (old, new) in changed.items())
-            self.get_logger().info(f"parameters changed: {said}")
-        return SetParametersResult(successful=True)
 
     def _on_engage(self, request: Any, response: Any) -> Any:
         """~/engage (std_srvs/SetBool): data true follows plans from the next command, false

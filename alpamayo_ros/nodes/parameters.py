@@ -105,7 +105,7 @@ PLANNER_PARAMS: tuple[ParamSpec, ...] = (
               "samples' point-wise median, or the one closest to the median of the samples whose "
               "causal chain states what their trajectory does; always among the samples that "
               "pass the plan checks (max_speed, max_curvature) when any does.",
-              choices=SAMPLE_CHOICES),
+              choices=SAMPLE_CHOICES, runtime=True),
     ParamSpec("seed", -1, "Base sampling seed (-1: fresh randomness every plan).",
               min=-1, max=2**31 - 1),
     ParamSpec("planning_mode", "full", "full: a causal chain per plan (released behaviour); "
@@ -156,12 +156,13 @@ PLANNER_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("max_batch", 1, "Input sets the worker may plan together when the model is "
               "slower than the rate (1: newest input only, older ones dropped).", min=1, max=16),
     ParamSpec("max_input_age", 0.3, "Seconds: any camera or odometry older than this -> stop "
-              "plan.", min=0.01, max=10.0),
+              "plan.", min=0.01, max=10.0, runtime=True),
     ParamSpec("max_plan_age", 1.0, "Seconds: a model plan whose input time t0 is older than "
               "this when inference ends is late (see late_plan); keep it at most the "
-              "controller's plan_timeout plus the transport.", min=0.05, max=30.0),
+              "controller's plan_timeout plus the transport.", min=0.05, max=30.0, runtime=True),
     ParamSpec("late_plan", "stop", "A late plan becomes a flagged stop plan ('stop') or is "
-              "not published ('drop'); counted either way.", choices=LATE_PLAN_CHOICES),
+              "not published ('drop'); counted either way.", choices=LATE_PLAN_CHOICES,
+              runtime=True),
     ParamSpec("time_jump_tolerance", 0.5, "Seconds the clock may go back before it counts as a "
               "time jump (bag looped, simulator reset): buffers and rates are cleared.",
               min=0.01, max=10.0),
@@ -169,20 +170,21 @@ PLANNER_PARAMS: tuple[ParamSpec, ...] = (
               "further ahead it is rejected and counted.", min=0.01, max=10.0),
     ParamSpec("frame_tolerance", 0.05, "Seconds a frame may be off its slot (t0 - k * 0.1 s).",
               min=0.0, max=0.099),
-    ParamSpec("stop_decel", 2.0, "m/s^2 of the controlled stop plan.", min=0.1, max=10.0),
+    ParamSpec("stop_decel", 2.0, "m/s^2 of the controlled stop plan.", min=0.1, max=10.0,
+              runtime=True),
     ParamSpec("hold_at_standstill", True, "A sample whose speed falls through zero stops there "
               "and stays stopped while its speed is negative, instead of reversing (false: judged "
               "as drawn; below -0.5 m/s it fails the plan checks)."),
     ParamSpec("max_speed", 45.0, "m/s; a model plan faster than this is replaced by a stop.",
-              min=0.1, max=100.0),
+              min=0.1, max=100.0, runtime=True),
     ParamSpec("max_curvature", 0.35, "1/m; a model plan curving more is replaced by a stop.",
-              min=0.01, max=2.0),
+              min=0.01, max=2.0, runtime=True),
     ParamSpec("frames_per_camera", 4, "Frames per camera in a plan's input (t0 - (k-1) * 0.1 s "
               "... t0). Alpamayo 1 reads 4; Alpamayo 1.5 reads 1 to 4.", min=1, max=4),
     ParamSpec("navigation_topic", "", "std_msgs/String topic of route text for Alpamayo 1.5 "
               "(e.g. 'Turn left in 30m'); empty: no navigation input."),
     ParamSpec("navigation_max_age", 10.0, "Seconds; navigation text received longer ago is "
-              "dropped (said in diagnostics).", min=0.1, max=3600.0),
+              "dropped (said in diagnostics).", min=0.1, max=3600.0, runtime=True),
     ParamSpec("navigation_guidance", 1.0, "Classifier-free guidance weight of plans with "
               "navigation (1: none, no extra cost; >1 follows the route more strongly, one "
               "more prefill and twice the expert steps; the release's example: 1.5).",

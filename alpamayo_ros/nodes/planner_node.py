@@ -61,6 +61,7 @@ from alpamayo_ros.messages.inputs import (
 from alpamayo_ros.messages.plan import plan_messages, time_msg
 from alpamayo_ros.msg import DrivingPlan, PlannerStatus
 from alpamayo_ros.nodes.common import (
+    RuntimeParameters,
     latest_tf_pose,
     publisher,
     refuse_unknown_parameters,
@@ -101,7 +102,8 @@ class PlannerNode(Node):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("alpamayo_planner", **kwargs)
-        self.config: PlannerConfig = planner_config(declare_parameters(self, PLANNER_PARAMS))
+        values = declare_parameters(self, PLANNER_PARAMS)
+        self.config: PlannerConfig = planner_config(values)
         cfg = self.config
         rig = CameraRig.from_yaml(cfg.camera_config or default_camera_config())
         # What the checkpoint can read, checked before anything loads (its config.json).
@@ -182,6 +184,10 @@ class PlannerNode(Node):
             AskQuestion, "~/ask", self._on_ask, callback_group=self._ask_group
         )
 
+        # the planning layer's checks and limits, settable while running (not the model's)
+        self.parameters = RuntimeParameters(
+            self, PLANNER_PARAMS, values, planner_config, self._apply_config
+        )
         refuse_unknown_parameters(self)  # every parameter, QoS ones too, is declared now
         self._timers = [
             self.create_timer(1.0 / cfg.rate_hz, self._on_tick),
@@ -205,6 +211,13 @@ class PlannerNode(Node):
             f"planning at {cfg.rate_hz:g} Hz from {len(rig.cameras)} cameras "
             f"({', '.join(rig.topics)}) and {cfg.ego_source}"
         )
+
+    def _apply_config(self, config: PlannerConfig) -> None:
+        """A config with new planning-layer settings (RuntimeParameters): the next tick and
+        the next finished plan use them (the worker reads the planner's settings)."""
+        with self._lock:
+            self.config = config
+            self.planner.settings = config.settings
 
     # -- model ------------------------------------------------------------------------
     def _load_model(self) -> None:

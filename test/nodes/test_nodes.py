@@ -478,6 +478,24 @@ def test_gains_and_limits_change_while_running_and_a_bad_change_changes_nothing(
         controller.destroy_node()
 
 
+def test_the_planners_checks_change_while_running_its_model_settings_do_not(ros):
+    planner = PlannerNode(parameter_overrides=[Parameter("model", value="")])
+    try:
+        result = planner.set_parameters([Parameter("max_input_age", value=0.5),
+                                         Parameter("late_plan", value="drop")])  # fmt: skip
+        assert all(r.successful for r in result)
+        assert planner.planner.settings.max_input_age == 0.5
+        assert planner.config.settings.late_plan == "drop"
+        (bad,) = planner.set_parameters([Parameter("sample_choice", value="best")])
+        assert not bad.successful and "sample_choice = 'best' is not one of" in bad.reason
+        (fixed,) = planner.set_parameters([Parameter("num_samples", value=2)])
+        assert not fixed.successful and "read-only" in fixed.reason
+        assert planner.planner.settings.num_samples == 6
+        assert planner.planner.settings.sample_choice == "consistent"
+    finally:
+        planner.destroy_node()
+
+
 def test_controller_ignores_malformed_plans(ros):
     drive = Drive()
     controller = ControllerNode(cli_args=REMAP_PLAN)
