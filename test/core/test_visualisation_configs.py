@@ -1,7 +1,7 @@
 """The Foxglove layout and the RViz config stay in step with what the planner publishes:
 every topic they show exists (the planner's outputs, /diagnostics, the default rig's camera
-and its camera_info), every message path names fields of DrivingPlan, and the Foxglove
-layout's tree uses exactly its panels."""
+and its camera_info), every message path names fields of DrivingPlan, the Foxglove layout's
+buttons call the controller's engage service, and its tree uses exactly its panels."""
 
 import json
 import re
@@ -42,7 +42,13 @@ def test_foxglove_layout_shows_what_the_planner_publishes():
     assert sorted(leaves(layout["layout"])) == sorted(panels)
     kinds = {p.split("!")[0] for p in panels}
     assert {"Image", "3D", "RawMessages", "Plot", "DiagnosticSummary"} <= kinds
-    text = json.dumps(panels)
+    # Engage and Disengage buttons (CallService panels) on the controller's ~/engage
+    # (std_srvs/SetBool), for a live vehicle through foxglove_bridge
+    calls = {name: panel for name, panel in panels.items() if name.startswith("CallService!")}
+    assert {c["serviceName"] for c in calls.values()} == {"/alpamayo_controller/engage"}
+    assert sorted(json.loads(c["requestPayload"])["data"] for c in calls.values()) == [0, 1]
+    assert {c["buttonText"] for c in calls.values()} == {"Engage", "Disengage"}
+    text = json.dumps({k: v for k, v in panels.items() if k not in calls})
     topics = set(re.findall(r'"(/[A-Za-z0-9_/]+?)(?:[.{"])', text))
     assert topics and topics <= PUBLISHED | CAMERA, topics - PUBLISHED - CAMERA
     # Titles for Foxglove and for Lichtblick (its open-source fork, where the screenshot in
