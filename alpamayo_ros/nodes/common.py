@@ -25,7 +25,7 @@ from rosidl_runtime_py.utilities import get_message
 from tf2_ros import Buffer, TransformException, TransformListener
 
 from alpamayo_ros.core.ego_history import StampedPose
-from alpamayo_ros.messages.inputs import stamp_seconds
+from alpamayo_ros.messages.inputs import odometry_frame_note, stamp_seconds
 from alpamayo_ros.nodes.parameters import (
     QOS_POLICIES,
     QOS_PREFIX,
@@ -166,12 +166,28 @@ def latest_tf_pose(buffer: Buffer, parent: str, child: str) -> StampedPose | Non
 
 
 def subscribe_ego_motion(
-    node: Node, ego_source: str, odom_topic: str, on_odometry: Callable[[Odometry], None]
+    node: Node,
+    ego_source: str,
+    odom_topic: str,
+    on_odometry: Callable[[Odometry], None],
+    base_frame: str = "base_link",
 ) -> tuple[Buffer | None, TransformListener | None]:
     """Odometry on `odom_topic` (sensor-data QoS) to `on_odometry`; or, for ego_source "tf",
-    a tf buffer (polled with latest_tf_pose) and its listener, which the node must keep."""
+    a tf buffer (polled with latest_tf_pose) and its listener, which the node must keep.
+    Odometry of another child frame than `base_frame` is named once in the log."""
     if ego_source == "odometry":
-        subscription(node, Odometry, odom_topic, on_odometry, qos_profile_sensor_data,
+        noted = False
+
+        def on_message(msg: Odometry) -> None:
+            nonlocal noted
+            if not noted:  # the first message says which frame the odometry is of
+                noted = True
+                note = odometry_frame_note(msg, base_frame, odom_topic)
+                if note is not None:
+                    node.get_logger().warning(note)
+            on_odometry(msg)
+
+        subscription(node, Odometry, odom_topic, on_message, qos_profile_sensor_data,
                      source="parameter odom_topic")  # fmt: skip
         return None, None
     buffer = Buffer()

@@ -33,7 +33,7 @@ from alpamayo_ros.core.ego_history import EgoHistoryUnavailable
 from alpamayo_ros.core.plan import PlanLimits, plan_problems
 from alpamayo_ros.messages.commands import ackermann_msg, twist_msg, twist_stamped_msg
 from alpamayo_ros.messages.diagnostics import diagnostic_array_msg
-from alpamayo_ros.messages.inputs import BadMessage, odometry_frame_note, pose_from_odometry
+from alpamayo_ros.messages.inputs import BadMessage, pose_from_odometry
 from alpamayo_ros.messages.plan import plan_from_msg
 from alpamayo_ros.msg import DrivingPlan
 from alpamayo_ros.nodes.common import (
@@ -67,7 +67,6 @@ class ControllerNode(Node):
         self.clock_watch = ClockWatch(ClockSettings(stall_after=cfg.clock_timeout))
         self.limits = PlanLimits(speed=(-0.5, cfg.tracker.max_speed * 1.5))
         self.bad_plans = 0
-        self._odometry_frame_noted = False  # a child frame other than base_frame, said once
         self.measured_speed: float | None = None
         self.last_command: Command | None = None
         self.mode_log = ModeLog(min_interval=1.0)  # mode changes logged, a line a second at most
@@ -91,7 +90,7 @@ class ControllerNode(Node):
 
         subscription(self, DrivingPlan, "plan", self._on_plan, 10)
         self.tf_buffer, self._tf_listener = subscribe_ego_motion(
-            self, cfg.ego_source, cfg.odom_topic, self._on_odometry
+            self, cfg.ego_source, cfg.odom_topic, self._on_odometry, cfg.base_frame
         )
         self.srv_engage = self.create_service(SetBool, "~/engage", self._on_engage)
         self.parameters = RuntimeParameters(  # the gains and limits: settable while running
@@ -160,7 +159,6 @@ class ControllerNode(Node):
             )
 
     def _on_odometry(self, msg: Odometry) -> None:
-        self._note_odometry_frame(msg)
         try:
             pose = pose_from_odometry(msg, self.config.odom_topic)
         except BadMessage as err:
@@ -170,15 +168,6 @@ class ControllerNode(Node):
         if math.isfinite(speed):
             self.measured_speed = speed
         self.tracker.add_pose(pose)
-
-    def _note_odometry_frame(self, msg: Odometry) -> None:
-        """Warn once when the odometry is not of base_frame (messages.inputs)."""
-        if self._odometry_frame_noted:
-            return
-        self._odometry_frame_noted = True
-        note = odometry_frame_note(msg, self.config.base_frame, self.config.odom_topic)
-        if note is not None:
-            self.get_logger().warning(note)
 
     def _poll_tf(self) -> None:
         assert self.tf_buffer is not None

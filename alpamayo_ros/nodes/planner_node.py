@@ -54,7 +54,6 @@ from alpamayo_ros.messages.autoware import autoware_candidates_msg, autoware_tra
 from alpamayo_ros.messages.diagnostics import diagnostic_array_msg, planner_status_msg
 from alpamayo_ros.messages.inputs import (
     BadMessage,
-    odometry_frame_note,
     pose_from_odometry,
     stamp_seconds,
 )
@@ -134,7 +133,6 @@ class PlannerNode(Node):
         self._model_problem = "loading the model" if cfg.model else "no model configured"
         self._closing = False  # set by destroy_node: publish nothing more
         self._size_check: FrameSizeCheck | None = None  # frames vs the warm-up's size
-        self._odometry_frame_noted = False  # a child frame other than base_frame, said once
 
         self.pub_plan = publisher(self, DrivingPlan, "~/plan", 10)
         self.pub_path = publisher(self, PathMsg, "~/path", 10)
@@ -172,7 +170,7 @@ class PlannerNode(Node):
             source = f"camera_config {cfg.camera_config or default_camera_config()} ({names})"
             subscription(self, kind, topic, callback, qos_profile_sensor_data, source=source)
         self.tf_buffer, self._tf_listener = subscribe_ego_motion(
-            self, cfg.ego_source, cfg.odom_topic, self._on_odometry
+            self, cfg.ego_source, cfg.odom_topic, self._on_odometry, cfg.base_frame
         )
         if cfg.navigation_topic:
             # Route text is sparse and must not be missed: reliable, the last one latched.
@@ -351,20 +349,10 @@ class PlannerNode(Node):
             self._bad("future stamp", f"{self.config.odom_topic}: {err}")
 
     def _on_odometry(self, msg: Odometry) -> None:
-        self._note_odometry_frame(msg)
         try:
             self._add_pose(pose_from_odometry(msg, self.config.odom_topic))
         except BadMessage as err:
             self._bad("odometry", str(err))
-
-    def _note_odometry_frame(self, msg: Odometry) -> None:
-        """Warn once when the odometry is not of base_frame (messages.inputs)."""
-        if self._odometry_frame_noted:
-            return
-        self._odometry_frame_noted = True
-        note = odometry_frame_note(msg, self.config.base_frame, self.config.odom_topic)
-        if note is not None:
-            self.get_logger().warning(note)
 
     def _poll_tf(self) -> None:
         assert self.tf_buffer is not None
