@@ -108,6 +108,20 @@ def _inspect_bag(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_config(args: argparse.Namespace) -> int:
+    from alpamayo_ros.nodes.parameter_file import check_files
+
+    checks = check_files(args.files)  # ParameterFileError (a ValueError): one line, exit 2
+    for check in checks:
+        if check.problems:
+            print(f"{check.node}: {len(check.problems)} problem(s)")
+            for problem in check.problems:
+                print(f"  - {problem}")
+        else:
+            print(f"{check.node}: ok ({len(check.values)} parameters given)")
+    return 1 if any(c.problems for c in checks) else 0
+
+
 def _make_tiny_checkpoint(args: argparse.Namespace) -> int:
     from alpamayo_ros.core.atomic_output import written_atomically
     from alpamayo_ros.model.tiny import make_tiny_checkpoint
@@ -452,6 +466,14 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument("--base-frame", default="base_link", help="the vehicle frame (REP-105)")
     p.set_defaults(func=_inspect_bag)
+
+    p = sub.add_parser(
+        "check-config",
+        help="check ROS 2 parameter files for the planner and controller nodes as they would "
+        "at start-up, without ROS (exit 1 when a node would refuse them)",
+    )  # fmt: skip
+    p.add_argument("files", nargs="+", help="parameter YAML files (later ones override)")
+    p.set_defaults(func=_check_config)
 
     p = sub.add_parser(
         "make-tiny-checkpoint",

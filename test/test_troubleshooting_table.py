@@ -37,6 +37,8 @@ QUOTED = (
     ("has no parameter ", "} has no parameter {"),
     ("(did you mean ", " (did you mean {"),
     "bad arguments: ",
+    ("a double parameter needs a decimal point", "a double parameter needs a decimal point"),
+    "check-config",
     ("is not a topic name (", "is not a topic name ({"),
     ("camera_config ", 'f"camera_config {'),
 )

@@ -17,7 +17,10 @@ import textwrap
 from dataclasses import dataclass
 from typing import Any
 
+from alpamayo_ros.checkpoints import model_family
 from alpamayo_ros.control.tracking import TrackerSettings
+from alpamayo_ros.core.camera_rig import CameraRig
+from alpamayo_ros.core.cameras import ALPAMAYO1_5, check_camera_layout
 from alpamayo_ros.core.clock import ClockSettings
 from alpamayo_ros.core.encoded_image import MAX_SIZE, MIN_SIZE
 from alpamayo_ros.core.plan import PlanLimits
@@ -477,6 +480,23 @@ def controller_config(values: dict[str, Any]) -> ControllerConfig:
     )
 
 
+def planner_rig_and_family(cfg: PlannerConfig, default_rig: str) -> tuple[CameraRig, str]:
+    """The camera rig (cfg.camera_config, else `default_rig`) and the checkpoint family the
+    planner starts with, checked as it checks them before loading anything: the rig parses,
+    the checkpoint (its config.json) reads those cameras, navigation needs Alpamayo 1.5.
+    Raises CameraRigError, CameraLayoutError, CheckpointConfigError or ParameterError."""
+    rig = CameraRig.from_yaml(cfg.camera_config or default_rig)
+    family = model_family(cfg.model) if cfg.model else ""
+    if family:
+        check_camera_layout(rig.names, family, cfg.frames_per_camera)
+    if cfg.navigation_topic and family and family != ALPAMAYO1_5:
+        raise ParameterError(
+            f"parameter navigation_topic = {cfg.navigation_topic!r} needs an Alpamayo 1.5 "
+            f"checkpoint; model {cfg.model!r} is {family}"
+        )
+    return rig, family
+
+
 def declare_parameters(node: Any, specs: tuple[ParamSpec, ...]) -> dict[str, Value]:
     """Declare every spec on an rclpy node (descriptions, ranges, read-only) and return the
     values it was started with, checked (ParameterError on a bad one)."""
@@ -506,7 +526,10 @@ def declare_parameters(node: Any, specs: tuple[ParamSpec, ...]) -> dict[str, Val
         try:
             values[spec.name] = node.declare_parameter(spec.name, spec.default, descriptor).value
         except ParameterException as err:  # an override of the wrong type or out of range
-            raise ParameterError(f"parameter {spec.name}: {err}") from err
+            hint = ""
+            if isinstance(spec.default, float) and "'INTEGER'" in str(err):
+                hint = " (a double parameter needs a decimal point: 10.0, not 10)"
+            raise ParameterError(f"parameter {spec.name}: {err}{hint}") from err
     return check_values(specs, values)
 
 

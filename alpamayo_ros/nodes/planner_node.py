@@ -40,11 +40,10 @@ from visualization_msgs.msg import MarkerArray
 from alpamayo_ros.checkpoints import (
     DEMO_MODEL,
     CheckpointConfigError,
-    model_family,
     resolve_model,
 )
-from alpamayo_ros.core.camera_rig import CameraInput, CameraRig, CameraRigError
-from alpamayo_ros.core.cameras import ALPAMAYO1_5, CameraLayoutError, check_camera_layout
+from alpamayo_ros.core.camera_rig import CameraInput, CameraRigError
+from alpamayo_ros.core.cameras import ALPAMAYO1_5, CameraLayoutError
 from alpamayo_ros.core.diagnostics import HealthLimits, PlannerMonitor, navigation_item
 from alpamayo_ros.core.ego_history import StampedPose
 from alpamayo_ros.core.encoded_image import deferred_jpeg, frame_size_problem
@@ -75,6 +74,7 @@ from alpamayo_ros.nodes.parameters import (
     PlannerConfig,
     declare_parameters,
     planner_config,
+    planner_rig_and_family,
 )
 from alpamayo_ros.planning.planner import Planner, PlanOutcome, StampAhead, WarmUpFailed
 from alpamayo_ros.planning.requests import Answer, QuestionRequest
@@ -104,16 +104,8 @@ class PlannerNode(Node):
         values = declare_parameters(self, PLANNER_PARAMS)
         self.config: PlannerConfig = planner_config(values)
         cfg = self.config
-        rig = CameraRig.from_yaml(cfg.camera_config or default_camera_config())
         # What the checkpoint can read, checked before anything loads (its config.json).
-        self.family = model_family(cfg.model) if cfg.model else ""
-        if self.family:
-            check_camera_layout(rig.names, self.family, cfg.frames_per_camera)
-        if cfg.navigation_topic and self.family and self.family != ALPAMAYO1_5:
-            raise ParameterError(
-                f"parameter navigation_topic = {cfg.navigation_topic!r} needs an Alpamayo 1.5 "
-                f"checkpoint; model {cfg.model!r} is {self.family}"
-            )
+        rig, self.family = planner_rig_and_family(cfg, default_camera_config())
         self.planner = Planner(
             None,
             rig,

@@ -202,6 +202,8 @@ def test_bad_configuration_fails_at_start_up(ros):
         PlannerNode(parameter_overrides=[Parameter("rate_hz", value=500.0)])
     with pytest.raises(ParameterError, match="dtype = 'int8'"):
         PlannerNode(parameter_overrides=[Parameter("dtype", value="int8")])
+    with pytest.raises(ParameterError, match=r"needs a decimal point: 10.0, not 10"):
+        PlannerNode(parameter_overrides=[Parameter("rate_hz", value=10)])
 
 
 def test_a_parameter_the_node_lacks_fails_at_start_up_naming_the_closest(ros):

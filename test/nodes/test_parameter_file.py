@@ -1,0 +1,139 @@
+"""check-config: a ROS 2 parameter file checked without ROS, as the nodes check it at
+start-up (ROS-free: runs in CI)."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from alpamayo_ros.cli import main
+from alpamayo_ros.nodes.parameter_file import (
+    ParameterFileError,
+    applies_to,
+    check_files,
+    qos_problem,
+    read_parameter_file,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def write(tmp_path: Path, doc: dict, name: str = "params.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def problems(tmp_path: Path, doc: dict) -> dict[str, list[str]]:
+    return {c.node: c.problems for c in check_files([write(tmp_path, doc)])}
+
+
+def test_the_shipped_parameter_files_pass():
+    checks = check_files([REPO / "config" / "planner.yaml", REPO / "config" / "controller.yaml"])
+    assert {c.node: c.problems for c in checks} == {
+        "alpamayo_planner": [], "alpamayo_controller": []
+    }  # fmt: skip
+
+
+def test_nested_names_namespaces_and_wildcards_are_read_as_rcl_reads_them(tmp_path):
+    path = write(tmp_path, {
+        "/**": {"ros__parameters": {"use_sim_time": True}},
+        "/car": {"alpamayo_planner": {"ros__parameters": {
+            "rate_hz": 5.0, "qos_overrides": {"/car/plan": {"publisher": {"depth": 1}}}}}},
+    })  # fmt: skip
+    doc = read_parameter_file(path)
+    assert doc["/car/alpamayo_planner"] == {
+        "rate_hz": 5.0, "qos_overrides./car/plan.publisher.depth": 1
+    }  # fmt: skip
+    assert applies_to("/**", "alpamayo_controller") and applies_to("alpamayo_*", "alpamayo_planner")
+    assert applies_to("/car/alpamayo_planner", "alpamayo_planner")
+    assert not applies_to("/car/alpamayo_planner", "alpamayo_controller")
+    found = {c.node: (c.values, c.problems) for c in check_files([path])}
+    assert found["alpamayo_controller"] == ({"use_sim_time": True}, [])
+    assert found["alpamayo_planner"][1] == []
+
+
+def test_what_the_nodes_would_refuse_is_named(tmp_path):
+    found = problems(tmp_path, {
+        "alpamayo_planner": {"ros__parameters": {
+            "rate_hzz": 5.0, "num_samples": 2.5, "dtype": "int8", "max_plan_age": 1,
+            "camera_config": str(tmp_path / "missing.yaml"),
+            "qos_overrides": {"/alpamayo_planner/plan": {"publisher": {"reliability": "maybe"}}},
+        }},
+        "alpamayo_controller": {"ros__parameters": {"stop_decel": 8.0, "max_speed": 20.0}},
+    })  # fmt: skip
+    planner = "\n".join(found["alpamayo_planner"])
+    assert "'rate_hzz' (did you mean 'rate_hz'?)" in planner
+    assert "parameter max_plan_age: 1 is an integer and the node declares a double" in planner
+    assert "write 1.0" in planner
+    assert "reliability 'maybe' is not one of ['reliable', 'best_effort'" in planner
+    assert "parameter num_samples must be int, got 2.5" in planner
+    assert "parameter dtype = 'int8' is not one of" in planner
+    controller = "\n".join(found["alpamayo_controller"])
+    assert (
+        controller == "controller parameters: TrackerSettings.stop_decel (8.0) must not "
+        "exceed max_decel (6.0)"
+    )  # each value sound: the combination is checked
+
+
+def test_the_planners_start_up_checks_run_too(tmp_path):
+    rig = {"cameras": [{"name": "camera_front_wide_120fov", "topic": "/front"}]}
+    rig_path = write(tmp_path, rig, "rig.yaml")
+    missing = problems(tmp_path, {"alpamayo_planner": {"ros__parameters": {
+        "camera_config": str(tmp_path / "none.yaml")}}})  # fmt: skip
+    assert "cannot read camera config" in missing["alpamayo_planner"][0]
+    # the demo checkpoint is an Alpamayo 1: all four cameras, no navigation
+    one_camera = problems(tmp_path, {"alpamayo_planner": {"ros__parameters": {
+        "camera_config": str(rig_path), "model": "demo"}}})  # fmt: skip
+    assert "are missing: Alpamayo 1 checkpoints read all four" in one_camera["alpamayo_planner"][0]
+    navigation = problems(tmp_path, {"alpamayo_planner": {"ros__parameters": {
+        "navigation_topic": "/route"}}})  # fmt: skip
+    assert (
+        "navigation_topic = '/route' needs an Alpamayo 1.5 checkpoint"
+        in (navigation["alpamayo_planner"][0])
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("qos_overrides./plan.publisher.depth", 1, None),
+        ("qos_overrides./plan.subscription.durability", "transient_local", None),
+        ("qos_overrides./plan.publisher.depth", 0, "depth must be an integer >= 1"),
+        ("qos_overrides./plan.publisher.lifespan", 5, "policy 'lifespan' is not one of"),
+        ("qos_overrides./plan.pub.depth", 1, "is qos_overrides.TOPIC.publisher|subscription"),
+        ("qos_overrides.depth", 1, "is qos_overrides.TOPIC.publisher|subscription"),
+    ],
+)
+def test_qos_overrides_rclpy_cannot_use_are_named(name, value, message):
+    problem = qos_problem(name, value)
+    assert (problem is None) if message is None else (message in problem)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[1, 2]", "not a parameter file"),
+        ("alpamayo_planner: 3", "'alpamayo_planner' is not a mapping"),
+        ("alpamayo_planner: {ros__parameters: [1]}", "ros__parameters is not a mapping"),
+        ("a: [", "not YAML"),
+        ("other_node: {ros__parameters: {x: 1}}", "no parameters for alpamayo_planner"),
+    ],
+)
+def test_a_file_that_is_not_a_parameter_file_is_one_error(tmp_path, text, message):
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    with pytest.raises(ParameterFileError, match=message):
+        check_files([path])
+
+
+def test_the_command_exits_0_1_or_2(tmp_path, capsys):
+    assert main(["check-config", str(REPO / "config" / "controller.yaml")]) == 0
+    assert "alpamayo_controller: ok (" in capsys.readouterr().out
+    bad = write(tmp_path, {"alpamayo_controller": {"ros__parameters": {"wheelbas": 3.0}}})
+    assert main(["check-config", str(bad)]) == 1
+    out = capsys.readouterr().out
+    assert "alpamayo_controller: 1 problem(s)" in out and "did you mean 'wheelbase'" in out
+    assert main(["check-config", str(tmp_path / "missing.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "check-config: error:" in err and "missing.yaml" in err and "Traceback" not in err
