@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from alpamayo_ros.nodes.parameter_docs import PARAMETER_FILES, render_markdown, render_yaml
 from alpamayo_ros.nodes.parameters import (
     CONTROLLER_PARAMS,
-    PARAMETER_FILES,
     PLANNER_PARAMS,
     ParameterError,
     check_values,
@@ -18,8 +18,6 @@ from alpamayo_ros.nodes.parameters import (
     launch_value,
     planner_config,
     rcl_error_text,
-    render_markdown,
-    render_yaml,
     runtime_change,
     unknown_parameter_problem,
 )
@@ -32,7 +30,7 @@ def test_yaml_mirrors_the_declared_parameters(file):
     node, specs, qos = PARAMETER_FILES[file]
     text = (CONFIG / file).read_text()
     assert text == render_yaml(node, specs, qos_example=qos), (
-        f"config/{file} is out of date: python -m alpamayo_ros.nodes.parameters --write config/"
+        f"config/{file} is out of date: python -m alpamayo_ros.nodes.parameter_docs --write config/"
     )
     doc = yaml.safe_load(text)
     params = doc[node]["ros__parameters"]
@@ -202,7 +200,7 @@ def test_the_parameter_reference_is_current_and_lists_every_parameter():
     docs = CONFIG.parent / "docs" / "parameters.md"
     text = docs.read_text()
     assert text == render_markdown(), (
-        "docs/parameters.md is out of date: python -m alpamayo_ros.nodes.parameters "
+        "docs/parameters.md is out of date: python -m alpamayo_ros.nodes.parameter_docs "
         "--write config/ --docs docs/parameters.md"
     )
     for spec in (*PLANNER_PARAMS, *CONTROLLER_PARAMS):
