@@ -28,6 +28,8 @@ def test_layers_import_only_downwards():
         ("alpamayo_ros.planning.planner", ("torch", "transformers", "rclpy", "alpamayo_ros.model")),
         ("alpamayo_ros.planning.worker", ("torch", "transformers", "rclpy", "alpamayo_ros.model")),
         ("alpamayo_ros.nodes.parameters", ("torch", "transformers", "alpamayo_ros.model")),
+        ("alpamayo_ros.nodes.parameter_file", ("torch", "rclpy", "alpamayo_ros.model")),
+        ("alpamayo_ros.control.engagement", ("torch", "rclpy", "alpamayo_ros.model")),
         ("alpamayo_ros.training.trainer", ("rclpy", "alpamayo_ros.nodes")),
         ("alpamayo_ros.bag.replay", ("rclpy", "alpamayo_ros.nodes")),
     ):  # fmt: skip
