@@ -118,7 +118,8 @@ def _check_config(args: argparse.Namespace) -> int:
             for problem in check.problems:
                 print(f"  - {problem}")
         else:
-            print(f"{check.node}: ok ({len(check.values)} parameters given)")
+            given = "cameras" if check.node.startswith("camera config") else "parameters given"
+            print(f"{check.node}: ok ({len(check.values)} {given})")
     return 1 if any(c.problems for c in checks) else 0
 
 
@@ -469,8 +470,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "check-config",
-        help="check ROS 2 parameter files for the planner and controller nodes as they would "
-        "at start-up, without ROS (exit 1 when a node would refuse them)",
+        help="check ROS 2 parameter files (and camera configs) for the planner and controller "
+        "nodes as they would at start-up, without ROS (exit 1 when a node would refuse them)",
     )  # fmt: skip
     p.add_argument("files", nargs="+", help="parameter YAML files (later ones override)")
     p.set_defaults(func=_check_config)

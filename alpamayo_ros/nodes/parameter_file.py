@@ -14,6 +14,7 @@ nodes a file configures, checks what the node would refuse:
   - what the planner checks before loading the model: its camera_config is missing or does
     not parse, the checkpoint (its config.json) cannot read those cameras, navigation_topic
     with an Alpamayo 1 checkpoint.
+A camera config (a file with `cameras:`) given among them is checked as the planner reads it.
 ROS-free and torch-free: runs in CI and on a laptop before a config goes to the vehicle.
 """
 
@@ -26,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from alpamayo_ros.core.camera_rig import CameraRig
 from alpamayo_ros.nodes.parameters import (
     CONTROLLER_PARAMS,
     NODE_PARAMS,
@@ -181,12 +183,37 @@ def check_files(paths: list[str | Path]) -> list[NodeCheck]:
     ParameterFileError for a file that is not a parameter file, or when none configures
     any of our nodes."""
     given: dict[str, dict[str, Any]] = {}
+    rigs: list[NodeCheck] = []
     for path in paths:
+        if _is_camera_config(path):
+            rigs.append(check_camera_config(path))
+            continue
         for pattern, values in read_parameter_file(path).items():
             for node in NODE_PARAMS:
                 if applies_to(pattern, node):
                     given.setdefault(node, {}).update(values)
-    if not given:
+    if not given and not rigs:
         names = ", ".join(NODE_PARAMS)
         raise ParameterFileError(f"{', '.join(map(str, paths))}: no parameters for {names}")
-    return [check_node(node, values) for node, values in given.items()]
+    return [check_node(node, values) for node, values in given.items()] + rigs
+
+
+def _is_camera_config(path: str | Path) -> bool:
+    try:
+        doc = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError):
+        return False  # read_parameter_file says why
+    return isinstance(doc, dict) and "cameras" in doc
+
+
+def check_camera_config(path: str | Path) -> NodeCheck:
+    """A camera rig file (config/cameras.yaml's layout) given to check-config: what the
+    planner would refuse in it."""
+    check = NodeCheck(f"camera config {path}")
+    try:
+        rig = CameraRig.from_yaml(path)
+    except ValueError as err:
+        check.problems.append(str(err))
+    else:
+        check.values = {cam.name: cam.topic for cam in rig.cameras}
+    return check

@@ -137,3 +137,13 @@ def test_the_command_exits_0_1_or_2(tmp_path, capsys):
     assert main(["check-config", str(tmp_path / "missing.yaml")]) == 2
     err = capsys.readouterr().err
     assert "check-config: error:" in err and "missing.yaml" in err and "Traceback" not in err
+
+
+def test_camera_configs_given_among_the_files_are_checked_as_the_planner_reads_them(tmp_path):
+    shipped = {c.node: c for c in check_files([REPO / "config" / "pandaset_cameras.yaml"])}
+    (check,) = shipped.values()
+    assert check.node.startswith("camera config") and check.problems == []
+    assert len(check.values) == 4
+    bad = write(tmp_path, {"cameras": [{"name": "camera_front_wide_120fov"}]}, "rig.yaml")
+    (check,) = check_files([bad])
+    assert check.problems and "topic" in check.problems[0]
