@@ -23,6 +23,52 @@ REPLAY_PLANNER_FLAGS = (
 )  # fmt: skip
 
 
+# A planner parameter file's names -> the replay's options they set (--params).
+PARAMS_FILE_OPTIONS = {
+    **{name: name for name in REPLAY_PLANNER_FLAGS},
+    "planning_mode": "planning_mode", "max_chain_age": "max_chain_age",
+    "stale_chain_slice": "stale_chain_slice", "model": "model", "device": "device",
+    "dtype": "dtype", "camera_config": "cameras", "odom_topic": "odom", "rate_hz": "rate",
+}  # fmt: skip
+
+
+def _apply_params_file(args: argparse.Namespace, given: set[str]) -> None:
+    """replay --params FILE...: the planner's settings in the node's parameter files become
+    the replay's, checked as check-config checks them (every problem named; nothing runs),
+    except for the options given on the command line (`given`: their dests)."""
+    from alpamayo_ros.nodes.parameter_file import check_files
+
+    checks = [c for c in check_files(args.params) if c.node == "alpamayo_planner"]
+    if not checks:
+        raise ValueError(f"--params {' '.join(args.params)}: no parameters for alpamayo_planner")
+    (check,) = checks
+    if check.problems:
+        raise ValueError(
+            f"--params: alpamayo_planner would refuse {' '.join(args.params)}: "
+            + "; ".join(check.problems)
+        )
+    values = dict(check.values)
+    if values.get("ego_source") == "tf":
+        values["odom_topic"] = "/tf"  # the replay reads tf from the bag's /tf
+    if values.get("model") == "":
+        raise ValueError("--params: model is empty (the node would publish stop plans only)")
+    if values.get("camera_config") == "":
+        values["camera_config"] = None  # the package's rig: the released one
+    for name, value in values.items():
+        option = PARAMS_FILE_OPTIONS.get(name)
+        if option is not None and option not in given:
+            setattr(args, option, value)
+
+
+def _given_options(argv: list[str] | None, command: str) -> set[str]:
+    """The dests of the options given on the command line for `command` (not defaulted)."""
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for action in sub.choices[command]._actions:
+        action.default = argparse.SUPPRESS
+    return set(vars(parser.parse_args(argv))) - {"command", "verbose", "debug", "func"}
+
+
 def _check_model_inputs(
     rig, model: str | None, frames_per_camera: int, navigation: bool = False
 ) -> str:
@@ -557,6 +603,12 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument("--out", default="out/replay", help="output folder")
     p.add_argument(
+        "--params", metavar="FILE", action="append",
+        help="the planner node's ROS 2 parameter file (repeatable; later ones win): its model, "
+        "device, dtype, camera_config, odom_topic, rate_hz and planner settings become the "
+        "replay's, checked as check-config checks them; options given here win over it",
+    )  # fmt: skip
+    p.add_argument(
         "--autoware", type=float, metavar="WHEELBASE", nargs="?", const=2.8,
         help="also write autoware_planning_msgs/Trajectory on /alpamayo_planner/autoware/"
         "trajectory (front wheel angles for WHEELBASE m, default 2.8)",
@@ -668,6 +720,8 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s"
     )
     try:
+        if getattr(args, "params", None):
+            _apply_params_file(args, _given_options(argv, args.command))
         if args.func in (_train_sft, _train_grpo, _evaluate, _train_demo):
             _set_threads(args.threads)
         return int(args.func(args))

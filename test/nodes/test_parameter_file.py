@@ -147,3 +147,41 @@ def test_camera_configs_given_among_the_files_are_checked_as_the_planner_reads_t
     bad = write(tmp_path, {"cameras": [{"name": "camera_front_wide_120fov"}]}, "rig.yaml")
     (check,) = check_files([bad])
     assert check.problems and "topic" in check.problems[0]
+
+
+def test_replay_takes_the_planners_settings_from_its_parameter_file(tmp_path, monkeypatch, capsys):
+    import alpamayo_ros.cli as cli
+
+    seen = []
+    monkeypatch.setattr(cli, "_replay", lambda args: seen.append(args) or 0)
+    params = write(tmp_path, {"alpamayo_planner": {"ros__parameters": {
+        "num_samples": 2, "rate_hz": 5.0, "odom_topic": "/vehicle/odom", "model": "demo",
+        "camera_config": str(REPO / "config" / "pandaset_cameras.yaml"), "seed": 7,
+        "planning_mode": "two_lane",
+    }}})  # fmt: skip
+    argv = ["replay", "bag", "--params", str(params), "--rate", "10", "--seed", "3"]
+    assert main(argv) == 0
+    (args,) = seen
+    assert args.num_samples == 2 and args.odom == "/vehicle/odom" and args.model == "demo"
+    assert args.cameras.endswith("pandaset_cameras.yaml") and args.planning_mode == "two_lane"
+    assert args.rate == 10.0 and args.seed == 3  # given on the command line: they win
+    assert args.temperature == 0.6  # in neither: the replay's default
+    assert cli._given_options(argv, "replay") == {"bag", "params", "rate", "seed"}
+
+
+def test_replay_refuses_a_parameter_file_the_planner_would_refuse(tmp_path, monkeypatch, capsys):
+    import alpamayo_ros.cli as cli
+
+    monkeypatch.setattr(cli, "_replay", lambda args: pytest.fail("the replay ran"))
+    params = write(tmp_path, {"alpamayo_planner": {"ros__parameters": {
+        "num_sample": 2, "rate_hz": 5}}})  # fmt: skip
+    assert main(["replay", "bag", "--params", str(params)]) == 2
+    err = capsys.readouterr().err
+    assert "replay: error: --params: alpamayo_planner would refuse" in err
+    assert "'num_sample' (did you mean 'num_samples'?)" in err and "write 5.0" in err
+    empty = write(tmp_path, {"alpamayo_planner": {"ros__parameters": {"model": ""}}}, "e.yaml")
+    assert main(["replay", "bag", "--params", str(empty)]) == 2
+    assert "model is empty" in capsys.readouterr().err
+    controller = write(tmp_path, {"alpamayo_controller": {"ros__parameters": {}}}, "c.yaml")
+    assert main(["replay", "bag", "--params", str(controller)]) == 2
+    assert "no parameters for alpamayo_planner" in capsys.readouterr().err
