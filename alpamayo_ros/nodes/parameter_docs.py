@@ -109,6 +109,8 @@ def render_markdown() -> str:
         "naming it. Those marked settable can also be changed while the node runs",
         "(`ros2 param set`, rqt_reconfigure), checked the same way (a bad value is refused with",
         "the reason and changes nothing); the others are read-only.",
+        "`alpamayo-ros check-config FILE...` runs the start-up checks on parameter files",
+        "without ROS; `alpamayo-ros replay BAG --params FILE` replays with a planner file.",
     ]
     for file, (node, specs, _) in PARAMETER_FILES.items():
         header = "| parameter | default | range or choices | at run time | meaning |"
