@@ -39,6 +39,16 @@ REMAP_PLAN = ["--ros-args", "-r", "plan:=/alpamayo_planner/plan"]  # as drive.la
 ENGAGED = Parameter("engage_on_start", value=True)  # the controller follows plans at once
 
 
+def rosout_qos():
+    """/rosout as rcl publishes it (reliable, transient local, the last 1000 kept): a line
+    logged before the test's subscription matched the node's publisher still arrives (a
+    volatile subscription lost such a line now and then)."""
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+    return QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE,
+                      durability=DurabilityPolicy.TRANSIENT_LOCAL)  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory) -> Path:
     return make_tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "ckpt")
@@ -431,7 +441,9 @@ def test_odometry_of_another_frame_than_base_frame_is_said_once_by_each_node(ros
     drive = Drive()
     drive.odom_child = "imu_link"
     logs: list[tuple[str, str]] = []
-    drive.node.create_subscription(Log, "/rosout", lambda m: logs.append((m.name, m.msg)), 100)
+    drive.node.create_subscription(
+        Log, "/rosout", lambda m: logs.append((m.name, m.msg)), rosout_qos()
+    )
     planner = PlannerNode(parameter_overrides=[Parameter("model", value="")])
     controller = ControllerNode()
     with Graph(drive.node, planner, controller) as graph:
@@ -957,7 +969,7 @@ def test_cameras_of_another_size_than_the_warm_up_are_reported_once(ros, tiny_ch
     (tmp_path / "rig.yaml").write_text(yaml.safe_dump(rig))
     drive = Drive()
     logs: list[str] = []
-    drive.node.create_subscription(Log, "/rosout", lambda m: logs.append(m.msg), 100)
+    drive.node.create_subscription(Log, "/rosout", lambda m: logs.append(m.msg), rosout_qos())
     params = planner_params(tiny_checkpoint, warm_up="on", camera_config=str(tmp_path / "rig.yaml"))
     planner = PlannerNode(parameter_overrides=params)
     with Graph(drive.node, planner) as graph:
