@@ -104,6 +104,8 @@ def _overridable(
         reason = str(err).splitlines()[0].rstrip(":")
         raise ParameterError(f"{source or kind}: {topic!r} is not a topic name ({reason})") from err
     except (ParameterException, InvalidQosOverridesError, RuntimeError) as err:
+        if isinstance(err, RuntimeError) and "QoS override" not in str(err):
+            raise  # not rclpy's "Unexpected QoS override for policy ...": not a parameter's
         name = f"{QOS_PREFIX}{node.resolve_topic_name(topic)}.{kind}"
         raise ParameterError(f"{name}: {err}") from err
 
