@@ -185,3 +185,9 @@ def test_replay_refuses_a_parameter_file_the_planner_would_refuse(tmp_path, monk
     controller = write(tmp_path, {"alpamayo_controller": {"ros__parameters": {}}}, "c.yaml")
     assert main(["replay", "bag", "--params", str(controller)]) == 2
     assert "no parameters for alpamayo_planner" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "config").glob("*.yaml")), ids=str)
+def test_every_shipped_config_passes_check_config(name):
+    checks = check_files([REPO / "config" / name])
+    assert checks and all(c.problems == [] for c in checks), [c.problems for c in checks]
