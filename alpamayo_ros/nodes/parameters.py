@@ -584,8 +584,9 @@ def launch_value(argument: str, text: str) -> Value:
         else:
             value = text
         return spec.check(value)
-    except (ValueError, ParameterError) as err:  # ParameterError is a ValueError
-        reason = "not a number" if not isinstance(err, ParameterError) else str(err)
+    except ValueError as err:  # float()/int() failing, or the spec's ParameterError
+        whole = "an integer" if kind is int else "a number"
+        reason = str(err) if isinstance(err, ParameterError) else f"not {whole}"
         raise ParameterError(f"launch argument {argument}:={text!r}: {reason}") from None
 
 
