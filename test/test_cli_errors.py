@@ -344,6 +344,11 @@ def test_make_sample_bag_refuses_a_bad_duration_and_keeps_the_earlier_bag(tmp_pa
     assert main(["make-sample-bag", str(bag), "--duration", "3", "--force"]) == 0
     assert {p.name: p.read_bytes() for p in bag.iterdir()} != before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bag"]
+    # the data file is named for the bag, as rosbags names it in a folder of that name (it
+    # was named for the hidden staging folder: bag/.bag.partial-PID.mcap)
+    names = sorted(p.name for p in bag.iterdir())
+    assert names == ["bag.mcap", "coc_annotations.jsonl", "metadata.yaml", "scenario.json"]
+    assert "relative_file_paths:\n  - bag.mcap\n" in (bag / "metadata.yaml").read_text()
 
 
 def test_make_tiny_checkpoint_does_not_replace_a_checkpoint_unasked(tmp_path, capsys):

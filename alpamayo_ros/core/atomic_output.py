@@ -16,22 +16,31 @@ log = logging.getLogger(__name__)
 
 @contextmanager
 def written_atomically(target: Path, create: bool = True) -> Iterator[Path]:
-    """A fresh folder beside `target` to write into (created, or with create=False only
-    named, for writers that make their folder themselves); when the block ends normally it
-    replaces `target` (the old one removed only then), when it raises it is removed and
-    `target` is left as it was: a failed run never loses an earlier result."""
+    """A fresh folder to write into (created, or with create=False only named, for writers
+    that make their folder themselves); when the block ends normally it replaces `target`
+    (the old one removed only then), when it raises it is removed and `target` is left as it
+    was: a failed run never loses an earlier result.
+
+    The fresh folder has `target`'s own name, inside a hidden folder beside `target`, so a
+    writer that names files after their folder (rosbags: FOLDER/FOLDER.mcap) names them as
+    it would have named them in `target`."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
-    if partial.exists():
-        shutil.rmtree(partial)
+    staging = target.with_name(f".{target.name}.partial-{os.getpid()}")
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir()
+    partial = staging / target.name
     if create:
         partial.mkdir()
     try:
         yield partial
     except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)
         raise
-    _replace(target, partial)
+    try:
+        _replace(target, partial)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _replace(target: Path, new: Path) -> None:
