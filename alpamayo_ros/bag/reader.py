@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -81,9 +82,17 @@ def unreadable_bag(path: Path, err: Exception) -> str:
 MCAP_MAGIC = b"\x89MCAP0\r\n"
 
 
+def split_order(path: Path) -> tuple[Any, ...]:
+    """Sort key of a bag's data files in recording order: rosbag2 numbers the files of a
+    split bag NAME_0.mcap, NAME_1.mcap, ..., NAME_10.mcap (by name, _10 would come before _2),
+    so runs of digits compare as numbers."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name))
+
+
 def mcap_files(path: Path) -> list[Path]:
-    """The MCAP files of a folder (or the file itself), those that start as MCAP."""
-    files = sorted(path.glob("*.mcap")) if path.is_dir() else [path]
+    """The MCAP files of a folder in recording order (or the file itself), those that start
+    as MCAP."""
+    files = sorted(path.glob("*.mcap"), key=split_order) if path.is_dir() else [path]
     out = []
     for f in files:
         with f.open("rb") as handle:

@@ -69,6 +69,30 @@ def test_reads_poses_and_topics_from_both_storages(tmp_path, storage):
     assert poses[-1].position[0] == pytest.approx(12.0)
 
 
+def test_a_split_bag_without_its_metadata_is_read_in_recording_order(tmp_path):
+    """A recorder killed while writing the 12th file of a split bag: no metadata.yaml, the
+    last file cut. Its files are read as rosbag2 numbered them (drive_2 before drive_10;
+    by name drive_10 and drive_11 came before drive_2, and time jumped 10 s back)."""
+    f = MessageFactory()
+    bag_dir = tmp_path / "drive"
+    bag_dir.mkdir()
+    for i in range(12):
+        with BagWriter(tmp_path / f"part{i}", store=f.store) as part:
+            for k in range(10 * i, 10 * i + 10):
+                t = 100.0 + 0.1 * k
+                part.write(
+                    "/odom", t, f.odometry(StampedPose(t, (0.4 * k, 0.0, 0.0), yaw_quaternion(0.0)))
+                )
+        (tmp_path / f"part{i}" / f"part{i}.mcap").rename(bag_dir / f"drive_{i}.mcap")
+    last = bag_dir / "drive_11.mcap"
+    last.write_bytes(last.read_bytes()[: last.stat().st_size * 2 // 3])
+    with Bag(bag_dir) as bag:
+        stamps = [t for _, t, _ in bag.messages(["/odom"])]
+        assert "no metadata.yaml" in bag.truncation
+    assert stamps == sorted(stamps)
+    assert 110 <= len(stamps) < 120 and stamps[0] == pytest.approx(100.0)
+
+
 def test_missing_topic_lists_what_the_bag_has(tmp_path):
     write_small_drive(tmp_path / "bag")
     with Bag(tmp_path / "bag") as bag, pytest.raises(BagError, match=r"/odom \[nav_msgs"):
