@@ -8,7 +8,8 @@ chunk before it is recovered; inside a chunk, records are read one by one and a 
 one ends that chunk only (the records before it are kept, reading goes on with the next
 chunk), and a chunk whose checksum does not match its data is noted. Messages are
 deserialised with the rosbags typestore, extended with the file's own message definitions
-(its ros2msg schemas).
+(its ros2msg schemas). Files rosbag2 compressed whole (compression_mode file:
+NAME_k.mcap.zstd, one per finished split) are decompressed as they are read.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
+import zstandard
 from mcap.data_stream import ReadDataStream
 from mcap.opcode import Opcode
 from mcap.records import Channel, Chunk, Message, Schema
@@ -47,6 +49,15 @@ class StreamSummary:
     messages: int
     stopped: tuple[Path, int, int, str] | None
     damaged: tuple[str, ...] = ()
+
+
+def open_mcap(path: Path) -> BinaryIO:
+    """A bag data file to read front to back: MCAP as it is, or an MCAP rosbag2 compressed
+    whole (NAME_k.mcap.zstd) decompressed as it is read."""
+    handle = path.open("rb")
+    if path.name.endswith(".zstd"):
+        return zstandard.ZstdDecompressor().stream_reader(handle, closefd=True)
+    return handle
 
 
 def ros2msg_types(name: str, text: str) -> dict[str, Any]:
@@ -79,7 +90,7 @@ class StreamedMcap:
         """The file's records, a chunk's unpacked; stops (recording where) at the first
         top-level record it cannot read, and notes each damaged chunk (see the module)."""
         size = path.stat().st_size
-        with path.open("rb") as handle:
+        with open_mcap(path) as handle:
             reader = StreamReader(handle, emit_chunks=True)
             try:
                 for record in reader.records:

@@ -21,10 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import zstandard
 from rosbags.highlevel import AnyReader, AnyReaderError
 from rosbags.typesys import Stores, get_typestore
 
-from alpamayo_ros.bag.mcap_stream import StreamedMcap
+from alpamayo_ros.bag.mcap_stream import StreamedMcap, open_mcap
 from alpamayo_ros.core.ego_history import StampedPose
 from alpamayo_ros.messages.inputs import (
     BadMessage,
@@ -91,13 +92,21 @@ def split_order(path: Path) -> tuple[Any, ...]:
 
 def mcap_files(path: Path) -> list[Path]:
     """The MCAP files of a folder in recording order (or the file itself), those that start
-    as MCAP."""
-    files = sorted(path.glob("*.mcap"), key=split_order) if path.is_dir() else [path]
+    as MCAP: NAME_k.mcap, and NAME_k.mcap.zstd (a split that rosbag2 compressed whole when
+    it moved on to the next one)."""
+    if path.is_dir():
+        files = sorted([*path.glob("*.mcap"), *path.glob("*.mcap.zstd")], key=split_order)
+    else:
+        files = [path]
     out = []
     for f in files:
-        with f.open("rb") as handle:
-            if handle.read(len(MCAP_MAGIC)) == MCAP_MAGIC:
-                out.append(f)
+        try:
+            with open_mcap(f) as handle:
+                starts = handle.read(len(MCAP_MAGIC)) == MCAP_MAGIC
+        except zstandard.ZstdError:  # not zstd data
+            starts = False
+        if starts:
+            out.append(f)
     return out
 
 
@@ -117,7 +126,7 @@ class Bag:
         self._why_stream = ""
         if not self.path.exists():
             raise BagError(f"bag not found: {self.path}")
-        if self.path.is_file() and self.path.suffix == ".mcap":
+        if self.path.is_file() and self.path.name.endswith((".mcap", ".mcap.zstd")):
             self._why_stream = "an MCAP file without its bag folder's metadata.yaml"
             return
         if self.path.is_dir() and not (self.path / "metadata.yaml").is_file():

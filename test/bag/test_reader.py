@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+import zstandard
 
 from alpamayo_ros.bag.images import decode_image
 from alpamayo_ros.bag.logged_drive import inspect_logged_drive
@@ -69,10 +70,13 @@ def test_reads_poses_and_topics_from_both_storages(tmp_path, storage):
     assert poses[-1].position[0] == pytest.approx(12.0)
 
 
-def test_a_split_bag_without_its_metadata_is_read_in_recording_order(tmp_path):
+@pytest.mark.parametrize("compressed", [False, True])
+def test_a_split_bag_without_its_metadata_is_read_in_recording_order(tmp_path, compressed):
     """A recorder killed while writing the 12th file of a split bag: no metadata.yaml, the
     last file cut. Its files are read as rosbag2 numbered them (drive_2 before drive_10;
-    by name drive_10 and drive_11 came before drive_2, and time jumped 10 s back)."""
+    by name drive_10 and drive_11 came before drive_2, and time jumped 10 s back). With
+    rosbag2's file compression the finished files are NAME_k.mcap.zstd and the one being
+    written plain; they were ignored (only the cut file was read)."""
     f = MessageFactory()
     bag_dir = tmp_path / "drive"
     bag_dir.mkdir()
@@ -80,10 +84,13 @@ def test_a_split_bag_without_its_metadata_is_read_in_recording_order(tmp_path):
         with BagWriter(tmp_path / f"part{i}", store=f.store) as part:
             for k in range(10 * i, 10 * i + 10):
                 t = 100.0 + 0.1 * k
-                part.write(
-                    "/odom", t, f.odometry(StampedPose(t, (0.4 * k, 0.0, 0.0), yaw_quaternion(0.0)))
-                )
-        (tmp_path / f"part{i}" / f"part{i}.mcap").rename(bag_dir / f"drive_{i}.mcap")
+                pose = StampedPose(t, (0.4 * k, 0.0, 0.0), yaw_quaternion(0.0))
+                part.write("/odom", t, f.odometry(pose))
+        data = (tmp_path / f"part{i}" / f"part{i}.mcap").read_bytes()
+        if compressed and i < 11:
+            (bag_dir / f"drive_{i}.mcap.zstd").write_bytes(zstandard.compress(data))
+        else:
+            (bag_dir / f"drive_{i}.mcap").write_bytes(data)
     last = bag_dir / "drive_11.mcap"
     last.write_bytes(last.read_bytes()[: last.stat().st_size * 2 // 3])
     with Bag(bag_dir) as bag:
@@ -91,6 +98,10 @@ def test_a_split_bag_without_its_metadata_is_read_in_recording_order(tmp_path):
         assert "no metadata.yaml" in bag.truncation
     assert stamps == sorted(stamps)
     assert 110 <= len(stamps) < 120 and stamps[0] == pytest.approx(100.0)
+    if compressed:  # a file compressed alone is read as a bag too
+        with Bag(bag_dir / "drive_3.mcap.zstd") as bag:
+            stamps = [t for _, t, _ in bag.messages(["/odom"])]
+        assert stamps == pytest.approx([103.0 + 0.1 * k for k in range(10)])
 
 
 def test_missing_topic_lists_what_the_bag_has(tmp_path):
