@@ -114,9 +114,10 @@ class Bag:
     """An open bag: topic listing, time range, and typed message iteration.
 
     truncation: "" for a complete bag; else what was recovered from a truncated or damaged
-    MCAP (read up to its last complete chunk, past its damaged records) and why it was read
-    that way. It may be set part-way through a pass over the messages (when rosbags meets a
-    damaged record): read it after the pass.
+    MCAP (read up to its last complete chunk, past its damaged records), or from sqlite3
+    files without their metadata.yaml, and why it was read that way. It may be set part-way
+    through a pass over the messages (when rosbags meets a damaged record): read it after the
+    pass.
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -129,18 +130,23 @@ class Bag:
         if self.path.is_file() and self.path.name.endswith((".mcap", ".mcap.zstd")):
             self._why_stream = "an MCAP file without its bag folder's metadata.yaml"
             return
+        sources = [self.path]
+        self._without_metadata = ""  # sqlite3 files read without metadata.yaml: why
         if self.path.is_dir() and not (self.path / "metadata.yaml").is_file():
+            why = "no metadata.yaml (a recorder stopped without closing?)"
             if mcap_files(self.path):
-                self._why_stream = "no metadata.yaml (a recorder stopped without closing?)"
+                self._why_stream = why
                 return
-            raise BagError(
-                f"{self.path} is not a ROS 2 bag: no metadata.yaml in it (a bag folder holds "
-                "metadata.yaml beside its .mcap or .db3 files)"
-            )
+            # rosbags reads sqlite3 files alone: each holds its topics and definitions
+            sources = sorted(self.path.glob("*.db3"), key=split_order)
+            if not sources:
+                raise BagError(
+                    f"{self.path} is not a ROS 2 bag: no metadata.yaml in it (a bag folder "
+                    "holds metadata.yaml beside its .mcap or .db3 files)"
+                )
+            self._without_metadata = f"{why}: its {len(sources)} sqlite3 file(s) read alone"
         try:
-            self._reader = AnyReader(
-                [self.path], default_typestore=get_typestore(Stores.ROS2_JAZZY)
-            )
+            self._reader = AnyReader(sources, default_typestore=get_typestore(Stores.ROS2_JAZZY))
         except AnyReaderError as err:
             raise BagError(unreadable_bag(self.path, err)) from err
 
@@ -158,6 +164,12 @@ class Bag:
             raise BagError(unreadable_bag(self.path, err)) from err
         except Exception as err:  # a damaged index or summary: rosbags raises many kinds
             self._damaged(err)
+            return self
+        if self._without_metadata:
+            count = sum(c.msgcount for c in self._reader.connections)
+            seconds = (self._reader.end_time - self._reader.start_time) * 1e-9
+            self.truncation = f"{self._without_metadata}: {count} messages over {seconds:.1f} s"
+            log.warning("%s: %s", self.path, self.truncation)
         return self
 
     def _open_stream(

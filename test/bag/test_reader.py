@@ -104,6 +104,34 @@ def test_a_split_bag_without_its_metadata_is_read_in_recording_order(tmp_path, c
         assert stamps == pytest.approx([103.0 + 0.1 * k for k in range(10)])
 
 
+def test_sqlite3_files_without_their_metadata_are_read_alone(tmp_path):
+    """A sqlite3 recorder (Humble's default) killed mid-drive leaves NAME_k.db3 and no
+    metadata.yaml; the files hold their topics and definitions, so they are read, noted.
+    Before, 'not a ROS 2 bag'."""
+    f = MessageFactory()
+    bag_dir = tmp_path / "drive"
+    bag_dir.mkdir()
+    for i in range(2):
+        with BagWriter(tmp_path / f"part{i}", store=f.store, storage="sqlite3") as part:
+            for k in range(10 * i, 10 * i + 10):
+                t = 100.0 + 0.1 * k
+                pose = StampedPose(t, (0.4 * k, 0.0, 0.0), yaw_quaternion(0.0))
+                part.write("/odom", t, f.odometry(pose))
+        (tmp_path / f"part{i}" / f"part{i}.db3").rename(bag_dir / f"drive_{i}.db3")
+    with Bag(bag_dir) as bag:
+        poses = bag.read_ego_poses("/odom")
+        note = bag.truncation
+    assert [p.stamp for p in poses] == pytest.approx([100.0 + 0.1 * k for k in range(20)])
+    assert note == (
+        "no metadata.yaml (a recorder stopped without closing?): its 2 sqlite3 file(s) read "
+        "alone: 20 messages over 1.9 s"
+    )
+    (bag_dir / "drive_0.db3").unlink()
+    (bag_dir / "drive_1.db3").unlink()
+    with pytest.raises(BagError, match=r"is not a ROS 2 bag: no metadata\.yaml"):
+        Bag(bag_dir)
+
+
 def test_missing_topic_lists_what_the_bag_has(tmp_path):
     write_small_drive(tmp_path / "bag")
     with Bag(tmp_path / "bag") as bag, pytest.raises(BagError, match=r"/odom \[nav_msgs"):
