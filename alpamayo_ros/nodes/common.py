@@ -26,6 +26,7 @@ from tf2_ros import Buffer, TransformException, TransformListener
 
 from alpamayo_ros.core.ego_history import StampedPose
 from alpamayo_ros.messages.inputs import odometry_frame_note, stamp_seconds
+from alpamayo_ros.nodes.parameter_file import params_file_arguments, unreached_node_problem
 from alpamayo_ros.nodes.parameters import (
     QOS_POLICIES,
     QOS_PREFIX,
@@ -38,6 +39,10 @@ from alpamayo_ros.nodes.parameters import (
 )
 
 Config = TypeVar("Config")
+
+# The command line `run` started rclpy with (its --params-file files are checked against
+# the node's namespace); empty outside `run`.
+_process_args: list[str] = []
 
 # "pkg/msg/Name" -> message class, for the duck-typed builders in alpamayo_ros.messages.
 types = functools.lru_cache(maxsize=None)(get_message)
@@ -148,7 +153,15 @@ class RuntimeParameters(Generic[Config]):
 def refuse_unknown_parameters(node: Node) -> None:
     """ParameterError when the node was given a parameter it does not declare (rclpy keeps
     such a value unused and says nothing: a misspelt name would leave its default in place).
-    Call once every parameter is declared, the QoS ones included (after the topics)."""
+    Call once every parameter is declared, the QoS ones included (after the topics).
+    Before that, a params file of the command line that names this node only under keys
+    that do not reach it (`alpamayo_planner:` for a node in a namespace) is refused: rclpy
+    would start the node on its defaults."""
+    files = params_file_arguments(_process_args)
+    fqn = node.get_fully_qualified_name()
+    problem = unreached_node_problem(files, node.get_name(), fqn)
+    if problem is not None:
+        raise ParameterError(problem)
     given = list(getattr(node, "_parameter_overrides", {}))  # rclpy keeps no public list
     declared = node.list_parameters([], 0).names
     problem = unknown_parameter_problem(node.get_name(), given, declared)
@@ -215,6 +228,7 @@ def run(
     except RuntimeError as err:  # rcl's: a params file that does not parse, a bad --ros-args
         logger.fatal(f"bad arguments: {rcl_error_text(str(err))}")
         return 1
+    _process_args[:] = sys.argv if args is None else args
     try:
         node = make_node()
     except config_errors as err:
@@ -224,6 +238,8 @@ def run(
     except (KeyboardInterrupt, ExternalShutdownException):
         rclpy.try_shutdown()
         return _exit_cleanly(0)
+    finally:
+        _process_args.clear()  # read while the node is made; no state left for other nodes
     try:
         if threads > 1:
             from rclpy.executors import MultiThreadedExecutor

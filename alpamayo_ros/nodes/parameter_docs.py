@@ -44,7 +44,9 @@ def render_yaml(
         f"# Parameters of {node}, generated from alpamayo_ros/nodes/parameters.py",
         "# (python -m alpamayo_ros.nodes.parameter_docs --write config/; a test checks it).",
         f"# Pass with: ros2 run alpamayo_ros {node} --ros-args --params-file THIS_FILE",
-        f"{node}:",
+        f"# '/**/{node}' reaches the node in any namespace; a key without a namespace",
+        f"# ('{node}:') reaches it in the root namespace only (the node refuses such a file).",
+        f"/**/{node}:",
         "  ros__parameters:",
     ]
     for spec in specs:
@@ -111,6 +113,12 @@ def render_markdown() -> str:
         "the reason and changes nothing); the others are read-only.",
         "`alpamayo-ros check-config FILE...` runs the start-up checks on parameter files",
         "without ROS; `alpamayo-ros replay BAG --params FILE` replays with a planner file.",
+        "",
+        "A file's key `/**/alpamayo_planner` reaches the node in any namespace",
+        "(`drive.launch.py namespace:=vehicle1`); `alpamayo_planner:` reaches it in the root",
+        "namespace only, as rclpy matches keys. A node given a file that names it only under",
+        "keys that do not reach it stops at start-up saying so (rclpy would run it on its",
+        "defaults without a word).",
     ]
     for file, (node, specs, _) in PARAMETER_FILES.items():
         header = "| parameter | default | range or choices | at run time | meaning |"

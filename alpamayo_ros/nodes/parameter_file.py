@@ -21,6 +21,8 @@ ROS-free and torch-free: runs in CI and on a laptop before a config goes to the 
 from __future__ import annotations
 
 import fnmatch
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,6 +118,51 @@ def applies_to(pattern: str, node: str) -> bool:
         return True
     last = name.rsplit("/", 1)[-1]
     return fnmatch.fnmatchcase(node, last)
+
+
+def reaches(pattern: str, fqn: str) -> bool:
+    """Whether a node-name key of a parameter file reaches the node whose fully qualified
+    name is `fqn`, as rclpy matches them: a key without a leading '/' is taken from the root
+    (`alpamayo_planner` is /alpamayo_planner only, not /vehicle1/alpamayo_planner), '/*' is
+    one namespace level and '/**' any number."""
+    name = pattern if pattern.startswith("/") else f"/{pattern}"
+    try:
+        return re.fullmatch(name.replace("/*", r"(/\w+)"), fqn) is not None
+    except re.error:  # not a node name rcl would take; rcl said so at start-up
+        return True
+
+
+def params_file_arguments(args: Sequence[str]) -> list[str]:
+    """The files a ROS command line gives with --params-file (inside its --ros-args)."""
+    files, ros, it = [], False, iter(args)
+    for arg in it:
+        if arg == "--ros-args":
+            ros = True
+        elif arg == "--":
+            ros = False
+        elif ros and arg == "--params-file":
+            files.append(next(it, ""))
+    return [f for f in files if f]
+
+
+def unreached_node_problem(paths: Sequence[str | Path], node: str, fqn: str) -> str | None:
+    """Why a parameter file given to the node `node` (running as `fqn`) configures it in
+    vain: it names the node, but under keys none of which reach `fqn` (rclpy then starts the
+    node on its defaults and says nothing). None when every such file reaches it."""
+    for path in paths:
+        try:
+            entries = read_parameter_file(path)
+        except ParameterFileError:
+            continue  # rcl read it; what check-config says of it is another matter
+        named = [k for k in entries if k.strip("/") not in ("**", "*") and applies_to(k, node)]
+        if named and not any(reaches(k, fqn) for k in named):
+            keys = ", ".join(repr(k) for k in named)
+            return (
+                f"{path}: its parameters for {keys} do not reach {fqn} (a key without a "
+                f"namespace names the node in the root namespace only), so the node would "
+                f"run on its defaults: key them '/**/{node}' (any namespace) or '{fqn}'"
+            )
+    return None
 
 
 def check_node(node: str, values: dict[str, Any]) -> NodeCheck:

@@ -246,6 +246,52 @@ def test_a_params_file_that_does_not_parse_exits_1_with_one_line(tmp_path, capfd
     assert "Traceback" not in err and "bad arguments: Couldn't parse params file" in err
 
 
+def test_a_params_file_that_does_not_reach_the_namespaced_node_stops_it(tmp_path):
+    """rclpy gives a file keyed `alpamayo_planner:` to /alpamayo_planner only: in a namespace
+    the node ran on its defaults without a word. It now stops naming the file and the keys
+    that reach it; the same rule (parameter_file.reaches) is checked against rclpy's."""
+    from rclpy.node import Node
+
+    from alpamayo_ros.nodes.parameter_file import reaches
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_parameter_file import REACHES
+
+    for i, (key, fqn, _) in enumerate(REACHES):
+        path = tmp_path / f"reach{i}.yaml"
+        path.write_text(yaml.safe_dump({key: {"ros__parameters": {"rate_hz": 5.0}}}))
+        namespace, _, name = fqn.rpartition("/")
+        context = rclpy.Context()
+        rclpy.init(context=context, args=["x", "--ros-args", "--params-file", str(path)])
+        try:
+            node = Node(name, namespace=namespace or "/", context=context)
+            assert node.get_fully_qualified_name() == fqn
+            given = "rate_hz" in node._parameter_overrides  # what rclpy gave the node
+            node.destroy_node()
+        finally:
+            rclpy.shutdown(context=context)
+        assert reaches(key, fqn) is given, (key, fqn)
+
+    # each node as ros2 run starts it: a process that would spin on (defaults) if not refused
+    for node, values in [
+        ("alpamayo_planner", {"model": "", "rate_hz": 5.0}),
+        ("alpamayo_controller", {"control_rate_hz": 20.0}),
+    ]:
+        bare = tmp_path / f"{node}.yaml"
+        bare.write_text(yaml.safe_dump({node: {"ros__parameters": values}}))
+        module = f"alpamayo_ros.nodes.{node.removeprefix('alpamayo_')}_node"
+        code = f"import sys, {module} as m; sys.exit(m.main(sys.argv[1:]))"
+        args = ["--ros-args", "-r", "__ns:=/vehicle1", "--params-file", str(bare)]
+        proc = subprocess.run([sys.executable, "-c", code, *args], env=os.environ.copy(),
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert proc.returncode == 1, proc.stderr[-1000:]
+        assert "Traceback" not in proc.stderr
+        assert (
+            f"bad configuration: {bare}: its parameters for '{node}' do not reach /vehicle1/{node}"
+        ) in proc.stderr
+        assert f"key them '/**/{node}' (any namespace) or '/vehicle1/{node}'" in proc.stderr
+
+
 def test_a_camera_topic_that_is_no_topic_name_fails_at_start_up_naming_the_camera(ros, tmp_path):
     rig = yaml.safe_load((CONFIG / "cameras.yaml").read_text())
     rig["cameras"][1]["topic"] = "/camera/front wide/image"

@@ -11,8 +11,11 @@ from alpamayo_ros.nodes.parameter_file import (
     ParameterFileError,
     applies_to,
     check_files,
+    params_file_arguments,
     qos_problem,
+    reaches,
     read_parameter_file,
+    unreached_node_problem,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -51,6 +54,64 @@ def test_nested_names_namespaces_and_wildcards_are_read_as_rcl_reads_them(tmp_pa
     found = {c.node: (c.values, c.problems) for c in check_files([path])}
     assert found["alpamayo_controller"] == ({"use_sim_time": True}, [])
     assert found["alpamayo_planner"][1] == []
+
+
+# (key, fully qualified node name, whether rclpy gives the key's parameters to that node);
+# test_nodes.py checks the same table against rclpy itself.
+REACHES = [
+    ("alpamayo_planner", "/alpamayo_planner", True),
+    ("alpamayo_planner", "/vehicle1/alpamayo_planner", False),
+    ("/alpamayo_planner", "/vehicle1/alpamayo_planner", False),
+    ("/**/alpamayo_planner", "/alpamayo_planner", True),
+    ("/**/alpamayo_planner", "/fleet/vehicle1/alpamayo_planner", True),
+    ("/*/alpamayo_planner", "/vehicle1/alpamayo_planner", True),
+    ("/*/alpamayo_planner", "/alpamayo_planner", False),
+    ("/vehicle1/alpamayo_planner", "/vehicle1/alpamayo_planner", True),
+    ("vehicle1/alpamayo_planner", "/vehicle1/alpamayo_planner", True),
+    ("/vehicle2/alpamayo_planner", "/vehicle1/alpamayo_planner", False),
+    ("/**", "/vehicle1/alpamayo_planner", True),
+]
+
+
+@pytest.mark.parametrize(("key", "fqn", "expected"), REACHES)
+def test_a_key_reaches_the_nodes_rclpy_gives_it_to(key, fqn, expected):
+    assert reaches(key, fqn) is expected
+
+
+def test_the_params_files_of_a_command_line_are_those_inside_ros_args():
+    args = ["alpamayo_planner", "--params-file", "not_ros.yaml", "--ros-args", "-r",
+            "__ns:=/v", "--params-file", "a.yaml", "--", "--params-file", "app.yaml",
+            "--ros-args", "--params-file", "b.yaml", "--params-file"]  # fmt: skip
+    assert params_file_arguments(args) == ["a.yaml", "b.yaml"]
+
+
+def test_a_file_that_names_the_node_only_where_it_is_not_is_refused(tmp_path):
+    """A file keyed `alpamayo_planner:` reaches the node in the root namespace only; in a
+    namespace rclpy runs the node on its defaults and says nothing."""
+    bare = write(tmp_path, {"alpamayo_planner": {"ros__parameters": {"rate_hz": 5.0}}})
+    problem = unreached_node_problem([bare], "alpamayo_planner", "/vehicle1/alpamayo_planner")
+    assert problem == (
+        f"{bare}: its parameters for 'alpamayo_planner' do not reach "
+        "/vehicle1/alpamayo_planner (a key without a namespace names the node in the root "
+        "namespace only), so the node would run on its defaults: key them "
+        "'/**/alpamayo_planner' (any namespace) or '/vehicle1/alpamayo_planner'"
+    )
+    assert unreached_node_problem([bare], "alpamayo_planner", "/alpamayo_planner") is None
+    fleet = write(tmp_path, {
+        "/**": {"ros__parameters": {"use_sim_time": True}},
+        "/vehicle1/alpamayo_planner": {"ros__parameters": {"rate_hz": 5.0}},
+        "/vehicle2/alpamayo_planner": {"ros__parameters": {"rate_hz": 8.0}},
+    }, "fleet.yaml")  # fmt: skip
+    assert unreached_node_problem([fleet], "alpamayo_planner", "/vehicle2/alpamayo_planner") is None
+    problem = unreached_node_problem([fleet], "alpamayo_planner", "/vehicle3/alpamayo_planner")
+    assert problem.startswith(
+        f"{fleet}: its parameters for '/vehicle1/alpamayo_planner', "
+        "'/vehicle2/alpamayo_planner' do not reach /vehicle3/alpamayo_planner"
+    )
+    assert unreached_node_problem([fleet], "alpamayo_controller", "/x/alpamayo_controller") is None
+    shipped = [REPO / "config" / "planner.yaml", REPO / "config" / "controller.yaml"]
+    for node in ("alpamayo_planner", "alpamayo_controller"):
+        assert unreached_node_problem(shipped, node, f"/fleet/vehicle1/{node}") is None
 
 
 def test_what_the_nodes_would_refuse_is_named(tmp_path):

@@ -33,7 +33,7 @@ def test_yaml_mirrors_the_declared_parameters(file):
         f"config/{file} is out of date: python -m alpamayo_ros.nodes.parameter_docs --write config/"
     )
     doc = yaml.safe_load(text)
-    params = doc[node]["ros__parameters"]
+    params = doc[f"/**/{node}"]["ros__parameters"]  # any namespace
     assert params == defaults(specs)
     for spec in specs:  # same types, so a launch override keeps the declared type
         assert type(params[spec.name]) is type(spec.default), spec.name
@@ -93,10 +93,10 @@ def test_the_qos_example_in_the_yaml_becomes_a_qos_parameter_once_uncommented():
         line.replace("# ", "", 1) if line.strip().startswith(("# qos", "#   ", "#     ")) else line
         for line in text.splitlines()
     )
-    params = yaml.safe_load(uncommented)[node]["ros__parameters"]
+    params = yaml.safe_load(uncommented)[f"/**/{node}"]["ros__parameters"]
     topic, kind, policy, value = qos
     assert params["qos_overrides"] == {topic: {kind: {policy: value}}}
-    assert yaml.safe_load(text)[node]["ros__parameters"] == defaults(specs)
+    assert yaml.safe_load(text)[f"/**/{node}"]["ros__parameters"] == defaults(specs)
 
 
 PLANNER_DECLARED = [s.name for s in PLANNER_PARAMS] + [
