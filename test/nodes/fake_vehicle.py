@@ -40,9 +40,11 @@ def stamp_msg(t: float) -> Time:
 class Drive:
     """A test node: publishes the inputs of a straight drive and records every output,
     each with the time it arrived: time.monotonic(), or with `sim_start` the simulated
-    clock (the test advances it with `step`; nothing is published on wall time then)."""
+    clock (the test advances it with `step`; nothing is published on wall time then).
+    `namespace`: the nodes' (drive.launch.py namespace:=...): their own topics are read
+    there; the cameras, odometry, /tf, /clock and /diagnostics stay absolute."""
 
-    def __init__(self, sim_start: float | None = None) -> None:
+    def __init__(self, sim_start: float | None = None, namespace: str = "") -> None:
         self.node = rclpy.create_node("fake_vehicle")
         self.cameras_on = True
         self.bad_image_next = False
@@ -60,16 +62,18 @@ class Drive:
         }
         self.pub_odom = n.create_publisher(Odometry, "/odom", 10)
         self.pub_tf = n.create_publisher(TFMessage, "/tf", 10)
-        self.pub_plan = n.create_publisher(DrivingPlan, "/alpamayo_planner/plan", 10)
+        ns = f"/{namespace.strip('/')}" if namespace.strip("/") else ""
+        planner = f"{ns}/alpamayo_planner"
+        self.pub_plan = n.create_publisher(DrivingPlan, f"{planner}/plan", 10)
         self.pub_clock = n.create_publisher(Clock, "/clock", 10)
         record = lambda key: lambda msg: self.received[key].append((self._arrival(), msg))  # noqa: E731
-        n.create_subscription(DrivingPlan, "/alpamayo_planner/plan", record("plan"), 10)
-        n.create_subscription(PathMsg, "/alpamayo_planner/path", record("path"), 10)
-        n.create_subscription(String, "/alpamayo_planner/reasoning", record("reasoning"), 10)
-        n.create_subscription(MarkerArray, "/alpamayo_planner/markers", record("markers"), 10)
-        n.create_subscription(PlannerStatus, "/alpamayo_planner/status", record("status"), 10)
+        n.create_subscription(DrivingPlan, f"{planner}/plan", record("plan"), 10)
+        n.create_subscription(PathMsg, f"{planner}/path", record("path"), 10)
+        n.create_subscription(String, f"{planner}/reasoning", record("reasoning"), 10)
+        n.create_subscription(MarkerArray, f"{planner}/markers", record("markers"), 10)
+        n.create_subscription(PlannerStatus, f"{planner}/status", record("status"), 10)
         n.create_subscription(DiagnosticArray, "/diagnostics", record("diag"), 10)
-        n.create_subscription(Twist, "/cmd_vel", record("cmd"), 10)
+        n.create_subscription(Twist, f"{ns}/cmd_vel", record("cmd"), 10)
         ok, jpeg = cv2.imencode(".jpg", np.full((120, 160, 3), 100, np.uint8))
         assert ok
         self.jpeg = jpeg.tobytes()

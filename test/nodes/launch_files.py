@@ -22,14 +22,15 @@ REPO = Path(__file__).resolve().parents[2]
 
 def tiny_planner_params(work: Path, **overrides: Any) -> tuple[Path, Path]:
     """A fresh tiny checkpoint in work/ckpt and work/planner.yaml planning with it on the
-    CPU (the released camera rig; the table's defaults but for `overrides`): (yaml, ckpt)."""
+    CPU (the released camera rig; the table's defaults but for `overrides`), keyed for the
+    planner in any namespace as the shipped file is: (yaml, ckpt)."""
     checkpoint = make_tiny_checkpoint(work / "ckpt")
     params = defaults(PLANNER_PARAMS) | {
         "model": str(checkpoint), "device": "cpu", "dtype": "float32",
         "camera_config": str(REPO / "config" / "cameras.yaml"), **overrides,
     }  # fmt: skip
     path = work / "planner.yaml"
-    path.write_text(yaml.safe_dump({"alpamayo_planner": {"ros__parameters": params}}))
+    path.write_text(yaml.safe_dump({"/**/alpamayo_planner": {"ros__parameters": params}}))
     return path, checkpoint
 
 
@@ -79,10 +80,11 @@ class DriveCase(unittest.TestCase):
     for each test."""
 
     sim_start = 100.0
+    namespace = ""  # the nodes' namespace (drive.launch.py namespace:=...)
 
     def setUp(self) -> None:
         rclpy.init()
-        self.drive = Drive(sim_start=self.sim_start)
+        self.drive = Drive(sim_start=self.sim_start, namespace=self.namespace)
         self.graph = Graph(self.drive.node)
 
     def tearDown(self) -> None:
