@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 
-from alpamayo_ros.bag.images import intake_image
 from alpamayo_ros.bag.reader import (
     BadMessage,
     Bag,
@@ -31,6 +30,7 @@ from alpamayo_ros.core.ego_history import (
     StampedPose,
 )
 from alpamayo_ros.core.encoded_image import CameraFrame
+from alpamayo_ros.messages.images import intake_image
 
 ImageSink = Callable[[str, float, CameraFrame], None]
 PoseSink = Callable[[StampedPose], None]

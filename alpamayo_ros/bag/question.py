@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from alpamayo_ros.bag.images import decode_image
 from alpamayo_ros.bag.reader import BadMessage, Bag, BagError, SkipCounts, stamp_seconds
 from alpamayo_ros.core.camera_rig import CameraRig
 from alpamayo_ros.core.frame_buffer import FrameBuffer, FrameBufferSpec, FrameSet, FramesUnavailable
+from alpamayo_ros.messages.images import decode_image
 from alpamayo_ros.planning.requests import Answer, QuestionRequest
 
 

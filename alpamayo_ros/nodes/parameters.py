@@ -140,7 +140,7 @@ PLANNER_PARAMS: tuple[ParamSpec, ...] = (
               "original weights, both kept: the lane's prefill 94 instead of 111 ms on an "
               "H200); Hopper/Blackwell GPUs.", choices=QUANTIZATION_CHOICES),
     ParamSpec("image_decode", "auto", "Where JPEG camera images are decoded. arrival: in the "
-              "subscription callback (cv_bridge), every message. model: kept as bytes and "
+              "subscription callback (OpenCV), every message. model: kept as bytes and "
               "decoded by the model in one batch on its device, only the frames a plan uses "
               "(nvJPEG on CUDA with torchvision; elsewhere OpenCV at plan time, no faster). "
               "auto: model where the model decodes on its device, else arrival.",

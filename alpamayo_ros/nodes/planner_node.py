@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
-from cv_bridge import CvBridge
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import Odometry
 from nav_msgs.msg import Path as PathMsg
@@ -46,11 +45,11 @@ from alpamayo_ros.core.camera_rig import CameraInput, CameraRigError
 from alpamayo_ros.core.cameras import ALPAMAYO1_5, CameraLayoutError
 from alpamayo_ros.core.diagnostics import HealthLimits, PlannerMonitor, navigation_item
 from alpamayo_ros.core.ego_history import StampedPose
-from alpamayo_ros.core.encoded_image import deferred_jpeg, frame_size_problem
 from alpamayo_ros.core.frame_buffer import FrameBufferSpec, FramesUnavailable
 from alpamayo_ros.core.plan import Plan
 from alpamayo_ros.messages.autoware import autoware_candidates_msg, autoware_trajectory_msg
 from alpamayo_ros.messages.diagnostics import diagnostic_array_msg, planner_status_msg
+from alpamayo_ros.messages.images import intake_image
 from alpamayo_ros.messages.inputs import (
     BadMessage,
     pose_from_odometry,
@@ -118,7 +117,6 @@ class PlannerNode(Node):
         )
         stale = cfg.max_chain_age if cfg.planning_mode == "two_lane" else math.inf
         self.monitor = PlannerMonitor(rig.names, limits=HealthLimits(max_chain_age=stale))
-        self.bridge = CvBridge()
         self._jpeg_on_model = False  # image_decode, resolved once the model is loaded
         self.worker: PlanningWorker | None = None
         self._lock = threading.Lock()  # buffers and monitor: executor vs worker thread
@@ -297,23 +295,15 @@ class PlannerNode(Node):
         self.get_logger().warning(f"skipped {kind}: {detail}", throttle_duration_sec=5.0)
 
     def _on_image(self, topic: str, cams: tuple[CameraInput, ...], msg: Any) -> None:
+        encoding = "compressed" if isinstance(msg, CompressedImage) else "raw"
         try:
-            rgb: Any = None
-            if isinstance(msg, CompressedImage) and self._jpeg_on_model:
-                # kept encoded for the model to decode on its device (None: not a JPEG it
-                # takes; a broken header raises and the message is counted and skipped)
-                source = f"{topic} at {stamp_seconds(msg.header.stamp):.3f} s"
-                rgb = deferred_jpeg(bytes(msg.data), str(msg.format), source)
-            if rgb is None and isinstance(msg, CompressedImage):
-                rgb = self.bridge.compressed_imgmsg_to_cv2(msg, desired_encoding="rgb8")
-            elif rgb is None:
-                rgb = self.bridge.imgmsg_to_cv2(msg, desired_encoding="rgb8")
-            if rgb is None or rgb.ndim != 3 or rgb.shape[2] != 3:
-                raise ValueError(f"decoded to shape {getattr(rgb, 'shape', None)}")
-            problem = frame_size_problem(rgb.shape)
-            if problem is not None:
-                raise ValueError(problem)
-        except Exception as err:  # cv_bridge and OpenCV raise several kinds
+            # as the replay reads it; a JPEG kept encoded for the model to decode on its
+            # device when it does (a broken header: counted and skipped)
+            rgb = intake_image(msg, encoding, topic, defer_jpeg=self._jpeg_on_model)
+        except BadMessage as err:
+            self._bad("image", str(err))
+            return
+        except Exception as err:  # a message no test foresaw: counted and skipped too
             self._bad("image", f"{topic}: {type(err).__name__}: {err}")
             return
         stamp = stamp_seconds(msg.header.stamp)

@@ -10,12 +10,12 @@ import pytest
 import yaml
 import zstandard
 
-from alpamayo_ros.bag.images import decode_image
 from alpamayo_ros.bag.logged_drive import inspect_logged_drive
 from alpamayo_ros.bag.messages import BagWriter, MessageFactory, yaw_quaternion
 from alpamayo_ros.bag.reader import BadMessage, Bag, BagError, SkipCounts
 from alpamayo_ros.core.camera_rig import CameraInput, CameraRig
 from alpamayo_ros.core.ego_history import StampedPose
+from alpamayo_ros.messages.images import decode_image
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -156,7 +156,7 @@ def test_images_decode_to_rgb_from_compressed_and_raw(tmp_path):
 def test_an_image_too_small_to_be_a_frame_is_a_bad_message(h, w, defer):
     """An empty or tiny image (a driver's placeholder, a broken header) would otherwise
     reach the model and fail every plan its frame set joins; it is counted and skipped."""
-    from alpamayo_ros.bag.images import intake_image
+    from alpamayo_ros.messages.images import intake_image
 
     f = MessageFactory()
     raw = f.raw_image(5.0, "cam", np.zeros((48, 64, 3), np.uint8))

@@ -27,7 +27,7 @@ def jpeg(img: np.ndarray, *flags: int) -> bytes:
 
 
 def arrival_decode(data: bytes) -> np.ndarray:
-    """What bag.images.decode_image does with a CompressedImage."""
+    """What messages.images.decode_image does with a CompressedImage."""
     bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
