@@ -157,7 +157,8 @@ def _inspect_bag(args: argparse.Namespace) -> int:
 def _check_config(args: argparse.Namespace) -> int:
     from alpamayo_ros.nodes.parameter_file import check_files
 
-    checks = check_files(args.files)  # ParameterFileError (a ValueError): one line, exit 2
+    # ParameterFileError (a ValueError): one line, exit 2
+    checks = check_files(args.files, args.namespace)
     for check in checks:
         if check.problems:
             print(f"{check.node}: {len(check.problems)} problem(s)")
@@ -520,6 +521,13 @@ def build_parser() -> argparse.ArgumentParser:
         "nodes as they would at start-up, without ROS (exit 1 when a node would refuse them)",
     )  # fmt: skip
     p.add_argument("files", nargs="+", help="parameter YAML files (later ones override)")
+    p.add_argument(
+        "--namespace", metavar="NS",
+        help="check the nodes as they would run in namespace NS ('/' for the root, as "
+        "drive.launch.py namespace:=NS starts them): a file that names a node only under keys "
+        "that do not reach it there is refused, as at start-up (default: a key naming the "
+        "node in any namespace counts)",
+    )  # fmt: skip
     p.set_defaults(func=_check_config)
 
     p = sub.add_parser(

@@ -224,12 +224,18 @@ def qos_problem(name: str, value: Value) -> str | None:
     return None
 
 
-def check_files(paths: list[str | Path]) -> list[NodeCheck]:
+def check_files(paths: list[str | Path], namespace: str | None = None) -> list[NodeCheck]:
     """Each of our nodes that the files configure, with what the files give it (later files
-    override earlier ones, as repeated --params-file do) and its problems. Raises
-    ParameterFileError for a file that is not a parameter file, or when none configures
-    any of our nodes."""
+    override earlier ones, as repeated --params-file do) and its problems. With `namespace`
+    ("/" for the root), the nodes are checked as they would run there: a key gives its
+    values only where rclpy would (`reaches`), and a file that names a node only under keys
+    that do not reach it is the node's problem, as at start-up; without, a key that names
+    the node in any namespace counts. Raises ParameterFileError for a file that is not a
+    parameter file, or when none configures any of our nodes."""
+    ns = None if namespace is None else "/".join(p for p in namespace.split("/") if p)
+    fqn = {node: f"/{ns}/{node}" if ns else f"/{node}" for node in NODE_PARAMS}
     given: dict[str, dict[str, Any]] = {}
+    unreached: dict[str, str] = {}
     rigs: list[NodeCheck] = []
     for path in paths:
         if _is_camera_config(path):
@@ -237,12 +243,23 @@ def check_files(paths: list[str | Path]) -> list[NodeCheck]:
             continue
         for pattern, values in read_parameter_file(path).items():
             for node in NODE_PARAMS:
-                if applies_to(pattern, node):
+                if reaches(pattern, fqn[node]) if ns is not None else applies_to(pattern, node):
                     given.setdefault(node, {}).update(values)
-    if not given and not rigs:
+        for node in NODE_PARAMS if ns is not None else ():
+            problem = unreached_node_problem([path], node, fqn[node])
+            if problem is not None:
+                unreached.setdefault(node, problem)
+    if not given and not rigs and not unreached:
         names = ", ".join(NODE_PARAMS)
         raise ParameterFileError(f"{', '.join(map(str, paths))}: no parameters for {names}")
-    return [check_node(node, values) for node, values in given.items()] + rigs
+    checks = []
+    for node in NODE_PARAMS:
+        if node in given or node in unreached:
+            check = check_node(node, given.get(node, {}))
+            if node in unreached:
+                check.problems.insert(0, unreached[node])
+            checks.append(check)
+    return checks + rigs
 
 
 def _is_camera_config(path: str | Path) -> bool:

@@ -114,6 +114,30 @@ def test_a_file_that_names_the_node_only_where_it_is_not_is_refused(tmp_path):
         assert unreached_node_problem(shipped, node, f"/fleet/vehicle1/{node}") is None
 
 
+def test_check_config_in_a_namespace_checks_what_reaches_the_nodes_there(tmp_path, capsys):
+    bare = write(tmp_path, {
+        "/**": {"ros__parameters": {"use_sim_time": True}},
+        "alpamayo_planner": {"ros__parameters": {"rate_hz": 5.0}},
+        "/vehicle1/alpamayo_controller": {"ros__parameters": {"wheelbase": 2.5}},
+    })  # fmt: skip
+    anywhere = {c.node: (c.values, c.problems) for c in check_files([bare])}
+    assert anywhere["alpamayo_planner"] == ({"use_sim_time": True, "rate_hz": 5.0}, [])
+    there = {c.node: (c.values, c.problems) for c in check_files([bare], "vehicle1")}
+    values, problems = there["alpamayo_planner"]
+    assert values == {"use_sim_time": True}  # rate_hz would not reach it
+    assert problems == [unreached_node_problem([bare], "alpamayo_planner",
+                                               "/vehicle1/alpamayo_planner")]  # fmt: skip
+    assert there["alpamayo_controller"] == ({"use_sim_time": True, "wheelbase": 2.5}, [])
+    root = {c.node: c.problems for c in check_files([bare], "/")}
+    assert root["alpamayo_planner"] == []
+    assert "do not reach /alpamayo_controller" in root["alpamayo_controller"][0]
+    shipped = [str(REPO / "config" / "planner.yaml"), str(REPO / "config" / "controller.yaml")]
+    assert main(["check-config", *shipped, "--namespace", "/fleet/vehicle1"]) == 0
+    assert main(["check-config", str(bare), "--namespace", "vehicle1"]) == 1
+    out = capsys.readouterr().out
+    assert "alpamayo_planner: 1 problem(s)" in out and "key them '/**/alpamayo_planner'" in out
+
+
 def test_what_the_nodes_would_refuse_is_named(tmp_path):
     found = problems(tmp_path, {
         "alpamayo_planner": {"ros__parameters": {
