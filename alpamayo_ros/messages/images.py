@@ -82,7 +82,10 @@ def decode_image(msg: Any, encoding: str, topic: str) -> np.ndarray:
         )
     channels, bits, to_rgb = layout
     h, w, step = int(msg.height), int(msg.width), int(msg.step)
-    data = np.frombuffer(bytes(msg.data), dtype=np.uint8)
+    try:  # rclpy's array.array and rosbags' ndarray without a copy (6 MB a full-HD frame)
+        data = np.frombuffer(msg.data, dtype=np.uint8)
+    except TypeError:  # a list of ints
+        data = np.frombuffer(bytes(msg.data), dtype=np.uint8)
     row = w * channels * bits // 8
     if h * step > data.size or step < row or (bits == 16 and step % 2):
         raise BadMessage(
