@@ -4,6 +4,7 @@ replay.launch.py of a sample drive, and a test case with a fake vehicle on simul
 
 from __future__ import annotations
 
+import time
 import unittest
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,16 @@ class DriveCase(unittest.TestCase):
         self.graph.close()
         self.drive.node.destroy_node()
         rclpy.try_shutdown()
+
+    def tick(self, t: float) -> bool:
+        """Inputs stamped t, a pause for their delivery to the other processes, /clock = t,
+        then the plan of that tick (as long as the model needs; False when none came)."""
+        self.drive.publish_inputs(t)
+        time.sleep(0.1)
+        self.drive.set_clock(t)
+        return self.graph.wait_for(
+            lambda: any(abs(at - t) < 1e-9 for at, _ in self.drive.received["plan"]), 30.0
+        )
 
     def wait_model_ready(self, timeout: float = 120.0) -> None:
         """Until a PlannerStatus says model_ready (it comes on wall time, also before

@@ -9,7 +9,6 @@ override them with its own defaults."""
 from __future__ import annotations
 
 import tempfile
-import time
 import unittest
 from pathlib import Path
 
@@ -40,16 +39,6 @@ def generate_test_description():
 
 class TestDriveLaunch(DriveCase):
     sim_start = SIM_START
-
-    def tick(self, t: float) -> bool:
-        """Inputs stamped t, a pause for their delivery to the other processes, /clock = t,
-        then the plan of that tick (as long as the model needs)."""
-        self.drive.publish_inputs(t)
-        time.sleep(0.1)
-        self.drive.set_clock(t)
-        return self.graph.wait_for(
-            lambda: any(abs(at - t) < 1e-9 for at, _ in self.drive.received["plan"]), 30.0
-        )
 
     def controller_state(self) -> tuple[str, str] | None:
         """(engaged, mode) of the controller's newest diagnostics, or None before any."""

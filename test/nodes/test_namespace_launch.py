@@ -8,7 +8,6 @@ controller engaged through /vehicle1/alpamayo_controller/engage commands
 from __future__ import annotations
 
 import tempfile
-import time
 import unittest
 from pathlib import Path
 
@@ -41,14 +40,6 @@ def generate_test_description():
 class TestNamespacedDrive(DriveCase):
     sim_start = SIM_START
     namespace = NAMESPACE
-
-    def tick(self, t: float) -> bool:
-        self.drive.publish_inputs(t)
-        time.sleep(0.1)
-        self.drive.set_clock(t)
-        return self.graph.wait_for(
-            lambda: any(abs(at - t) < 1e-9 for at, _ in self.drive.received["plan"]), 30.0
-        )
 
     def test_the_nodes_plan_and_drive_under_the_namespace(self) -> None:
         received = self.drive.received
