@@ -2,11 +2,15 @@
 traceback (--debug shows it)."""
 
 import shutil
+from pathlib import Path
 
 import pytest
+import yaml
 
 from alpamayo_ros.bag.sample_drive import write_sample_bag
 from alpamayo_ros.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -21,6 +25,27 @@ def one_line_error(capsys, argv, one_line: bool = True) -> str:
     err = capsys.readouterr().err.strip()
     assert "Traceback" not in err and (len(err.splitlines()) == 1 or not one_line), err
     return err
+
+
+def test_a_camera_config_whose_encoding_is_not_the_topics_type_is_one_line(tmp_path, capsys):
+    """A CompressedImage topic that the camera config calls raw: every message was a
+    traceback (AttributeError: no 'encoding'); now the camera is named before anything runs,
+    by inspect-bag, replay and ask alike."""
+    bag = tmp_path / "bag"
+    write_sample_bag(bag, seed=0, kind="combined", duration=2.0)
+    rig = yaml.safe_load((REPO / "config" / "cameras.yaml").read_text())
+    rig["cameras"][1]["encoding"] = "raw"
+    rig_path = tmp_path / "raw.yaml"
+    rig_path.write_text(yaml.safe_dump(rig))
+    topic = rig["cameras"][1]["topic"]
+    for argv in (["inspect-bag", str(bag)], ["replay", str(bag), "--out", str(tmp_path / "r")]):
+        err = one_line_error(capsys, [*argv, "--cameras", str(rig_path)])
+        assert (
+            f"camera camera_front_wide_120fov: {topic} holds sensor_msgs/msg/CompressedImage in "
+            f"{bag}, but the camera config says encoding raw (sensor_msgs/msg/Image); write "
+            "encoding: compressed"
+        ) in err, err
+    assert not (tmp_path / "r").exists()
 
 
 def test_a_folder_without_metadata_is_not_a_bag(tmp_path, capsys):

@@ -26,6 +26,7 @@ from rosbags.highlevel import AnyReader, AnyReaderError
 from rosbags.typesys import Stores, get_typestore
 
 from alpamayo_ros.bag.mcap_stream import StreamedMcap, open_mcap
+from alpamayo_ros.core.camera_rig import CameraRig
 from alpamayo_ros.core.ego_history import StampedPose
 from alpamayo_ros.messages.inputs import (
     BadMessage,
@@ -236,6 +237,16 @@ class Bag:
         if missing:
             have = "\n  ".join(f"{t} [{ty}]" for t, ty in sorted(self.topics.items()))
             raise BagError(f"topics not in {self.path}: {missing}\nthe bag has:\n  {have}")
+
+    def require_cameras(self, rig: CameraRig, others: Sequence[str] = ()) -> None:
+        """require() the rig's topics and `others`, then BagError naming the camera when a
+        topic holds another message type than its `encoding` says (a CompressedImage topic
+        read as raw was a traceback per message)."""
+        self.require([*rig.topics, *others])
+        for cam in rig.cameras:
+            problem = cam.type_problem(self.topics[cam.topic], str(self.path))
+            if problem is not None:
+                raise BagError(problem)
 
     def messages(self, topics: Sequence[str]) -> Iterator[tuple[str, float, Any]]:
         """(topic, receive time in s, deserialised message) in bag order.

@@ -16,6 +16,8 @@ from alpamayo_ros.core.encoded_image import MAX_SIZE, MIN_SIZE, CameraFrame
 from alpamayo_ros.core.frame_buffer import RELEASED_CAMERAS
 
 ENCODINGS = ("compressed", "raw")
+# The message type a camera topic holds, by its encoding.
+MESSAGE_TYPES = {"compressed": "sensor_msgs/msg/CompressedImage", "raw": "sensor_msgs/msg/Image"}
 
 
 class CameraRigError(ValueError):
@@ -43,6 +45,23 @@ class CameraInput:
     crop: tuple[float, float, float, float] | None = None
     note: str = ""
     image_size: tuple[int, int] | None = None
+
+    @property
+    def message_type(self) -> str:
+        """The ROS message type its topic must hold (by `encoding`)."""
+        return MESSAGE_TYPES[self.encoding]
+
+    def type_problem(self, held: str, where: str) -> str | None:
+        """Why a topic holding messages of type `held` (in `where`: a bag, the ROS graph)
+        cannot feed this camera, with the encoding that would read it; None when it can."""
+        if held == self.message_type:
+            return None
+        fits = [e for e, t in MESSAGE_TYPES.items() if t == held]
+        advice = f"write encoding: {fits[0]}" if fits else "not a camera image topic"
+        return (
+            f"camera {self.name}: {self.topic} holds {held} in {where}, but the camera config "
+            f"says encoding {self.encoding} ({self.message_type}); {advice}"
+        )
 
     def crop_image(self, image: CameraFrame) -> CameraFrame:
         """The crop of an (H, W, C) image (a view, no copy; an EncodedImage's crop box), or

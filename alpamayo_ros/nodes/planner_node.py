@@ -123,6 +123,7 @@ class PlannerNode(Node):
         self._model_problem = "loading the model" if cfg.model else "no model configured"
         self._closing = False  # set by destroy_node: publish nothing more
         self._size_check: FrameSizeCheck | None = None  # frames vs the warm-up's size
+        self._type_said: set[str] = set()  # camera topics published with another type
 
         self.pub_plan = publisher(self, DrivingPlan, "~/plan", 10)
         self.pub_path = publisher(self, PathMsg, "~/path", 10)
@@ -510,10 +511,25 @@ class PlannerNode(Node):
             msg = planner_status_msg(self.monitor, now, types)
         self.pub_status.publish(msg)
 
+    def _check_camera_types(self) -> None:
+        """A camera topic published with another message type than the camera config's
+        encoding says never delivers (the middleware does not match them): said once per
+        topic, naming the camera and the encoding that would read it."""
+        for topic, cams in self.planner.rig.by_topic().items():
+            if topic in self._type_said:
+                continue
+            for info in self.get_publishers_info_by_topic(topic):
+                problem = cams[0].type_problem(info.topic_type, "the ROS graph")
+                if problem is not None:
+                    self._type_said.add(topic)
+                    self.get_logger().error(problem)
+                    break
+
     def _on_diagnostics(self) -> None:
         """On wall time: a stopped /clock, a stalled model or no plans show as ERROR."""
         if self._closing or not self.context.ok():
             return
+        self._check_camera_types()
         now, wall = self._now(), time.monotonic()
         running = self.worker.running_for(wall) if self.worker is not None else 0.0
         with self._lock:

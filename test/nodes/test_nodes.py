@@ -203,6 +203,31 @@ def test_raw_camera_images_are_read_as_the_replay_reads_them(ros, tmp_path):
         np.testing.assert_array_equal(rings[cam].images[-1], expected, cam)
 
 
+def test_a_camera_topic_published_with_another_type_is_named_once(ros):
+    """A driver publishing sensor_msgs/Image where the camera config says compressed: the
+    middleware never delivers it (the camera just went stale); the planner names the camera,
+    the type it found and the encoding to write, once."""
+    from rcl_interfaces.msg import Log
+    from sensor_msgs.msg import Image
+
+    test = rclpy.create_node("wrong_type_driver")
+    logs: list[str] = []
+    test.create_subscription(Log, "/rosout", lambda m: logs.append(m.msg), rosout_qos())
+    topic = "/camera/camera_front_wide_120fov/image_raw/compressed"  # the rig: compressed
+    test.create_publisher(Image, topic, 10)
+    overrides = [Parameter("model", value=""), Parameter("diagnostics_period", value=0.2)]
+    planner = PlannerNode(parameter_overrides=overrides)
+    said = lambda: [line for line in logs if "holds sensor_msgs/msg/Image" in line]  # noqa: E731
+    with Graph(test, planner) as graph:
+        assert graph.wait_for(lambda: said(), 10.0), logs[-5:]
+        time.sleep(1.0)  # five more diagnostics periods: still said once
+    assert said() == [
+        f"camera camera_front_wide_120fov: {topic} holds sensor_msgs/msg/Image in the ROS "
+        "graph, but the camera config says encoding compressed "
+        "(sensor_msgs/msg/CompressedImage); write encoding: raw"
+    ]
+
+
 @pytest.mark.parametrize("image_decode", ["arrival", "model"])
 def test_an_image_too_small_to_be_a_frame_is_counted_not_planned_on(
     ros, tiny_checkpoint, image_decode
