@@ -27,10 +27,10 @@ def one_line_error(capsys, argv, one_line: bool = True) -> str:
     return err
 
 
-def test_a_camera_config_whose_encoding_is_not_the_topics_type_is_one_line(tmp_path, capsys):
-    """A CompressedImage topic that the camera config calls raw: every message was a
-    traceback (AttributeError: no 'encoding'); now the camera is named before anything runs,
-    by inspect-bag, replay and ask alike."""
+def test_camera_and_odometry_topics_of_another_type_are_one_line(tmp_path, capsys):
+    """A CompressedImage topic that the camera config calls raw, or an odometry topic of
+    another type: every message was a traceback (AttributeError: no 'encoding', no 'pose');
+    now the camera or topic is named before anything runs, by inspect-bag, replay and ask."""
     bag = tmp_path / "bag"
     write_sample_bag(bag, seed=0, kind="combined", duration=2.0)
     rig = yaml.safe_load((REPO / "config" / "cameras.yaml").read_text())
@@ -46,6 +46,12 @@ def test_a_camera_config_whose_encoding_is_not_the_topics_type_is_one_line(tmp_p
             "encoding: compressed"
         ) in err, err
     assert not (tmp_path / "r").exists()
+    info = "/camera/camera_front_wide_120fov/camera_info"
+    err = one_line_error(capsys, ["inspect-bag", str(bag), "--odom", info])
+    assert err.endswith(
+        f"odometry topic {info} holds sensor_msgs/msg/CameraInfo in {bag}; ego motion is read "
+        "from nav_msgs/msg/Odometry or tf2_msgs/msg/TFMessage"
+    ), err
 
 
 def test_a_folder_without_metadata_is_not_a_bag(tmp_path, capsys):

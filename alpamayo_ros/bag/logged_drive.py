@@ -105,7 +105,7 @@ def inspect_logged_drive(
     tok = tokenizer or ControlTokenizer()
     skipped = SkipCounts()
     with Bag(bag_path) as bag:
-        bag.require_cameras(rig, [odom_source])
+        bag.require_inputs(rig, odom_source)
         live = EgoPoseBuffer()
         logged = read_logged_drive(bag, odom_source, live.spec, skipped)
         frames = FrameBuffer(FrameBufferSpec(cameras=rig.names))

@@ -38,7 +38,7 @@ def frames_at(
     skipped = SkipCounts()
     by_topic = rig.by_topic()
     with Bag(bag_path) as bag:
-        bag.require_cameras(rig)
+        bag.require_inputs(rig)
         start = bag.start_time
         end = start + at
         if not 0 <= at <= bag.end_time - bag.start_time:

@@ -82,6 +82,8 @@ def unreadable_bag(path: Path, err: Exception) -> str:
 
 
 MCAP_MAGIC = b"\x89MCAP0\r\n"
+# What ego motion is read from (read_ego_poses).
+ODOMETRY_TYPES = ("nav_msgs/msg/Odometry", "tf2_msgs/msg/TFMessage")
 
 
 def split_order(path: Path) -> tuple[Any, ...]:
@@ -238,15 +240,23 @@ class Bag:
             have = "\n  ".join(f"{t} [{ty}]" for t, ty in sorted(self.topics.items()))
             raise BagError(f"topics not in {self.path}: {missing}\nthe bag has:\n  {have}")
 
-    def require_cameras(self, rig: CameraRig, others: Sequence[str] = ()) -> None:
-        """require() the rig's topics and `others`, then BagError naming the camera when a
-        topic holds another message type than its `encoding` says (a CompressedImage topic
-        read as raw was a traceback per message)."""
-        self.require([*rig.topics, *others])
+    def require_inputs(
+        self, rig: CameraRig, odometry: str | None = None, others: Sequence[str] = ()
+    ) -> None:
+        """require() the rig's topics, `odometry` and `others`; then BagError naming the
+        camera when a topic holds another message type than its `encoding` says, or the
+        odometry topic when it holds neither nav_msgs/Odometry nor tf (each was a traceback
+        per message)."""
+        self.require([*rig.topics, *([odometry] if odometry else []), *others])
         for cam in rig.cameras:
             problem = cam.type_problem(self.topics[cam.topic], str(self.path))
             if problem is not None:
                 raise BagError(problem)
+        if odometry and self.topics[odometry] not in ODOMETRY_TYPES:
+            raise BagError(
+                f"odometry topic {odometry} holds {self.topics[odometry]} in {self.path}; "
+                f"ego motion is read from {' or '.join(ODOMETRY_TYPES)}"
+            )
 
     def messages(self, topics: Sequence[str]) -> Iterator[tuple[str, float, Any]]:
         """(topic, receive time in s, deserialised message) in bag order.

@@ -251,7 +251,7 @@ def check_replay_inputs(
     if out_dir is not None and Path(out_dir).is_file():
         raise ValueError(f"output folder {out_dir} is a file")
     with Bag(bag_path) as bag:
-        bag.require_cameras(rig, [odom_source, *([navigation_topic] if navigation_topic else [])])
+        bag.require_inputs(rig, odom_source, [navigation_topic] if navigation_topic else [])
         ticks_from = first_tick(bag, EgoHistorySpec())  # the planner's history
         t_first = ticks_from + start
         if t_first >= bag.end_time:
@@ -380,7 +380,7 @@ def _replay_into(
     plans_dir = out_dir / "plans"
     wall_start = time.perf_counter()
     with Bag(bag_path) as bag, BagWriter(plans_dir, store=store) as writer:
-        bag.require_cameras(rig, [odom_source])
+        bag.require_inputs(rig, odom_source)
         logged = read_logged_drive(bag, odom_source, planner.poses.spec, skipped)
         result.odometry_gaps = logged.gaps
         # A crop changes the intrinsics: draw on that camera's frames only when uncropped.

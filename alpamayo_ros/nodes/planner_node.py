@@ -511,15 +511,31 @@ class PlannerNode(Node):
             msg = planner_status_msg(self.monitor, now, types)
         self.pub_status.publish(msg)
 
-    def _check_camera_types(self) -> None:
+    def _check_input_types(self) -> None:
         """A camera topic published with another message type than the camera config's
-        encoding says never delivers (the middleware does not match them): said once per
-        topic, naming the camera and the encoding that would read it."""
-        for topic, cams in self.planner.rig.by_topic().items():
+        encoding says, or an odometry topic not of nav_msgs/Odometry, never delivers (the
+        middleware does not match them; the input just goes stale): said once per topic,
+        naming the camera or parameter and what would read it."""
+        wanted = {
+            topic: cams[0].type_problem for topic, cams in self.planner.rig.by_topic().items()
+        }
+        if self.config.ego_source == "odometry":
+            odometry = self.config.odom_topic
+
+            def odometry_problem(held: str, where: str) -> str | None:
+                if held == "nav_msgs/msg/Odometry":
+                    return None
+                return (
+                    f"odom_topic {odometry} holds {held} in {where}; the planner reads "
+                    "nav_msgs/msg/Odometry there (or set ego_source: tf)"
+                )
+
+            wanted[odometry] = odometry_problem
+        for topic, problem_of in wanted.items():
             if topic in self._type_said:
                 continue
             for info in self.get_publishers_info_by_topic(topic):
-                problem = cams[0].type_problem(info.topic_type, "the ROS graph")
+                problem = problem_of(info.topic_type, "the ROS graph")
                 if problem is not None:
                     self._type_said.add(topic)
                     self.get_logger().error(problem)
@@ -529,7 +545,7 @@ class PlannerNode(Node):
         """On wall time: a stopped /clock, a stalled model or no plans show as ERROR."""
         if self._closing or not self.context.ok():
             return
-        self._check_camera_types()
+        self._check_input_types()
         now, wall = self._now(), time.monotonic()
         running = self.worker.running_for(wall) if self.worker is not None else 0.0
         with self._lock:

@@ -292,7 +292,7 @@ def _build_shards(
         skipped = SkipCounts()
         frames = FrameBuffer(FrameBufferSpec(cameras=rig.names))
         with Bag(bag_path) as bag:
-            bag.require([odom_source, *rig.topics])
+            bag.require_inputs(rig, odom_source)
             logged = read_logged_drive(bag, odom_source, skipped=skipped)
             live = EgoPoseBuffer(logged.poses.spec)
             is_tf = bag.topics[odom_source] == "tf2_msgs/msg/TFMessage"
