@@ -169,6 +169,39 @@ def refuse_unknown_parameters(node: Node) -> None:
         raise ParameterError(problem)
 
 
+TypeProblem = Callable[[str, str], "str | None"]  # (type held, where) -> why not, or None
+
+
+def odometry_type_problem(odom_topic: str) -> TypeProblem:
+    """What the nodes say of an odom_topic holding another type than nav_msgs/Odometry."""
+
+    def problem(held: str, where: str) -> str | None:
+        if held == "nav_msgs/msg/Odometry":
+            return None
+        return (
+            f"odom_topic {odom_topic} holds {held} in {where}; the node reads "
+            "nav_msgs/msg/Odometry there (or set ego_source: tf)"
+        )
+
+    return problem
+
+
+def say_wrong_input_types(node: Node, wanted: dict[str, TypeProblem], said: set[str]) -> None:
+    """Topics the node reads (topic -> what it says of a type it cannot read) published with
+    another message type never deliver (the middleware does not match them; the input
+    just goes stale): each such topic logged once as an error, with what would read it
+    (`said` holds the topics already named)."""
+    for topic, problem_of in wanted.items():
+        if topic in said:
+            continue
+        for info in node.get_publishers_info_by_topic(topic):
+            problem = problem_of(info.topic_type, "the ROS graph")
+            if problem is not None:
+                said.add(topic)
+                node.get_logger().error(problem)
+                break
+
+
 def latest_tf_pose(buffer: Buffer, parent: str, child: str) -> StampedPose | None:
     """The newest parent -> child transform as a pose, or None while there is none.
     Raises ValueError (from StampedPose) for a non-finite transform."""

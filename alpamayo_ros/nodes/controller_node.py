@@ -39,9 +39,11 @@ from alpamayo_ros.msg import DrivingPlan
 from alpamayo_ros.nodes.common import (
     RuntimeParameters,
     latest_tf_pose,
+    odometry_type_problem,
     publisher,
     refuse_unknown_parameters,
     run,
+    say_wrong_input_types,
     subscribe_ego_motion,
     subscription,
     types,
@@ -67,6 +69,7 @@ class ControllerNode(Node):
         self.clock_watch = ClockWatch(ClockSettings(stall_after=cfg.clock_timeout))
         self.limits = PlanLimits(speed=(-0.5, cfg.tracker.max_speed * 1.5))
         self.bad_plans = 0
+        self._type_said: set[str] = set()  # odom_topic published with another type
         self.measured_speed: float | None = None
         self.last_command: Command | None = None
         self.mode_log = ModeLog(min_interval=1.0)  # mode changes logged, a line a second at most
@@ -238,6 +241,11 @@ class ControllerNode(Node):
             self.pub_ackermann.publish(ackermann_msg(command, types, self.config.base_frame))
 
     def _on_diagnostics(self) -> None:
+        if self.config.ego_source == "odometry":
+            odometry = self.config.odom_topic
+            say_wrong_input_types(
+                self, {odometry: odometry_type_problem(odometry)}, self._type_said
+            )
         if self.last_command is None:
             return
         item = tracker_diagnostics(

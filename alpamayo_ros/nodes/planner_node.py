@@ -59,10 +59,13 @@ from alpamayo_ros.messages.plan import plan_messages, time_msg
 from alpamayo_ros.msg import DrivingPlan, PlannerStatus
 from alpamayo_ros.nodes.common import (
     RuntimeParameters,
+    TypeProblem,
     latest_tf_pose,
+    odometry_type_problem,
     publisher,
     refuse_unknown_parameters,
     run,
+    say_wrong_input_types,
     subscribe_ego_motion,
     subscription,
     types,
@@ -512,34 +515,14 @@ class PlannerNode(Node):
         self.pub_status.publish(msg)
 
     def _check_input_types(self) -> None:
-        """A camera topic published with another message type than the camera config's
-        encoding says, or an odometry topic not of nav_msgs/Odometry, never delivers (the
-        middleware does not match them; the input just goes stale): said once per topic,
-        naming the camera or parameter and what would read it."""
-        wanted = {
+        """Camera topics of another type than their encoding, an odom_topic not of
+        nav_msgs/Odometry: named once each (say_wrong_input_types)."""
+        wanted: dict[str, TypeProblem] = {
             topic: cams[0].type_problem for topic, cams in self.planner.rig.by_topic().items()
         }
         if self.config.ego_source == "odometry":
-            odometry = self.config.odom_topic
-
-            def odometry_problem(held: str, where: str) -> str | None:
-                if held == "nav_msgs/msg/Odometry":
-                    return None
-                return (
-                    f"odom_topic {odometry} holds {held} in {where}; the planner reads "
-                    "nav_msgs/msg/Odometry there (or set ego_source: tf)"
-                )
-
-            wanted[odometry] = odometry_problem
-        for topic, problem_of in wanted.items():
-            if topic in self._type_said:
-                continue
-            for info in self.get_publishers_info_by_topic(topic):
-                problem = problem_of(info.topic_type, "the ROS graph")
-                if problem is not None:
-                    self._type_said.add(topic)
-                    self.get_logger().error(problem)
-                    break
+            wanted[self.config.odom_topic] = odometry_type_problem(self.config.odom_topic)
+        say_wrong_input_types(self, wanted, self._type_said)
 
     def _on_diagnostics(self) -> None:
         """On wall time: a stopped /clock, a stalled model or no plans show as ERROR."""

@@ -206,30 +206,36 @@ def test_raw_camera_images_are_read_as_the_replay_reads_them(ros, tmp_path):
 def test_inputs_published_with_another_type_are_named_once(ros):
     """A driver publishing sensor_msgs/Image where the camera config says compressed, and a
     localisation publishing PoseStamped on odom_topic: the middleware never delivers them
-    (the inputs just went stale); the planner names each, with what would read it, once."""
+    (the inputs just went stale); each node names what it reads, with what would read it,
+    once."""
     from geometry_msgs.msg import PoseStamped
     from rcl_interfaces.msg import Log
     from sensor_msgs.msg import Image
 
     test = rclpy.create_node("wrong_type_driver")
-    logs: list[str] = []
-    test.create_subscription(Log, "/rosout", lambda m: logs.append(m.msg), rosout_qos())
+    logs: list[tuple[str, str]] = []
+    test.create_subscription(Log, "/rosout", lambda m: logs.append((m.name, m.msg)), rosout_qos())
     topic = "/camera/camera_front_wide_120fov/image_raw/compressed"  # the rig: compressed
     test.create_publisher(Image, topic, 10)
     test.create_publisher(PoseStamped, "/odom", 10)
-    overrides = [Parameter("model", value=""), Parameter("diagnostics_period", value=0.2)]
-    planner = PlannerNode(parameter_overrides=overrides)
-    said = lambda: [line for line in logs if " holds " in line]  # noqa: E731
-    with Graph(test, planner) as graph:
-        assert graph.wait_for(lambda: len(said()) == 2, 10.0), logs[-5:]
+    fast = Parameter("diagnostics_period", value=0.2)
+    planner = PlannerNode(parameter_overrides=[Parameter("model", value=""), fast])
+    controller = ControllerNode(cli_args=REMAP_PLAN, parameter_overrides=[fast])
+    said = lambda: sorted(entry for entry in logs if " holds " in entry[1])  # noqa: E731
+    with Graph(test, planner, controller) as graph:
+        assert graph.wait_for(lambda: len(said()) == 3, 10.0), logs[-5:]
         time.sleep(1.0)  # five more diagnostics periods: still said once each
-    assert sorted(said()) == [
-        f"camera camera_front_wide_120fov: {topic} holds sensor_msgs/msg/Image in the ROS "
-        "graph, but the camera config says encoding compressed "
-        "(sensor_msgs/msg/CompressedImage); write encoding: raw",
-        "odom_topic /odom holds geometry_msgs/msg/PoseStamped in the ROS graph; the planner "
-        "reads nav_msgs/msg/Odometry there (or set ego_source: tf)",
-    ]
+    odometry = (
+        "odom_topic /odom holds geometry_msgs/msg/PoseStamped in the ROS graph; the node "
+        "reads nav_msgs/msg/Odometry there (or set ego_source: tf)"
+    )
+    assert said() == [
+        ("alpamayo_controller", odometry),
+        ("alpamayo_planner", f"camera camera_front_wide_120fov: {topic} holds "
+         "sensor_msgs/msg/Image in the ROS graph, but the camera config says encoding "
+         "compressed (sensor_msgs/msg/CompressedImage); write encoding: raw"),
+        ("alpamayo_planner", odometry),
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize("image_decode", ["arrival", "model"])
