@@ -271,6 +271,10 @@ def run(
     except (KeyboardInterrupt, ExternalShutdownException):
         rclpy.try_shutdown()
         return _exit_cleanly(0)
+    except Exception:
+        if not rclpy.ok():  # Ctrl-C while the node was being made: rclpy's signal handler
+            return _exit_cleanly(0)  # shut the context down under it (RCLError from rcl)
+        raise
     finally:
         _process_args.clear()  # read while the node is made; no state left for other nodes
     try:
