@@ -172,18 +172,23 @@ def refuse_unknown_parameters(node: Node) -> None:
 TypeProblem = Callable[[str, str], "str | None"]  # (type held, where) -> why not, or None
 
 
-def odometry_type_problem(odom_topic: str) -> TypeProblem:
-    """What the nodes say of an odom_topic holding another type than nav_msgs/Odometry."""
+def topic_type_problem(parameter: str, topic: str, wanted: str, advice: str = "") -> TypeProblem:
+    """What the nodes say of the topic a parameter names when it holds another type than
+    `wanted` (e.g. odom_topic: nav_msgs/msg/Odometry), with `advice` appended."""
 
     def problem(held: str, where: str) -> str | None:
-        if held == "nav_msgs/msg/Odometry":
+        if held == wanted:
             return None
-        return (
-            f"odom_topic {odom_topic} holds {held} in {where}; the node reads "
-            "nav_msgs/msg/Odometry there (or set ego_source: tf)"
-        )
+        return f"{parameter} {topic} holds {held} in {where}; the node reads {wanted} there{advice}"
 
     return problem
+
+
+def odometry_type_problem(odom_topic: str) -> TypeProblem:
+    """What the nodes say of an odom_topic holding another type than nav_msgs/Odometry."""
+    return topic_type_problem(
+        "odom_topic", odom_topic, "nav_msgs/msg/Odometry", " (or set ego_source: tf)"
+    )
 
 
 def say_wrong_input_types(node: Node, wanted: dict[str, TypeProblem], said: set[str]) -> None:

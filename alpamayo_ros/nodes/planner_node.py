@@ -68,6 +68,7 @@ from alpamayo_ros.nodes.common import (
     say_wrong_input_types,
     subscribe_ego_motion,
     subscription,
+    topic_type_problem,
     types,
 )
 from alpamayo_ros.nodes.parameters import (
@@ -516,12 +517,18 @@ class PlannerNode(Node):
 
     def _check_input_types(self) -> None:
         """Camera topics of another type than their encoding, an odom_topic not of
-        nav_msgs/Odometry: named once each (say_wrong_input_types)."""
+        nav_msgs/Odometry, a navigation_topic not of std_msgs/String: named once each
+        (say_wrong_input_types)."""
         wanted: dict[str, TypeProblem] = {
             topic: cams[0].type_problem for topic, cams in self.planner.rig.by_topic().items()
         }
         if self.config.ego_source == "odometry":
             wanted[self.config.odom_topic] = odometry_type_problem(self.config.odom_topic)
+        if self.config.navigation_topic:
+            navigation = self.config.navigation_topic
+            wanted[navigation] = topic_type_problem(
+                "navigation_topic", navigation, "std_msgs/msg/String"
+            )
         say_wrong_input_types(self, wanted, self._type_said)
 
     def _on_diagnostics(self) -> None:

@@ -204,10 +204,10 @@ def test_raw_camera_images_are_read_as_the_replay_reads_them(ros, tmp_path):
 
 
 def test_inputs_published_with_another_type_are_named_once(ros):
-    """A driver publishing sensor_msgs/Image where the camera config says compressed, and a
-    localisation publishing PoseStamped on odom_topic: the middleware never delivers them
-    (the inputs just went stale); each node names what it reads, with what would read it,
-    once."""
+    """A driver publishing sensor_msgs/Image where the camera config says compressed, a
+    localisation publishing PoseStamped on odom_topic, route poses on navigation_topic: the
+    middleware never delivers them (the inputs just went stale); each node names what it
+    reads, with what would read it, once."""
     from geometry_msgs.msg import PoseStamped
     from rcl_interfaces.msg import Log
     from sensor_msgs.msg import Image
@@ -218,12 +218,14 @@ def test_inputs_published_with_another_type_are_named_once(ros):
     topic = "/camera/camera_front_wide_120fov/image_raw/compressed"  # the rig: compressed
     test.create_publisher(Image, topic, 10)
     test.create_publisher(PoseStamped, "/odom", 10)
+    test.create_publisher(PoseStamped, "/route", 10)  # route text is std_msgs/String
     fast = Parameter("diagnostics_period", value=0.2)
-    planner = PlannerNode(parameter_overrides=[Parameter("model", value=""), fast])
+    route = Parameter("navigation_topic", value="/route")
+    planner = PlannerNode(parameter_overrides=[Parameter("model", value=""), fast, route])
     controller = ControllerNode(cli_args=REMAP_PLAN, parameter_overrides=[fast])
     said = lambda: sorted(entry for entry in logs if " holds " in entry[1])  # noqa: E731
     with Graph(test, planner, controller) as graph:
-        assert graph.wait_for(lambda: len(said()) == 3, 10.0), logs[-5:]
+        assert graph.wait_for(lambda: len(said()) == 4, 10.0), logs[-5:]
         time.sleep(1.0)  # five more diagnostics periods: still said once each
     odometry = (
         "odom_topic /odom holds geometry_msgs/msg/PoseStamped in the ROS graph; the node "
@@ -234,6 +236,8 @@ def test_inputs_published_with_another_type_are_named_once(ros):
         ("alpamayo_planner", f"camera camera_front_wide_120fov: {topic} holds "
          "sensor_msgs/msg/Image in the ROS graph, but the camera config says encoding "
          "compressed (sensor_msgs/msg/CompressedImage); write encoding: raw"),
+        ("alpamayo_planner", "navigation_topic /route holds geometry_msgs/msg/PoseStamped in "
+         "the ROS graph; the node reads std_msgs/msg/String there"),
         ("alpamayo_planner", odometry),
     ]  # fmt: skip
 
