@@ -154,15 +154,23 @@ def unreached_node_problem(paths: Sequence[str | Path], node: str, fqn: str) -> 
             entries = read_parameter_file(path)
         except ParameterFileError:
             continue  # rcl read it; what check-config says of it is another matter
-        named = [k for k in entries if k.strip("/") not in ("**", "*") and applies_to(k, node)]
-        if named and not any(reaches(k, fqn) for k in named):
-            keys = ", ".join(repr(k) for k in named)
-            return (
-                f"{path}: its parameters for {keys} do not reach {fqn} (a key without a "
-                f"namespace names the node in the root namespace only), so the node would "
-                f"run on its defaults: key them '/**/{node}' (any namespace) or '{fqn}'"
-            )
+        problem = _unreached(entries, path, node, fqn)
+        if problem is not None:
+            return problem
     return None
+
+
+def _unreached(entries: dict[str, Any], path: str | Path, node: str, fqn: str) -> str | None:
+    """unreached_node_problem for one file's entries (read_parameter_file)."""
+    named = [k for k in entries if k.strip("/") not in ("**", "*") and applies_to(k, node)]
+    if not named or any(reaches(k, fqn) for k in named):
+        return None
+    keys = ", ".join(repr(k) for k in named)
+    return (
+        f"{path}: its parameters for {keys} do not reach {fqn} (a key without a namespace "
+        f"names the node in the root namespace only), so the node would run on its "
+        f"defaults: key them '/**/{node}' (any namespace) or '{fqn}'"
+    )
 
 
 def check_node(node: str, values: dict[str, Any]) -> NodeCheck:
@@ -241,12 +249,13 @@ def check_files(paths: list[str | Path], namespace: str | None = None) -> list[N
         if _is_camera_config(path):
             rigs.append(check_camera_config(path))
             continue
-        for pattern, values in read_parameter_file(path).items():
+        entries = read_parameter_file(path)
+        for pattern, values in entries.items():
             for node in NODE_PARAMS:
                 if reaches(pattern, fqn[node]) if ns is not None else applies_to(pattern, node):
                     given.setdefault(node, {}).update(values)
         for node in NODE_PARAMS if ns is not None else ():
-            problem = unreached_node_problem([path], node, fqn[node])
+            problem = _unreached(entries, path, node, fqn[node])
             if problem is not None:
                 unreached.setdefault(node, problem)
     if not given and not rigs and not unreached:

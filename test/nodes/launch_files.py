@@ -4,14 +4,17 @@ replay.launch.py of a sample drive, and a test case with a fake vehicle on simul
 
 from __future__ import annotations
 
+import tempfile
 import time
 import unittest
 from pathlib import Path
 from typing import Any
 
+import launch_testing.actions
 import rclpy
 import yaml
 from fake_vehicle import Drive, Graph
+from launch import LaunchDescription
 from launch.actions import IncludeLaunchDescription
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 
@@ -47,6 +50,18 @@ def drive_launch(planner_params: Path, **launch_arguments: str) -> IncludeLaunch
             **launch_arguments,
         }.items(),
     )  # fmt: skip
+
+
+def tiny_drive_test(
+    prefix: str, launch_arguments: dict[str, str] | None = None, **params: Any
+) -> tuple[LaunchDescription, Path]:
+    """What a drive.launch.py launch test returns from generate_test_description: the launch
+    (tiny_planner_params(**params) in a fresh folder named `prefix`..., any other
+    `launch_arguments`) followed by ReadyToTest; and the tiny checkpoint."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    planner_params, checkpoint = tiny_planner_params(work, **params)
+    launch = drive_launch(planner_params, **(launch_arguments or {}))
+    return LaunchDescription([launch, launch_testing.actions.ReadyToTest()]), checkpoint
 
 
 def sample_bag_replay(

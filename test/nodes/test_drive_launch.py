@@ -8,9 +8,7 @@ override them with its own defaults."""
 
 from __future__ import annotations
 
-import tempfile
 import unittest
-from pathlib import Path
 
 import pytest
 
@@ -19,8 +17,7 @@ launch_testing = pytest.importorskip("launch_testing")
 
 
 from fake_vehicle import SPEED  # noqa: E402
-from launch import LaunchDescription  # noqa: E402
-from launch_files import DriveCase, drive_launch, tiny_planner_params  # noqa: E402
+from launch_files import DriveCase, tiny_drive_test  # noqa: E402
 
 CHECKPOINT = [""]  # set by generate_test_description
 SIM_START = 100.0
@@ -28,13 +25,12 @@ SIM_START = 100.0
 
 @pytest.mark.launch_test
 def generate_test_description():
-    work = Path(tempfile.mkdtemp(prefix="alpamayo_launch_"))
-    params, checkpoint = tiny_planner_params(
-        work, num_samples=2, max_reasoning_tokens=4, num_flow_steps=2, seed=0,
+    description, checkpoint = tiny_drive_test(
+        "alpamayo_launch_", num_samples=2, max_reasoning_tokens=4, num_flow_steps=2, seed=0,
         diagnostics_period=0.5,
     )  # fmt: skip
     CHECKPOINT[0] = str(checkpoint)
-    return LaunchDescription([drive_launch(params), launch_testing.actions.ReadyToTest()])
+    return description
 
 
 class TestDriveLaunch(DriveCase):

@@ -7,9 +7,7 @@ controller engaged through /vehicle1/alpamayo_controller/engage commands
 
 from __future__ import annotations
 
-import tempfile
 import unittest
-from pathlib import Path
 
 import pytest
 
@@ -17,8 +15,7 @@ rclpy = pytest.importorskip("rclpy")
 launch_testing = pytest.importorskip("launch_testing")
 
 
-from launch import LaunchDescription  # noqa: E402
-from launch_files import DriveCase, drive_launch, tiny_planner_params  # noqa: E402
+from launch_files import DriveCase, tiny_drive_test  # noqa: E402
 
 CHECKPOINT = [""]  # set by generate_test_description
 SIM_START = 100.0
@@ -27,14 +24,12 @@ NAMESPACE = "vehicle1"
 
 @pytest.mark.launch_test
 def generate_test_description():
-    work = Path(tempfile.mkdtemp(prefix="alpamayo_launch_"))
-    params, checkpoint = tiny_planner_params(
-        work, num_samples=1, max_reasoning_tokens=4, num_flow_steps=2, seed=0,
-        diagnostics_period=0.5,
+    description, checkpoint = tiny_drive_test(
+        "alpamayo_launch_", {"namespace": NAMESPACE, "engage": "true"}, num_samples=1,
+        max_reasoning_tokens=4, num_flow_steps=2, seed=0, diagnostics_period=0.5,
     )  # fmt: skip
     CHECKPOINT[0] = str(checkpoint)
-    launch = drive_launch(params, namespace=NAMESPACE, engage="true")
-    return LaunchDescription([launch, launch_testing.actions.ReadyToTest()])
+    return description
 
 
 class TestNamespacedDrive(DriveCase):

@@ -14,10 +14,8 @@ slow for 10 Hz, which is the machine's load and not the node's doing."""
 
 from __future__ import annotations
 
-import tempfile
 import time
 import unittest
-from pathlib import Path
 
 import pytest
 
@@ -25,12 +23,10 @@ rclpy = pytest.importorskip("rclpy")
 launch_testing = pytest.importorskip("launch_testing")
 
 
-from launch import LaunchDescription  # noqa: E402
 from launch_files import (  # noqa: E402
     DriveCase,
     check_ticks_planned,
-    drive_launch,
-    tiny_planner_params,
+    tiny_drive_test,
 )
 
 from alpamayo_ros.messages.inputs import stamp_seconds  # noqa: E402
@@ -45,12 +41,11 @@ CHAIN_AGE_LIMIT = MAX_CHAIN_AGE + 0.5
 
 @pytest.mark.launch_test
 def generate_test_description():
-    work = Path(tempfile.mkdtemp(prefix="alpamayo_realtime_"))
-    params, _ = tiny_planner_params(
-        work, planning_mode="two_lane", num_samples=2, max_reasoning_tokens=8,
+    description, _ = tiny_drive_test(
+        "alpamayo_realtime_", planning_mode="two_lane", num_samples=2, max_reasoning_tokens=8,
         num_flow_steps=2, seed=0, max_chain_age=MAX_CHAIN_AGE,
     )  # fmt: skip
-    return LaunchDescription([drive_launch(params), launch_testing.actions.ReadyToTest()])
+    return description
 
 
 class TestRealtimeTwoLanes(DriveCase):
