@@ -16,6 +16,7 @@ Stage times are the policy's own (torch.cuda.synchronize around each stage).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import functools
 import json
@@ -531,6 +532,41 @@ def main() -> int:
             for layer, forward in zip(layers, saved, strict=True):
                 layer.forward = forward
         return {name: stats(res) for name, res in results.items()}
+
+    @section("stacked_projections", 120)
+    def stacked_projections():
+        """Lane plans and full plans with q/k/v and gate/up as one product each
+        (model.stacked_projections, what engine "fast" sets) and as separate products
+        (separate_products: the same weights), alternating, same run. The first plans of
+        each kind recompile (dynamo guards on the stacks): not timed."""
+        from alpamayo_ros.model.stacked_projections import separate_products
+
+        with separate_products(policy) as groups:
+            if not groups:
+                return {"skipped": "nothing stacked (stack_projections not run)"}
+        lane_kw = dict(base, reasoning_ids=[state["chain"]], engine=engine)
+        full_kw = dict(base, temperature=0.6, engine=engine)
+        results: dict[str, dict[str, list[Any]]] = {
+            "stacked": {"lane": [], "full": []},
+            "separate": {"lane": [], "full": []},
+        }
+        for i in range(8):
+            for name, res in results.items():
+                with contextlib.ExitStack() as stack:
+                    if name == "separate":
+                        stack.enter_context(separate_products(policy))
+                    lane_plan = policy.plan([request], seed=i, **lane_kw)
+                    full_plan = policy.plan([request], seed=i, **full_kw) if i % 2 else None
+                if i >= 2:
+                    res["lane"].append(lane_plan)
+                    if full_plan is not None:
+                        res["full"].append(full_plan)
+        out: dict[str, Any] = {"groups": groups}
+        for name, res in results.items():
+            full = stats(res["full"])
+            out[name] = {"lane": stats(res["lane"]), "full": full,
+                         "ms_per_token": full["reasoning"]["p50"] / args.tokens}  # fmt: skip
+        return out
 
     @section("jpeg_decode", 20)
     def jpeg_decode():

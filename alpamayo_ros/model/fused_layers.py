@@ -12,7 +12,8 @@ its index, so a compiled whole layer would be one graph per layer (36 > dynamo's
 each for all layers of a kind. Inside the compiled decode step they are inlined.
 
 The operations are transformers' Qwen3VLTextDecoderLayer and Qwen3VLTextAttention
-forward, in their order (tested equal to them on the CPU).
+forward, in their order (tested equal to them on the CPU); with the layer's projections
+stacked (model.stacked_projections), q/k/v and gate/up are one product each.
 """
 
 from __future__ import annotations
@@ -28,6 +29,15 @@ from transformers.models.qwen3_vl.modeling_qwen3_vl import (
     eager_attention_forward,
 )
 
+from alpamayo_ros.model.stacked_projections import (
+    GATE_UP,
+    QKV,
+    STACKED_GATE_UP,
+    STACKED_QKV,
+    split_product,
+    stacked_weight,
+)
+
 
 def attention_inputs(
     layer: Any, hidden: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
@@ -36,9 +46,15 @@ def attention_inputs(
     attn = layer.self_attn
     x = layer.input_layernorm(hidden)
     shape = (*x.shape[:-1], -1, attn.head_dim)
-    query = attn.q_norm(attn.q_proj(x).view(shape)).transpose(1, 2)
-    key = attn.k_norm(attn.k_proj(x).view(shape)).transpose(1, 2)
-    value = attn.v_proj(x).view(shape).transpose(1, 2)
+    stacked = stacked_weight(attn, QKV, STACKED_QKV)
+    if stacked is not None:  # one product (model.stacked_projections)
+        sizes = [getattr(attn, name).out_features for name in QKV]
+        q, k, v = split_product(x, stacked, sizes)
+    else:
+        q, k, v = attn.q_proj(x), attn.k_proj(x), attn.v_proj(x)
+    query = attn.q_norm(q.view(shape)).transpose(1, 2)
+    key = attn.k_norm(k.view(shape)).transpose(1, 2)
+    value = v.view(shape).transpose(1, 2)
     query, key = apply_rotary_pos_emb(query, key, cos, sin)
     return query, key, value
 
@@ -47,7 +63,16 @@ def layer_output(layer: Any, attended: torch.Tensor, residual: torch.Tensor) -> 
     """The attention output (B, T, H, d) and the layer's input (B, T, D) -> its output."""
     out = layer.self_attn.o_proj(attended.reshape(*residual.shape[:-1], -1).contiguous())
     hidden = residual + out
-    return hidden + layer.mlp(layer.post_attention_layernorm(hidden))
+    return hidden + _mlp(layer.mlp, layer.post_attention_layernorm(hidden))
+
+
+def _mlp(mlp: Any, x: torch.Tensor) -> torch.Tensor:
+    """Qwen3VLTextMLP.forward, with gate and up as one product when stacked."""
+    stacked = stacked_weight(mlp, GATE_UP, STACKED_GATE_UP)
+    if stacked is None:
+        return mlp(x)
+    gate, up = split_product(x, stacked, [mlp.gate_proj.out_features, mlp.up_proj.out_features])
+    return mlp.down_proj(mlp.act_fn(gate) * up)
 
 
 _compiled_inputs = torch.compile(attention_inputs, dynamic=True)

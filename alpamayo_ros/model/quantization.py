@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from alpamayo_ros.model.float8 import to_float8
+from alpamayo_ros.model.stacked_projections import drop_replaced_stacks
 from alpamayo_ros.planning.settings import QUANTIZATION_CHOICES
 
 QUANTIZATIONS = QUANTIZATION_CHOICES  # the node parameter's choices
@@ -55,6 +56,8 @@ def quantize(policy: Any, quantization: str) -> int:
         raise RuntimeError(reason)
     if policy.quantization != "none":
         raise RuntimeError(f"the policy is already quantized ({policy.quantization})")
-    count = to_float8(policy.vlm.model.language_model, prefill_only=quantization == "fp8_prefill")
+    language_model = policy.vlm.model.language_model
+    count = to_float8(language_model, prefill_only=quantization == "fp8_prefill")
+    drop_replaced_stacks(language_model)  # stacked before (stack_projections): now FP8
     policy.quantization = quantization
     return count

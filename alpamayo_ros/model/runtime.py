@@ -49,6 +49,7 @@ from alpamayo_ros.model.lane_prefix import LanePrefix
 from alpamayo_ros.model.processor import AlpamayoProcessor
 from alpamayo_ros.model.quantization import quantize
 from alpamayo_ros.model.sampling import draw, token_distribution, undo_padding_draws
+from alpamayo_ros.model.stacked_projections import stack_projections
 from alpamayo_ros.model.static_decode import (
     DecodeBuffers,
     decode_buffers,
@@ -145,7 +146,8 @@ class PolicyRuntime(nn.Module):
         vision_cache_frames, quantization): engine "eager" (the reference) or "fast" (every
         plan on the static engine, the decode step and the expert pass on the grouped
         attention kernel (set_attention) and compiled: CUDA graphs on a GPU, inductor on a
-        CPU; the layers' work around the attention compiled, compile_prefill); vision_cache_frames:
+        CPU; the layers' work around the attention compiled, compile_prefill; their
+        projections of one input as one product, stack_projections); vision_cache_frames:
         enable_vision_cache; quantization: model.quantization.quantize (refused with the
         reason where it cannot run). A bad value raises ValueError naming it."""
         if engine not in ENGINE_CHOICES:
@@ -158,6 +160,7 @@ class PolicyRuntime(nn.Module):
             mode = "reduce-overhead" if self.device.type == "cuda" else "default"
             self.set_attention("grouped")
             self.compile_prefill()
+            self.stack_projections()
             self.compile_decode(mode)
             self.compile_expert(mode)
             self.default_engine = "static"
@@ -208,6 +211,16 @@ class PolicyRuntime(nn.Module):
         ~15 ms once the norms were compiled (bench/results/h200-2026-11-26.md). Inside the
         compiled decode step they are inlined into its graph."""
         fuse_decoder_layers(self.vlm.model.language_model.layers)
+
+    def stack_projections(self) -> int:
+        """The language model's and the expert's decoder layers on model.fused_layers' forward
+        with q/k/v and gate/up as one matrix product each (model.stacked_projections: the
+        parameters become views into the stacked weights, no second copy). Quantized
+        layers keep their own products. Returns how many groups are stacked."""
+        groups = [self.vlm.model.language_model.layers, self.expert.layers]
+        for layers in groups:
+            fuse_decoder_layers(layers)
+        return sum(stack_projections(layers) for layers in groups)
 
     def compile_expert(self, mode: str = "reduce-overhead") -> None:
         """torch.compile the static engine's expert pass (see from_pretrained): the action

@@ -360,8 +360,11 @@ def test_compiled_decode_and_expert_plan_as_the_eager_reference(tiny_checkpoint,
     policy.configure(engine="fast", vision_cache_frames=16)  # what the node's params set
     assert policy.default_engine == "static" and policy.vision_cache is not None
     from alpamayo_ros.model.fused_layers import is_fused
+    from alpamayo_ros.model.stacked_projections import QKV, STACKED_QKV, stacked_weight
 
     assert all(is_fused(layer) for layer in policy.vlm.model.language_model.layers)
+    for layer in [*policy.vlm.model.language_model.layers, *policy.expert.layers]:
+        assert stacked_weight(layer.self_attn, QKV, STACKED_QKV) is not None  # one product
     for kw, reference in zip(runs, eager, strict=True):
         fast = policy.plan(
             [r], num_samples=2, seed=3, max_reasoning_tokens=8, num_flow_steps=3, **kw
