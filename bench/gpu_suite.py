@@ -935,6 +935,7 @@ def main() -> int:
         "decode_step",
         "jpeg_decode",
         "prefill_fusion",
+        "stacked_projections",
         "fp8_weight_gemv",
         "autotune",
         "attention_sdpa",
