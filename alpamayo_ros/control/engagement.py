@@ -8,8 +8,10 @@ standstill, then holding it), with the reason NOT_ENGAGED. Engaging takes effect
 command; from then on the plan decides, and the other stops (no plan, a stale plan, a clock
 that stops) still apply. Standing still while not engaged, the controller keeps commanding
 the standstill (`hold`), or, with hold False, publishes nothing, so that another command
-source (a teleop input of a twist_mux) can drive. Times are the node's clock (seconds).
-ROS-free.
+source (a teleop input of a twist_mux) can drive. A managed (lifecycle) controller is
+`blocked` while it is not active: engaging is refused with the reason, deactivating
+disengages (the controlled stop), and the stops say why. Times are the node's clock
+(seconds). ROS-free.
 """
 
 from __future__ import annotations
@@ -30,10 +32,13 @@ class Engagement:
     hold: bool = True
     changes: int = 0
     since: float = math.nan
+    blocked: str = ""  # why engaging is refused now ("" = it is not)
 
     def request(self, engage: bool, now: float) -> str:
         """Engage (True) or disengage (False) at `now`; the answer for the caller and the
-        log: what changed, or that nothing did."""
+        log: what changed, that nothing did, or (refused) why not."""
+        if engage and self.blocked:
+            return f"refused: {self.blocked}"
         if engage == self.engaged:
             return f"already {'engaged' if engage else 'disengaged'}"
         self.engaged = engage
@@ -43,10 +48,22 @@ class Engagement:
             return "engaged: following plans"
         return "disengaged: controlled stop to a standstill, then holding it"
 
+    def block(self, why: str, now: float) -> str:
+        """Refuse engaging from now on, for `why` (a lifecycle deactivation), disengaging
+        first when engaged: the controlled stop. The answer, as request's."""
+        text = self.request(False, now)
+        self.blocked = why
+        return text
+
+    def unblock(self, engage: bool, now: float) -> str:
+        """Allow engaging again; engage at once when `engage` (engage_on_start)."""
+        self.blocked = ""
+        return self.request(True, now) if engage else "may engage (~/engage)"
+
     @property
     def stop_reason(self) -> str:
         """What the tracker is given as the reason to stop: "" while engaged."""
-        return "" if self.engaged else NOT_ENGAGED
+        return "" if self.engaged else (self.blocked or NOT_ENGAGED)
 
     def publishes(self, mode: str) -> bool:
         """Whether a command of this mode ("tracking", "stopping", "stopped") goes out: all

@@ -212,6 +212,21 @@ class PlannerMonitor:
         self.detail = f"model {model_id} loaded"
         self.model_ready = True
 
+    def on_model_released(self, why: str) -> None:
+        """The model was let go (a managed node cleaned up): not ready, not failed, and
+        the plan watch restarts (see on_activated)."""
+        self.model_ready = False
+        self._model_failed = False
+        self.state = STARTING
+        self.detail = why
+        self.on_activated()
+
+    def on_activated(self) -> None:
+        """A managed node became active: "no plan published for N s" counts from the next
+        health check, not from the last plan before it was deactivated."""
+        self.started_wall = None
+        self.last_plan_wall = None
+
     def on_model_failed(self, reason: str) -> None:
         self._model_failed = True
         self.state = FAILED
@@ -363,6 +378,15 @@ class PlannerMonitor:
                 message += f"; {why}"
         model = DiagnosticItem(f"{prefix}: model", level, message, tuple(model_values))
         return [inputs, model]
+
+
+def lifecycle_item(prefix: str, state: str, meaning: str) -> DiagnosticItem:
+    """A managed node that is not active (lifecycle `state`: unconfigured, inactive): OK,
+    what it does meanwhile (`meaning`), instead of the errors of a node that should be
+    planning or commanding (no plans, stale inputs)."""
+    return DiagnosticItem(
+        f"{prefix}: lifecycle", OK, f"{state}: {meaning}", (("lifecycle state", state),)
+    )
 
 
 def navigation_item(

@@ -85,3 +85,23 @@ def test_without_hold_the_standstill_of_a_controller_not_engaged_is_not_publishe
     assert not silent.publishes("stopped")
     silent.request(True, 1.0)
     assert silent.publishes("stopped")  # engaged: every command goes out
+
+
+def test_a_blocked_gate_refuses_to_engage_and_a_block_while_engaged_stops():
+    """A managed controller: inactive = blocked (engaging refused, the stops say why);
+    deactivating an engaged one disengages it (a controlled stop); activating unblocks,
+    and engages when asked (engage_on_start)."""
+    why = "inactive (lifecycle): activate the node first"
+    gate = Engagement(blocked=why)
+    assert gate.request(True, 1.0) == f"refused: {why}" and not gate.engaged
+    assert gate.stop_reason == why and gate.changes == 0
+    assert gate.unblock(False, 2.0) == "may engage (~/engage)" and not gate.engaged
+    assert gate.stop_reason == NOT_ENGAGED
+    assert gate.unblock(True, 3.0).startswith("engaged") and gate.engaged
+
+    tracker = TrajectoryTracker()
+    drive(tracker, gate, 10.0, 11.0, speed=10.0)
+    assert gate.block(why, 11.0).startswith("disengaged") and not gate.engaged
+    stopping = drive(tracker, gate, 11.0, 12.0, speed=10.0)
+    assert all(c.mode == "stopping" and c.reason == why for c in stopping)
+    assert gate.request(True, 12.0).startswith("refused")

@@ -17,6 +17,7 @@ from alpamayo_ros.core.diagnostics import (
     LatencyWindow,
     PlannerMonitor,
     RateMeter,
+    lifecycle_item,
     ready_outcome,
 )
 from alpamayo_ros.core.plan import Plan, make_stop_plan
@@ -77,6 +78,25 @@ def test_model_failure_is_an_error_state_whatever_is_published():
     mon.on_plan(make_stop_plan(0.0, 0.0, "model failed to load: FileNotFoundError: /data/x"))
     _, model = mon.diagnostics(1.0)
     assert model.level == ERROR and "FileNotFoundError" in model.message
+
+
+def test_a_released_model_is_not_ready_nor_failed_and_the_plan_watch_restarts():
+    """A managed planner cleaned up (model let go) and later activated again: "no plan
+    published" counts from its activation, not from its last plan before."""
+    mon = PlannerMonitor(CAMS)
+    mon.on_model_loaded("ckpt")
+    mon.on_plan(model_plan(90.0), wall=100.0)
+    assert mon.health(100.5)[0] == OK
+    mon.on_model_released("not configured (lifecycle): no model loaded")
+    assert not mon.model_ready and mon.state == STARTING and "lifecycle" in mon.detail
+    assert mon.health(500.0) == (OK, "")  # the watch starts again here
+    assert mon.health(503.5)[0] == ERROR  # 3.5 s after it without a plan
+    mon.on_model_failed("model failed to load: x")
+    mon.on_model_released("not configured (lifecycle): no model loaded")
+    _, model = mon.diagnostics(1.0)
+    assert model.level == WARN and mon.state == STARTING  # the failure is gone with it
+    item = lifecycle_item("alpamayo_planner", "inactive", "no plans published")
+    assert item.level == OK and item.message == "inactive: no plans published"
 
 
 def test_messages_serialise():
