@@ -4,6 +4,7 @@
     ros2 launch alpamayo_ros drive.launch.py model:=/data/Alpamayo-R1-10B
     ros2 launch alpamayo_ros drive.launch.py model:=/data/ckpt device:=cpu use_sim_time:=true
     ros2 launch alpamayo_ros drive.launch.py engage:=true          # the controller drives at once
+    ros2 launch alpamayo_ros drive.launch.py managed:=true autostart:=false  # lifecycle nodes
     ros2 launch alpamayo_ros drive.launch.py model:=/data/Alpamayo-1.5-10B \
         camera_config:=/path/single_front_camera.yaml navigation_topic:=/planning/navigation
 
@@ -16,11 +17,21 @@ and a controller that holds a stop until engaged (engage:=true, or its ~/engage 
 """
 
 from launch import LaunchContext, LaunchDescription
-from launch.actions import DeclareLaunchArgument, GroupAction, OpaqueFunction
+from launch.actions import (
+    DeclareLaunchArgument,
+    EmitEvent,
+    GroupAction,
+    OpaqueFunction,
+    RegisterEventHandler,
+)
 from launch.conditions import IfCondition
+from launch.events import matches_action
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
-from launch_ros.actions import Node, PushRosNamespace
+from launch_ros.actions import LifecycleNode, Node, PushRosNamespace
+from launch_ros.event_handlers import OnStateTransition
+from launch_ros.events.lifecycle import ChangeState
 from launch_ros.substitutions import FindPackageShare
+from lifecycle_msgs.msg import Transition
 
 from alpamayo_ros.nodes.parameters import LAUNCH_OVERRIDES, launch_help, launch_value
 
@@ -37,6 +48,12 @@ ARGUMENTS = (
      "autoware_planning_msgs"),
     ("enable_controller", "true", "start alpamayo_controller (publishes cmd_vel)"),
     ("namespace", "", "namespace of both nodes"),
+    ("managed", "false", "start both nodes as lifecycle (managed) nodes: the planner loads "
+     "its model when configured and plans while active; the controller may engage only "
+     "while active, and deactivating it is a controlled stop"),
+    ("autostart", "true", "with managed:=true, configure and activate both nodes at launch; "
+     "false leaves them unconfigured for ros2 lifecycle or a lifecycle manager "
+     "(nav2_lifecycle_manager)"),
     ("rviz", "false", "open RViz with config/alpamayo.rviz"),
     ("log_level", "info", "log level of both nodes"),
 )  # fmt: skip
@@ -65,25 +82,32 @@ def nodes(context: LaunchContext) -> list:
         share = FindPackageShare("alpamayo_ros").perform(context)
         planner_overrides.setdefault("camera_config", f"{share}/config/autoware_cameras.yaml")
     shared = {"use_sim_time": sim_time}
-    planner = Node(
+    managed = arg("managed").perform(context).lower() == "true"
+    # a lifecycle node: its own launch action (which follows its transitions), --managed
+    kind, managed_args = (LifecycleNode, {"namespace": ""}) if managed else (Node, {})
+    ros_args = ["--managed"] if managed else []
+    ros_args += ["--ros-args", "--log-level", arg("log_level")]
+    planner = kind(
         package="alpamayo_ros",
         executable="alpamayo_planner",
         name="alpamayo_planner",
         output="screen",
         emulate_tty=True,
-        arguments=["--ros-args", "--log-level", arg("log_level")],
+        arguments=ros_args,
         parameters=[arg("planner_params"), {**planner_overrides, **shared}],
+        **managed_args,
     )
-    controller = Node(
+    controller = kind(
         package="alpamayo_ros",
         executable="alpamayo_controller",
         name="alpamayo_controller",
         output="screen",
         emulate_tty=True,
-        arguments=["--ros-args", "--log-level", arg("log_level")],
+        arguments=ros_args,
         condition=IfCondition(arg("enable_controller")),
         remappings=[("plan", "alpamayo_planner/plan")],
         parameters=[arg("controller_params"), {**controller_overrides, **shared}],
+        **managed_args,
     )
     rviz = Node(
         package="rviz2",
@@ -94,7 +118,31 @@ def nodes(context: LaunchContext) -> list:
         condition=IfCondition(arg("rviz")),
         parameters=[shared],
     )  # fmt: skip
-    return [GroupAction([PushRosNamespace(arg("namespace")), planner, controller, rviz])]
+    actions = [GroupAction([PushRosNamespace(arg("namespace")), planner, controller, rviz])]
+    if managed and arg("autostart").perform(context).lower() == "true":
+        actions += autostart(planner)
+        if arg("enable_controller").perform(context).lower() == "true":
+            actions += autostart(controller)
+    return actions
+
+
+def autostart(node: LifecycleNode) -> list:
+    """Configure the lifecycle node once it is up (launch_ros waits for its service), and
+    activate it once it is inactive."""
+
+    def change(transition: int) -> EmitEvent:
+        return EmitEvent(
+            event=ChangeState(lifecycle_node_matcher=matches_action(node), transition_id=transition)
+        )
+
+    activate = OnStateTransition(
+        target_lifecycle_node=node,
+        start_state="configuring",
+        goal_state="inactive",
+        entities=[change(Transition.TRANSITION_ACTIVATE)],
+        handle_once=True,  # the first configure only: later ones are the user's
+    )
+    return [RegisterEventHandler(activate), change(Transition.TRANSITION_CONFIGURE)]
 
 
 def generate_launch_description() -> LaunchDescription:

@@ -17,6 +17,7 @@ from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.exceptions import InvalidTopicNameException, ParameterException
 from rclpy.executors import ExternalShutdownException
+from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSPolicyKind, QoSProfile, qos_profile_sensor_data
 from rclpy.qos_overriding_options import InvalidQosOverridesError, QoSOverridingOptions
@@ -245,6 +246,95 @@ def subscribe_ego_motion(
         return None, None
     buffer = Buffer()
     return buffer, TransformListener(buffer, node)
+
+
+MANAGED_FLAG = "--managed"  # the node executables' argument: a lifecycle node
+
+
+def managed_argument(args: list[str] | None) -> tuple[list[str], bool]:
+    """The command line (sys.argv when None) without `--managed` before any --ros-args,
+    and whether it was there."""
+    argv = list(sys.argv if args is None else args)
+    end = argv.index("--ros-args") if "--ros-args" in argv else len(argv)
+    kept = [a for i, a in enumerate(argv) if i >= end or a != MANAGED_FLAG]
+    return kept, len(kept) < len(argv)
+
+
+class Managed:
+    """A node as a ROS 2 lifecycle (managed) node: put first, before the node class and
+    rclpy's LifecycleNode (class ManagedX(Managed, XNode, LifecycleNode)). Each transition
+    calls the node's hook of that name, which returns what it did (logged) or None when the
+    transition fails (the node stays where it was; the hook logged why). The node checks
+    its parameters at start-up as an unmanaged one does; what the states mean is the
+    node's (its module docstring)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # rclpy raises from its ~/change_state service for a transition the current state
+        # does not have (RCLError "Transition is not registered"): the exception leaves the
+        # executor and ends the node. Answered success=False instead, as rclcpp does.
+        service = self._service_change_state  # type: ignore[attr-defined]
+        change = service.callback
+
+        def guarded(request: Any, response: Any) -> Any:
+            try:
+                return change(request, response)
+            except RuntimeError as err:
+                self.get_logger().warning(  # type: ignore[attr-defined]
+                    f"lifecycle transition {request.transition.id} "
+                    f"{request.transition.label!r} refused in state {self.lifecycle_state()}: "
+                    f"{rcl_error_text(str(err))}"
+                )
+                response.success = False
+                return response
+
+        service.callback = guarded
+
+    def lifecycle_state(self) -> str:
+        """unconfigured, inactive, active or finalized (or a transition's label)."""
+        return str(self._state_machine.current_state[1])  # type: ignore[attr-defined]
+
+    def configure(self) -> str | None:
+        return "configured"
+
+    def activate(self) -> str | None:
+        return "active"
+
+    def deactivate(self) -> str | None:
+        return "inactive"
+
+    def cleanup(self) -> str | None:
+        return "unconfigured"
+
+    def shutdown(self) -> str | None:
+        return "finalized"
+
+    def _transition(self, name: str, hook: Callable[[], str | None]) -> TransitionCallbackReturn:
+        logger = self.get_logger()  # type: ignore[attr-defined]
+        try:
+            said = hook()
+        except Exception as err:  # a failed transition, never a crash of the node
+            logger.error(f"lifecycle {name} failed: {type(err).__name__}: {err}")
+            return TransitionCallbackReturn.FAILURE
+        if said is None:
+            return TransitionCallbackReturn.FAILURE
+        logger.info(f"lifecycle {name}: {said}")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        return self._transition("configure", self.configure)
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        return self._transition("activate", self.activate)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        return self._transition("deactivate", self.deactivate)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        return self._transition("cleanup", self.cleanup)
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        return self._transition("shutdown", self.shutdown)
 
 
 def run(

@@ -10,6 +10,13 @@ a timer at control_rate_hz computes and publishes the command. A stale plan, a p
 ahead of the clock, no plan or odometry that cannot place the plan gives a controlled stop
 (the tracker decides). A wall-clock watchdog commands a controlled stop when the node's
 clock stops (/clock gone with use_sim_time), when the control timer cannot fire.
+
+Managed (`--managed`, drive.launch.py managed:=true): a lifecycle node that may be engaged
+only while active. Activating engages it when engage_on_start is set; deactivating
+disengages it: the controlled stop, then the standstill held (or, with disengaged_output
+none, nothing once standing), so a deactivation never leaves the vehicle on its last
+motion command; so does a shutdown transition. Unconfigured, inactive and finalized,
+~/engage true is refused with the reason.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Twist, TwistStamped
 from nav_msgs.msg import Odometry
 from rclpy.clock import Clock, ClockType
+from rclpy.lifecycle import LifecycleNode
 from rclpy.node import Node
 from std_srvs.srv import SetBool
 
@@ -37,8 +45,10 @@ from alpamayo_ros.messages.inputs import BadMessage, pose_from_odometry
 from alpamayo_ros.messages.plan import plan_from_msg
 from alpamayo_ros.msg import DrivingPlan
 from alpamayo_ros.nodes.common import (
+    Managed,
     RuntimeParameters,
     latest_tf_pose,
+    managed_argument,
     odometry_type_problem,
     publisher,
     refuse_unknown_parameters,
@@ -56,9 +66,14 @@ from alpamayo_ros.nodes.parameters import (
     declare_parameters,
 )
 
+INACTIVE = "the managed controller is not active (lifecycle): activate it first"
+FINALIZED = "the managed controller is finalized (lifecycle): restart it to drive"
+
 
 class ControllerNode(Node):
     """See the module docstring; parameters in alpamayo_ros.nodes.parameters."""
+
+    MANAGED = False  # ManagedControllerNode: a lifecycle node
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("alpamayo_controller", **kwargs)
@@ -74,7 +89,9 @@ class ControllerNode(Node):
         self.last_command: Command | None = None
         self.mode_log = ModeLog(min_interval=1.0)  # mode changes logged, a line a second at most
         self.engagement = Engagement(
-            engaged=cfg.engage_on_start, hold=cfg.disengaged_output == "hold"
+            engaged=cfg.engage_on_start and not self.MANAGED,
+            hold=cfg.disengaged_output == "hold",
+            blocked=INACTIVE if self.MANAGED else "",
         )
 
         cmd_type = TwistStamped if cfg.cmd_vel_stamped else Twist
@@ -107,6 +124,8 @@ class ControllerNode(Node):
         engage = (
             "following plans" if cfg.engage_on_start else "not engaged: stopping until ~/engage"
         )
+        if self.MANAGED:
+            engage = "managed: stopping until configured and activated"
         self.get_logger().info(
             f"commands at {cfg.control_rate_hz:g} Hz, wheelbase {cfg.tracker.wheelbase} m; {engage}"
         )
@@ -125,7 +144,7 @@ class ControllerNode(Node):
         if last is not None:
             text += f" (last command: {last.mode}{': ' + last.reason if last.reason else ''})"
         self.get_logger().info(f"~/engage {str(bool(request.data)).lower()}: {text}")
-        response.success = True
+        response.success = not text.startswith("refused")
         response.message = text
         return response
 
@@ -259,5 +278,25 @@ class ControllerNode(Node):
         self.pub_diagnostics.publish(msg)
 
 
+class ManagedControllerNode(Managed, ControllerNode, LifecycleNode):
+    """ControllerNode as a lifecycle node (see the module docstring)."""
+
+    MANAGED = True
+
+    def activate(self) -> str:
+        text = self.engagement.unblock(self.config.engage_on_start, self._now())
+        return f"{text} (engage_on_start {str(self.config.engage_on_start).lower()})"
+
+    def deactivate(self) -> str:
+        return self.engagement.block(INACTIVE, self._now())
+
+    def shutdown(self) -> str:
+        """From any state, active included (no deactivation comes first): stopped as when
+        deactivated, for good."""
+        return self.engagement.block(FINALIZED, self._now())
+
+
 def main(args: list[str] | None = None) -> int:
-    return run(ControllerNode, "alpamayo_controller", (ParameterError,), args)
+    argv, managed = managed_argument(args)
+    node = ManagedControllerNode if managed else ControllerNode
+    return run(node, "alpamayo_controller", (ParameterError,), argv)

@@ -13,6 +13,12 @@ Alpamayo 1.5: route text from `navigation_topic` (std_msgs/String, too old -> dr
 said in diagnostics), and the ~/ask service (alpamayo_ros/srv/AskQuestion): a question about
 the newest frames, answered in the GPU time plans leave (PlanningWorker.ask); its callback
 waits in its own callback group, so subscriptions and timers never wait for it.
+
+Managed (`--managed`, drive.launch.py managed:=true): a lifecycle node. Parameters are
+checked at start-up as always; configure loads the model (in the background: status says
+when it is ready), activate starts planning, deactivate stops it (no plans published, no
+inference), cleanup lets the model go. Meanwhile the inputs are buffered and diagnostics
+say the lifecycle state.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from nav_msgs.msg import Odometry
 from nav_msgs.msg import Path as PathMsg
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.clock import Clock, ClockType
+from rclpy.lifecycle import LifecycleNode
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
@@ -43,7 +50,12 @@ from alpamayo_ros.checkpoints import (
 )
 from alpamayo_ros.core.camera_rig import CameraInput, CameraRigError
 from alpamayo_ros.core.cameras import ALPAMAYO1_5, CameraLayoutError
-from alpamayo_ros.core.diagnostics import HealthLimits, PlannerMonitor, navigation_item
+from alpamayo_ros.core.diagnostics import (
+    HealthLimits,
+    PlannerMonitor,
+    lifecycle_item,
+    navigation_item,
+)
 from alpamayo_ros.core.ego_history import StampedPose
 from alpamayo_ros.core.frame_buffer import FrameBufferSpec, FramesUnavailable
 from alpamayo_ros.core.plan import Plan
@@ -58,9 +70,11 @@ from alpamayo_ros.messages.inputs import (
 from alpamayo_ros.messages.plan import plan_messages, time_msg
 from alpamayo_ros.msg import DrivingPlan, PlannerStatus
 from alpamayo_ros.nodes.common import (
+    Managed,
     RuntimeParameters,
     TypeProblem,
     latest_tf_pose,
+    managed_argument,
     odometry_type_problem,
     publisher,
     refuse_unknown_parameters,
@@ -99,8 +113,13 @@ def default_camera_config() -> str:
         return str(Path(__file__).resolve().parents[2] / "config" / "cameras.yaml")
 
 
+NOT_CONFIGURED = "not configured (lifecycle): no model loaded"
+
+
 class PlannerNode(Node):
     """See the module docstring; parameters in alpamayo_ros.nodes.parameters."""
+
+    MANAGED = False  # ManagedPlannerNode: a lifecycle node
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("alpamayo_planner", **kwargs)
@@ -126,6 +145,8 @@ class PlannerNode(Node):
         self._lock = threading.Lock()  # buffers and monitor: executor vs worker thread
         self._model_problem = "loading the model" if cfg.model else "no model configured"
         self._closing = False  # set by destroy_node: publish nothing more
+        self._active = not self.MANAGED  # planning (a managed node: once activated)
+        self._generation = 0  # of the model: a load for an older one (cleaned up) is dropped
         self._size_check: FrameSizeCheck | None = None  # frames vs the warm-up's size
         self._type_said: set[str] = set()  # camera topics published with another type
 
@@ -191,18 +212,15 @@ class PlannerNode(Node):
                 clock=Clock(clock_type=ClockType.STEADY_TIME),
             ),
         ]
-        if cfg.model:
-            if cfg.model == DEMO_MODEL:
-                self.get_logger().info(
-                    f"model 'demo': the demo checkpoint {resolve_model(cfg.model)}, trained on "
-                    "synthetic drives only; set the model parameter for a real checkpoint"
-                )
-            threading.Thread(target=self._load_model, name="alpamayo-load", daemon=True).start()
+        if self.MANAGED:
+            self._model_problem = NOT_CONFIGURED
+            self.monitor.on_model_released(NOT_CONFIGURED)
         else:
-            self.get_logger().warning("parameter model is empty: publishing stop plans only")
+            self._start_model()
+        managed = "; managed: unconfigured until configured and activated" if self.MANAGED else ""
         self.get_logger().info(
             f"planning at {cfg.rate_hz:g} Hz from {len(rig.cameras)} cameras "
-            f"({', '.join(rig.topics)}) and {cfg.ego_source}"
+            f"({', '.join(rig.topics)}) and {cfg.ego_source}{managed}"
         )
 
     def _apply_config(self, config: PlannerConfig) -> None:
@@ -213,7 +231,54 @@ class PlannerNode(Node):
             self.planner.settings = config.settings
 
     # -- model ------------------------------------------------------------------------
-    def _load_model(self) -> None:
+    def _start_model(self) -> None:
+        """Load the model on a thread of its own (ticks meanwhile publish stop plans saying
+        so); an empty model parameter: stop plans only."""
+        cfg = self.config
+        if not cfg.model:
+            self.get_logger().warning("parameter model is empty: publishing stop plans only")
+            with self._lock:
+                self._model_problem = "no model configured"
+            return
+        if cfg.model == DEMO_MODEL:
+            self.get_logger().info(
+                f"model 'demo': the demo checkpoint {resolve_model(cfg.model)}, trained on "
+                "synthetic drives only; set the model parameter for a real checkpoint"
+            )
+        with self._lock:
+            self._model_problem = "loading the model"
+            self.monitor.on_model_released("loading the model")
+            generation = self._generation
+        self.planner.cancel.clear()  # set by an earlier cleanup or stop
+        threading.Thread(
+            target=self._load_model, args=(generation,), name="alpamayo-load", daemon=True
+        ).start()
+
+    def _release_model(self, timeout: float = 2.0) -> bool:
+        """Let the model go (a managed node's cleanup): the worker stopped (at most
+        `timeout` s), a load still running dropped when it ends. False when the worker did
+        not stop in time (the model is kept: cleanup fails, and may be tried again)."""
+        with self._lock:
+            worker = self.worker
+        if worker is not None and not worker.stop(timeout):
+            self.get_logger().error(f"the planning worker did not end within {timeout} s")
+            return False
+        self.planner.cancel.set()  # a warm-up on the loading thread stops
+        with self._lock:
+            self._generation += 1
+            self.worker = None
+            self.planner.policy = None
+            self._size_check = None
+            self._jpeg_on_model = False
+            self._model_problem = NOT_CONFIGURED
+            self.monitor.on_model_released(NOT_CONFIGURED)
+        return True
+
+    def _current(self, generation: int) -> bool:
+        """Whether a load for `generation` is still wanted (call under the lock)."""
+        return generation == self._generation and not self._closing
+
+    def _load_model(self, generation: int = 0) -> None:
         from alpamayo_ros.model.policy import AlpamayoPolicy
 
         cfg = self.config
@@ -226,8 +291,9 @@ class PlannerNode(Node):
             reason = f"model failed to load: {type(err).__name__}: {err}"
             self.get_logger().error(reason)
             with self._lock:
-                self._model_problem = reason
-                self.monitor.on_model_failed(reason)
+                if self._current(generation):
+                    self._model_problem = reason
+                    self.monitor.on_model_failed(reason)
             return
         if policy.untrained:
             self.get_logger().warning(
@@ -235,10 +301,14 @@ class PlannerNode(Node):
             )
         jpeg = jpeg_on_model(cfg.image_decode, policy)
         with self._lock:
+            if not self._current(generation):
+                return  # cleaned up (or closing) while it loaded
             self.planner.policy = policy
-        if warm_up_wanted(cfg.warm_up, cfg.engine) and not self._warm_up(jpeg):
+        if warm_up_wanted(cfg.warm_up, cfg.engine) and not self._warm_up(jpeg, generation):
             return
         with self._lock:
+            if not self._current(generation):
+                return
             self.worker = PlanningWorker(
                 self.planner, self._publish_outcome, cfg.max_batch, cfg.planning_mode,
                 max_chain_age=cfg.max_chain_age, stale_chain_slice=cfg.stale_chain_slice,
@@ -253,11 +323,11 @@ class PlannerNode(Node):
             f"{'by the model on ' + str(policy.device) if jpeg else 'on arrival'})"
         )
 
-    def _warm_up(self, jpeg: bool) -> bool:
+    def _warm_up(self, jpeg: bool, generation: int) -> bool:
         """The loaded policy planned once (twice and a chain in two_lane) on synthetic
         frames, before the node reports model_ready: what the engine compiles on its first
         calls is done before the first real plan. Ticks meanwhile publish stop plans saying
-        so. False when the node closed meanwhile (nothing more to do)."""
+        so. False when the node closed or let this model go meanwhile (nothing more to do)."""
         cfg = self.config
         compressed = any(c.encoding == "compressed" for c in self.planner.rig.cameras)
         spec = WarmUpFrames(
@@ -266,6 +336,8 @@ class PlannerNode(Node):
         self._size_check = FrameSizeCheck(spec, self.planner.rig)
         what = f"warming the {cfg.engine} engine up on {spec.describe(self.planner.rig)} frames"
         with self._lock:
+            if not self._current(generation):
+                return False
             self._model_problem = what
             self.monitor.on_warming_up(what)
         self.get_logger().info(f"{what} (warm_up {cfg.warm_up}); model_ready once done")
@@ -442,6 +514,8 @@ class PlannerNode(Node):
             return
         if self.tf_buffer is not None:
             self._poll_tf()
+        if not self._active:  # a managed node not activated: inputs buffered, no plans
+            return
         with self._lock:
             prepared = self.planner.prepare(now)
             self.monitor.on_input_lead(self.planner.input_lead, self.planner.input_lead_name)
@@ -456,8 +530,9 @@ class PlannerNode(Node):
                 self.monitor.on_cycle(dropped)
 
     def _publish_outcome(self, outcome: PlanOutcome) -> None:
-        """Called on the worker thread: the outcome checked for lateness, then published."""
-        if self._closing:
+        """Called on the worker thread: the outcome checked for lateness, then published
+        (not when the node was deactivated meanwhile)."""
+        if self._closing or not self._active:
             return
         now = self._now()
         with self._lock:
@@ -545,6 +620,8 @@ class PlannerNode(Node):
                 self.monitor.chains_written = self.worker.chains
                 self.monitor.last_chain_seconds = self.worker.last_chain_seconds
             items = self.monitor.diagnostics(now, prefix, wall, stalled, running)
+            if not self._active:  # no plans expected: the lifecycle state instead
+                items[-1] = lifecycle_item(prefix, self._lifecycle_state(), self._idle_meaning())
             if self.config.navigation_topic:
                 nav = self.planner.navigation
                 text = self.planner.navigation_at(now)
@@ -558,6 +635,14 @@ class PlannerNode(Node):
                 )  # fmt: skip
         self.pub_diagnostics.publish(diagnostic_array_msg(items, now, types, "alpamayo_planner"))
         self._publish_status()
+
+    def _lifecycle_state(self) -> str:
+        """The managed node's state label (unconfigured, inactive, active)."""
+        return "active"  # ManagedPlannerNode asks its state machine
+
+    def _idle_meaning(self) -> str:
+        ready = "model ready" if self.monitor.model_ready else self._model_problem or "no model"
+        return f"no plans published until activated ({ready})"
 
     def close(self, timeout: float = 2.0) -> bool:
         """Stop planning: timers off, the running plan abandoned at its next token, the worker
@@ -579,6 +664,44 @@ class PlannerNode(Node):
         super().destroy_node()
 
 
+class ManagedPlannerNode(Managed, PlannerNode, LifecycleNode):
+    """PlannerNode as a lifecycle node (see the module docstring)."""
+
+    MANAGED = True
+
+    def configure(self) -> str:
+        self._start_model()
+        return f"loading the model {self.config.model}" if self.config.model else "no model"
+
+    def activate(self) -> str:
+        with self._lock:
+            self._active = True
+            self.monitor.on_activated()
+        return "planning"
+
+    def deactivate(self) -> str:
+        with self._lock:
+            self._active = False
+        return "no plans published until activated again"
+
+    def cleanup(self) -> str | None:
+        return "model let go" if self._release_model() else None
+
+    def shutdown(self) -> str | None:
+        """Finalized: nothing planned or published any more (the timers keep running
+        idle: cancelling them from inside the executor leaves rclpy errors at exit)."""
+        with self._lock:
+            self._active = False
+        self._release_model()
+        self._closing = True
+        return "planning stopped; the process ends with Ctrl-C"
+
+    def _lifecycle_state(self) -> str:
+        return self.lifecycle_state()
+
+
 def main(args: list[str] | None = None) -> int:
     errors = (ParameterError, CameraRigError, CameraLayoutError, CheckpointConfigError)
-    return run(PlannerNode, "alpamayo_planner", errors, args, threads=2)
+    argv, managed = managed_argument(args)
+    node = ManagedPlannerNode if managed else PlannerNode
+    return run(node, "alpamayo_planner", errors, argv, threads=2)

@@ -1,0 +1,192 @@
+"""The planner and controller as lifecycle (managed) nodes, driven through their
+~/change_state services as a lifecycle manager drives them (skipped without ROS 2)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+rclpy = pytest.importorskip("rclpy")
+
+from fake_vehicle import SPEED, Drive, Graph, step  # noqa: E402
+from lifecycle_msgs.msg import Transition  # noqa: E402
+from lifecycle_msgs.srv import ChangeState  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from test_nodes import (  # noqa: E402
+    REMAP_PLAN,
+    SIM_START,
+    planner_params,
+    straight_plan_at,
+    ticks,
+)
+
+from alpamayo_ros.model.tiny import make_tiny_checkpoint  # noqa: E402
+from alpamayo_ros.nodes.common import managed_argument  # noqa: E402
+from alpamayo_ros.nodes.controller_node import (  # noqa: E402
+    FINALIZED,
+    INACTIVE,
+    ManagedControllerNode,
+)
+from alpamayo_ros.nodes.planner_node import NOT_CONFIGURED, ManagedPlannerNode  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    return make_tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "ckpt")
+
+
+@pytest.fixture
+def ros():
+    rclpy.init()
+    yield
+    rclpy.try_shutdown()
+
+
+def transition(graph: Graph, drive: Drive, node: str, transition_id: int) -> bool:
+    """Ask `node` for a transition through its ~/change_state service: its success."""
+    client = drive.node.create_client(ChangeState, f"/{node}/change_state")
+    try:
+        assert client.wait_for_service(timeout_sec=5.0)
+        future = client.call_async(ChangeState.Request(transition=Transition(id=transition_id)))
+        assert graph.wait_for(future.done, 10.0)
+        return bool(future.result().success)
+    finally:
+        drive.node.destroy_client(client)
+
+
+def test_the_managed_flag_is_taken_from_before_the_ros_arguments():
+    assert managed_argument(["node", "--managed", "--ros-args", "-p", "a:=1"]) == (
+        ["node", "--ros-args", "-p", "a:=1"],
+        True,
+    )
+    assert managed_argument(["node", "--ros-args", "-r", "x:=--managed"]) == (
+        ["node", "--ros-args", "-r", "x:=--managed"],
+        False,
+    )
+
+
+def test_a_managed_planner_plans_only_while_active_and_lets_its_model_go(ros, tiny_checkpoint):
+    """Unconfigured: no model, no plans, diagnostics say so (not an error). Configure: the
+    model loads, still no plans. Activate: plans. Deactivate: none. Cleanup: the model is let
+    go, and configuring again loads it again."""
+    drive = Drive(sim_start=SIM_START)
+    params = [*planner_params(tiny_checkpoint), Parameter("use_sim_time", value=True)]
+    planner = ManagedPlannerNode(parameter_overrides=params)
+    name = "alpamayo_planner"
+
+    def plans_during(start: float, count: int, expect: bool) -> int:
+        before = len(drive.received["plan"])
+        for t in ticks(start, count):
+            came = step(graph, drive, planner, t, wait_plan=expect)
+            assert came, f"no plan at {t}"
+            if not expect:  # a tick's plan would come within this time
+                graph.wait_for(lambda: len(drive.received["plan"]) > before, 0.3)
+        return len(drive.received["plan"]) - before
+
+    with Graph(drive.node, planner) as graph:
+        assert planner.lifecycle_state() == "unconfigured"
+        assert planner.planner.policy is None and planner.worker is None
+        assert plans_during(SIM_START, 5, expect=False) == 0
+        assert graph.wait_for(lambda: any(
+            st.name.endswith("lifecycle") and "unconfigured" in st.message
+            for _, d in drive.received["diag"] for st in d.status), 5.0)  # fmt: skip
+        assert planner.monitor.detail == NOT_CONFIGURED
+
+        assert transition(graph, drive, name, Transition.TRANSITION_CONFIGURE)
+        assert graph.wait_for(lambda: planner.worker is not None, 120.0), "model did not load"
+        assert planner.lifecycle_state() == "inactive" and planner.monitor.model_ready
+        assert plans_during(SIM_START + 0.5, 5, expect=False) == 0
+
+        assert transition(graph, drive, name, Transition.TRANSITION_ACTIVATE)
+        assert plans_during(SIM_START + 1.0, 20, expect=True) == 20
+        assert not drive.received["plan"][-1][1].is_fallback  # history full: model plans
+
+        assert transition(graph, drive, name, Transition.TRANSITION_DEACTIVATE)
+        assert plans_during(SIM_START + 3.0, 5, expect=False) == 0
+        assert transition(graph, drive, name, Transition.TRANSITION_CLEANUP)
+        assert planner.lifecycle_state() == "unconfigured"
+        assert planner.worker is None and planner.planner.policy is None
+        assert not planner.monitor.model_ready
+        # a transition the state does not have: refused, the node goes on (rclpy raised it
+        # out of the executor)
+        assert not transition(graph, drive, name, Transition.TRANSITION_ACTIVATE)
+
+        assert transition(graph, drive, name, Transition.TRANSITION_CONFIGURE)
+        assert graph.wait_for(lambda: planner.worker is not None, 120.0), "model did not reload"
+        assert transition(graph, drive, name, Transition.TRANSITION_ACTIVATE)
+        assert plans_during(SIM_START + 3.5, 3, expect=True) == 3
+        assert transition(graph, drive, name, Transition.TRANSITION_ACTIVE_SHUTDOWN)
+        assert planner.lifecycle_state() == "finalized" and planner.worker is None
+        assert plans_during(SIM_START + 3.8, 3, expect=False) == 0
+
+
+def test_a_managed_controller_engages_only_while_active(ros):
+    """Inactive: ~/engage true refused, the car brought to a stop with the reason. Activated
+    (engage_on_start): it tracks the plans. Deactivated, or shut down while active: a
+    controlled stop, and engaging is refused again."""
+    from std_srvs.srv import SetBool
+
+    drive = Drive(sim_start=SIM_START)
+    controller = ManagedControllerNode(
+        cli_args=REMAP_PLAN,
+        parameter_overrides=[
+            Parameter("use_sim_time", value=True),
+            Parameter("engage_on_start", value=True),
+        ],
+    )
+    commands: list = []
+    send = controller._send
+    controller._send = lambda c: (commands.append(c), send(c))
+    graph = Graph(drive.node, controller)
+    name = "alpamayo_controller"
+
+    def run(start: int, steps: int) -> list:
+        first = len(commands)
+        for k in range(start, start + steps):
+            t = round(SIM_START + 0.05 * k, 6)
+            drive._publish_odometry(t)
+            drive.pub_plan.publish(straight_plan_at(t, SPEED))
+            graph.wait_for(lambda t=t: controller.tracker.poses.latest_stamp == t
+                           and controller.tracker.plan.stamp == t, 5.0)  # fmt: skip
+            n = len(commands)
+            drive.set_clock(t)
+            assert graph.wait_for(lambda n=n: len(commands) > n, 5.0), f"no command at {t}"
+        return commands[first:]
+
+    def engage() -> tuple[bool, str]:
+        client = drive.node.create_client(SetBool, f"/{name}/engage")
+        assert client.wait_for_service(timeout_sec=5.0)
+        future = client.call_async(SetBool.Request(data=True))
+        assert graph.wait_for(future.done, 5.0)
+        drive.node.destroy_client(client)
+        return future.result().success, future.result().message
+
+    try:
+        held = run(0, 20)
+        assert all(c.mode != "tracking" and c.reason == INACTIVE for c in held)
+        ok, message = engage()
+        assert not ok and message.startswith(f"refused: {INACTIVE}")
+        assert transition(graph, drive, name, Transition.TRANSITION_CONFIGURE)
+        assert run(20, 5)[-1].reason == INACTIVE  # configured is not active
+        assert transition(graph, drive, name, Transition.TRANSITION_ACTIVATE)
+        assert controller.engagement.engaged  # engage_on_start
+        tracking = run(25, 20)[5:]
+        assert all(c.mode == "tracking" for c in tracking)
+        assert tracking[-1].speed == pytest.approx(SPEED, abs=0.3)
+        assert transition(graph, drive, name, Transition.TRANSITION_DEACTIVATE)
+        stopping = run(45, 20)
+        assert all(c.mode == "stopping" and c.reason == INACTIVE for c in stopping)
+        assert stopping[-1].speed < SPEED - 1.0
+        assert not engage()[0]
+        # shut down while active (no deactivation first): the same controlled stop
+        assert transition(graph, drive, name, Transition.TRANSITION_ACTIVATE)
+        assert all(c.mode == "tracking" for c in run(65, 20)[10:])
+        assert transition(graph, drive, name, Transition.TRANSITION_ACTIVE_SHUTDOWN)
+        stopping = run(85, 10)
+        assert all(c.mode == "stopping" and c.reason == FINALIZED for c in stopping)
+        assert not engage()[0]
+    finally:
+        graph.close()
+        controller.destroy_node()
+        drive.node.destroy_node()
