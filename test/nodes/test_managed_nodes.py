@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 rclpy = pytest.importorskip("rclpy")
@@ -16,12 +14,12 @@ from rclpy.parameter import Parameter  # noqa: E402
 from test_nodes import (  # noqa: E402
     REMAP_PLAN,
     SIM_START,
+    controller_steps,
     planner_params,
-    straight_plan_at,
+    ros,  # noqa: F401  (the fixture: rclpy initialised for the test)
     ticks,
 )
 
-from alpamayo_ros.model.tiny import make_tiny_checkpoint  # noqa: E402
 from alpamayo_ros.nodes.common import managed_argument  # noqa: E402
 from alpamayo_ros.nodes.controller_node import (  # noqa: E402
     FINALIZED,
@@ -29,18 +27,6 @@ from alpamayo_ros.nodes.controller_node import (  # noqa: E402
     ManagedControllerNode,
 )
 from alpamayo_ros.nodes.planner_node import NOT_CONFIGURED, ManagedPlannerNode  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory) -> Path:
-    return make_tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "ckpt")
-
-
-@pytest.fixture
-def ros():
-    rclpy.init()
-    yield
-    rclpy.try_shutdown()
 
 
 def transition(graph: Graph, drive: Drive, node: str, transition_id: int) -> bool:
@@ -66,7 +52,8 @@ def test_the_managed_flag_is_taken_from_before_the_ros_arguments():
     )
 
 
-def test_a_managed_planner_plans_only_while_active_and_lets_its_model_go(ros, tiny_checkpoint):
+@pytest.mark.usefixtures("ros")
+def test_a_managed_planner_plans_only_while_active_and_lets_its_model_go(tiny_checkpoint):
     """Unconfigured: no model, no plans, diagnostics say so (not an error). Configure: the
     model loads, still no plans. Activate: plans. Deactivate: none. Cleanup: the model is let
     go, and configuring again loads it again."""
@@ -121,7 +108,8 @@ def test_a_managed_planner_plans_only_while_active_and_lets_its_model_go(ros, ti
         assert plans_during(SIM_START + 3.8, 3, expect=False) == 0
 
 
-def test_a_managed_controller_engages_only_while_active(ros):
+@pytest.mark.usefixtures("ros")
+def test_a_managed_controller_engages_only_while_active():
     """Inactive: ~/engage true refused, the car brought to a stop with the reason. Activated
     (engage_on_start): it tracks the plans. Deactivated, or shut down while active: a
     controlled stop, and engaging is refused again."""
@@ -141,18 +129,7 @@ def test_a_managed_controller_engages_only_while_active(ros):
     graph = Graph(drive.node, controller)
     name = "alpamayo_controller"
 
-    def run(start: int, steps: int) -> list:
-        first = len(commands)
-        for k in range(start, start + steps):
-            t = round(SIM_START + 0.05 * k, 6)
-            drive._publish_odometry(t)
-            drive.pub_plan.publish(straight_plan_at(t, SPEED))
-            graph.wait_for(lambda t=t: controller.tracker.poses.latest_stamp == t
-                           and controller.tracker.plan.stamp == t, 5.0)  # fmt: skip
-            n = len(commands)
-            drive.set_clock(t)
-            assert graph.wait_for(lambda n=n: len(commands) > n, 5.0), f"no command at {t}"
-        return commands[first:]
+    run = controller_steps(graph, drive, controller, commands)
 
     def engage() -> tuple[bool, str]:
         client = drive.node.create_client(SetBool, f"/{name}/engage")

@@ -488,6 +488,28 @@ def straight_plan(node, speed: float) -> DrivingPlan:
     return straight_plan_at(node.get_clock().now().nanoseconds * 1e-9, speed)
 
 
+def controller_steps(graph: Graph, drive: Drive, controller, commands: list):
+    """run(start, steps): simulated 0.05 s steps k = start ... start + steps - 1 at
+    SIM_START + 0.05 k, each with odometry and a straight plan of that time delivered to the
+    controller before /clock moves; returns the commands of those steps (`commands`: what
+    the controller sent, appended by the caller's hook on its _send)."""
+
+    def run(start: int, steps: int) -> list:
+        first = len(commands)
+        for k in range(start, start + steps):
+            t = round(SIM_START + 0.05 * k, 6)
+            drive._publish_odometry(t)
+            drive.pub_plan.publish(straight_plan_at(t, SPEED))
+            graph.wait_for(lambda t=t: controller.tracker.poses.latest_stamp == t
+                           and controller.tracker.plan.stamp == t, 5.0)  # fmt: skip
+            n = len(commands)
+            drive.set_clock(t)
+            assert graph.wait_for(lambda n=n: len(commands) > n, 5.0), f"no command at {t}"
+        return commands[first:]
+
+    return run
+
+
 def test_controller_follows_plans_and_stops_when_they_stop(ros):
     """On simulated time, 0.05 s per step, each step waited for: plans at 10 Hz are
     followed; when they stop, a controlled stop after plan_timeout (0.5 s) at 2 m/s^2."""
@@ -556,18 +578,7 @@ def test_the_controller_follows_plans_only_while_engaged(ros):
     graph = Graph(drive.node, controller)
     client = drive.node.create_client(SetBool, "/alpamayo_controller/engage")
 
-    def run(start: int, steps: int) -> list:
-        first = len(commands)
-        for k in range(start, start + steps):
-            t = round(SIM_START + 0.05 * k, 6)
-            drive._publish_odometry(t)
-            drive.pub_plan.publish(straight_plan_at(t, SPEED))
-            graph.wait_for(lambda t=t: controller.tracker.poses.latest_stamp == t
-                           and controller.tracker.plan.stamp == t, 5.0)  # fmt: skip
-            n = len(commands)
-            drive.set_clock(t)
-            assert graph.wait_for(lambda n=n: len(commands) > n, 5.0), f"no command at {t}"
-        return commands[first:]
+    run = controller_steps(graph, drive, controller, commands)
 
     def engage(data: bool) -> str:
         assert client.wait_for_service(timeout_sec=5.0)
