@@ -14,9 +14,10 @@ How: the stacked weight (and bias) is one tensor per layer, kept as a non-persis
 buffer of the module (`stacked_qkv` on the attention, `stacked_gate_up` on the MLP), and
 the original parameters become views into it: no second copy in memory, the same
 state_dict and parameter names, and an in-place copy into a parameter (load_state_dict)
-reaches the stacked weight. model.fused_layers uses it while the projections are still
-the nn.Linear layers it was made from (quantization replaces them: the stack is then
-ignored). Inference only; training never calls it.
+reaches the stacked weight (until the module is moved: `.to()` copies the buffer and the
+parameters apart, equal but no longer shared). model.fused_layers uses it while the
+projections are still the nn.Linear layers it was made from (quantization replaces them:
+the stack is then ignored). Inference only; training never calls it.
 """
 
 from __future__ import annotations

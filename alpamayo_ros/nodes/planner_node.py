@@ -147,6 +147,7 @@ class PlannerNode(Node):
         self._closing = False  # set by destroy_node: publish nothing more
         self._active = not self.MANAGED  # planning (a managed node: once activated)
         self._generation = 0  # of the model: a load for an older one (cleaned up) is dropped
+        self._loader: threading.Thread | None = None  # the thread loading the model
         self._size_check: FrameSizeCheck | None = None  # frames vs the warm-up's size
         self._type_said: set[str] = set()  # camera topics published with another type
 
@@ -250,9 +251,10 @@ class PlannerNode(Node):
             self.monitor.on_model_released("loading the model")
             generation = self._generation
         self.planner.cancel.clear()  # set by an earlier cleanup or stop
-        threading.Thread(
+        self._loader = threading.Thread(
             target=self._load_model, args=(generation,), name="alpamayo-load", daemon=True
-        ).start()
+        )
+        self._loader.start()
 
     def _release_model(self, timeout: float = 2.0) -> bool:
         """Let the model go (a managed node's cleanup): the worker stopped (at most
@@ -669,7 +671,13 @@ class ManagedPlannerNode(Managed, PlannerNode, LifecycleNode):
 
     MANAGED = True
 
-    def configure(self) -> str:
+    def configure(self) -> str | None:
+        if self._loader is not None and self._loader.is_alive():  # cleaned up while loading
+            self.get_logger().error(
+                "configure refused: the model of the previous configuration is still loading "
+                "(it is dropped when it ends; two at once may not fit the GPU): try again then"
+            )
+            return None
         self._start_model()
         return f"loading the model {self.config.model}" if self.config.model else "no model"
 

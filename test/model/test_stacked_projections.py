@@ -123,3 +123,37 @@ def test_quantization_after_stacking_drops_the_language_models_stacks(tiny_check
     layers[0].__dict__.pop("forward")
     with torch.no_grad():
         assert torch.allclose(fp8, layers[0](hidden, cos_sin, attention_mask=None), atol=1e-5)
+
+
+def test_projections_with_biases_stack_with_their_biases_and_mixed_ones_do_not():
+    from alpamayo_ros.model.stacked_projections import (
+        GATE_UP,
+        QKV,
+        STACKED_QKV,
+        split_product,
+        stack_projections,
+        stacked_weight,
+    )
+
+    torch.manual_seed(0)
+
+    def layer(bias: bool | list[bool]) -> nn.Module:
+        biases = bias if isinstance(bias, list) else [bias] * 3
+        attn, mlp = nn.Module(), nn.Module()
+        for name, size, b in zip(QKV, (16, 8, 8), biases, strict=True):
+            setattr(attn, name, nn.Linear(12, size, bias=b))
+        for name in GATE_UP:
+            setattr(mlp, name, nn.Linear(12, 20, bias=False))
+        out = nn.Module()
+        out.self_attn, out.mlp = attn, mlp
+        return out
+
+    x = torch.randn(3, 12)
+    with_bias, mixed = layer(True), layer([True, False, True])
+    expected = [getattr(with_bias.self_attn, n)(x) for n in QKV]
+    assert stack_projections(nn.ModuleList([with_bias, mixed])) == 3  # mixed q/k/v: not
+    stacked = stacked_weight(with_bias.self_attn, QKV, STACKED_QKV)
+    assert stacked is not None and stacked[1] is not None and stacked[1].shape == (32,)
+    for a, b in zip(expected, split_product(x, stacked, [16, 8, 8]), strict=True):
+        assert torch.allclose(a, b, atol=1e-6)
+    assert stacked_weight(mixed.self_attn, QKV, STACKED_QKV) is None

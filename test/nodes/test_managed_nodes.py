@@ -167,3 +167,40 @@ def test_a_managed_controller_engages_only_while_active():
         graph.close()
         controller.destroy_node()
         drive.node.destroy_node()
+
+
+@pytest.mark.usefixtures("ros")
+def test_cleanup_while_the_model_loads_drops_that_load(tiny_checkpoint, monkeypatch):
+    """Cleaned up while its model is still loading: that model is dropped when it ends (never
+    planned with), and configure is refused until then (two loads at once may not fit a
+    GPU); then it loads again."""
+    import threading
+
+    from alpamayo_ros.model.policy import AlpamayoPolicy
+
+    release, loads = threading.Event(), []
+    original = AlpamayoPolicy.from_pretrained.__func__
+
+    def held(cls, *args, **kwargs):
+        loads.append(len(loads))
+        if len(loads) == 1:
+            release.wait(60.0)
+        return original(cls, *args, **kwargs)
+
+    monkeypatch.setattr(AlpamayoPolicy, "from_pretrained", classmethod(held))
+    drive = Drive(sim_start=SIM_START)
+    params = [*planner_params(tiny_checkpoint), Parameter("use_sim_time", value=True)]
+    planner = ManagedPlannerNode(parameter_overrides=params)
+    name = "alpamayo_planner"
+    with Graph(drive.node, planner) as graph:
+        assert transition(graph, drive, name, Transition.TRANSITION_CONFIGURE)
+        assert graph.wait_for(lambda: loads == [0], 10.0)
+        assert transition(graph, drive, name, Transition.TRANSITION_CLEANUP)
+        assert not transition(graph, drive, name, Transition.TRANSITION_CONFIGURE)
+        release.set()
+        assert graph.wait_for(lambda: not planner._loader.is_alive(), 60.0)
+        assert planner.planner.policy is None and planner.worker is None  # dropped
+        assert planner.monitor.detail == NOT_CONFIGURED
+        assert transition(graph, drive, name, Transition.TRANSITION_CONFIGURE)
+        assert graph.wait_for(lambda: planner.worker is not None, 120.0), "model did not load"
+        assert loads == [0, 1]
