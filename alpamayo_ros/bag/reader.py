@@ -5,7 +5,9 @@ them and from the Jazzy typestore otherwise. A truncated MCAP (a recorder killed
 mid-drive: no summary, no end magic, often no metadata.yaml) is read up to its last
 complete chunk instead (bag.mcap_stream), with a warning saying what was recovered
 (`Bag.truncation`); so is one whose damaged records make rosbags fail part-way through
-(read again with that reader, which skips the rest of a damaged chunk). Converters here
+(read again with that reader, which skips the rest of a damaged chunk). A .db3 that SQLite
+refuses (cut short: "database disk image is malformed") is read from its pages instead
+(bag.sqlite_salvage), said the same way. Converters here
 turn messages into core values and raise BadMessage (counted by callers, never fatal) for
 malformed ones.
 """
@@ -26,6 +28,7 @@ from rosbags.highlevel import AnyReader, AnyReaderError
 from rosbags.typesys import Stores, get_typestore
 
 from alpamayo_ros.bag.mcap_stream import StreamedMcap, open_mcap
+from alpamayo_ros.bag.sqlite_salvage import SalvagedDb3, SalvageError
 from alpamayo_ros.core.camera_rig import CameraRig
 from alpamayo_ros.core.ego_history import StampedPose
 from alpamayo_ros.messages.inputs import (
@@ -113,12 +116,19 @@ def mcap_files(path: Path) -> list[Path]:
     return out
 
 
+def sqlite_reason(err: Exception) -> str:
+    """What SQLite said of a file rosbags could not open, without rosbags' wording."""
+    text = str(err)
+    return text.rsplit(": ", 1)[-1] if "database" in text else text
+
+
 class Bag:
     """An open bag: topic listing, time range, and typed message iteration.
 
     truncation: "" for a complete bag; else what was recovered from a truncated or damaged
-    MCAP (read up to its last complete chunk, past its damaged records), or from sqlite3
-    files without their metadata.yaml, and why it was read that way. It may be set part-way
+    MCAP (read up to its last complete chunk, past its damaged records), from sqlite3 files
+    without their metadata.yaml or from the pages of ones SQLite refuses, and why it was
+    read that way. It may be set part-way
     through a pass over the messages (when rosbags meets a damaged record): read it after the
     pass.
     """
@@ -126,7 +136,7 @@ class Bag:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.truncation = ""
-        self._stream: StreamedMcap | None = None
+        self._stream: StreamedMcap | SalvagedDb3 | None = None
         self._why_stream = ""
         if not self.path.exists():
             raise BagError(f"bag not found: {self.path}")
@@ -163,6 +173,9 @@ class Bag:
             if "end magic is invalid" in str(err) and mcap_files(self.path):
                 why = "MCAP file truncated (a recorder stopped without closing it?)"
                 self._open_stream(why, err)
+                return self
+            if self._db3_files():
+                self._salvage(f"SQLite refuses it ({sqlite_reason(err)})", err)
                 return self
             raise BagError(unreadable_bag(self.path, err)) from err
         except Exception as err:  # a damaged index or summary: rosbags raises many kinds
@@ -201,12 +214,44 @@ class Bag:
         )
         log.warning("%s: %s", self.path, self.truncation)
 
+    def _db3_files(self) -> list[Path]:
+        """The bag's sqlite3 files, in rosbag2's split order."""
+        if self.path.is_file():
+            return [self.path] if self.path.suffix == ".db3" else []
+        return sorted(self.path.glob("*.db3"), key=split_order)
+
+    def _salvage(self, why: str, cause: Exception) -> None:
+        """Read the bag's .db3 files from their pages (bag.sqlite_salvage); BagError when
+        no message is left in them."""
+        try:
+            salvaged = SalvagedDb3(self._db3_files(), get_typestore(Stores.ROS2_JAZZY))
+        except SalvageError as err:
+            raise BagError(f"{self.path}: cannot read the bag: {err}") from cause
+        summary = salvaged.summary
+        if not summary.messages:
+            raise BagError(
+                f"{self.path}: {why}, and no complete message could be recovered from its "
+                f"{summary.pages} pages"
+            ) from cause
+        self._stream = salvaged
+        seconds = (summary.end_ns - summary.start_ns) * 1e-9
+        plural = "s" if summary.lost != 1 else ""
+        lost = f"; {summary.lost} message{plural} lost (their data ran past the file's end)"
+        self.truncation = (
+            f"{why}: read from its pages: {summary.messages} messages over {seconds:.1f} s "
+            f"recovered{lost if summary.lost else ''}"
+        )
+        log.warning("%s: %s", self.path, self.truncation)
+
     def _damaged(self, err: Exception) -> None:
         """rosbags failed part-way through the bag (a damaged record): read it from now on
-        with the streaming reader, which skips what is damaged (BagError where the bag has
-        no MCAP file, or nothing can be recovered)."""
+        with the streaming reader, which skips what is damaged, or an sqlite3 bag from its
+        pages (BagError where the bag has neither, or nothing can be recovered)."""
         what = f"damaged data ({type(err).__name__}: {err})"
         if not mcap_files(self.path):
+            if self._db3_files():
+                self._salvage(what, err)
+                return
             raise BagError(f"{self.path}: cannot read the bag: {what}") from err
         self._open_stream(what, err, how="read again record by record")
 

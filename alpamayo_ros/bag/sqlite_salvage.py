@@ -1,0 +1,280 @@
+"""Reading what is left of rosbag2 sqlite3 files that SQLite refuses.
+
+A recorder that loses power, or a copy cut short, leaves a `.db3` whose end is missing;
+SQLite then calls the whole file malformed ("database disk image is malformed") and Python's
+sqlite3 has no recovery API, so nothing of the drive could be read. The file's pages are
+still there: this reads them as SQLite's file format defines them
+(https://www.sqlite.org/fileformat2.html), without SQLite. Every table b-tree leaf page
+(type 13) is parsed; its rows are told apart by their shape, as rosbag2 writes them:
+topics (id, name '/...', type, serialization_format, offered_qos_profiles[, hash]), message
+definitions (id, topic_type, encoding, definition[, hash]) and messages (id, topic_id,
+timestamp, data blob). A row's data that continues on overflow pages is followed along its
+chain; one that runs past the end of the file, or into a page that is not an overflow page
+any more, is lost and counted. Rows are read in time order. A WAL file beside the bag
+(rosbag2's `resilient` storage preset) is not read.
+"""
+
+from __future__ import annotations
+
+import logging
+import mmap
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rosbags.typesys.store import Typestore
+
+from alpamayo_ros.bag.mcap_stream import ros2msg_types
+from alpamayo_ros.messages.inputs import BadMessage
+
+log = logging.getLogger(__name__)
+
+MAGIC = b"SQLite format 3\x00"
+TABLE_LEAF = 13
+
+
+class SalvageError(ValueError):
+    """The file is not an SQLite database at all (its header)."""
+
+
+@dataclass
+class SalvageSummary:
+    """What one pass over the files found: topic -> type, time range (ns), messages read,
+    and messages lost (their data ran past the end of the file)."""
+
+    topics: dict[str, str]
+    start_ns: int
+    end_ns: int
+    messages: int
+    lost: int
+    pages: int  # whole pages in the files
+    stopped: None = None  # as StreamSummary: SQLite pages have no record cut in half
+    damaged: tuple[str, ...] = ()
+
+
+def _varint(buf: Any, pos: int) -> tuple[int, int]:
+    """SQLite's variable-length integer at pos: (value, next position)."""
+    value = 0
+    for i in range(8):
+        byte = buf[pos + i]
+        value = (value << 7) | (byte & 0x7F)
+        if byte < 0x80:
+            return value, pos + i + 1
+    return (value << 8) | buf[pos + 8], pos + 9
+
+
+def _column(buf: bytes, pos: int, serial: int) -> tuple[Any, int]:
+    """The value of serial type `serial` at pos in a record body: (value, next position)."""
+    if serial == 0:
+        return None, pos
+    if serial in (8, 9):  # the integers 0 and 1, stored in the type alone
+        return serial - 8, pos
+    sizes = {1: 1, 2: 2, 3: 3, 4: 4, 5: 6, 6: 8}
+    if serial in sizes:
+        n = sizes[serial]
+        return int.from_bytes(buf[pos : pos + n], "big", signed=True), pos + n
+    if serial == 7:
+        return None, pos + 8  # a float: rosbag2 stores none
+    n = (serial - 12) // 2
+    raw = buf[pos : pos + n]
+    if len(raw) != n:
+        raise ValueError("column runs past the record")
+    if serial % 2:
+        return raw.decode("utf-8", errors="replace"), pos + n
+    return bytes(raw), pos + n
+
+
+def _record(payload: bytes) -> list[Any]:
+    """The columns of an SQLite record (header of serial types, then the values)."""
+    header_size, pos = _varint(payload, 0)
+    serials = []
+    while pos < header_size:
+        serial, pos = _varint(payload, pos)
+        if serial in (10, 11):
+            raise ValueError("reserved serial type")
+        serials.append(serial)
+    values, pos = [], header_size
+    for serial in serials:
+        value, pos = _column(payload, pos, serial)
+        values.append(value)
+    if pos > len(payload):
+        raise ValueError("record runs past its payload")
+    return values
+
+
+@dataclass(frozen=True)
+class _Row:
+    rowid: int
+    values: list[Any]
+
+
+class _Db3:
+    """One .db3 file's pages (memory-mapped), read as SQLite's format defines them."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file = path.open("rb")
+        size = path.stat().st_size
+        if size < 100:
+            self._file.close()
+            raise SalvageError(f"{path}: {size} bytes: not an SQLite database")
+        self.data: Any = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
+        if self.data[:16] != MAGIC:
+            self.close()
+            raise SalvageError(f"{path}: not an SQLite database (its first bytes)")
+        page = int.from_bytes(self.data[16:18], "big")
+        self.page_size = 65536 if page == 1 else page
+        if self.page_size < 512 or self.page_size & (self.page_size - 1):
+            self.close()
+            raise SalvageError(f"{path}: page size {self.page_size} in its header")
+        self.usable = self.page_size - self.data[20]
+        self.pages = size // self.page_size  # a last page cut in half is not read
+
+    def close(self) -> None:
+        if hasattr(self, "data"):
+            self.data.close()
+        self._file.close()
+
+    def rows(self) -> Iterator[tuple[_Row | None, int, int]]:
+        """(row, page, cell) of every cell of every table leaf page; row None when its
+        payload is lost (its overflow chain leaves the file) or is no record."""
+        for number in range(1, self.pages + 1):
+            start = (number - 1) * self.page_size
+            head = start + (100 if number == 1 else 0)
+            if self.data[head] != TABLE_LEAF:
+                continue
+            cells = int.from_bytes(self.data[head + 3 : head + 5], "big")
+            for k in range(cells):
+                at = head + 8 + 2 * k
+                offset = int.from_bytes(self.data[at : at + 2], "big")
+                if not head + 8 + 2 * cells <= start + offset < start + self.usable:
+                    continue  # not a cell of this page: a page that only looks like a leaf
+                yield self.cell(start + offset), number, k
+
+    def cell(self, pos: int) -> _Row | None:
+        """The table-leaf cell at byte pos: its rowid and columns (None: lost or no row)."""
+        try:
+            size, pos = _varint(self.data, pos)
+            rowid, pos = _varint(self.data, pos)
+            payload = self._payload(pos, size)
+            return None if payload is None else _Row(rowid, _record(payload))
+        except (ValueError, IndexError, UnicodeError):
+            return None
+
+    def _payload(self, pos: int, size: int) -> bytes | None:
+        """A cell's payload of `size` bytes starting at pos, its overflow chain followed."""
+        u = self.usable
+        most = u - 35
+        if size <= most:
+            return bytes(self.data[pos : pos + size])
+        least = (u - 12) * 32 // 255 - 23
+        local = least + (size - least) % (u - 4)
+        if local > most:
+            local = least
+        parts = [bytes(self.data[pos : pos + local])]
+        left = size - local
+        page = int.from_bytes(self.data[pos + local : pos + local + 4], "big")
+        seen = set()
+        while left > 0:
+            if not 1 <= page <= self.pages or page in seen:
+                return None  # the chain leaves the file (cut) or loops (damaged)
+            seen.add(page)
+            start = (page - 1) * self.page_size
+            take = min(left, u - 4)
+            parts.append(bytes(self.data[start + 4 : start + 4 + take]))
+            left -= take
+            page = int.from_bytes(self.data[start : start + 4], "big")
+        return b"".join(parts)
+
+
+def _is_text(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+class SalvagedDb3:
+    """The messages of rosbag2 .db3 files read from their pages (see the module text).
+    `summary` comes from one pass at construction; messages() reads them in time order."""
+
+    def __init__(self, files: Sequence[Path], store: Typestore) -> None:
+        self.files = list(files)
+        self.store = store
+        self._index: list[tuple[int, int, int, int, int, int]] = []  # t, file, rowid, ...
+        self._topics: dict[tuple[int, int], tuple[str, str]] = {}  # (file, id) -> topic, type
+        self.summary = self._scan()
+
+    def _scan(self) -> SalvageSummary:
+        definitions: dict[str, str] = {}
+        messages: list[tuple[int, int, int, int, int, int]] = []
+        lost = pages = 0
+        for f, path in enumerate(self.files):
+            db = _Db3(path)
+            try:
+                pages += db.pages
+                for row, page, cell in db.rows():
+                    if row is None:
+                        lost += 1
+                        continue
+                    v = row.values
+                    if len(v) == 4 and v[0] is None and isinstance(v[3], bytes):
+                        if isinstance(v[1], int) and isinstance(v[2], int):
+                            messages.append((v[2], f, row.rowid, v[1], page, cell))
+                    elif len(v) >= 5 and v[0] is None and all(map(_is_text, v[1:5])):
+                        if v[1].startswith("/"):  # topics: name, type, format, qos[, hash]
+                            self._topics[(f, row.rowid)] = (v[1], v[2])
+                        elif v[2] == "ros2msg":  # message_definitions: type, encoding, text
+                            definitions.setdefault(v[1], v[3])
+            finally:
+                db.close()
+        self._register(definitions)
+        kept = [m for m in messages if (m[1], m[3]) in self._topics]
+        lost += len(messages) - len(kept)
+        kept.sort()
+        self._index = kept
+        topics = dict(sorted(self._topics.values()))
+        start, end = (kept[0][0], kept[-1][0]) if kept else (0, 0)
+        return SalvageSummary(topics, start, end, len(kept), lost, pages)
+
+    def _register(self, definitions: dict[str, str]) -> None:
+        """The files' own message definitions (Iron and later write them) for types the
+        typestore lacks."""
+        new: dict[str, Any] = {}
+        for name, text in definitions.items():
+            if name in self.store.types or not text:
+                continue
+            try:
+                new.update(ros2msg_types(name, text))
+            except Exception as err:  # unparsable: that topic's messages are bad
+                log.warning("message definition %s unreadable: %s", name, err)
+        if new:
+            self.store.register({k: v for k, v in new.items() if k not in self.store.types})
+
+    def messages(self, topics: Sequence[str]) -> Iterator[tuple[str, float, Any]]:
+        """(topic, receive time s, message or BadMessage) in time order."""
+        wanted = set(topics)
+        dbs = [_Db3(p) for p in self.files]
+        try:
+            for t_ns, f, _, topic_id, page, cell in self._index:
+                topic, msgtype = self._topics[(f, topic_id)]
+                if topic not in wanted:
+                    continue
+                row = self._cell(dbs[f], page, cell)
+                t = t_ns * 1e-9
+                if row is None:
+                    yield topic, t, BadMessage(f"{topic} at {t:.3f} s: its data is unreadable")
+                    continue
+                try:
+                    msg = self.store.deserialize_cdr(row.values[3], msgtype)
+                except Exception as err:
+                    msg = BadMessage(f"{topic} at {t:.3f} s: cannot deserialise ({err})")
+                yield topic, t, msg
+        finally:
+            for db in dbs:
+                db.close()
+
+    @staticmethod
+    def _cell(db: _Db3, page: int, cell: int) -> _Row | None:
+        start = (page - 1) * db.page_size
+        head = start + (100 if page == 1 else 0)
+        at = head + 8 + 2 * cell
+        return db.cell(start + int.from_bytes(db.data[at : at + 2], "big"))
