@@ -236,7 +236,7 @@ class Bag:
         self._stream = salvaged
         seconds = (summary.end_ns - summary.start_ns) * 1e-9
         plural = "s" if summary.lost != 1 else ""
-        lost = f"; {summary.lost} message{plural} lost (their data ran past the file's end)"
+        lost = f"; {summary.lost} message{plural} lost (data past the file's end, or damaged)"
         self.truncation = (
             f"{why}: read from its pages: {summary.messages} messages over {seconds:.1f} s "
             f"recovered{lost if summary.lost else ''}"

@@ -41,7 +41,7 @@ class SalvageError(ValueError):
 @dataclass
 class SalvageSummary:
     """What one pass over the files found: topic -> type, time range (ns), messages read,
-    and messages lost (their data ran past the end of the file)."""
+    and messages lost (their data past the end of the file, or damaged)."""
 
     topics: dict[str, str]
     start_ns: int
