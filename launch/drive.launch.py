@@ -5,6 +5,7 @@
     ros2 launch alpamayo_ros drive.launch.py model:=/data/ckpt device:=cpu use_sim_time:=true
     ros2 launch alpamayo_ros drive.launch.py engage:=true          # the controller drives at once
     ros2 launch alpamayo_ros drive.launch.py managed:=true autostart:=false  # lifecycle nodes
+    ros2 launch alpamayo_ros drive.launch.py respawn:=true       # a node that dies is restarted
     ros2 launch alpamayo_ros drive.launch.py model:=/data/Alpamayo-1.5-10B \
         camera_config:=/path/single_front_camera.yaml navigation_topic:=/planning/navigation
 
@@ -16,22 +17,14 @@ only), device and dtype 'auto' (cuda and bfloat16 when a GPU is there, else cpu 
 and a controller that holds a stop until engaged (engage:=true, or its ~/engage service).
 """
 
+from typing import Any
+
 from launch import LaunchContext, LaunchDescription
-from launch.actions import (
-    DeclareLaunchArgument,
-    EmitEvent,
-    GroupAction,
-    OpaqueFunction,
-    RegisterEventHandler,
-)
+from launch.actions import DeclareLaunchArgument, GroupAction, OpaqueFunction
 from launch.conditions import IfCondition
-from launch.events import matches_action
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import LifecycleNode, Node, PushRosNamespace
-from launch_ros.event_handlers import OnStateTransition
-from launch_ros.events.lifecycle import ChangeState
 from launch_ros.substitutions import FindPackageShare
-from lifecycle_msgs.msg import Transition
 
 from alpamayo_ros.nodes.parameters import LAUNCH_OVERRIDES, launch_help, launch_value
 
@@ -51,9 +44,16 @@ ARGUMENTS = (
     ("managed", "false", "start both nodes as lifecycle (managed) nodes: the planner loads "
      "its model when configured and plans while active; the controller may engage only "
      "while active, and deactivating it is a controlled stop"),
-    ("autostart", "true", "with managed:=true, configure and activate both nodes at launch; "
-     "false leaves them unconfigured for ros2 lifecycle or a lifecycle manager "
-     "(nav2_lifecycle_manager)"),
+    ("autostart", "true", "with managed:=true, each node configures and activates itself when "
+     "its process starts (again, with respawn); false leaves them unconfigured for ros2 "
+     "lifecycle or a lifecycle manager (nav2_lifecycle_manager)"),
+    ("respawn", "false", "restart a node whose process ends (a crash) after respawn_delay "
+     "seconds; with managed:=true and autostart, the restarted node is configured and "
+     "activated again; the planner loads its model again, and the controller stops for "
+     "want of plans meanwhile"),
+    ("respawn_delay", "2.0", "seconds before a node is restarted (respawn:=true)"),
+    ("respawn_max_retries", "-1", "restarts at most (-1: no limit, as nav2's use_respawn; a "
+     "node that stops at start-up on a bad configuration is restarted too)"),
     ("rviz", "false", "open RViz with config/alpamayo.rviz"),
     ("log_level", "info", "log level of both nodes"),
 )  # fmt: skip
@@ -70,9 +70,33 @@ def given(context: LaunchContext, node: str) -> dict:
     return values
 
 
+def switch(context: LaunchContext, name: str) -> bool:
+    """A true/false launch argument; any other value stops the launch naming it."""
+    value = LaunchConfiguration(name).perform(context).strip().lower()
+    if value not in ("true", "false"):
+        raise ValueError(f"launch argument {name} = {value!r}: must be true or false")
+    return value == "true"
+
+
+def number(context: LaunchContext, name: str, kind: type, least: float) -> Any:
+    """A launch argument of type `kind` (int or float) >= least; anything else stops the
+    launch naming it."""
+    text = LaunchConfiguration(name).perform(context).strip()
+    try:
+        value = kind(text)
+    except ValueError:
+        value = None
+    if value is None or not value >= least:
+        raise ValueError(f"launch argument {name} = {text!r}: must be {kind.__name__} >= {least:g}")
+    return value
+
+
 def nodes(context: LaunchContext) -> list:
     arg = LaunchConfiguration
     sim_time = arg("use_sim_time").perform(context).lower() == "true"
+    respawn = switch(context, "respawn")
+    delay = number(context, "respawn_delay", float, 0.0)
+    retries = number(context, "respawn_max_retries", int, -1)
     planner_overrides = given(context, "alpamayo_planner")
     controller_overrides = given(context, "alpamayo_controller")
     if arg("autoware").perform(context).lower() == "true":
@@ -82,10 +106,12 @@ def nodes(context: LaunchContext) -> list:
         share = FindPackageShare("alpamayo_ros").perform(context)
         planner_overrides.setdefault("camera_config", f"{share}/config/autoware_cameras.yaml")
     shared = {"use_sim_time": sim_time}
-    managed = arg("managed").perform(context).lower() == "true"
+    managed = switch(context, "managed")
+    autostart = switch(context, "autostart")
     # a lifecycle node: its own launch action (which follows its transitions), --managed
-    kind, managed_args = (LifecycleNode, {"namespace": ""}) if managed else (Node, {})
-    ros_args = ["--managed"] if managed else []
+    kind, node_args = (LifecycleNode, {"namespace": ""}) if managed else (Node, {})
+    node_args |= {"respawn": respawn, "respawn_delay": delay, "respawn_max_retries": retries}
+    ros_args = (["--managed"] + (["--autostart"] if autostart else [])) if managed else []
     ros_args += ["--ros-args", "--log-level", arg("log_level")]
     planner = kind(
         package="alpamayo_ros",
@@ -95,7 +121,7 @@ def nodes(context: LaunchContext) -> list:
         emulate_tty=True,
         arguments=ros_args,
         parameters=[arg("planner_params"), {**planner_overrides, **shared}],
-        **managed_args,
+        **node_args,
     )
     controller = kind(
         package="alpamayo_ros",
@@ -107,7 +133,7 @@ def nodes(context: LaunchContext) -> list:
         condition=IfCondition(arg("enable_controller")),
         remappings=[("plan", "alpamayo_planner/plan")],
         parameters=[arg("controller_params"), {**controller_overrides, **shared}],
-        **managed_args,
+        **node_args,
     )
     rviz = Node(
         package="rviz2",
@@ -118,31 +144,7 @@ def nodes(context: LaunchContext) -> list:
         condition=IfCondition(arg("rviz")),
         parameters=[shared],
     )  # fmt: skip
-    actions = [GroupAction([PushRosNamespace(arg("namespace")), planner, controller, rviz])]
-    if managed and arg("autostart").perform(context).lower() == "true":
-        actions += autostart(planner)
-        if arg("enable_controller").perform(context).lower() == "true":
-            actions += autostart(controller)
-    return actions
-
-
-def autostart(node: LifecycleNode) -> list:
-    """Configure the lifecycle node once it is up (launch_ros waits for its service), and
-    activate it once it is inactive."""
-
-    def change(transition: int) -> EmitEvent:
-        return EmitEvent(
-            event=ChangeState(lifecycle_node_matcher=matches_action(node), transition_id=transition)
-        )
-
-    activate = OnStateTransition(
-        target_lifecycle_node=node,
-        start_state="configuring",
-        goal_state="inactive",
-        entities=[change(Transition.TRANSITION_ACTIVATE)],
-        handle_once=True,  # the first configure only: later ones are the user's
-    )
-    return [RegisterEventHandler(activate), change(Transition.TRANSITION_CONFIGURE)]
+    return [GroupAction([PushRosNamespace(arg("namespace")), planner, controller, rviz])]
 
 
 def generate_launch_description() -> LaunchDescription:

@@ -10,6 +10,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import rclpy
@@ -249,15 +250,29 @@ def subscribe_ego_motion(
 
 
 MANAGED_FLAG = "--managed"  # the node executables' argument: a lifecycle node
+AUTOSTART_FLAG = "--autostart"  # with --managed: configure and activate at start-up
 
 
-def managed_argument(args: list[str] | None) -> tuple[list[str], bool]:
-    """The command line (sys.argv when None) without `--managed` before any --ros-args,
-    and whether it was there."""
+@dataclass(frozen=True)
+class Lifecycle:
+    """What the node executable's own arguments (before any --ros-args) ask: a managed node,
+    and one that configures and activates itself at start-up."""
+
+    managed: bool = False
+    autostart: bool = False
+
+
+def managed_argument(args: list[str] | None) -> tuple[list[str], Lifecycle]:
+    """The command line (sys.argv when None) without `--managed` and `--autostart` before
+    any --ros-args, and what they asked. ValueError for --autostart without --managed."""
     argv = list(sys.argv if args is None else args)
     end = argv.index("--ros-args") if "--ros-args" in argv else len(argv)
-    kept = [a for i, a in enumerate(argv) if i >= end or a != MANAGED_FLAG]
-    return kept, len(kept) < len(argv)
+    flags = (MANAGED_FLAG, AUTOSTART_FLAG)
+    kept = [a for i, a in enumerate(argv) if i >= end or a not in flags]
+    asked = Lifecycle(MANAGED_FLAG in argv[:end], AUTOSTART_FLAG in argv[:end])
+    if asked.autostart and not asked.managed:
+        raise ValueError(f"{AUTOSTART_FLAG} is for a managed node: give {MANAGED_FLAG} too")
+    return kept, asked
 
 
 class Managed:
@@ -289,6 +304,16 @@ class Managed:
                 return response
 
         service.callback = guarded
+
+    def autostart(self) -> bool:
+        """Configure, then activate (what --autostart asks at start-up, before spinning: no
+        service call that a restarted node's not yet matched server could miss). False
+        when a transition failed (the node stays where it got to, its log says why)."""
+        self.trigger_configure()  # type: ignore[attr-defined]
+        if self.lifecycle_state() != "inactive":
+            return False
+        self.trigger_activate()  # type: ignore[attr-defined]
+        return self.lifecycle_state() == "active"
 
     def lifecycle_state(self) -> str:
         """unconfigured, inactive, active or finalized (or a transition's label)."""
@@ -343,11 +368,13 @@ def run(
     config_errors: tuple[type[BaseException], ...],
     args: list[str] | None = None,
     threads: int = 1,
+    autostart: bool = False,
 ) -> int:
     """rclpy.init(args), build the node (a configuration error: logged, exit code 1), spin
     until Ctrl-C or shutdown, clean up: exit code 0 whenever Ctrl-C comes. threads > 1: a
     MultiThreadedExecutor (callbacks of the node's default group still run one at a time;
-    a callback in its own reentrant group, e.g. a service that waits, runs beside them)."""
+    a callback in its own reentrant group, e.g. a service that waits, runs beside them).
+    autostart: a Managed node configured and activated before it spins."""
     logger = rclpy.logging.get_logger(name)
     try:
         rclpy.init(args=args)
@@ -372,6 +399,8 @@ def run(
         raise
     finally:
         _process_args.clear()  # read while the node is made; no state left for other nodes
+    if autostart and isinstance(node, Managed) and not node.autostart():
+        logger.error(f"autostart stopped in state {node.lifecycle_state()}")
     try:
         if threads > 1:
             from rclpy.executors import MultiThreadedExecutor

@@ -28,6 +28,7 @@ from typing import Any
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Twist, TwistStamped
 from nav_msgs.msg import Odometry
+from rclpy import logging as rclpy_logging
 from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import LifecycleNode
 from rclpy.node import Node
@@ -297,6 +298,10 @@ class ManagedControllerNode(Managed, ControllerNode, LifecycleNode):
 
 
 def main(args: list[str] | None = None) -> int:
-    argv, managed = managed_argument(args)
-    node = ManagedControllerNode if managed else ControllerNode
-    return run(node, "alpamayo_controller", (ParameterError,), argv)
+    try:
+        argv, lifecycle = managed_argument(args)
+    except ValueError as err:
+        rclpy_logging.get_logger("alpamayo_controller").fatal(f"bad arguments: {err}")
+        return 1
+    node = ManagedControllerNode if lifecycle.managed else ControllerNode
+    return run(node, "alpamayo_controller", (ParameterError,), argv, autostart=lifecycle.autostart)

@@ -34,6 +34,7 @@ from ament_index_python.packages import PackageNotFoundError, get_package_share_
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import Odometry
 from nav_msgs.msg import Path as PathMsg
+from rclpy import logging as rclpy_logging
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import LifecycleNode
@@ -710,6 +711,10 @@ class ManagedPlannerNode(Managed, PlannerNode, LifecycleNode):
 
 def main(args: list[str] | None = None) -> int:
     errors = (ParameterError, CameraRigError, CameraLayoutError, CheckpointConfigError)
-    argv, managed = managed_argument(args)
-    node = ManagedPlannerNode if managed else PlannerNode
-    return run(node, "alpamayo_planner", errors, argv, threads=2)
+    try:
+        argv, lifecycle = managed_argument(args)
+    except ValueError as err:
+        rclpy_logging.get_logger("alpamayo_planner").fatal(f"bad arguments: {err}")
+        return 1
+    node = ManagedPlannerNode if lifecycle.managed else PlannerNode
+    return run(node, "alpamayo_planner", errors, argv, threads=2, autostart=lifecycle.autostart)

@@ -77,3 +77,32 @@ def test_the_declared_arguments_carry_the_tables_help():
     for argument in ("model", "dtype", "rate_hz", "engage", "odom_topic"):
         assert declared[argument] == launch_help(argument)
     assert "~/engage service" in declared["engage"]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"respawn": "maybe"}, r"launch argument respawn = 'maybe': must be true or false"),
+        ({"managed": "1"}, r"launch argument managed = '1': must be true or false"),
+        ({"respawn_delay": "-1"}, r"launch argument respawn_delay = '-1': must be float >= 0"),
+        ({"respawn_max_retries": "x"}, r"respawn_max_retries = 'x': must be int >= -1"),
+    ],
+)
+def test_the_lifecycle_and_respawn_switches_stop_the_launch_on_a_bad_value(arguments, message):
+    drive = drive_launch_module()
+    defaults = {name: default for name, default, _ in drive.ARGUMENTS}
+    context = context_with(**(defaults | arguments))
+    context.launch_configurations.update(planner_params="p.yaml", controller_params="c.yaml")
+    with pytest.raises(ValueError, match=message):
+        drive.nodes(context)
+
+
+def test_managed_autostart_and_respawn_reach_the_node_actions():
+    drive = drive_launch_module()
+    defaults = {name: default for name, default, _ in drive.ARGUMENTS}
+    context = context_with(**(defaults | {"managed": "true", "respawn": "true"}))
+    context.launch_configurations.update(planner_params="p.yaml", controller_params="c.yaml")
+    group = drive.nodes(context)[0]
+    planner = next(a for a in group.get_sub_entities() if type(a).__name__ == "LifecycleNode")
+    assert planner._Node__arguments[:3] == ["--managed", "--autostart", "--ros-args"]
+    assert planner._ExecuteLocal__respawn_delay == 2.0

@@ -1,5 +1,5 @@
 """drive.launch.py managed:=true end to end (launch_testing; skipped without ROS 2): both
-nodes started as lifecycle nodes, configured and activated by the launch (autostart): both
+nodes started as lifecycle nodes that configure and activate themselves (autostart): both
 report the state active, the planner plans every simulated tick with its tiny checkpoint,
 the controller (engage:=true) engages on activation; both nodes exit 0."""
 

@@ -20,7 +20,7 @@ from test_nodes import (  # noqa: E402
     ticks,
 )
 
-from alpamayo_ros.nodes.common import managed_argument  # noqa: E402
+from alpamayo_ros.nodes.common import Lifecycle, managed_argument  # noqa: E402
 from alpamayo_ros.nodes.controller_node import (  # noqa: E402
     FINALIZED,
     INACTIVE,
@@ -41,15 +41,17 @@ def transition(graph: Graph, drive: Drive, node: str, transition_id: int) -> boo
         drive.node.destroy_client(client)
 
 
-def test_the_managed_flag_is_taken_from_before_the_ros_arguments():
-    assert managed_argument(["node", "--managed", "--ros-args", "-p", "a:=1"]) == (
+def test_the_lifecycle_flags_are_taken_from_before_the_ros_arguments():
+    assert managed_argument(["node", "--managed", "--autostart", "--ros-args", "-p", "a:=1"]) == (
         ["node", "--ros-args", "-p", "a:=1"],
-        True,
+        Lifecycle(managed=True, autostart=True),
     )
     assert managed_argument(["node", "--ros-args", "-r", "x:=--managed"]) == (
         ["node", "--ros-args", "-r", "x:=--managed"],
-        False,
+        Lifecycle(),
     )
+    with pytest.raises(ValueError, match="--autostart is for a managed node"):
+        managed_argument(["node", "--autostart"])
 
 
 @pytest.mark.usefixtures("ros")
