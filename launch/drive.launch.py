@@ -74,7 +74,7 @@ def switch(context: LaunchContext, name: str) -> bool:
     """A true/false launch argument; any other value stops the launch naming it."""
     value = LaunchConfiguration(name).perform(context).strip().lower()
     if value not in ("true", "false"):
-        raise ValueError(f"launch argument {name} = {value!r}: must be true or false")
+        raise ValueError(f"launch argument {name}:={value!r}: must be true or false")
     return value == "true"
 
 
@@ -87,7 +87,7 @@ def number(context: LaunchContext, name: str, kind: type, least: float) -> Any:
     except ValueError:
         value = None
     if value is None or not value >= least:
-        raise ValueError(f"launch argument {name} = {text!r}: must be {kind.__name__} >= {least:g}")
+        raise ValueError(f"launch argument {name}:={text!r}: must be {kind.__name__} >= {least:g}")
     return value
 
 

@@ -82,10 +82,10 @@ def test_the_declared_arguments_carry_the_tables_help():
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
-        ({"respawn": "maybe"}, r"launch argument respawn = 'maybe': must be true or false"),
-        ({"managed": "1"}, r"launch argument managed = '1': must be true or false"),
-        ({"respawn_delay": "-1"}, r"launch argument respawn_delay = '-1': must be float >= 0"),
-        ({"respawn_max_retries": "x"}, r"respawn_max_retries = 'x': must be int >= -1"),
+        ({"respawn": "maybe"}, r"launch argument respawn:='maybe': must be true or false"),
+        ({"managed": "1"}, r"launch argument managed:='1': must be true or false"),
+        ({"respawn_delay": "-1"}, r"launch argument respawn_delay:='-1': must be float >= 0"),
+        ({"respawn_max_retries": "x"}, r"respawn_max_retries:='x': must be int >= -1"),
     ],
 )
 def test_the_lifecycle_and_respawn_switches_stop_the_launch_on_a_bad_value(arguments, message):
