@@ -93,13 +93,15 @@ def number(context: LaunchContext, name: str, kind: type, least: float) -> Any:
 
 def nodes(context: LaunchContext) -> list:
     arg = LaunchConfiguration
-    sim_time = arg("use_sim_time").perform(context).lower() == "true"
+    sim_time = switch(context, "use_sim_time")
+    for name in ("enable_controller", "rviz"):  # conditions below: a bad value named here
+        switch(context, name)
     respawn = switch(context, "respawn")
     delay = number(context, "respawn_delay", float, 0.0)
     retries = number(context, "respawn_max_retries", int, -1)
     planner_overrides = given(context, "alpamayo_planner")
     controller_overrides = given(context, "alpamayo_controller")
-    if arg("autoware").perform(context).lower() == "true":
+    if switch(context, "autoware"):
         planner_overrides["publish_autoware"] = True
         for overrides in (planner_overrides, controller_overrides):
             overrides.setdefault("odom_topic", AUTOWARE_ODOMETRY)

@@ -84,11 +84,13 @@ def test_the_declared_arguments_carry_the_tables_help():
     [
         ({"respawn": "maybe"}, r"launch argument respawn:='maybe': must be true or false"),
         ({"managed": "1"}, r"launch argument managed:='1': must be true or false"),
+        ({"use_sim_time": "yes"}, r"launch argument use_sim_time:='yes': must be true or false"),
+        ({"rviz": "on"}, r"launch argument rviz:='on': must be true or false"),
         ({"respawn_delay": "-1"}, r"launch argument respawn_delay:='-1': must be float >= 0"),
         ({"respawn_max_retries": "x"}, r"respawn_max_retries:='x': must be int >= -1"),
     ],
 )
-def test_the_lifecycle_and_respawn_switches_stop_the_launch_on_a_bad_value(arguments, message):
+def test_the_switches_stop_the_launch_on_a_bad_value(arguments, message):
     drive = drive_launch_module()
     defaults = {name: default for name, default, _ in drive.ARGUMENTS}
     context = context_with(**(defaults | arguments))
