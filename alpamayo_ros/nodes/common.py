@@ -419,6 +419,26 @@ def run(
     return _exit_cleanly(0)
 
 
+def run_node(
+    plain: Callable[[], Node],
+    managed: Callable[[], Node],
+    name: str,
+    config_errors: tuple[type[BaseException], ...],
+    args: list[str] | None = None,
+    threads: int = 1,
+) -> int:
+    """main() of a node executable: `managed` (its lifecycle variant) when the command line
+    says --managed, else `plain`; run() with what --autostart asks. A bad use of these
+    arguments: logged, exit code 1."""
+    try:
+        argv, lifecycle = managed_argument(args)
+    except ValueError as err:
+        rclpy.logging.get_logger(name).fatal(f"bad arguments: {err}")
+        return 1
+    node = managed if lifecycle.managed else plain
+    return run(node, name, config_errors, argv, threads, autostart=lifecycle.autostart)
+
+
 def _exit_cleanly(code: int) -> int:
     """`code`, or, when one of our threads is still inside native code (a model still
     loading, an inference that did not stop in time), flush and leave at once: letting the

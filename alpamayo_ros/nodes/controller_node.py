@@ -28,7 +28,6 @@ from typing import Any
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Twist, TwistStamped
 from nav_msgs.msg import Odometry
-from rclpy import logging as rclpy_logging
 from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import LifecycleNode
 from rclpy.node import Node
@@ -49,11 +48,10 @@ from alpamayo_ros.nodes.common import (
     Managed,
     RuntimeParameters,
     latest_tf_pose,
-    managed_argument,
     odometry_type_problem,
     publisher,
     refuse_unknown_parameters,
-    run,
+    run_node,
     say_wrong_input_types,
     subscribe_ego_motion,
     subscription,
@@ -298,10 +296,6 @@ class ManagedControllerNode(Managed, ControllerNode, LifecycleNode):
 
 
 def main(args: list[str] | None = None) -> int:
-    try:
-        argv, lifecycle = managed_argument(args)
-    except ValueError as err:
-        rclpy_logging.get_logger("alpamayo_controller").fatal(f"bad arguments: {err}")
-        return 1
-    node = ManagedControllerNode if lifecycle.managed else ControllerNode
-    return run(node, "alpamayo_controller", (ParameterError,), argv, autostart=lifecycle.autostart)
+    return run_node(
+        ControllerNode, ManagedControllerNode, "alpamayo_controller", (ParameterError,), args
+    )

@@ -34,7 +34,6 @@ from ament_index_python.packages import PackageNotFoundError, get_package_share_
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import Odometry
 from nav_msgs.msg import Path as PathMsg
-from rclpy import logging as rclpy_logging
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import LifecycleNode
@@ -75,11 +74,10 @@ from alpamayo_ros.nodes.common import (
     RuntimeParameters,
     TypeProblem,
     latest_tf_pose,
-    managed_argument,
     odometry_type_problem,
     publisher,
     refuse_unknown_parameters,
-    run,
+    run_node,
     say_wrong_input_types,
     subscribe_ego_motion,
     subscription,
@@ -711,10 +709,4 @@ class ManagedPlannerNode(Managed, PlannerNode, LifecycleNode):
 
 def main(args: list[str] | None = None) -> int:
     errors = (ParameterError, CameraRigError, CameraLayoutError, CheckpointConfigError)
-    try:
-        argv, lifecycle = managed_argument(args)
-    except ValueError as err:
-        rclpy_logging.get_logger("alpamayo_planner").fatal(f"bad arguments: {err}")
-        return 1
-    node = ManagedPlannerNode if lifecycle.managed else PlannerNode
-    return run(node, "alpamayo_planner", errors, argv, threads=2, autostart=lifecycle.autostart)
+    return run_node(PlannerNode, ManagedPlannerNode, "alpamayo_planner", errors, args, threads=2)
