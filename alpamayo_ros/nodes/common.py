@@ -399,9 +399,9 @@ def run(
         raise
     finally:
         _process_args.clear()  # read while the node is made; no state left for other nodes
-    if autostart and isinstance(node, Managed) and not node.autostart():
-        logger.error(f"autostart stopped in state {node.lifecycle_state()}")
     try:
+        if autostart and isinstance(node, Managed) and not node.autostart():
+            logger.error(f"autostart stopped in state {node.lifecycle_state()}")
         if threads > 1:
             from rclpy.executors import MultiThreadedExecutor
 
