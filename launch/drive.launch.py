@@ -26,7 +26,13 @@ from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import LifecycleNode, Node, PushRosNamespace
 from launch_ros.substitutions import FindPackageShare
 
-from alpamayo_ros.nodes.parameters import LAUNCH_OVERRIDES, launch_help, launch_value
+from alpamayo_ros.nodes.parameters import (
+    LAUNCH_OVERRIDES,
+    launch_help,
+    launch_number,
+    launch_switch,
+    launch_value,
+)
 
 # LAUNCH_OVERRIDES: the arguments that override a node parameter when given ('' = keep the
 # parameter file's value); their help, type and range are the parameter table's.
@@ -72,23 +78,13 @@ def given(context: LaunchContext, node: str) -> dict:
 
 def switch(context: LaunchContext, name: str) -> bool:
     """A true/false launch argument; any other value stops the launch naming it."""
-    value = LaunchConfiguration(name).perform(context).strip().lower()
-    if value not in ("true", "false"):
-        raise ValueError(f"launch argument {name}:={value!r}: must be true or false")
-    return value == "true"
+    return launch_switch(name, LaunchConfiguration(name).perform(context))
 
 
 def number(context: LaunchContext, name: str, kind: type, least: float) -> Any:
     """A launch argument of type `kind` (int or float) >= least; anything else stops the
     launch naming it."""
-    text = LaunchConfiguration(name).perform(context).strip()
-    try:
-        value = kind(text)
-    except ValueError:
-        value = None
-    if value is None or not value >= least:
-        raise ValueError(f"launch argument {name}:={text!r}: must be {kind.__name__} >= {least:g}")
-    return value
+    return launch_number(name, LaunchConfiguration(name).perform(context), kind, least)
 
 
 def nodes(context: LaunchContext) -> list:

@@ -29,6 +29,8 @@ from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node, PushRosNamespace
 from launch_ros.substitutions import FindPackageShare
 
+from alpamayo_ros.nodes.parameters import launch_switch
+
 FORWARDED = (
     "model", "device", "dtype", "camera_config", "odom_topic", "rate_hz",
     "enable_controller", "engage", "namespace", "rviz", "log_level",
@@ -79,11 +81,9 @@ def generate_launch_description() -> LaunchDescription:
         arguments=wait_arguments,
     )
 
-    def looped(context) -> bool:
+    def looped(context) -> bool:  # a bad value stops the launch at start-up, named
         value = arg("loop").perform(context).strip().lower()
-        if value not in ("true", "1", "false", "0"):  # stops the launch at start-up, named
-            raise ValueError(f"launch argument loop = {value!r}: must be true or false")
-        return value in ("true", "1")
+        return launch_switch("loop", {"1": "true", "0": "false"}.get(value, value))
 
     def check_arguments(context) -> None:
         looped(context)  # before anything starts

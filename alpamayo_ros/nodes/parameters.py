@@ -590,6 +590,29 @@ def launch_value(argument: str, text: str) -> Value:
         raise ParameterError(f"launch argument {argument}:={text!r}: {reason}") from None
 
 
+def launch_switch(argument: str, text: str) -> bool:
+    """A true/false launch argument of a launch file's own (not a parameter's): ValueError
+    naming it for any other value, which stops the launch before any node starts."""
+    value = text.strip().lower()
+    if value not in ("true", "false"):
+        raise ValueError(f"launch argument {argument}:={value!r}: must be true or false")
+    return value == "true"
+
+
+def launch_number(argument: str, text: str, kind: type, least: float) -> Any:
+    """A launch argument of a launch file's own, of type `kind` (int or float) and >= least:
+    ValueError naming it otherwise."""
+    try:
+        value = kind(text.strip())
+    except ValueError:
+        value = None
+    if value is None or not value >= least:
+        raise ValueError(
+            f"launch argument {argument}:={text.strip()!r}: must be {kind.__name__} >= {least:g}"
+        )
+    return value
+
+
 def add_arguments(
     parser: Any,
     specs: tuple[ParamSpec, ...],

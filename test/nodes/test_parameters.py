@@ -15,6 +15,8 @@ from alpamayo_ros.nodes.parameters import (
     controller_config,
     defaults,
     launch_help,
+    launch_number,
+    launch_switch,
     launch_value,
     planner_config,
     rcl_error_text,
@@ -229,3 +231,19 @@ def test_runtime_changes_are_checked_and_only_for_runtime_parameters():
     # the planning layer's checks, not what the model or its compiled engine was built with
     assert {"max_input_age", "max_plan_age", "max_speed", "sample_choice"} <= planner_runtime
     assert not planner_runtime & {"num_samples", "temperature", "top_p", "model", "engine"}
+
+
+def test_the_launch_files_own_switches_and_numbers_stop_on_a_bad_value():
+    """drive.launch.py's managed/respawn/use_sim_time... and replay.launch.py's loop: one
+    reading for both files (before, anything but 'true' meant false in drive.launch.py)."""
+    assert launch_switch("respawn", " TRUE ") is True
+    assert launch_switch("respawn", "false") is False
+    with pytest.raises(ValueError, match=r"launch argument rviz:='on': must be true or false"):
+        launch_switch("rviz", "on")
+    assert launch_number("respawn_delay", "1.5", float, 0.0) == 1.5
+    assert launch_number("respawn_max_retries", "-1", int, -1) == -1
+    for text in ("-0.5", "soon", "nan"):
+        with pytest.raises(ValueError, match=rf"respawn_delay:='{text}': must be float >= 0"):
+            launch_number("respawn_delay", text, float, 0.0)
+    with pytest.raises(ValueError, match=r"must be int >= -1"):
+        launch_number("respawn_max_retries", "2.5", int, -1)
