@@ -85,8 +85,10 @@ def _column(buf: bytes, pos: int, serial: int) -> tuple[Any, int]:
     return bytes(raw), pos + n
 
 
-def _record(payload: bytes) -> list[Any]:
-    """The columns of an SQLite record (header of serial types, then the values)."""
+def _record(payload: bytes, complete: bool = True) -> tuple[list[int], list[Any]]:
+    """An SQLite record (header of serial types, then the values): (serial types, values).
+    complete False: `payload` may be the record's first bytes only (a cell's part on its
+    page); the values are those that lie whole in it."""
     header_size, pos = _varint(payload, 0)
     serials = []
     while pos < header_size:
@@ -96,17 +98,25 @@ def _record(payload: bytes) -> list[Any]:
         serials.append(serial)
     values, pos = [], header_size
     for serial in serials:
-        value, pos = _column(payload, pos, serial)
+        try:
+            value, pos = _column(payload, pos, serial)
+        except ValueError:
+            if complete:
+                raise
+            break
+        if pos > len(payload):
+            if complete:
+                raise ValueError("record runs past its payload")
+            break
         values.append(value)
-    if pos > len(payload):
-        raise ValueError("record runs past its payload")
-    return values
+    return serials, values
 
 
 @dataclass(frozen=True)
 class _Row:
     rowid: int
-    values: list[Any]
+    serials: list[int]  # the columns' SQLite serial types (>= 12 even: a blob)
+    values: list[Any]  # all columns, or (read on its page only) the leading ones
 
 
 class _Db3:
@@ -150,20 +160,25 @@ class _Db3:
                 offset = int.from_bytes(self.data[at : at + 2], "big")
                 if not head + 8 + 2 * cells <= start + offset < start + self.usable:
                     continue  # not a cell of this page: a page that only looks like a leaf
-                yield self.cell(start + offset), number, k
+                yield self.cell(start + offset, whole=False), number, k
 
-    def cell(self, pos: int) -> _Row | None:
-        """The table-leaf cell at byte pos: its rowid and columns (None: lost or no row)."""
+    def cell(self, pos: int, whole: bool = True) -> _Row | None:
+        """The table-leaf cell at byte pos: its rowid and columns (None: lost or no row).
+        whole False: its overflow chain is checked but not copied, and the columns are
+        those on its page (a message's header fields; its data, when large, not)."""
         try:
             size, pos = _varint(self.data, pos)
             rowid, pos = _varint(self.data, pos)
-            payload = self._payload(pos, size)
-            return None if payload is None else _Row(rowid, _record(payload))
+            payload = self._payload(pos, size, whole)
+            if payload is None:
+                return None
+            return _Row(rowid, *_record(payload, complete=whole))
         except (ValueError, IndexError, UnicodeError):
             return None
 
-    def _payload(self, pos: int, size: int) -> bytes | None:
-        """A cell's payload of `size` bytes starting at pos, its overflow chain followed."""
+    def _payload(self, pos: int, size: int, whole: bool = True) -> bytes | None:
+        """A cell's payload of `size` bytes starting at pos, its overflow chain followed
+        (whole False: only its part on this page is returned)."""
         u = self.usable
         most = u - 35
         if size <= most:
@@ -182,7 +197,8 @@ class _Db3:
             seen.add(page)
             start = (page - 1) * self.page_size
             take = min(left, u - 4)
-            parts.append(bytes(self.data[start + 4 : start + 4 + take]))
+            if whole:
+                parts.append(bytes(self.data[start + 4 : start + 4 + take]))
             left -= take
             page = int.from_bytes(self.data[start : start + 4], "big")
         return b"".join(parts)
@@ -215,8 +231,9 @@ class SalvagedDb3:
                     if row is None:
                         lost += 1
                         continue
-                    v = row.values
-                    if len(v) == 4 and v[0] is None and isinstance(v[3], bytes):
+                    v, kinds = row.values, row.serials
+                    blob = len(kinds) == 4 and kinds[3] >= 12 and kinds[3] % 2 == 0
+                    if blob and len(v) >= 3 and v[0] is None:  # messages: id, topic, time
                         if isinstance(v[1], int) and isinstance(v[2], int):
                             messages.append((v[2], f, row.rowid, v[1], page, cell))
                     elif len(v) >= 5 and v[0] is None and all(map(_is_text, v[1:5])):
