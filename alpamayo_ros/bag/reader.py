@@ -28,7 +28,7 @@ from rosbags.highlevel import AnyReader, AnyReaderError
 from rosbags.typesys import Stores, get_typestore
 
 from alpamayo_ros.bag.mcap_stream import StreamedMcap, open_mcap
-from alpamayo_ros.bag.sqlite_salvage import SalvagedDb3, SalvageError
+from alpamayo_ros.bag.sqlite_salvage import SalvagedDb3, SalvageError, committed_wal_pages
 from alpamayo_ros.core.camera_rig import CameraRig
 from alpamayo_ros.core.ego_history import StampedPose
 from alpamayo_ros.messages.inputs import (
@@ -167,6 +167,18 @@ class Bag:
         if self._why_stream:
             self._open_stream(self._why_stream)
             return self
+        logged = sum(committed_wal_pages(f) for f in self._db3_files())
+        if logged:  # rosbags opens sqlite3 files immutable: it would not see these pages
+            why = (
+                f"{logged} committed pages of its sqlite3 files only in their write-ahead "
+                "logs (rosbag2's resilient preset"
+            )
+            if self._without_metadata:
+                why = f"{self._without_metadata}; {why})"
+            else:
+                why = f"{why}; a recorder stopped without closing?)"
+            self._salvage(why)
+            return self
         try:
             self._reader.open()
         except AnyReaderError as err:
@@ -220,7 +232,7 @@ class Bag:
             return [self.path] if self.path.suffix == ".db3" else []
         return sorted(self.path.glob("*.db3"), key=split_order)
 
-    def _salvage(self, why: str, cause: Exception) -> None:
+    def _salvage(self, why: str, cause: Exception | None = None) -> None:
         """Read the bag's .db3 files from their pages (bag.sqlite_salvage); BagError when
         no message is left in them."""
         try:

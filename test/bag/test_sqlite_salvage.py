@@ -127,3 +127,91 @@ def test_a_file_that_is_no_sqlite_database_is_one_line(sqlite_drive, tmp_path):
     with pytest.raises(BagError, match=r"cannot read the bag") as err, Bag(copy):
         pass
     assert "\n" not in str(err.value)
+
+
+def killed_resilient_recording(sqlite_drive, out, restart_log=False):
+    """The drive as rosbag2's resilient preset (SQLite WAL mode) leaves it when its recorder
+    is killed: messages before the half-way time checkpointed into the .db3, the rest in
+    commits of 20 messages that only the write-ahead log beside it holds. restart_log: the
+    log checkpointed once more three quarters of the way, so its newest commits overwrite
+    its first frames and the older generation's frames are left after them.
+    -> (bag folder, messages' (topic, time s) as SQLite reads them)."""
+    work = out.parent / f"{out.name}_work"
+    shutil.copytree(sqlite_drive, work)
+    db3 = next(work.glob("*.db3"))
+    con = sqlite3.connect(db3, isolation_level=None)
+    (mid,) = con.execute("SELECT (MIN(timestamp) + MAX(timestamp)) / 2 FROM messages").fetchone()
+    later = con.execute("SELECT * FROM messages WHERE timestamp > ? ORDER BY id", (mid,))
+    later = later.fetchall()
+    con.execute("DELETE FROM messages WHERE timestamp > ?", (mid,))
+    con.execute("VACUUM")
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA wal_autocheckpoint=0")
+    marks = ", ".join("?" * len(later[0]))
+    for k in range(0, len(later), 20):
+        if restart_log and k == len(later) * 3 // 80 * 20:  # three quarters of the way
+            assert con.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()[0] == 0
+        con.execute("BEGIN")
+        con.executemany(f"INSERT INTO messages VALUES ({marks})", later[k : k + 20])
+        con.execute("COMMIT")
+    shutil.copytree(work, out, ignore=shutil.ignore_patterns("*-shm"))  # while it is open
+    con.close()
+    return out, sqlite_recovers(out)
+
+
+def sqlite_recovers(bag):
+    """(topic, time s) of the messages SQLite itself reads from a copy of the bag's files
+    (it applies the write-ahead log's committed frames)."""
+    copy = bag.parent / f"{bag.name}_sqlite"
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(bag, copy)
+    return [(topic, ns * 1e-9) for topic, ns, _ in sqlite_rows(next(copy.glob("*.db3")))]
+
+
+def bag_messages(bag):
+    with Bag(bag) as b:
+        got = list(b.messages(list(b.topics)))
+        return [(topic, t) for topic, t, _ in got], [m for *_, m in got], b.truncation
+
+
+@pytest.mark.parametrize("restart_log", [False, True])
+def test_a_killed_resilient_recording_is_read_with_its_write_ahead_log(
+    sqlite_drive, tmp_path, restart_log
+):
+    """Before: rosbags opens the .db3 immutable and silently gave its checkpointed part only
+    (a real killed recording: 406 of 605 messages)."""
+    from rosbags.highlevel import AnyReader
+
+    bag, expected = killed_resilient_recording(sqlite_drive, tmp_path / "bag", restart_log)
+    assert (bag / (next(bag.glob("*.db3")).name + "-wal")).stat().st_size > 0
+    with AnyReader([bag]) as reader:  # what was read before
+        before = sum(1 for _ in reader.messages())
+    assert before < len(expected) - 20  # the last commit at least
+    got, messages, note = bag_messages(bag)
+    assert got == expected
+    assert not any(isinstance(m, BadMessage) for m in messages)
+    assert "only in their write-ahead logs (rosbag2's resilient preset" in note
+    assert f"{len(expected)} messages over" in note
+
+
+def test_a_cut_or_damaged_write_ahead_log_is_read_as_sqlite_recovers_it(sqlite_drive, tmp_path):
+    """Up to the last commit whose frames are whole, with the log's salts and a valid
+    running checksum: what SQLite itself recovers from the same files."""
+    bag, whole = killed_resilient_recording(sqlite_drive, tmp_path / "bag")
+    wal = bag / (next(bag.glob("*.db3")).name + "-wal")
+    data = wal.read_bytes()
+    counts = set()
+    for i, change in enumerate(["cut 0.25", "cut 0.5", "cut 0.83", "flip 0.4", "flip 0.9"]):
+        how, where = change.split()
+        at = int(len(data) * float(where))
+        copy = tmp_path / f"copy{i}"
+        shutil.copytree(bag, copy)
+        damaged = bytearray(data[:at] if how == "cut" else data)
+        if how == "flip":
+            damaged[at] ^= 0x5A
+        (copy / wal.name).write_bytes(bytes(damaged))
+        expected = sqlite_recovers(copy)
+        got, _, _ = bag_messages(copy)
+        assert got == expected, change
+        counts.add(len(got))
+    assert len(counts) >= 4 and max(counts) < len(whole)  # each change lost something
