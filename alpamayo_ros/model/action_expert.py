@@ -9,9 +9,7 @@ they are.
 
 from __future__ import annotations
 
-import copy
 import math
-from typing import Any
 
 import torch
 from torch import nn
@@ -133,24 +131,6 @@ class PerWaypointActionInProj(nn.Module):
         feats = torch.cat([feats, t_feats.expand(B, T, -1)], dim=-1)
         dtype = self.norm.weight.dtype
         return self.norm(self.encoder(feats.to(dtype)))
-
-
-def expert_text_config(
-    vlm_text_config: Qwen3VLTextConfig, overrides: dict[str, Any]
-) -> Qwen3VLTextConfig:
-    """The VLM's text config with the expert's overrides. Layer count, KV heads and head
-    size must stay the VLM's: the expert attends to the VLM's KV cache layer by layer."""
-    cfg = copy.deepcopy(vlm_text_config)
-    for key, value in overrides.items():
-        if key in ("num_hidden_layers", "num_key_value_heads", "head_dim") and value != getattr(
-            cfg, key
-        ):
-            raise ValueError(
-                f"expert_cfg.{key} = {value} differs from the VLM's {getattr(cfg, key)}: the "
-                "expert could not read the VLM's KV cache"
-            )
-        setattr(cfg, key, value)
-    return cfg
 
 
 def build_expert(config: Qwen3VLTextConfig) -> Qwen3VLTextModel:

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from transformers import Qwen3VLConfig
+from huggingface_hub.errors import StrictDataclassError
+from transformers import Qwen3VLConfig, Qwen3VLTextConfig
 
 from alpamayo_ros.checkpoints import MODEL_TYPES
 from alpamayo_ros.core.cameras import ALPAMAYO1_5
@@ -189,16 +191,167 @@ class ActionInProjSettings:
     max_freq: float = 100.0
 
 
-def _pair(value: Any) -> tuple[float, float]:
-    lo, hi = value
-    return (float(lo), float(hi))
+def _number(
+    cfg: dict[str, Any],
+    section: str,
+    key: str,
+    default: float,
+    *,
+    integer: bool = False,
+    low: float = -math.inf,
+    high: float = math.inf,
+    above: bool = False,
+) -> Any:
+    """cfg[key] (default when absent) checked: a finite number (an integer when `integer`)
+    in [low, high] ((low, high] when `above`); ConfigError naming section.key and the
+    value otherwise."""
+    value = cfg.get(key, default)
+    key = f"{section}.{key}" if section else key
+    kind = "an integer" if integer else "a number"
+    ok = isinstance(value, int) if integer else isinstance(value, int | float)
+    if not ok or isinstance(value, bool) or not math.isfinite(value):
+        raise ConfigError(f"config field {key} must be {kind}, got {value!r}")
+    if value < low or (above and value == low) or value > high:
+        where = f"{'>' if above else '>='} {low:g}"
+        if high < math.inf:
+            where += f" and <= {high:g}"
+        raise ConfigError(f"config field {key} must be {where}, got {value!r}")
+    return int(value) if integer else float(value)
+
+
+def _numbers(cfg: dict[str, Any], section: str, key: str, default: tuple, size: int) -> tuple:
+    """cfg[key] (default when absent): a list of `size` finite numbers; ConfigError naming
+    section.key and the value otherwise."""
+    value = cfg.get(key, default)
+    if (
+        not isinstance(value, list | tuple)
+        or len(value) != size
+        or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+            for v in value
+        )
+    ):
+        raise ConfigError(
+            f"config field {section}.{key} must be a list of {size} numbers, got {value!r}"
+        )
+    return tuple(float(v) for v in value)
+
+
+def _ordered(section: str, low_key: str, low: tuple, high_key: str, high: tuple) -> None:
+    if not all(a < b for a, b in zip(low, high, strict=True)):
+        raise ConfigError(
+            f"config fields {section}.{low_key} must be below {section}.{high_key} "
+            f"element by element, got {list(low)} and {list(high)}"
+        )
+
+
+def _flag(data: dict[str, Any], key: str, default: bool) -> bool:
+    value = data.get(key, default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"config field {key} must be true or false, got {value!r}")
+    return value
+
+
+def _one_line(err: Exception) -> str:
+    """An exception's text on one line (transformers' validation errors span several)."""
+    return " ".join(str(err).split())
+
+
+# Sizes a Qwen3-VL config must hold as positive integers, and its token ids (>= 0).
+TEXT_SIZES = ("hidden_size", "intermediate_size", "num_attention_heads", "num_hidden_layers",
+              "num_key_value_heads", "head_dim", "vocab_size",
+              "max_position_embeddings")  # fmt: skip
+VISION_SIZES = ("depth", "hidden_size", "intermediate_size", "num_heads", "out_hidden_size",
+                "patch_size", "spatial_merge_size", "temporal_patch_size",
+                "num_position_embeddings", "in_channels")  # fmt: skip
+TOKEN_IDS = ("image_token_id", "video_token_id", "vision_start_token_id", "vision_end_token_id")
+
+
+def _positive_ints(cfg: Any, section: str, keys: tuple[str, ...]) -> None:
+    for key in keys:
+        value = getattr(cfg, key, 1)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigError(
+                f"config field {section}.{key} must be an integer >= 1, got {value!r}"
+            )
+
+
+def _check_text(cfg: Any, section: str) -> None:
+    """A Qwen3-VL text config's sizes, heads, norm epsilon and rotary settings (what would
+    otherwise fail, or silently misbehave, when the model is built or run)."""
+    _positive_ints(cfg, section, TEXT_SIZES)
+    if cfg.num_attention_heads % cfg.num_key_value_heads:
+        raise ConfigError(
+            f"config field {section}.num_attention_heads {cfg.num_attention_heads} is not a "
+            f"multiple of num_key_value_heads {cfg.num_key_value_heads}"
+        )
+    eps = cfg.rms_norm_eps
+    if not isinstance(eps, int | float) or isinstance(eps, bool) or not 0 < eps < 1:
+        raise ConfigError(f"config field {section}.rms_norm_eps must be in (0, 1), got {eps!r}")
+    rope = cfg.rope_parameters
+    name = f"{section}.rope_parameters"
+    if not isinstance(rope, dict):
+        raise ConfigError(f"config field {name} must be a mapping, got {rope!r}")
+    _number(rope, name, "rope_theta", 5000000.0, low=0.0, above=True)
+    if rope.get("rope_type", "default") != "default":
+        raise ConfigError(
+            f"config field {name}.rope_type must be 'default' (Qwen3-VL's multimodal rotary "
+            f"embedding), got {rope.get('rope_type')!r}"
+        )
+    section_sizes = rope.get("mrope_section")
+    if (
+        not isinstance(section_sizes, list)
+        or len(section_sizes) != 3
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in section_sizes)
+        or sum(section_sizes) != cfg.head_dim // 2
+    ):
+        raise ConfigError(
+            f"config field {name}.mrope_section must be 3 positive integers summing to "
+            f"head_dim / 2 = {cfg.head_dim // 2}, got {section_sizes!r}"
+        )
+    if not isinstance(rope.get("mrope_interleaved", True), bool):
+        raise ConfigError(
+            f"config field {name}.mrope_interleaved must be true or false, got "
+            f"{rope['mrope_interleaved']!r}"
+        )
+
+
+def expert_text_config(
+    vlm_text_config: Qwen3VLTextConfig, overrides: dict[str, Any]
+) -> Qwen3VLTextConfig:
+    """The VLM's text config with the expert's overrides (config.json's expert_cfg). Layer
+    count, KV heads and head size must stay the VLM's: the expert attends to the VLM's KV
+    cache layer by layer. ConfigError naming the key and the value otherwise."""
+    cfg = copy.deepcopy(vlm_text_config)
+    for key, value in overrides.items():
+        if not isinstance(key, str) or not hasattr(cfg, key):
+            raise ConfigError(f"config field expert_cfg.{key} is no Qwen3-VL text setting")
+        if key in ("num_hidden_layers", "num_key_value_heads", "head_dim") and value != getattr(
+            cfg, key
+        ):
+            raise ConfigError(
+                f"config field expert_cfg.{key} = {value!r} differs from the VLM's "
+                f"{getattr(cfg, key)}: the expert could not read the VLM's KV cache"
+            )
+        try:
+            setattr(cfg, key, value)
+        except (StrictDataclassError, TypeError, ValueError) as err:
+            raise ConfigError(
+                f"config field expert_cfg.{key} = {value!r} is not valid: {_one_line(err)}"
+            ) from err
+    try:
+        cfg.validate()
+    except (StrictDataclassError, TypeError, ValueError) as err:
+        raise ConfigError(f"config field expert_cfg is not valid: {_one_line(err)}") from err
+    _check_text(cfg, "expert_cfg")
+    return cfg
 
 
 def _target(cfg: dict[str, Any] | None, field: str, allowed: set[str]) -> dict[str, Any]:
     if not isinstance(cfg, dict):
         raise ConfigError(f"config field {field!r} must be a mapping, got {cfg!r}")
     target = cfg.get("_target_")
-    if target not in allowed:
+    if not isinstance(target, str) or target not in allowed:
         raise ConfigError(
             f"config field {field}._target_ = {target!r} is not a module this package "
             f"implements; known: {sorted(allowed)}"
@@ -214,8 +367,9 @@ class AlpamayoConfig:
     """
 
     def __init__(self, data: dict[str, Any]) -> None:
-        if not isinstance(data, dict) or data.get("model_type") not in MODEL_TYPES:
-            got = data.get("model_type") if isinstance(data, dict) else data
+        model_type = data.get("model_type") if isinstance(data, dict) else None
+        if not isinstance(model_type, str) or model_type not in MODEL_TYPES:
+            got = model_type if isinstance(data, dict) else data
             raise ConfigError(
                 f"config field 'model_type' must be one of {sorted(MODEL_TYPES)} (Alpamayo 1, "
                 f"Alpamayo 1.5), got {got!r}"
@@ -229,11 +383,29 @@ class AlpamayoConfig:
         self.history_tokenizer = self._history_tokenizer()
         self.future_tokenizer = self._future_tokenizer()
         self.vlm_config = self._vlm_config()
+        text = self.vlm_config.text_config
+        assert isinstance(text, Qwen3VLTextConfig)
+        # the expert's config as the model builds it (checked now, not when it is built)
+        self.expert_config = expert_text_config(text, self._overrides())
         for key in ("traj_vocab_size", "tokens_per_history_traj", "tokens_per_future_traj"):
-            if not isinstance(data.get(key), int) or data[key] <= 0:
-                raise ConfigError(
-                    f"config field {key!r} must be a positive integer, got {data.get(key)!r}"
-                )
+            value = data.get(key)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ConfigError(f"config field {key!r} must be a positive integer, got {value!r}")
+        start = data.get("traj_token_start_idx")
+        if start is not None and (
+            not isinstance(start, int) or isinstance(start, bool) or start < 0
+        ):
+            raise ConfigError(
+                f"config field 'traj_token_start_idx' must be a token id (an integer >= 0), "
+                f"got {start!r}"
+            )
+        for key in ("min_pixels", "max_pixels"):
+            _number(data, "", key, 1, integer=True, low=1) if data.get(key) is not None else None
+        lo, hi = data.get("min_pixels"), data.get("max_pixels")
+        if lo is not None and hi is not None and lo > hi:
+            raise ConfigError(f"config field min_pixels {lo} is above max_pixels {hi}")
+        _flag(data, "expert_non_causal_attention", True)
+        _flag(data, "keep_same_dtype", True)
 
     # -- file I/O ---------------------------------------------------------------------
     @classmethod
@@ -311,15 +483,23 @@ class AlpamayoConfig:
 
     @property
     def expert_overrides(self) -> dict[str, Any]:
-        return dict(self.data.get("expert_cfg") or {})
+        return self._overrides()
+
+    def _overrides(self) -> dict[str, Any]:
+        cfg = self.data.get("expert_cfg")
+        if cfg is None:
+            return {}
+        if not isinstance(cfg, dict):
+            raise ConfigError(f"config field 'expert_cfg' must be a mapping, got {cfg!r}")
+        return dict(cfg)
 
     @property
     def expert_non_causal_attention(self) -> bool:
-        return bool(self.data.get("expert_non_causal_attention", True))
+        return _flag(self.data, "expert_non_causal_attention", True)
 
     @property
     def keep_same_dtype(self) -> bool:
-        return bool(self.data.get("keep_same_dtype", True))
+        return _flag(self.data, "keep_same_dtype", True)
 
     @property
     def min_pixels(self) -> int | None:
@@ -331,79 +511,78 @@ class AlpamayoConfig:
 
     # -- parsed parts -----------------------------------------------------------------
     def _action_space(self) -> ActionSpaceSettings:
-        cfg = _target(self.data.get("action_space_cfg"), "action_space_cfg", ACTION_SPACE_TARGETS)
-        try:
-            return ActionSpaceSettings(
-                accel_mean=float(cfg.get("accel_mean", 0.0)),
-                accel_std=float(cfg.get("accel_std", 1.0)),
-                curvature_mean=float(cfg.get("curvature_mean", 0.0)),
-                curvature_std=float(cfg.get("curvature_std", 1.0)),
-                accel_bounds=_pair(cfg.get("accel_bounds", (-9.8, 9.8))),
-                curvature_bounds=_pair(cfg.get("curvature_bounds", (-0.2, 0.2))),
-                dt=float(cfg.get("dt", 0.1)),
-                n_waypoints=int(cfg.get("n_waypoints", 64)),
-            )
-        except (TypeError, ValueError) as err:
-            raise ConfigError(f"config field action_space_cfg is malformed: {err}") from err
+        name = "action_space_cfg"
+        cfg = _target(self.data.get(name), name, ACTION_SPACE_TARGETS)
+        accel_bounds = _numbers(cfg, name, "accel_bounds", (-9.8, 9.8), 2)
+        curvature_bounds = _numbers(cfg, name, "curvature_bounds", (-0.2, 0.2), 2)
+        for key, (lo, hi) in (
+            ("accel_bounds", accel_bounds),
+            ("curvature_bounds", curvature_bounds),
+        ):
+            if not lo < hi:
+                raise ConfigError(f"config field {name}.{key} must be [min, max] with min < max, "
+                                  f"got {[lo, hi]}")  # fmt: skip
+        return ActionSpaceSettings(
+            accel_mean=_number(cfg, name, "accel_mean", 0.0),
+            accel_std=_number(cfg, name, "accel_std", 1.0, low=0.0, above=True),
+            curvature_mean=_number(cfg, name, "curvature_mean", 0.0),
+            curvature_std=_number(cfg, name, "curvature_std", 1.0, low=0.0, above=True),
+            accel_bounds=accel_bounds,
+            curvature_bounds=curvature_bounds,
+            dt=_number(cfg, name, "dt", 0.1, low=0.0, above=True, high=10.0),
+            n_waypoints=_number(cfg, name, "n_waypoints", 64, integer=True, low=1, high=10000),
+        )
 
     def _flow_matching(self) -> FlowMatchingSettings:
-        cfg = _target(self.data.get("diffusion_cfg"), "diffusion_cfg", DIFFUSION_TARGETS)
-        steps = int(cfg.get("num_inference_steps", 10))
-        method = str(cfg.get("int_method", "euler"))
-        if steps < 1:
-            raise ConfigError(f"diffusion_cfg.num_inference_steps must be >= 1, got {steps}")
+        name = "diffusion_cfg"
+        cfg = _target(self.data.get(name), name, DIFFUSION_TARGETS)
+        steps = _number(cfg, name, "num_inference_steps", 10, integer=True, low=1, high=10000)
+        method = cfg.get("int_method", "euler")
         if method != "euler":
-            raise ConfigError(f"diffusion_cfg.int_method must be 'euler', got {method!r}")
-        weight = cfg.get("inference_guidance_weight", 1.0)
-        if not isinstance(weight, int | float) or isinstance(weight, bool):
-            raise ConfigError(
-                f"diffusion_cfg.inference_guidance_weight must be a number, got {weight!r}"
-            )
+            raise ConfigError(f"config field {name}.int_method must be 'euler', got {method!r}")
         return FlowMatchingSettings(
             num_inference_steps=steps,
             int_method=method,
-            use_classifier_free_guidance=bool(cfg.get("use_classifier_free_guidance", False)),
-            inference_guidance_weight=float(weight),
+            use_classifier_free_guidance=_flag(cfg, "use_classifier_free_guidance", False),
+            inference_guidance_weight=_number(cfg, name, "inference_guidance_weight", 1.0),
         )
 
     def _action_in_proj(self) -> ActionInProjSettings:
-        cfg = _target(
-            self.data.get("action_in_proj_cfg"), "action_in_proj_cfg", ACTION_IN_PROJ_TARGETS
-        )
+        name = "action_in_proj_cfg"
+        cfg = _target(self.data.get(name), name, ACTION_IN_PROJ_TARGETS)
         return ActionInProjSettings(
-            hidden_size=int(cfg.get("hidden_size", 1024)),
-            num_enc_layers=int(cfg.get("num_enc_layers", 4)),
-            num_fourier_feats=int(cfg.get("num_fourier_feats", 20)),
-            max_freq=float(cfg.get("max_freq", 100.0)),
+            hidden_size=_number(cfg, name, "hidden_size", 1024, integer=True, low=1),
+            num_enc_layers=_number(cfg, name, "num_enc_layers", 4, integer=True, low=1, high=64),
+            num_fourier_feats=_number(cfg, name, "num_fourier_feats", 20, integer=True, low=1),
+            max_freq=_number(cfg, name, "max_freq", 100.0, low=0.0, above=True),
         )
 
     def _history_tokenizer(self) -> HistoryDeltaTokenizer:
-        cfg = _target(
-            self.data.get("hist_traj_tokenizer_cfg"),
-            "hist_traj_tokenizer_cfg",
-            HISTORY_TOKENIZER_TARGETS,
-        )
-        lo = cfg.get("ego_xyz_min", (-4, -4, -10))
-        hi = cfg.get("ego_xyz_max", (4, 4, 10))
-        n = int(cfg.get("num_bins", 1000))
-        if cfg.get("predict_yaw", False):
-            raise ConfigError("hist_traj_tokenizer_cfg.predict_yaw = true is not supported")
+        name = "hist_traj_tokenizer_cfg"
+        cfg = _target(self.data.get(name), name, HISTORY_TOKENIZER_TARGETS)
+        lo = _numbers(cfg, name, "ego_xyz_min", (-4, -4, -10), 3)
+        hi = _numbers(cfg, name, "ego_xyz_max", (4, 4, 10), 3)
+        _ordered(name, "ego_xyz_min", lo, "ego_xyz_max", hi)
+        n = _number(cfg, name, "num_bins", 1000, integer=True, low=2)
+        if _flag(cfg, "predict_yaw", False):
+            raise ConfigError(f"config field {name}.predict_yaw = true is not supported")
         if lo[0] != lo[1] or hi[0] != hi[1]:
             raise ConfigError(
-                f"hist_traj_tokenizer_cfg must give x and y the same range, got min {lo}, max {hi}"
+                f"config field {name} must give x and y the same range, got min {list(lo)}, "
+                f"max {list(hi)}"
             )
         return HistoryDeltaTokenizer(xy=BinLayout(lo[0], hi[0], n), z=BinLayout(lo[2], hi[2], n))
 
     def _future_tokenizer(self) -> ControlTokenizer:
         """Future-trajectory tokens in physical units: the release bins normalised controls
         uniformly over [dims_min, dims_max], both channels sharing ids."""
-        cfg = _target(
-            self.data.get("traj_tokenizer_cfg"), "traj_tokenizer_cfg", FUTURE_TOKENIZER_TARGETS
-        )
+        name = "traj_tokenizer_cfg"
+        cfg = _target(self.data.get(name), name, FUTURE_TOKENIZER_TARGETS)
         a = self.action_space
-        dmin = cfg.get("dims_min", (-10.0, -10.0))
-        dmax = cfg.get("dims_max", (10.0, 10.0))
-        n = int(cfg.get("num_bins", 3000))
+        dmin = _numbers(cfg, name, "dims_min", (-10.0, -10.0), 2)
+        dmax = _numbers(cfg, name, "dims_max", (10.0, 10.0), 2)
+        _ordered(name, "dims_min", dmin, "dims_max", dmax)
+        n = _number(cfg, name, "num_bins", 3000, integer=True, low=2)
         return ControlTokenizer(
             accel=BinLayout(
                 a.accel_mean + dmin[0] * a.accel_std, a.accel_mean + dmax[0] * a.accel_std, n
@@ -436,13 +615,29 @@ class AlpamayoConfig:
             vocab = self.data.get("vocab_size")
             if vocab is not None:
                 raw["text_config"]["vocab_size"] = int(vocab)
+        if not isinstance(raw, dict):
+            raise ConfigError(f"config field 'vlm_config' must be a mapping, got {raw!r}")
         if raw.get("model_type", "qwen3_vl") != "qwen3_vl":
             raise ConfigError(
-                f"vlm_config.model_type must be 'qwen3_vl', got {raw.get('model_type')!r}"
+                f"config field vlm_config.model_type must be 'qwen3_vl', got "
+                f"{raw.get('model_type')!r}"
             )
+        for key in ("text_config", "vision_config"):
+            if not isinstance(raw.get(key, {}), dict):
+                raise ConfigError(
+                    f"config field vlm_config.{key} must be a mapping, got {raw[key]!r}"
+                )
         try:
-            return Qwen3VLConfig(**{k: v for k, v in raw.items() if k != "model_type"})
-        except (TypeError, ValueError) as err:
+            cfg = Qwen3VLConfig(**{k: v for k, v in raw.items() if k != "model_type"})
+        except (StrictDataclassError, TypeError, ValueError, KeyError) as err:
             raise ConfigError(
-                f"config field vlm_config is not a valid Qwen3-VL config: {err}"
+                f"config field vlm_config is not a valid Qwen3-VL config: {_one_line(err)}"
             ) from err
+        _check_text(cfg.text_config, "vlm_config.text_config")
+        _positive_ints(cfg.vision_config, "vlm_config.vision_config", VISION_SIZES)
+        for key in TOKEN_IDS:
+            value = getattr(cfg, key)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ConfigError(f"config field vlm_config.{key} must be a token id (an "
+                                  f"integer >= 0), got {value!r}")  # fmt: skip
+        return cfg

@@ -31,7 +31,6 @@ from alpamayo_ros.model.action_expert import (
     ActionSpace,
     PerWaypointActionInProj,
     build_expert,
-    expert_text_config,
 )
 from alpamayo_ros.model.checkpoint_io import (
     LoadReport,
@@ -41,7 +40,7 @@ from alpamayo_ros.model.checkpoint_io import (
     resolve_device,
     save_checkpoint,
 )
-from alpamayo_ros.model.config import AlpamayoConfig
+from alpamayo_ros.model.config import AlpamayoConfig, expert_text_config
 from alpamayo_ros.model.lane_prefix import LanePrefix
 from alpamayo_ros.model.processor import AlpamayoProcessor
 from alpamayo_ros.model.runtime import PolicyRuntime

@@ -62,3 +62,60 @@ def test_written_configs_keep_the_tokenizer_config_from_hydra_recursion(tmp_path
     written = json.loads((tmp_path / "config.json").read_text())
     assert written["traj_tokenizer_cfg"]["_recursive_"] is False
     assert AlpamayoConfig.from_file(tmp_path).future_tokenizer.vocab_size == 3000
+
+
+def _leaves(doc, path=()):
+    if isinstance(doc, dict) and doc:
+        for key, value in doc.items():
+            yield from _leaves(value, (*path, key))
+    else:
+        yield path
+
+
+def test_every_field_of_a_checkpoint_config_with_a_wrong_value_loads_or_names_itself():
+    """Each value of the demo checkpoint's config.json (its VLM config included) replaced
+    by a wrong type or an out-of-range number: either it still loads, or ConfigError names
+    the field and the value on one line. Before: 44 of the 602 kinds of change ended in a
+    TypeError, IndexError, KeyError, TokenError or transformers' validation error."""
+    from importlib import resources
+
+    base = json.loads((resources.files("alpamayo_ros") / "demo_checkpoint/config.json").read_text())
+    refused = 0
+    for path in _leaves(base):
+        for value in ["x", -1, None, [], {}, 1e9, True, float("nan")]:
+            doc = json.loads(json.dumps(base))
+            parent = doc
+            for key in path[:-1]:
+                parent = parent[key]
+            parent[path[-1]] = value
+            try:
+                AlpamayoConfig(doc)
+            except ConfigError as err:
+                refused += 1
+                text = str(err)
+                assert "\n" not in text
+                named = path[-1] if path[-1] != "_target_" else path[-2]
+                assert named in text, (path, value, text)
+                if value not in ([], {}, None):
+                    assert repr(value) in text or str(value) in text, (path, value, text)
+    assert refused > 200
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "message"),
+    [
+        ("action_space_cfg", "accel_std", 0.0, r"accel_std must be > 0, got 0\.0"),
+        ("action_space_cfg", "accel_bounds", [2.0, -2.0], r"accel_bounds .* got \[2\.0, -2\.0\]"),
+        ("hist_traj_tokenizer_cfg", "ego_xyz_max", [4, 4, -20], r"ego_xyz_min must be below"),
+        ("traj_tokenizer_cfg", "num_bins", 1, r"num_bins must be >= 2, got 1"),
+        ("diffusion_cfg", "num_inference_steps", 10**9, r"<= 10000, got 1000000000"),
+        ("expert_cfg", "hidden_size", "wide", r"expert_cfg\.hidden_size = 'wide'"),
+        ("expert_cfg", "head_dim", 64, r"expert_cfg\.head_dim = 64 differs from the VLM's 128"),
+        ("expert_cfg", "no_such_setting", 1, r"expert_cfg\.no_such_setting is no Qwen3-VL"),
+    ],
+)
+def test_values_that_would_break_the_model_later_fail_at_load(section, key, value, message):
+    data = released_config_data()
+    data[section][key] = value
+    with pytest.raises(ConfigError, match=message):
+        AlpamayoConfig(data)
