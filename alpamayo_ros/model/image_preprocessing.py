@@ -15,6 +15,7 @@ One batched pass per frame size, on whatever device the frames are on.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,38 @@ from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_res
 from alpamayo_ros.model.frame_decoding import FrameDecoder
 
 BICUBIC = 3  # PIL.Image.Resampling.BICUBIC, the only resampling the release uses
+
+
+def _whole(settings: dict[str, Any], key: str, name: str = "") -> int:
+    """settings[key]: an integer >= 1, else ValueError naming the setting and the value."""
+    value = settings.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(
+            f"image processor setting {name or key} must be an integer >= 1, got {value!r}"
+        )
+    return value
+
+
+def _three(processor: Any, key: str, positive: bool = False, count: int = 3) -> tuple[float, ...]:
+    """The processor's setting `key`: `count` finite numbers (count 1: a number), > 0 when
+    `positive`; else ValueError naming the setting and the value."""
+    value = getattr(processor, key, None)
+    values = [value] if count == 1 else value
+    if (
+        not isinstance(values, list | tuple)
+        or len(values) != count
+        or not all(
+            isinstance(v, int | float)
+            and not isinstance(v, bool)
+            and math.isfinite(v)
+            and (v > 0 or not positive)
+            for v in values
+        )
+    ):
+        what = "a number" if count == 1 else f"{count} numbers"
+        raise ValueError(f"image processor setting {key} must be {what}"
+                         f"{' > 0' if positive else ''}, got {value!r}")  # fmt: skip
+    return tuple(float(v) for v in values)
 
 
 @dataclass(frozen=True)
@@ -57,26 +90,40 @@ class ImagePreprocessor:
     @classmethod
     def from_image_processor(cls, processor: Any) -> ImagePreprocessor:
         """The settings of a transformers Qwen2-VL image processor (either backend); a
-        setting this module does not implement raises ValueError naming it."""
+        setting this module does not implement, or a value it cannot use, raises ValueError
+        naming the setting and the value."""
         for flag in ("do_resize", "do_rescale", "do_normalize"):
-            if not getattr(processor, flag, True):
-                raise ValueError(f"image processor setting {flag} = False is not supported")
+            value = getattr(processor, flag, True)
+            if value is not True:
+                raise ValueError(f"image processor setting {flag} = {value!r} is not supported "
+                                 "(only true)")  # fmt: skip
         resample = getattr(processor, "resample", BICUBIC)
-        if int(getattr(resample, "value", resample)) != BICUBIC:
-            raise ValueError(f"image processor resample = {resample!r} is not bicubic (3)")
+        if getattr(resample, "value", resample) != BICUBIC or isinstance(resample, bool):
+            raise ValueError(f"image processor setting resample = {resample!r} is not bicubic (3)")
         size = processor.size
         size = size if isinstance(size, dict) else vars(size)
-        if not size.get("shortest_edge") or not size.get("longest_edge"):
-            raise ValueError(f"image processor size {size} lacks shortest_edge/longest_edge")
+        if (
+            not isinstance(size, dict)
+            or not size.get("shortest_edge")
+            or not size.get("longest_edge")
+        ):
+            raise ValueError(
+                f"image processor setting size = {size!r} lacks shortest_edge/longest_edge"
+            )
+        low = _whole(size, "shortest_edge", "size.shortest_edge")  # the pixel budget
+        high = _whole(size, "longest_edge", "size.longest_edge")
+        if low > high:
+            raise ValueError(f"image processor setting size.shortest_edge = {low} is above "
+                             f"size.longest_edge = {high} (min, max pixels a frame)")  # fmt: skip
         return cls(
-            min_pixels=int(size["shortest_edge"]),
-            max_pixels=int(size["longest_edge"]),
-            patch_size=int(processor.patch_size),
-            temporal_patch_size=int(processor.temporal_patch_size),
-            merge_size=int(processor.merge_size),
-            image_mean=tuple(float(v) for v in processor.image_mean),
-            image_std=tuple(float(v) for v in processor.image_std),
-            rescale_factor=float(processor.rescale_factor),
+            min_pixels=low,
+            max_pixels=high,
+            patch_size=_whole(vars(processor), "patch_size"),
+            temporal_patch_size=_whole(vars(processor), "temporal_patch_size"),
+            merge_size=_whole(vars(processor), "merge_size"),
+            image_mean=_three(processor, "image_mean"),
+            image_std=_three(processor, "image_std", positive=True),
+            rescale_factor=_three(processor, "rescale_factor", positive=True, count=1)[0],
         )
 
     def output_size(self, height: int, width: int) -> tuple[int, int]:

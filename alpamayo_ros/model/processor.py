@@ -146,6 +146,14 @@ class AlpamayoProcessor:
         self.tokenizer = tokenizer
         self.image_processor = image_processor  # its settings, and what save_pretrained writes
         self.images = ImagePreprocessor.from_image_processor(image_processor)
+        model_vision = config.vlm_config.vision_config
+        for ours, theirs in (("patch_size", "patch_size"), ("merge_size", "spatial_merge_size"),
+                             ("temporal_patch_size", "temporal_patch_size")):  # fmt: skip
+            if getattr(self.images, ours) != getattr(model_vision, theirs):
+                raise ValueError(
+                    f"image processor setting {ours} = {getattr(self.images, ours)} differs "
+                    f"from the model's vision_config.{theirs} = {getattr(model_vision, theirs)}"
+                )
         self.decoder = FrameDecoder()  # JPEG frames decoded on the model's device where it can
         self.config = config
         self.traj_token_start = token_id(tokenizer, "<i0>")
@@ -192,6 +200,7 @@ class AlpamayoProcessor:
                 lambda: AutoTokenizer.from_pretrained(str(path), local_files_only=True),
             )  # fmt: skip
             if (path / "preprocessor_config.json").is_file():
+                _image_processor_type(path / "preprocessor_config.json")
                 image_processor = _load(
                     path, "preprocessor_config.json",
                     lambda: AutoImageProcessor.from_pretrained(str(path), local_files_only=True),
@@ -399,6 +408,21 @@ def token_id(tokenizer: PreTrainedTokenizerBase, token: str) -> int:
     if not isinstance(value, int) or value < 0:
         raise ValueError(f"tokenizer has no token {token!r}")
     return value
+
+
+def _image_processor_type(path: Path) -> None:
+    """CheckpointError naming the file, the field and the value when preprocessor_config.json
+    is no JSON object or its image_processor_type is not a class name (transformers fails on
+    those with an AttributeError of its own)."""
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise CheckpointError(f"{path}: cannot read it: {type(err).__name__}: {err}") from err
+    if not isinstance(doc, dict):
+        raise CheckpointError(f"{path}: not a JSON object of image processor settings")
+    kind = doc.get("image_processor_type", "")
+    if not isinstance(kind, str):
+        raise CheckpointError(f"{path}: image_processor_type must be a class name, got {kind!r}")
 
 
 def _load(path: Path, what: str, load: Callable[[], Any]) -> Any:

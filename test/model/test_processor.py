@@ -52,3 +52,40 @@ def test_prompts_of_different_lengths_are_left_padded(tiny_policy, request_facto
     assert mask[1 - short].all()
     assert mask[short, -1] == 1 and mask[short, 0] == 0  # padding on the left
     assert (batch["input_ids"][short, : mask.shape[1] - lengths[short]] == proc.pad_id).all()
+
+
+def test_every_preprocessor_setting_with_a_wrong_value_loads_or_names_itself(tmp_path):
+    """Each value of the demo checkpoint's preprocessor_config.json replaced by a wrong
+    type, zero, a negative or huge number: the processor either loads, or fails on one line
+    naming the setting (what the CLI prints). Before: 38 of them ended in a TypeError or a
+    ZeroDivisionError, and patch sizes that differ from the model's vision config loaded."""
+    import json
+    import shutil
+    from importlib import resources
+
+    from alpamayo_ros.model.config import AlpamayoConfig
+    from alpamayo_ros.model.processor import AlpamayoProcessor
+
+    src = resources.files("alpamayo_ros") / "demo_checkpoint"
+    for name in ("tokenizer.json", "tokenizer_config.json", "config.json"):
+        shutil.copy(str(src / name), tmp_path / name)
+    config = AlpamayoConfig.from_file(tmp_path)
+    base = json.loads((src / "preprocessor_config.json").read_text())
+    paths = [(k,) for k in base if k != "size"] + [("size", k) for k in base["size"]]
+    refused = 0
+    for path in paths:
+        for value in ["x", -1, 0, None, [], {}, 1e9, True, float("nan"), 8]:
+            doc = json.loads(json.dumps(base))
+            parent = doc["size"] if len(path) == 2 else doc
+            parent[path[-1]] = value
+            (tmp_path / "preprocessor_config.json").write_text(json.dumps(doc))
+            try:
+                processor = AlpamayoProcessor.from_pretrained(tmp_path, config)
+            except (ValueError, RuntimeError) as err:  # what the CLI prints on one line
+                refused += 1
+                assert "\n" not in str(err) and path[-1] in str(err), (path, value, str(err))
+                continue
+            processor.images.output_size(1080, 1920)
+            if path[-1] in ("patch_size", "merge_size", "temporal_patch_size"):
+                assert value == base[path[-1]]
+    assert refused > 80
