@@ -14,6 +14,7 @@ from rclpy.parameter import Parameter  # noqa: E402
 from test_nodes import (  # noqa: E402
     REMAP_PLAN,
     SIM_START,
+    STEPPED_CLOCK,
     controller_steps,
     planner_params,
     ros,  # noqa: F401  (the fixture: rclpy initialised for the test)
@@ -123,6 +124,7 @@ def test_a_managed_controller_engages_only_while_active():
         parameter_overrides=[
             Parameter("use_sim_time", value=True),
             Parameter("engage_on_start", value=True),
+            STEPPED_CLOCK,
         ],
     )
     commands: list = []

@@ -37,6 +37,11 @@ from alpamayo_ros.nodes.planner_node import PlannerNode  # noqa: E402
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 REMAP_PLAN = ["--ros-args", "-r", "plan:=/alpamayo_planner/plan"]  # as drive.launch.py does
 ENGAGED = Parameter("engage_on_start", value=True)  # the controller follows plans at once
+# The tests step /clock and wait for each step's work in wall time: on a loaded machine a
+# plan can take longer than the controller's default clock_timeout (0.5 s of wall time
+# without /clock advancing), whose stop would then replace the tracking a test expects (a
+# failure in 1 of ~10 runs of the node set). The watchdog has its own test, at 0.5 s.
+STEPPED_CLOCK = Parameter("clock_timeout", value=10.0)
 
 
 def rosout_qos():
@@ -516,7 +521,7 @@ def test_controller_follows_plans_and_stops_when_they_stop(ros):
     drive = Drive(sim_start=SIM_START)
     controller = ControllerNode(
         cli_args=REMAP_PLAN,
-        parameter_overrides=[Parameter("use_sim_time", value=True), ENGAGED,
+        parameter_overrides=[Parameter("use_sim_time", value=True), ENGAGED, STEPPED_CLOCK,
                              Parameter("plan_timeout", value=0.5),
                              Parameter("stop_decel", value=2.0)],
     )  # fmt: skip
@@ -570,7 +575,8 @@ def test_the_controller_follows_plans_only_while_engaged(ros):
 
     drive = Drive(sim_start=SIM_START)
     controller = ControllerNode(
-        cli_args=REMAP_PLAN, parameter_overrides=[Parameter("use_sim_time", value=True)]
+        cli_args=REMAP_PLAN,
+        parameter_overrides=[Parameter("use_sim_time", value=True), STEPPED_CLOCK],
     )
     commands: list = []
     send = controller._send
@@ -727,7 +733,7 @@ def test_a_bag_played_three_times_plans_on_each_pass_and_never_drives_on_negativ
     planner = sim_planner(tiny_checkpoint, planning_mode=mode)
     controller = ControllerNode(
         cli_args=REMAP_PLAN,
-        parameter_overrides=[Parameter("use_sim_time", value=True), ENGAGED,
+        parameter_overrides=[Parameter("use_sim_time", value=True), ENGAGED, STEPPED_CLOCK,
                              Parameter("plan_timeout", value=1.0)],
     )  # fmt: skip
     commands = []
@@ -770,7 +776,8 @@ def test_inputs_stamped_ahead_of_the_clock_give_plans_the_controller_follows(ros
     drive = Drive(sim_start=SIM_START)
     planner = sim_planner(tiny_checkpoint)
     controller = ControllerNode(
-        cli_args=REMAP_PLAN, parameter_overrides=[Parameter("use_sim_time", value=True), ENGAGED]
+        cli_args=REMAP_PLAN,
+        parameter_overrides=[Parameter("use_sim_time", value=True), ENGAGED, STEPPED_CLOCK],
     )
     commands = []
     send = controller._send
