@@ -349,6 +349,31 @@ def test_ctrl_c_while_the_node_is_made_exits_0(capfd):
     rclpy.try_shutdown()
 
 
+def test_ctrl_c_that_shuts_rclpy_down_under_its_try_shutdown_exits_0(capfd, monkeypatch):
+    """rclpy's Ctrl-C handler can shut the context down between try_shutdown's check and its
+    call, which then raises RCLError "rcl_shutdown already called": that was exit 1 with a
+    traceback (test_ctrl_c_at_any_moment_exits_0[importing], 1 run in ~10 on a loaded
+    machine). Emulated here: the interrupt comes while the node is made, and try_shutdown
+    meets a context shut down under it."""
+    from rclpy.node import Node
+
+    from alpamayo_ros.nodes.common import run
+
+    def racing_try_shutdown() -> None:
+        if rclpy.ok():
+            rclpy.shutdown()  # the handler, first
+        raise RuntimeError("failed to shutdown: rcl_shutdown already called on the given context")
+
+    def make_node() -> Node:
+        raise KeyboardInterrupt  # Ctrl-C while the node module is imported
+
+    monkeypatch.setattr(rclpy, "try_shutdown", racing_try_shutdown)
+    assert run(make_node, "interrupted", (ParameterError,), ["x"]) == 0  # run() inits rclpy
+    assert "Traceback" not in capfd.readouterr().err
+    monkeypatch.undo()
+    rclpy.try_shutdown()
+
+
 def test_a_params_file_that_does_not_parse_exits_1_with_one_line(tmp_path, capfd):
     from alpamayo_ros.nodes.planner_node import main
 
