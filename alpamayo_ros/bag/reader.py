@@ -84,6 +84,11 @@ def unreadable_bag(path: Path, err: Exception) -> str:
     return f"{path}: cannot read the bag: {what}"
 
 
+# What rosbags says of a metadata.yaml it cannot use (damaged, from a newer rosbag2, naming
+# files that are not there): the bag's data files are then read alone. (A bag whose
+# metadata says its messages are not CDR is refused as before.)
+METADATA_ERRORS = ("metadata", "YAML", "Some database files are missing", "Compression format",
+                   "Storage plugin", "Rosbag2 version")  # fmt: skip
 MCAP_MAGIC = b"\x89MCAP0\r\n"
 # What ego motion is read from (read_ego_poses).
 ODOMETRY_TYPES = ("nav_msgs/msg/Odometry", "tf2_msgs/msg/TFMessage")
@@ -160,8 +165,30 @@ class Bag:
             self._without_metadata = f"{why}: its {len(sources)} sqlite3 file(s) read alone"
         try:
             self._reader = AnyReader(sources, default_typestore=get_typestore(Stores.ROS2_JAZZY))
-        except AnyReaderError as err:
-            raise BagError(unreadable_bag(self.path, err)) from err
+        except AnyReaderError as err:  # what rosbags reads here is metadata.yaml
+            if not self._metadata_fallback(err):
+                raise BagError(unreadable_bag(self.path, err)) from err
+
+    def _metadata_fallback(self, err: Exception) -> bool:
+        """A bag folder whose metadata.yaml rosbags refuses (damaged, or naming files that
+        are not there): set up to read its data files alone, as without metadata.yaml (MCAP
+        files name their channels and schemas, sqlite3 files their topics and definitions).
+        False when there is no metadata to blame or no data file to read."""
+        if not self.path.is_dir() or self._without_metadata:
+            return False
+        why = f"its metadata.yaml is unusable ({' '.join(str(err).split())[:200]})"
+        if mcap_files(self.path):
+            self._why_stream = why
+            return True
+        sources = sorted(self.path.glob("*.db3"), key=split_order)
+        if not sources:
+            return False
+        self._without_metadata = f"{why}: its {len(sources)} sqlite3 file(s) read alone"
+        try:
+            self._reader = AnyReader(sources, default_typestore=get_typestore(Stores.ROS2_JAZZY))
+        except AnyReaderError as again:
+            raise BagError(unreadable_bag(self.path, again)) from again
+        return True
 
     def __enter__(self) -> Bag:
         if self._why_stream:
@@ -186,12 +213,26 @@ class Bag:
                 why = "MCAP file truncated (a recorder stopped without closing it?)"
                 self._open_stream(why, err)
                 return self
+            if any(m in str(err) for m in METADATA_ERRORS) and self._metadata_fallback(err):
+                return self.__enter__()  # now reading the data files alone
             if self._db3_files():
                 self._salvage(f"SQLite refuses it ({sqlite_reason(err)})", err)
                 return self
             raise BagError(unreadable_bag(self.path, err)) from err
         except Exception as err:  # a damaged index or summary: rosbags raises many kinds
             self._damaged(err)
+            return self
+        odd = [c for c in self._reader.connections
+               if not isinstance(c.topic, str) or not isinstance(c.msgtype, str)]  # fmt: skip
+        if odd:  # a damaged metadata.yaml: the files name their own topics
+            self._reader.close()
+            why = f"metadata.yaml is damaged (a topic {odd[0].topic!r} of type {odd[0].msgtype!r})"
+            if mcap_files(self.path):
+                self._open_stream(why, how="read from its MCAP files alone")
+            elif self._db3_files():
+                self._salvage(why)
+            else:
+                raise BagError(f"{self.path}: cannot read the bag: {why}")
             return self
         if self._without_metadata:
             count = sum(c.msgcount for c in self._reader.connections)

@@ -132,6 +132,47 @@ def test_sqlite3_files_without_their_metadata_are_read_alone(tmp_path):
         Bag(bag_dir)
 
 
+def _damage_metadata(path: Path, how: str) -> None:
+    meta = path / "metadata.yaml"
+    doc = yaml.safe_load(meta.read_text())
+    info = doc["rosbag2_bagfile_information"]
+    if how == "not yaml":
+        meta.write_text("rosbag2_bagfile_information: [\n")
+        return
+    if how == "topic name":
+        info["topics_with_message_count"][0]["topic_metadata"]["name"] = []
+    elif how == "missing file":
+        info["relative_file_paths"] = ["gone_0.mcap"]
+    elif how == "file path":
+        info["relative_file_paths"] = [None]
+    elif how == "newer rosbag2":
+        info["version"] = 99
+    elif how == "compression mode":
+        info["compression_mode"] = 5
+    meta.write_text(yaml.safe_dump(doc))
+
+
+@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
+@pytest.mark.parametrize(
+    "how",
+    ["not yaml", "topic name", "missing file", "file path", "newer rosbag2", "compression mode"],
+)
+def test_a_bag_with_an_unusable_metadata_yaml_is_read_from_its_files(tmp_path, storage, how):
+    """The data files name their own topics (MCAP channels and schemas, sqlite3 tables), so
+    a damaged metadata.yaml costs nothing but a note. Before: refused ('its metadata.yaml is
+    unusable'), or a TypeError traceback for a topic name that is not a string."""
+    write_small_drive(tmp_path / "bag", storage)
+    with Bag(tmp_path / "bag") as bag:
+        whole = [(topic, t) for topic, t, _ in bag.messages(list(bag.topics))]
+    _damage_metadata(tmp_path / "bag", how)
+    with Bag(tmp_path / "bag") as bag:
+        got = [(topic, t, m) for topic, t, m in bag.messages(list(bag.topics))]
+        note = bag.truncation
+    assert [(topic, t) for topic, t, _ in got] == whole
+    assert not any(isinstance(m, BadMessage) for *_, m in got)
+    assert "metadata.yaml" in note and "\n" not in note
+
+
 def test_missing_topic_lists_what_the_bag_has(tmp_path):
     write_small_drive(tmp_path / "bag")
     with Bag(tmp_path / "bag") as bag, pytest.raises(BagError, match=r"/odom \[nav_msgs"):
