@@ -399,8 +399,9 @@ class AlpamayoConfig:
                 f"config field 'traj_token_start_idx' must be a token id (an integer >= 0), "
                 f"got {start!r}"
             )
-        for key in ("min_pixels", "max_pixels"):
-            _number(data, "", key, 1, integer=True, low=1) if data.get(key) is not None else None
+        for key in ("min_pixels", "max_pixels"):  # absent or null: the released budget
+            if data.get(key) is not None:
+                _number(data, "", key, 1, integer=True, low=1)
         lo, hi = data.get("min_pixels"), data.get("max_pixels")
         if lo is not None and hi is not None and lo > hi:
             raise ConfigError(f"config field min_pixels {lo} is above max_pixels {hi}")
@@ -605,16 +606,16 @@ class AlpamayoConfig:
         raw = self.data.get("vlm_config")
         if raw is None:
             name = self.data.get("vlm_name_or_path")
-            if name not in VLM_PRESETS:
+            if not isinstance(name, str) or name not in VLM_PRESETS:
                 raise ConfigError(
                     "config has no 'vlm_config' and its vlm_name_or_path "
                     f"{name!r} is not a known base model ({sorted(VLM_PRESETS)}); add the "
                     "Qwen3-VL config under 'vlm_config' (nothing is downloaded)"
                 )
             raw = copy.deepcopy(VLM_PRESETS[name])
-            vocab = self.data.get("vocab_size")
-            if vocab is not None:
-                raw["text_config"]["vocab_size"] = int(vocab)
+            if self.data.get("vocab_size") is not None:
+                vocab = _number(self.data, "", "vocab_size", 1, integer=True, low=1)
+                raw["text_config"]["vocab_size"] = vocab
         if not isinstance(raw, dict):
             raise ConfigError(f"config field 'vlm_config' must be a mapping, got {raw!r}")
         if raw.get("model_type", "qwen3_vl") != "qwen3_vl":
