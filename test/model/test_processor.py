@@ -54,7 +54,7 @@ def test_prompts_of_different_lengths_are_left_padded(tiny_policy, request_facto
     assert (batch["input_ids"][short, : mask.shape[1] - lengths[short]] == proc.pad_id).all()
 
 
-def test_every_preprocessor_setting_with_a_wrong_value_loads_or_names_itself(tmp_path):
+def test_every_preprocessor_setting_with_a_wrong_value_loads_or_names_itself(tmp_path, monkeypatch):
     """Each value of the demo checkpoint's preprocessor_config.json replaced by a wrong
     type, zero, a negative or huge number: the processor either loads, or fails on one line
     naming the setting (what the CLI prints). Before: 38 of them ended in a TypeError or a
@@ -62,7 +62,11 @@ def test_every_preprocessor_setting_with_a_wrong_value_loads_or_names_itself(tmp
     import json
     import shutil
     from importlib import resources
+    from types import SimpleNamespace
 
+    from transformers import AutoTokenizer
+
+    import alpamayo_ros.model.processor as processor_module
     from alpamayo_ros.model.config import AlpamayoConfig
     from alpamayo_ros.model.processor import AlpamayoProcessor
 
@@ -70,6 +74,12 @@ def test_every_preprocessor_setting_with_a_wrong_value_loads_or_names_itself(tmp
     for name in ("tokenizer.json", "tokenizer_config.json", "config.json"):
         shutil.copy(str(src / name), tmp_path / name)
     config = AlpamayoConfig.from_file(tmp_path)
+    tokenizer = AutoTokenizer.from_pretrained(str(tmp_path), local_files_only=True)
+    monkeypatch.setattr(  # the tokenizer loaded once: this test is about the image settings
+        processor_module,
+        "AutoTokenizer",
+        SimpleNamespace(from_pretrained=lambda *a, **k: tokenizer),
+    )
     base = json.loads((src / "preprocessor_config.json").read_text())
     paths = [(k,) for k in base if k != "size"] + [("size", k) for k in base["size"]]
     refused = 0
