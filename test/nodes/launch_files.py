@@ -129,8 +129,9 @@ class DriveCase(unittest.TestCase):
 def check_ticks_planned(case: unittest.TestCase, plans: dict[float, Any], window) -> list:
     """What the real-time tests ask of the plans (stamp -> DrivingPlan) of the ticks in
     window (start, end) seconds: no model error; at least 90 % of the 10 Hz ticks planned (a
-    skip, saying so, when the model's own calls were too slow for 10 Hz: the machine's load,
-    not the node's doing); at least 80 % model plans, more of the trajectory lane than full.
+    skip, saying so, when the model's own calls were too slow for 10 Hz, half of them over
+    60 ms or a tenth over the 100 ms cycle: the machine's load, not the node's doing); at
+    least 80 % model plans, more of the trajectory lane than full.
     Returns those model plans."""
     ticks = [t for t in plans if window[0] <= t < window[1]]
     expected = round(10 * (window[1] - window[0]))
@@ -139,8 +140,10 @@ def check_ticks_planned(case: unittest.TestCase, plans: dict[float, Any], window
     if len(ticks) < 0.9 * expected:
         calls = sorted(m.total_ms for m in plans.values() if not m.is_fallback)
         p50 = calls[len(calls) // 2] if calls else float("inf")
-        if p50 > 60.0:
-            case.skipTest(f"this machine is too slow now: model calls p50 {p50:.0f} ms")
+        over = sum(c > 100.0 for c in calls) / max(len(calls), 1)  # longer than a cycle
+        if p50 > 60.0 or over >= 0.1:
+            case.skipTest(f"this machine is too slow now: model calls p50 {p50:.0f} ms, "
+                          f"{over:.0%} of them longer than the 100 ms cycle")  # fmt: skip
     case.assertGreaterEqual(len(ticks), 0.9 * expected, f"{len(ticks)} of {expected} ticks")
     model = [plans[t] for t in ticks if not plans[t].is_fallback]
     case.assertGreaterEqual(
