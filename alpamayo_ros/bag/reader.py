@@ -226,7 +226,10 @@ class Bag:
                if not isinstance(c.topic, str) or not isinstance(c.msgtype, str)]  # fmt: skip
         if odd:  # a damaged metadata.yaml: the files name their own topics
             self._reader.close()
-            why = f"metadata.yaml is damaged (a topic {odd[0].topic!r} of type {odd[0].msgtype!r})"
+            why = (
+                f"its metadata.yaml is unusable (a topic {odd[0].topic!r} of type "
+                f"{odd[0].msgtype!r})"
+            )
             if mcap_files(self.path):
                 self._open_stream(why, how="read from its MCAP files alone")
             elif self._db3_files():

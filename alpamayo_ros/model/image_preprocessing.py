@@ -29,13 +29,10 @@ from alpamayo_ros.model.frame_decoding import FrameDecoder
 BICUBIC = 3  # PIL.Image.Resampling.BICUBIC, the only resampling the release uses
 
 
-def _whole(settings: dict[str, Any], key: str, name: str = "") -> int:
-    """settings[key]: an integer >= 1, else ValueError naming the setting and the value."""
-    value = settings.get(key)
+def _whole(value: Any, name: str) -> int:
+    """`value` of the setting `name`: an integer >= 1, else ValueError naming both."""
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(
-            f"image processor setting {name or key} must be an integer >= 1, got {value!r}"
-        )
+        raise ValueError(f"image processor setting {name} must be an integer >= 1, got {value!r}")
     return value
 
 
@@ -110,17 +107,19 @@ class ImagePreprocessor:
             raise ValueError(
                 f"image processor setting size = {size!r} lacks shortest_edge/longest_edge"
             )
-        low = _whole(size, "shortest_edge", "size.shortest_edge")  # the pixel budget
-        high = _whole(size, "longest_edge", "size.longest_edge")
+        low = _whole(size["shortest_edge"], "size.shortest_edge")  # the pixel budget
+        high = _whole(size["longest_edge"], "size.longest_edge")
         if low > high:
             raise ValueError(f"image processor setting size.shortest_edge = {low} is above "
                              f"size.longest_edge = {high} (min, max pixels a frame)")  # fmt: skip
         return cls(
             min_pixels=low,
             max_pixels=high,
-            patch_size=_whole(vars(processor), "patch_size"),
-            temporal_patch_size=_whole(vars(processor), "temporal_patch_size"),
-            merge_size=_whole(vars(processor), "merge_size"),
+            patch_size=_whole(getattr(processor, "patch_size", None), "patch_size"),
+            temporal_patch_size=_whole(
+                getattr(processor, "temporal_patch_size", None), "temporal_patch_size"
+            ),
+            merge_size=_whole(getattr(processor, "merge_size", None), "merge_size"),
             image_mean=_three(processor, "image_mean"),
             image_std=_three(processor, "image_std", positive=True),
             rescale_factor=_three(processor, "rescale_factor", positive=True, count=1)[0],
