@@ -200,7 +200,7 @@ class AlpamayoProcessor:
                 lambda: AutoTokenizer.from_pretrained(str(path), local_files_only=True),
             )  # fmt: skip
             if (path / "preprocessor_config.json").is_file():
-                _image_processor_type(path / "preprocessor_config.json")
+                _image_processor_type(path)
                 image_processor = _load(
                     path, "preprocessor_config.json",
                     lambda: AutoImageProcessor.from_pretrained(str(path), local_files_only=True),
@@ -411,18 +411,19 @@ def token_id(tokenizer: PreTrainedTokenizerBase, token: str) -> int:
 
 
 def _image_processor_type(path: Path) -> None:
-    """CheckpointError naming the file, the field and the value when preprocessor_config.json
-    is no JSON object or its image_processor_type is not a class name (transformers fails on
-    those with an AttributeError of its own)."""
+    """CheckpointError naming the checkpoint, the file, the field and the value when its
+    preprocessor_config.json is no JSON object or its image_processor_type is not a class
+    name (transformers fails on those with an AttributeError of its own)."""
+    what = f"{path}: cannot load preprocessor_config.json"
     try:
-        doc = json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        raise CheckpointError(f"{path}: cannot read it: {type(err).__name__}: {err}") from err
+        doc = json.loads((path / "preprocessor_config.json").read_text())
+    except (OSError, ValueError):
+        return  # transformers' loader says what is wrong with the file itself
     if not isinstance(doc, dict):
-        raise CheckpointError(f"{path}: not a JSON object of image processor settings")
+        raise CheckpointError(f"{what}: not a JSON object of image processor settings")
     kind = doc.get("image_processor_type", "")
     if not isinstance(kind, str):
-        raise CheckpointError(f"{path}: image_processor_type must be a class name, got {kind!r}")
+        raise CheckpointError(f"{what}: image_processor_type must be a class name, got {kind!r}")
 
 
 def _load(path: Path, what: str, load: Callable[[], Any]) -> Any:
