@@ -129,7 +129,8 @@ def save_checkpoint(
 def load_checkpoint(module: nn.Module, directory: str | Path, strict: bool = True) -> LoadReport:
     """Copy the checkpoint's tensors into `module`, shard by shard.
 
-    Raises CheckpointError naming the key on a shape mismatch, and (strict) on any
+    Raises CheckpointError naming the key on a shape mismatch, an integer tensor where the
+    model has floating point (or the reverse), a NaN or infinite value, and (strict) on any
     missing or unexpected key; the report lists them either way. DERIVED_BUFFERS may be
     absent (they keep the values built from the config).
     """
@@ -156,7 +157,20 @@ def load_checkpoint(module: nn.Module, directory: str | Path, strict: bool = Tru
                             f"{name}: {key} has shape {tuple(tensor.shape)}, the model "
                             f"built from config.json expects {tuple(own[key].shape)}"
                         )
+                    if tensor.is_floating_point() != own[key].is_floating_point():
+                        raise CheckpointError(
+                            f"{name}: {key} is {str(tensor.dtype)[6:]}, the model built from "
+                            f"config.json holds {str(own[key].dtype)[6:]} there (not weights?)"
+                        )
                     own[key].copy_(tensor)
+                    # checked where it landed: on a GPU at its bandwidth, and after the cast
+                    # (float32 beyond float16's range becomes inf)
+                    if own[key].is_floating_point() and not bool(own[key].isfinite().all()):
+                        bad = int((~own[key].isfinite()).sum())
+                        raise CheckpointError(
+                            f"{name}: {key} holds {bad} NaN or infinite value(s) as "
+                            f"{str(own[key].dtype)[6:]} (a damaged or diverged checkpoint)"
+                        )
                     seen.add(key)
     absent = {k for k in set(own) - seen if not DERIVED_BUFFERS.match(k)}
     report = LoadReport(tuple(sorted(absent)), tuple(sorted(unexpected)))

@@ -95,6 +95,35 @@ def test_a_wrong_shape_fails_naming_the_key(tiny_checkpoint, tmp_path):
         AlpamayoPolicy.from_pretrained(bad)
 
 
+@pytest.mark.parametrize(
+    ("value", "dtype", "said"),
+    [
+        (
+            float("nan"),
+            None,
+            r"action_out_proj\.weight holds 1 NaN or infinite value\(s\) as float32",
+        ),
+        (float("inf"), None, r"holds 1 NaN or infinite"),
+        (1e6, "float16", r"holds 1 NaN or infinite value\(s\) as float16"),  # beyond float16
+        (1.0, "int32", r"action_out_proj\.weight is int32, the model .* holds float32"),
+    ],
+)
+def test_weights_that_are_not_finite_numbers_fail_naming_the_key(
+    tiny_checkpoint, tmp_path, value, dtype, said
+):
+    """Before: loaded, and every model plan came out NaN, so the planner published only
+    stop plans, saying so per plan rather than once at start-up (the int tensor was cast)."""
+    bad = tmp_path / "bad"
+    shutil.copytree(tiny_checkpoint, bad)
+    tensors = load_file(str(bad / "model.safetensors"))
+    weight = tensors["action_out_proj.weight"].clone()
+    weight[0, 0] = value
+    tensors["action_out_proj.weight"] = weight.to(torch.int32) if dtype == "int32" else weight
+    save_file(tensors, str(bad / "model.safetensors"))
+    with pytest.raises(CheckpointError, match=said):
+        AlpamayoPolicy.from_pretrained(bad, dtype=dtype if dtype == "float16" else "float32")
+
+
 def test_missing_and_unexpected_keys_are_reported(tiny_checkpoint, tmp_path):
     bad = tmp_path / "bad"
     shutil.copytree(tiny_checkpoint, bad)
