@@ -393,3 +393,14 @@ def test_make_tiny_checkpoint_does_not_replace_a_checkpoint_unasked(tmp_path, ca
     after = {p.name: p.read_bytes() for p in ckpt.iterdir()}
     assert after.keys() == before.keys() and after != before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
+
+
+@pytest.mark.parametrize("command", ["make-sample-bag", "make-tiny-checkpoint"])
+def test_an_output_folder_that_cannot_be_made_is_one_line_naming_it(command, tmp_path, capsys):
+    """Before: "[Errno 17] File exists: ..." or "[Errno 2] ... '.NAME.partial-PID'", the
+    hidden staging folder's name instead of the output's."""
+    (tmp_path / "afile").write_text("")
+    target = tmp_path / "afile" / "out"
+    err = one_line_error(capsys, [command, str(target)])
+    assert f"cannot write the output folder {target}: {tmp_path / 'afile'} is a file" in err
+    assert "partial" not in err and "Errno" not in err

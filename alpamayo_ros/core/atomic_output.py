@@ -24,11 +24,14 @@ def written_atomically(target: Path, create: bool = True) -> Iterator[Path]:
     The fresh folder has `target`'s own name, inside a hidden folder beside `target`, so a
     writer that names files after their folder (rosbags: FOLDER/FOLDER.mcap) names them as
     it would have named them in `target`."""
-    target.parent.mkdir(parents=True, exist_ok=True)
     staging = target.with_name(f".{target.name}.partial-{os.getpid()}")
-    if staging.exists():
-        shutil.rmtree(staging)
-    staging.mkdir()
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if staging.exists():
+            shutil.rmtree(staging)
+        staging.mkdir()
+    except OSError as err:
+        raise OSError(f"cannot write the output folder {target}: {_why(target, err)}") from err
     partial = staging / target.name
     if create:
         partial.mkdir()
@@ -41,6 +44,17 @@ def written_atomically(target: Path, create: bool = True) -> Iterator[Path]:
         _replace(target, partial)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _why(target: Path, err: OSError) -> str:
+    """What stops a folder being made at `target`, in words (not the staging folder's name
+    that the OSError carries)."""
+    for parent in target.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                return f"{parent} is a file"
+            break
+    return err.strerror or str(err)
 
 
 def _replace(target: Path, new: Path) -> None:
@@ -70,7 +84,10 @@ def prepare_staging(work: Path, target: Path) -> None:
     if work != target and work.exists():
         log.warning("removing %s, the incomplete output of an earlier run", work)
         shutil.rmtree(work)
-    work.mkdir(parents=True, exist_ok=True)
+    try:
+        work.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OSError(f"cannot write the output folder {target}: {_why(work, err)}") from err
 
 
 def finish_staging(work: Path, target: Path) -> None:
