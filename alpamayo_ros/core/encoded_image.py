@@ -99,6 +99,77 @@ def jpeg_header(data: bytes) -> tuple[int, int, int, str]:
         pos += 2 + length
 
 
+class DamagedJpeg(BadJpeg):
+    """JPEG bytes whose header is valid but whose segments or entropy-coded data are not."""
+
+
+def jpeg_structure_problem(data: bytes, max_trailing: int | None = 14) -> str | None:
+    """Why a JPEG's marker structure is broken, or None when it is whole: each segment's
+    length inside the file; in each scan's entropy-coded data every 0xff followed by a
+    stuffed 0x00, a fill 0xff or a restart marker in its order (RST0..RST7, again and
+    again) until the marker that ends the scan; an end-of-image marker at the end (up to
+    `max_trailing` bytes after it, as cameras pad; None: any number).
+
+    Decoders do not say so: libjpeg (OpenCV, Pillow) at most warns on stderr, and a frame
+    with a page of garbage in its data decodes to smeared blocks (measured; nvJPEG, the
+    deferred path's GPU decoder, not tried). A block of random
+    bytes holds a misplaced marker with near certainty (each byte is 0xff with chance 1/256
+    and 247 of the 256 bytes after it are not allowed there: a 4 KiB page escapes with
+    chance e^-15); zeroed data is seen only where the encoder wrote restart markers (unless
+    a multiple of 8 of them is lost); a few flipped bits inside the data mostly stay unseen
+    (2 of 100 caught, measured): the markers cannot tell."""
+    buf = np.frombuffer(data, dtype=np.uint8)
+    n = len(buf)
+    if n < 4 or buf[0] != 0xFF or buf[1] != 0xD8:
+        return "no start-of-image marker"
+    pos = 2
+    while True:
+        if pos + 1 >= n:
+            return f"no end-of-image marker: the data ends at byte {n}"
+        if buf[pos] != 0xFF:
+            return f"byte {pos}: 0x{buf[pos]:02x} where a marker should be"
+        marker = int(buf[pos + 1])
+        if marker == 0xFF:  # fill
+            pos += 1
+            continue
+        if marker == 0xD9:
+            after = n - (pos + 2)
+            if max_trailing is None or after <= max_trailing:
+                return None
+            return f"{after} bytes after its end-of-image marker"
+        if marker < 0xC0 or 0xD0 <= marker <= 0xD8:
+            return f"byte {pos}: marker 0xff{marker:02x} out of place"
+        if pos + 4 > n:
+            return f"segment 0xff{marker:02x} at byte {pos} cut short"
+        length = int(buf[pos + 2]) << 8 | int(buf[pos + 3])
+        if length < 2 or pos + 2 + length > n:
+            return f"segment 0xff{marker:02x} at byte {pos}: length {length} past the end"
+        pos += 2 + length
+        if marker == 0xDA:  # a scan: entropy-coded data up to the next marker
+            pos, problem = _scan_end(buf, pos)
+            if problem:
+                return problem
+
+
+def _scan_end(buf: np.ndarray, start: int) -> tuple[int, str | None]:
+    """Where the entropy-coded data from `start` ends (the 0xff of the marker after it),
+    and what is wrong inside it (None: stuffing, fill and restart markers in order)."""
+    ff = np.flatnonzero(buf[start:-1] == 0xFF) + start
+    after = buf[ff + 1]
+    inside = (after == 0x00) | (after == 0xFF) | ((after >= 0xD0) & (after <= 0xD7))
+    ends = np.flatnonzero(~inside)
+    if not len(ends):
+        return len(buf), f"the data ends inside the scan at byte {start} (cut short?)"
+    end = int(ff[ends[0]])
+    restarts = after[: ends[0]]
+    restarts = restarts[(restarts >= 0xD0) & (restarts <= 0xD7)].astype(np.int64) - 0xD0
+    wrong = np.flatnonzero(restarts != np.arange(len(restarts)) % 8)
+    if len(wrong):
+        k = int(wrong[0])
+        return end, f"restart marker {k} of the scan at byte {start} is RST{restarts[k]}"
+    return end, None
+
+
 def deferred_jpeg(data: bytes, fmt: str = "jpeg", source: str = "") -> EncodedImage | None:
     """A sensor_msgs/CompressedImage's bytes and format as an EncodedImage for the model to
     decode, or None where it should be decoded on arrival (PNG, or a JPEG that is not
@@ -109,6 +180,8 @@ def deferred_jpeg(data: bytes, fmt: str = "jpeg", source: str = "") -> EncodedIm
         return EncodedImage.from_jpeg(data, source)
     except NotDeferrable:
         return None
+    except DamagedJpeg as err:
+        raise DamagedJpeg(f"{source + ': ' if source else ''}damaged JPEG data: {err}") from err
     except BadJpeg as err:
         raise BadJpeg(f"{source + ': ' if source else ''}broken JPEG header: {err}") from err
 
@@ -151,6 +224,9 @@ class EncodedImage:
             # truncated in transit, or bytes after the image: left to the arrival decoder,
             # which fails or copes as it always did
             raise NotDeferrable("no end-of-image marker at the end of the data")
+        problem = jpeg_structure_problem(data)
+        if problem is not None:
+            raise DamagedJpeg(problem)
         return cls(data, (height, width), source=source)
 
     @property

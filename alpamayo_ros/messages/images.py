@@ -21,6 +21,7 @@ from alpamayo_ros.core.encoded_image import (
     CameraFrame,
     deferred_jpeg,
     frame_size_problem,
+    jpeg_structure_problem,
 )
 from alpamayo_ros.messages.inputs import BadMessage, stamp_seconds
 
@@ -69,7 +70,12 @@ def decode_image(msg: Any, encoding: str, topic: str) -> np.ndarray:
     -> (H, W, 3) uint8 RGB. Raises BadMessage naming the topic, stamp and problem."""
     t = stamp_seconds(msg.header.stamp)
     if encoding == "compressed":
-        data = np.frombuffer(bytes(msg.data), dtype=np.uint8)
+        raw = bytes(msg.data)
+        if raw[:2] == b"\xff\xd8":  # a JPEG: libjpeg decodes damaged data without a word
+            problem = jpeg_structure_problem(raw, max_trailing=None)
+            if problem is not None:
+                raise BadMessage(f"{topic} at {t:.3f} s: damaged JPEG data: {problem}")
+        data = np.frombuffer(raw, dtype=np.uint8)
         bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
         if bgr is None:
             raise BadMessage(f"{topic} at {t:.3f} s: undecodable {msg.format!r} image")
