@@ -111,10 +111,17 @@ def _overridable(
         reason = str(err).splitlines()[0].rstrip(":")
         raise ParameterError(f"{source or kind}: {topic!r} is not a topic name ({reason})") from err
     except (ParameterException, InvalidQosOverridesError, RuntimeError) as err:
+        resolved = node.resolve_topic_name(topic)
         if isinstance(err, RuntimeError) and "QoS override" not in str(err):
-            raise  # not rclpy's "Unexpected QoS override for policy ...": not a parameter's
-        name = f"{QOS_PREFIX}{node.resolve_topic_name(topic)}.{kind}"
-        raise ParameterError(f"{name}: {err}") from err
+            # rcl's (RCLError): the middleware refused the topic. Measured: Fast DDS refuses a
+            # topic that another node of the same process holds with another type, and rcl
+            # then reports "invalid allocator" (its first error overwritten).
+            why = rcl_error_text(str(err))
+            raise ParameterError(
+                f"{source or kind} {resolved}: the middleware refused it ({why}); with Fast "
+                "DDS, another node of this process may hold the topic with another type"
+            ) from err
+        raise ParameterError(f"{QOS_PREFIX}{resolved}.{kind}: {err}") from err
 
 
 class RuntimeParameters(Generic[Config]):
