@@ -176,6 +176,26 @@ def speed_profile_at(plan: Plan, t: float) -> tuple[float, float]:
     return float(np.interp(t, times, speeds)), float(plan.accel[k])
 
 
+def exit_command(last: Command, stop_decel: float, reason: str) -> Command:
+    """The command to leave behind when the controller ends (its process stops) after
+    `last`: zero speed, braking at `stop_decel` (m/s^2) when `last` was moving, steering
+    held (no wheel jerk at speed), yaw rate zero, stamped as `last`. The controller cannot
+    ramp the setpoint down any more, so it drops at once and the vehicle's own limits shape
+    the stop; without it the vehicle's interface keeps the last motion command until its
+    own timeout."""
+    moving = last.speed > STANDSTILL
+    return replace(
+        last,
+        speed=0.0,
+        accel=-stop_decel if moving else 0.0,
+        jerk=0.0,
+        steering_rate=0.0,
+        yaw_rate=0.0,
+        mode="stopping" if moving else "stopped",
+        reason=reason,
+    )
+
+
 class TrajectoryTracker:
     """Follows DrivingPlans; see the module docstring. Call `add_pose` for every odometry
     message, `set_plan` for every plan, and `update` at the control rate."""

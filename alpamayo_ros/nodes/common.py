@@ -7,6 +7,7 @@ import copy
 import functools
 import logging
 import os
+import signal
 import sys
 import threading
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSPolicyKind, QoSProfile, qos_profile_sensor_data
 from rclpy.qos_overriding_options import InvalidQosOverridesError, QoSOverridingOptions
+from rclpy.signals import SignalHandlerOptions
 from rclpy.time import Time
 from rosidl_runtime_py.utilities import get_message
 from tf2_ros import Buffer, TransformException, TransformListener
@@ -381,10 +383,38 @@ def run(
     until Ctrl-C or shutdown, clean up: exit code 0 whenever Ctrl-C comes. threads > 1: a
     MultiThreadedExecutor (callbacks of the node's default group still run one at a time;
     a callback in its own reentrant group, e.g. a service that waits, runs beside them).
-    autostart: a Managed node configured and activated before it spins."""
+    autostart: a Managed node configured and activated before it spins.
+
+    A node class with an `on_exit()` method gets it called when Ctrl-C or SIGTERM ends the
+    spin, before anything is torn down, so that it can still publish (the controller's last
+    command). rclpy's own signal handlers would shut the context down first, so then the
+    process handles the two signals itself: both raise KeyboardInterrupt in the spinning
+    (main) thread."""
+    own_signals = callable(getattr(make_node, "on_exit", None))
+    if not own_signals:
+        return _run(make_node, name, config_errors, args, threads, autostart, False)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return _run(make_node, name, config_errors, args, threads, autostart, True)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run(
+    make_node: Callable[[], Node],
+    name: str,
+    config_errors: tuple[type[BaseException], ...],
+    args: list[str] | None,
+    threads: int,
+    autostart: bool,
+    own_signals: bool,
+) -> int:
     logger = rclpy.logging.get_logger(name)
     try:
-        rclpy.init(args=args)
+        if own_signals:
+            rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+        else:
+            rclpy.init(args=args)
     except KeyboardInterrupt:
         return _exit_cleanly(0)
     except RuntimeError as err:  # rcl's: a params file that does not parse, a bad --ros-args
@@ -419,11 +449,21 @@ def run(
         pass
     finally:
         try:
+            if own_signals and rclpy.ok():
+                node.on_exit()
+        except (Exception, KeyboardInterrupt) as err:  # a second Ctrl-C: on with the stop
+            logger.warning(f"while exiting: {type(err).__name__}: {err}")
+        try:
             node.destroy_node()  # the planner stops its worker here (bounded join)
         except Exception as err:  # never turn a clean stop into a crash
             logger.warning(f"while shutting down: {type(err).__name__}: {err}")
         shut_down()
     return _exit_cleanly(0)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    """SIGTERM handled as Ctrl-C (KeyboardInterrupt): a clean stop, exit code 0."""
+    raise KeyboardInterrupt
 
 
 def shut_down() -> None:

@@ -3,7 +3,9 @@ optionally ackermann_cmd (AckermannDriveStamped), and diagnostics out.
 
 It follows plans only while engaged (engage_on_start, or the ~/engage service,
 std_srvs/SetBool); otherwise it commands a controlled stop and holds the standstill
-(control.engagement).
+(control.engagement). When its process ends (Ctrl-C, SIGTERM, the launch stopping it)
+while it commands motion, its last command is zero speed (control.tracking.exit_command),
+so the vehicle is not left on its last motion command.
 
 A thin rclpy adapter over control.tracking.TrajectoryTracker: callbacks convert and store,
 a timer at control_rate_hz computes and publishes the command. A stale plan, a plan stamped
@@ -29,13 +31,19 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Twist, TwistStamped
 from nav_msgs.msg import Odometry
 from rclpy.clock import Clock, ClockType
+from rclpy.duration import Duration
 from rclpy.lifecycle import LifecycleNode
 from rclpy.node import Node
 from std_srvs.srv import SetBool
 
 from alpamayo_ros.control.engagement import Engagement
 from alpamayo_ros.control.mode_log import ModeLog
-from alpamayo_ros.control.tracking import Command, TrajectoryTracker, tracker_diagnostics
+from alpamayo_ros.control.tracking import (
+    Command,
+    TrajectoryTracker,
+    exit_command,
+    tracker_diagnostics,
+)
 from alpamayo_ros.core.clock import ClockSettings, ClockWatch
 from alpamayo_ros.core.ego_history import EgoHistoryUnavailable
 from alpamayo_ros.core.plan import PlanLimits, plan_problems
@@ -257,6 +265,27 @@ class ControllerNode(Node):
             self.pub_cmd.publish(twist_msg(command, types))
         if self.pub_ackermann is not None:
             self.pub_ackermann.publish(ackermann_msg(command, types, self.config.base_frame))
+
+    def on_exit(self) -> None:
+        """The process is ending (Ctrl-C, SIGTERM, the launch shutting down; nodes.common.run
+        calls this while the publishers still work): a last command of zero speed
+        (control.tracking.exit_command), so the vehicle is not left on its last motion
+        command; nothing when no command went out yet or none would now (not engaged and
+        standing with disengaged_output none)."""
+        last = self.last_command
+        if last is None:
+            return
+        command = exit_command(last, self.config.tracker.stop_decel, "controller exiting")
+        if not self.engagement.publishes(command.mode):
+            return
+        self._send(command)
+        for pub in (self.pub_cmd, self.pub_ackermann):  # reliable readers have it, or 0.2 s
+            if pub is not None:
+                pub.wait_for_all_acked(Duration(seconds=0.2))
+        if command.mode == "stopping":
+            self.get_logger().warning(
+                f"controller exiting: zero speed commanded from {last.speed:.1f} m/s"
+            )
 
     def _on_diagnostics(self) -> None:
         if self.config.ego_source == "odometry":

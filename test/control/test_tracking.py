@@ -11,6 +11,7 @@ from alpamayo_ros.control.bicycle import BicycleState, bicycle_step
 from alpamayo_ros.control.tracking import (
     TrackerSettings,
     TrajectoryTracker,
+    exit_command,
     lookahead_point,
     plan_in_current_frame,
     speed_profile_at,
@@ -185,6 +186,25 @@ def test_stale_plan_gives_a_controlled_stop_along_its_path():
     assert min(speeds) == 0.0 and speeds[-1] == 0.0
     # it kept turning along the stale plan's circle while stopping
     assert ref.cross_track(car.x, car.y) < 0.5
+
+
+def test_the_exit_command_brakes_to_zero_holding_the_steering():
+    """Following a circle at 8 m/s when the controller ends: zero speed, braking at
+    stop_decel, the wheels where they were (no jerk at speed), no yaw rate; from a
+    standstill it just holds still."""
+    settings = TrackerSettings(stop_decel=2.5)
+    tracker = TrajectoryTracker(settings)
+    car = BicycleState(speed=8.0)
+    tracker.add_pose(pose(0.0, car))
+    tracker.set_plan(circle().plan_at(0.0, car))
+    last = tracker.update(0.0, car.speed)
+    assert last.mode == "tracking" and last.speed > 7.0 and abs(last.steering_angle) > 0.01
+    final = exit_command(last, settings.stop_decel, "controller exiting")
+    assert (final.speed, final.accel, final.yaw_rate, final.jerk) == (0.0, -2.5, 0.0, 0.0)
+    assert final.steering_angle == last.steering_angle and final.stamp == last.stamp
+    assert (final.mode, final.reason) == ("stopping", "controller exiting")
+    still = exit_command(tracker.standstill(1.0, "no odometry"), 2.5, "controller exiting")
+    assert (still.mode, still.speed, still.accel) == ("stopped", 0.0, 0.0)
 
 
 def test_no_plan_holds_still():

@@ -957,6 +957,37 @@ def test_ctrl_c_at_any_moment_exits_0(ros, tiny_checkpoint, after):
         drive.node.destroy_node()
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_controller_ended_while_driving_leaves_zero_speed_commanded(ros, sig):
+    """The controller process (as `ros2 run` starts it) follows plans at 5 m/s on wall
+    time; Ctrl-C or SIGTERM (the launch stopping it, systemd, docker stop): exit 0, and the
+    last cmd_vel is zero speed and zero yaw rate, not the last motion command."""
+    drive = Drive()  # odometry at 5 m/s on wall time
+    graph = Graph(drive.node)
+    drive.node.create_timer(0.1, lambda: drive.pub_plan.publish(straight_plan(drive.node, SPEED)))
+    proc = subprocess.Popen(
+        [sys.executable, str(SCRIPTS / "alpamayo_controller"), *REMAP_PLAN,
+         "-p", "engage_on_start:=true"],
+        env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    commands = drive.received["cmd"]
+    try:
+        assert graph.wait_for(lambda: any(m.linear.x > SPEED - 1.0 for _, m in commands), 60.0)
+        proc.send_signal(sig)
+        out, _ = proc.communicate(timeout=30)
+        text = out.decode(errors="replace")
+        assert proc.returncode == 0, text[-2000:]
+        time.sleep(0.3)
+        last = commands[-1][1]
+        assert (last.linear.x, last.angular.z) == (0.0, 0.0), text[-1000:]
+        assert "controller exiting: zero speed commanded from" in text
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        graph.close()
+        drive.node.destroy_node()
+
+
 @pytest.mark.parametrize("good_model", [True, False])
 def test_wait_ready_exits_when_the_model_is_loaded_or_failed(ros, tiny_checkpoint, good_model):
     model = tiny_checkpoint if good_model else tiny_checkpoint.parent / "missing"
