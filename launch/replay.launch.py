@@ -5,9 +5,10 @@
 Takes every argument of drive.launch.py (use_sim_time is forced true) plus the bag's. The
 bag starts only once the planner reports its model loaded (alpamayo_wait_ready on
 ~/status), so the start of the bag is planned too; a planner that fails to load, or is not
-ready within ready_timeout seconds, stops the launch with the reason. With loop:=true the bag
-plays again and again (`ros2 bag play --loop`): at each new pass the clock jumps back, and
-the planner and controller start over on the new timeline.
+ready within ready_timeout seconds, stops the launch with the reason. The player then stays
+paused at the bag's start for play_delay seconds, for the planner to match its publishers. With
+loop:=true the bag plays again and again (`ros2 bag play --loop`): at each new pass the
+clock jumps back, and the planner and controller start over on the new timeline.
 """
 
 import time
@@ -22,14 +23,15 @@ from launch.actions import (
     OpaqueFunction,
     RegisterEventHandler,
     Shutdown,
+    TimerAction,
 )
-from launch.event_handlers import OnProcessExit
+from launch.event_handlers import OnProcessExit, OnProcessStart
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node, PushRosNamespace
 from launch_ros.substitutions import FindPackageShare
 
-from alpamayo_ros.nodes.parameters import launch_switch
+from alpamayo_ros.nodes.parameters import launch_number, launch_switch
 
 FORWARDED = (
     "model", "device", "dtype", "camera_config", "odom_topic", "rate_hz",
@@ -50,6 +52,13 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("rate", default_value="1.0", description="playback speed factor"),
         DeclareLaunchArgument(
             "start_offset", default_value="0.0", description="seconds into the bag to start"
+        ),
+        DeclareLaunchArgument(
+            "play_delay",
+            default_value="3.0",
+            description="seconds the player stays paused at the bag's start (publishers up, "
+            "clock still) before it plays, for the planner to match its publishers: with Fast "
+            "DDS the first 1.7-2.4 s of a bag played at once were lost; 0: play at once",
         ),
         DeclareLaunchArgument(
             "loop",
@@ -85,19 +94,39 @@ def generate_launch_description() -> LaunchDescription:
         value = arg("loop").perform(context).strip().lower()
         return launch_switch("loop", {"1": "true", "0": "false"}.get(value, value))
 
+    def play_delay(context) -> float:  # seconds >= 0; a bad value stops the launch, named
+        return launch_number("play_delay", arg("play_delay").perform(context), float, 0.0)
+
     def check_arguments(context) -> None:
         looped(context)  # before anything starts
+        play_delay(context)
 
-    def play(context) -> ExecuteProcess:
+    def play(context) -> list:
         cmd = [
             "ros2", "bag", "play", arg("bag"), "--clock", "--rate", arg("rate"),
             "--start-offset", arg("start_offset"),
         ]  # fmt: skip
-        return ExecuteProcess(cmd=cmd + (["--loop"] if looped(context) else []), output="screen")
+        if looped(context):
+            cmd.append("--loop")
+        delay = play_delay(context)
+        if delay <= 0:
+            return [ExecuteProcess(cmd=cmd, output="screen")]
+        # Paused at the bag's start time (its publishers and /clock there, the clock still)
+        # until resumed: not `--delay`, whose clock runs on through the wait and jumps back.
+        player = ExecuteProcess(cmd=[*cmd, "--start-paused"], output="screen")
+        resume = ExecuteProcess(
+            cmd=["ros2", "service", "call", "/rosbag2_player/resume",
+                 "rosbag2_interfaces/srv/Resume"],
+            output="log",
+        )  # fmt: skip
+        started = OnProcessStart(
+            target_action=player, on_start=[TimerAction(period=delay, actions=[resume])]
+        )
+        return [RegisterEventHandler(started), player]
 
     def after_wait(event, context):
         if event.returncode == 0:
-            return [play(context)]
+            return play(context)
         return [LogInfo(msg="the planner is not ready: the bag is not played"),
                 Shutdown(reason="planner not ready")]  # fmt: skip
 

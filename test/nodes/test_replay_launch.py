@@ -1,6 +1,7 @@
 """replay.launch.py (launch_testing; skipped without ROS 2): the bag starts playing only once
-the planner reports its model loaded, with --clock, the given start_offset and --loop. A stand-in
-`ros2` first on PATH records how and when `ros2 bag play` was started (time.monotonic is
+the planner reports its model loaded, with --clock, the given start_offset and --loop, paused
+at its start, and is resumed play_delay seconds later. A stand-in `ros2` first on PATH
+records how and when `ros2 bag play` and the resume call were started (time.monotonic is
 one clock for all processes on Linux), so rosbag2 need not be installed."""
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ def generate_test_description():
         PythonLaunchDescriptionSource(str(REPO / "launch" / "replay.launch.py")),
         launch_arguments={
             "bag": str(WORK / "some_bag"), "start_offset": "1.5", "rate": "0.5", "loop": "true",
+            "play_delay": "0.25",
             "planner_params": str(planner_params), "enable_controller": "false",
         }.items(),
     )  # fmt: skip
@@ -74,8 +76,13 @@ class TestReplayLaunch(unittest.TestCase):
 
     def test_the_bag_plays_only_once_the_planner_is_ready(self) -> None:
         self.assertTrue(self.graph.wait_for(RECORD.exists, 120.0), "ros2 bag play never ran")
-        (call,) = [json.loads(line) for line in RECORD.read_text().splitlines()]
+        calls = lambda: [json.loads(line) for line in RECORD.read_text().splitlines()]  # noqa: E731
+        self.assertTrue(self.graph.wait_for(lambda: len(calls()) == 2, 10.0), calls())
+        call, resume = calls()
+        self.assertEqual(resume["argv"][:3], ["service", "call", "/rosbag2_player/resume"])
+        self.assertGreaterEqual(resume["at"] - call["at"], 0.25)  # play_delay
         argv = call["argv"]
+        self.assertIn("--start-paused", argv)
         self.assertEqual(argv[:3], ["bag", "play", str(WORK / "some_bag")])
         self.assertIn("--clock", argv)
         self.assertIn("--loop", argv)
