@@ -389,15 +389,17 @@ def run(
     spin, before anything is torn down, so that it can still publish (the controller's last
     command). rclpy's own signal handlers would shut the context down first, so then the
     process handles the two signals itself: both raise KeyboardInterrupt in the spinning
-    (main) thread."""
+    (main) thread, and more of them are ignored from then on (a terminal's Ctrl-C reaches the
+    node and its launch, which then sends its own)."""
     own_signals = callable(getattr(make_node, "on_exit", None))
     if not own_signals:
         return _run(make_node, name, config_errors, args, threads, autostart, False)
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    previous = signal.getsignal(signal.SIGINT), signal.signal(signal.SIGTERM, _interrupt)
     try:
         return _run(make_node, name, config_errors, args, threads, autostart, True)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous[0])
+        signal.signal(signal.SIGTERM, previous[1])
 
 
 def _run(
@@ -448,10 +450,13 @@ def _run(
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        if own_signals:  # a second signal (a terminal's Ctrl-C, then the launch's) must
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # not cut the last word short
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
         try:
             if own_signals and rclpy.ok():
                 node.on_exit()
-        except (Exception, KeyboardInterrupt) as err:  # a second Ctrl-C: on with the stop
+        except Exception as err:
             logger.warning(f"while exiting: {type(err).__name__}: {err}")
         try:
             node.destroy_node()  # the planner stops its worker here (bounded join)

@@ -957,11 +957,16 @@ def test_ctrl_c_at_any_moment_exits_0(ros, tiny_checkpoint, after):
         drive.node.destroy_node()
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_a_controller_ended_while_driving_leaves_zero_speed_commanded(ros, sig):
+@pytest.mark.parametrize(
+    "signals",
+    [[signal.SIGINT], [signal.SIGTERM], [signal.SIGINT, signal.SIGINT]],
+    ids=["ctrl-c", "sigterm", "ctrl-c-then-the-launch's"],
+)
+def test_a_controller_ended_while_driving_leaves_zero_speed_commanded(ros, signals):
     """The controller process (as `ros2 run` starts it) follows plans at 5 m/s on wall
-    time; Ctrl-C or SIGTERM (the launch stopping it, systemd, docker stop): exit 0, and the
-    last cmd_vel is zero speed and zero yaw rate, not the last motion command."""
+    time; Ctrl-C or SIGTERM (the launch stopping it, systemd, docker stop), or a terminal's
+    Ctrl-C followed by its launch's: exit 0, and the last cmd_vel is zero speed and zero yaw
+    rate, not the last motion command."""
     drive = Drive()  # odometry at 5 m/s on wall time
     graph = Graph(drive.node)
     drive.node.create_timer(0.1, lambda: drive.pub_plan.publish(straight_plan(drive.node, SPEED)))
@@ -973,7 +978,9 @@ def test_a_controller_ended_while_driving_leaves_zero_speed_commanded(ros, sig):
     commands = drive.received["cmd"]
     try:
         assert graph.wait_for(lambda: any(m.linear.x > SPEED - 1.0 for _, m in commands), 60.0)
-        proc.send_signal(sig)
+        for sig in signals:
+            proc.send_signal(sig)
+            time.sleep(0.002)
         out, _ = proc.communicate(timeout=30)
         text = out.decode(errors="replace")
         assert proc.returncode == 0, text[-2000:]
