@@ -15,7 +15,7 @@ checkpoint on the CPU in two_lane, as the launch tests use. `--planner-params` g
 parameters file instead (your checkpoint, device), `--bag` your own bag.
 
 Needs ROS 2 (rclpy, ros2 launch, rosbag2) and the package built (its messages); not a test:
-    python bench/ros_soak.py --minutes 20 --out bench/results/soak.json
+    python bench/ros_soak.py --minutes 20 --domain-id 77 --out bench/results/soak.json
 """
 
 from __future__ import annotations
@@ -176,7 +176,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bag", type=Path, help="bag to loop (default: a 30 s sample drive)")
     ap.add_argument("--planner-params", type=Path, help="planner parameters file")
     ap.add_argument("--out", type=Path, required=True, help="result JSON")
+    ap.add_argument("--domain-id", type=int, help="ROS_DOMAIN_ID of the run: one of its own, "
+                    "so that no other test or vehicle on the network mixes in")  # fmt: skip
     args = ap.parse_args(argv)
+    if args.domain_id is not None:
+        os.environ["ROS_DOMAIN_ID"] = str(args.domain_id)  # the listener and the launch
     if args.minutes <= args.warm_up:
         ap.error(f"--minutes {args.minutes} must be longer than --warm-up {args.warm_up}")
 
@@ -237,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         }
     result = {
         "command": " ".join(cmd),
+        "ros_domain_id": os.environ.get("ROS_DOMAIN_ID", "0"),
         "minutes": round((end - start) / 60.0, 2),
         "warm_up_minutes": args.warm_up,
         "load_average": os.getloadavg(),
