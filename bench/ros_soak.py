@@ -32,6 +32,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parents[1]
 NODES = ("alpamayo_planner", "alpamayo_controller")
 
@@ -92,13 +94,8 @@ def slope_mb_per_hour(points: list[tuple[float, float]]) -> float | None:
     """Least-squares slope of (s, MB) points, in MB per hour (None: fewer than 3)."""
     if len(points) < 3:
         return None
-    n = len(points)
-    mt = sum(t for t, _ in points) / n
-    mv = sum(v for _, v in points) / n
-    den = sum((t - mt) ** 2 for t, _ in points)
-    if den == 0:
-        return None
-    return 3600.0 * sum((t - mt) * (v - mv) for t, v in points) / den
+    t, mb = np.asarray(points).T
+    return float(3600.0 * np.polyfit(t, mb, 1)[0])
 
 
 def sample_drive(work: Path) -> tuple[Path, Path]:
@@ -185,9 +182,10 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--minutes {args.minutes} must be longer than --warm-up {args.warm_up}")
 
     work = Path(tempfile.mkdtemp(prefix="alpamayo_soak_"))
-    bag, params = sample_drive(work)
-    bag = args.bag or bag
-    params = args.planner_params or params
+    bag, params = args.bag, args.planner_params
+    if bag is None or params is None:  # the sample drive for what was not given
+        sample_bag, sample_params = sample_drive(work)
+        bag, params = bag or sample_bag, params or sample_params
     listener = Listener()
     log = (work / "launch.log").open("w")
     cmd = ["ros2", "launch", str(REPO / "launch" / "replay.launch.py"), f"bag:={bag}",

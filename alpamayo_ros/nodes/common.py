@@ -19,6 +19,7 @@ from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.exceptions import InvalidTopicNameException, ParameterException
 from rclpy.executors import ExternalShutdownException
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSPolicyKind, QoSProfile, qos_profile_sensor_data
@@ -114,15 +115,17 @@ def _overridable(
         raise ParameterError(f"{source or kind}: {topic!r} is not a topic name ({reason})") from err
     except (ParameterException, InvalidQosOverridesError, RuntimeError) as err:
         resolved = node.resolve_topic_name(topic)
-        if isinstance(err, RuntimeError) and "QoS override" not in str(err):
-            # rcl's (RCLError): the middleware refused the topic. Measured: Fast DDS refuses a
-            # topic that another node of the same process holds with another type, and rcl
-            # then reports "invalid allocator" (its first error overwritten).
+        if isinstance(err, _rclpy.RCLError):
+            # The middleware refused the topic. Measured: Fast DDS refuses a topic that
+            # another node of the same process holds with another type, and rcl then reports
+            # "invalid allocator" (its first error overwritten).
             why = rcl_error_text(str(err))
             raise ParameterError(
                 f"{source or kind} {resolved}: the middleware refused it ({why}); with Fast "
                 "DDS, another node of this process may hold the topic with another type"
             ) from err
+        if isinstance(err, RuntimeError) and "QoS override" not in str(err):
+            raise  # not rclpy's "Unexpected QoS override for policy ...": not a parameter's
         raise ParameterError(f"{QOS_PREFIX}{resolved}.{kind}: {err}") from err
 
 
