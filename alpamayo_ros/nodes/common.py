@@ -31,6 +31,7 @@ from tf2_ros import Buffer, TransformException, TransformListener
 
 from alpamayo_ros.core.ego_history import StampedPose
 from alpamayo_ros.messages.inputs import odometry_frame_note, stamp_seconds
+from alpamayo_ros.nodes.executor import HandOffExecutor
 from alpamayo_ros.nodes.parameter_file import params_file_arguments, unreached_node_problem
 from alpamayo_ros.nodes.parameters import (
     QOS_POLICIES,
@@ -384,8 +385,9 @@ def run(
 ) -> int:
     """rclpy.init(args), build the node (a configuration error: logged, exit code 1), spin
     until Ctrl-C or shutdown, clean up: exit code 0 whenever Ctrl-C comes. threads > 1: a
-    MultiThreadedExecutor (callbacks of the node's default group still run one at a time;
-    a callback in its own reentrant group, e.g. a service that waits, runs beside them).
+    multi-threaded executor (HandOffExecutor: callbacks of the node's default group still run
+    one at a time; a callback in its own reentrant group, e.g. a service that waits, runs
+    beside them).
     autostart: a Managed node configured and activated before it spins.
 
     A node class with an `on_exit()` method gets it called when Ctrl-C or SIGTERM ends the
@@ -445,9 +447,7 @@ def _run(
         if autostart and isinstance(node, Managed) and not node.autostart():
             logger.error(f"autostart stopped in state {node.lifecycle_state()}")
         if threads > 1:
-            from rclpy.executors import MultiThreadedExecutor
-
-            rclpy.spin(node, executor=MultiThreadedExecutor(num_threads=threads))
+            rclpy.spin(node, executor=HandOffExecutor(num_threads=threads))
         else:
             rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):

@@ -19,7 +19,6 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import TransformStamped, Twist
 from nav_msgs.msg import Odometry
 from nav_msgs.msg import Path as PathMsg
-from rclpy.executors import MultiThreadedExecutor
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CompressedImage
 from std_msgs.msg import String
@@ -28,6 +27,7 @@ from visualization_msgs.msg import MarkerArray
 
 from alpamayo_ros.core.frame_buffer import RELEASED_CAMERAS
 from alpamayo_ros.msg import DrivingPlan, PlannerStatus
+from alpamayo_ros.nodes.executor import HandOffExecutor
 
 SPEED = 5.0  # m/s of the fake vehicle, straight along odom x
 
@@ -134,12 +134,12 @@ class Drive:
 
 
 class Graph:
-    """Nodes spinning on a MultiThreadedExecutor in a background thread; as a context
-    manager it also destroys them on exit."""
+    """Nodes spinning in a background thread on the executor the planner spins on (a
+    HandOffExecutor, 4 threads); as a context manager it also destroys them on exit."""
 
     def __init__(self, *nodes) -> None:
         self.nodes = nodes
-        self.executor = MultiThreadedExecutor(num_threads=4)
+        self.executor = HandOffExecutor(num_threads=4)
         for node in nodes:
             self.executor.add_node(node)
         self.thread = threading.Thread(target=self.executor.spin, daemon=True)

@@ -1,6 +1,6 @@
 """The planner and controller nodes in a real rclpy graph (skipped without ROS 2).
 
-Each test starts the node(s) in-process on a MultiThreadedExecutor beside a test node that
+Each test starts the node(s) in-process on the planner's executor beside a test node that
 publishes synthetic cameras (JPEG CompressedImage, the released camera names) and odometry
 of a car driving straight at 5 m/s, and listens to what the nodes publish.
 """
