@@ -2,15 +2,15 @@
 service waits for the model beside the other callbacks).
 
 rclpy's MultiThreadedExecutor (Jazzy's rclpy 7.1.3) hands a ready callback to a thread pool
-and goes straight back to waiting for work. Under Fast DDS (rmw_fastrtps, Jazzy's default
-middleware) that wait returns at once until a pool thread has taken the callback's message:
-rmw_fastrtps skips the wait while any QoS event in the wait set is on a data reader with an
-untaken sample, and rclpy puts each subscription's default QoS-event handlers in the wait set
-but not the subscription itself (its callback is pending), so the sample that keeps the wait
-from blocking is the one the pool has yet to take (rmw_fastrtps issue 833 describes the loop).
-Each time round, rclpy also hands the pending task over again, as it is neither executing nor
-done (rclpy issue 1452). The spinning thread loops in Python, holding the interpreter lock
-that the pool thread needs to take the message.
+and goes straight back to waiting for work, leaving the callback's subscription out of the
+wait until a pool thread has taken its message, but not the subscription's QoS events
+(rclpy's default incompatible-QoS handlers, one set per subscription). Under Fast DDS
+(rmw_fastrtps, Jazzy's default middleware) an event shares its data reader's status
+condition, which says "data available" while the sample is untaken, and rmw_fastrtps then
+skips the wait without reporting anything ready (rmw_fastrtps issue 833 describes the loop).
+So the wait returns at once until the message is taken; each time round rclpy also hands the
+pending task over again (rclpy issue 1452), and the spinning thread loops in Python, holding
+the interpreter lock that the pool thread needs to take the message.
 
 Measured on this project's 2-core machine: a planner without a model beside a vehicle node
 publishing odometry (20 Hz) and four cameras (10 Hz) from its timers, one process, a
@@ -20,73 +20,30 @@ every message, 6 ms after its stamp. With both pool threads held by callbacks an
 message waiting, 1 s: 6295 hand-overs of the same task and 1.3 s of CPU in the spinning
 thread under Fast DDS, 4 and 0.003 s under Cyclone DDS.
 
-`HandOffExecutor` waits, after handing a callback over, until a pool thread has taken its
-message (or has run the callback, for an entity without one), then waits for work again.
-Callbacks still run side by side; only the hand-over is waited for, which takes as long as a
-free pool thread needs to start it.
+`PendingTakeExecutor` also leaves the subscription's QoS events out of the wait until its
+message is taken; everything else is rclpy's executor. Measured as above: under Fast DDS all
+200 odometry messages, 6 ms after their stamp (max 17 ms), and 4 hand-overs and 0.003 s of
+CPU in the second case. A first fix, waiting in the spinning thread after each hand-over
+until the message was taken, cured the loop too but planned too few ticks in the real-time
+launch test 5 times in 18 runs (rclpy's executor and this one: 1 in 14 each), likely from
+the waits for the interpreter lock it adds to each hand-over while the model's thread runs.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from rclpy.executors import MultiThreadedExecutor
 
-HAND_OFF_POLL = 0.01  # s between checks for the executor's shutdown while a hand-over waits
 
+class PendingTakeExecutor(MultiThreadedExecutor):
+    """A MultiThreadedExecutor that leaves a subscription's QoS events out of its wait while a
+    pool thread has yet to take the subscription's message (see the module's text)."""
 
-class _HandOffPool(ThreadPoolExecutor):
-    """A thread pool whose submit returns once the submitted callable has handed off: its
-    `_handed` event is set (by the take, see HandOffExecutor._make_handler) or, without one,
-    once a pool thread has started it. `stopped()` ends a wait early (executor shut down)."""
-
-    def __init__(self, max_workers: int, stopped: Callable[[], bool]) -> None:
-        super().__init__(max_workers)
-        self._stopped = stopped
-
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
-        handed = getattr(fn, "_handed", None)
-        started = threading.Event() if handed is None else handed
-
-        def run() -> Any:
-            if handed is None:
-                started.set()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                started.set()  # a callback that ended without taking (its group was busy)
-
-        future = super().submit(run)
-        while not started.wait(HAND_OFF_POLL):
-            if self._stopped() or future.done():
-                break
-        return future
-
-
-class HandOffExecutor(MultiThreadedExecutor):
-    """A MultiThreadedExecutor that waits for work again only once the callback it handed to
-    a pool thread has taken its message (see the module's text)."""
-
-    _executor: ThreadPoolExecutor  # rclpy's pool, replaced by a _HandOffPool
-
-    def __init__(self, num_threads: int | None = None, **kwargs: Any) -> None:
-        super().__init__(num_threads=num_threads, **kwargs)
-        threads = self._executor._max_workers  # as rclpy chose them (cpu count when None)
-        self._executor.shutdown(wait=False)  # no thread started yet: nothing was submitted
-        self._executor = _HandOffPool(threads, lambda: self._is_shutdown)
-
-    def _make_handler(self, entity: Any, node: Any, take_from_wait_list: Callable) -> Any:
-        handed = threading.Event()
-
-        def take(taken_entity: Any) -> Any:
-            try:
-                return take_from_wait_list(taken_entity)
-            finally:
-                handed.set()
-
-        task = super()._make_handler(entity, node, take)
-        task._handed = handed
-        return task
+    def can_execute(self, entity: Any) -> bool:
+        for handler in getattr(entity, "event_handlers", ()):  # a subscription's QoS events
+            handler._events_of = entity  # subscriptions are filtered before the waitables
+        owner = getattr(entity, "_events_of", None)
+        if owner is not None and owner._executor_event:  # its message not taken yet
+            return False
+        return bool(super().can_execute(entity))

@@ -27,7 +27,7 @@ from visualization_msgs.msg import MarkerArray
 
 from alpamayo_ros.core.frame_buffer import RELEASED_CAMERAS
 from alpamayo_ros.msg import DrivingPlan, PlannerStatus
-from alpamayo_ros.nodes.executor import HandOffExecutor
+from alpamayo_ros.nodes.executor import PendingTakeExecutor
 
 SPEED = 5.0  # m/s of the fake vehicle, straight along odom x
 
@@ -135,11 +135,11 @@ class Drive:
 
 class Graph:
     """Nodes spinning in a background thread on the executor the planner spins on (a
-    HandOffExecutor, 4 threads); as a context manager it also destroys them on exit."""
+    PendingTakeExecutor, 4 threads); as a context manager it also destroys them on exit."""
 
     def __init__(self, *nodes) -> None:
         self.nodes = nodes
-        self.executor = HandOffExecutor(num_threads=4)
+        self.executor = PendingTakeExecutor(num_threads=4)
         for node in nodes:
             self.executor.add_node(node)
         self.thread = threading.Thread(target=self.executor.spin, daemon=True)
