@@ -18,7 +18,7 @@ import rclpy
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.exceptions import InvalidTopicNameException, ParameterException
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.node import Node
@@ -31,7 +31,7 @@ from tf2_ros import Buffer, TransformException, TransformListener
 
 from alpamayo_ros.core.ego_history import StampedPose
 from alpamayo_ros.messages.inputs import odometry_frame_note, stamp_seconds
-from alpamayo_ros.nodes.executor import HandOffExecutor
+from alpamayo_ros.nodes.executor import PendingTakeExecutor
 from alpamayo_ros.nodes.parameter_file import params_file_arguments, unreached_node_problem
 from alpamayo_ros.nodes.parameters import (
     QOS_POLICIES,
@@ -49,6 +49,7 @@ Config = TypeVar("Config")
 # The command line `run` started rclpy with (its --params-file files are checked against
 # the node's namespace); empty outside `run`.
 _process_args: list[str] = []
+STOP_POLL = 0.1  # s: how soon the spin loop sees a stop asked by a signal (own handlers)
 
 # "pkg/msg/Name" -> message class, for the duck-typed builders in alpamayo_ros.messages.
 types = functools.lru_cache(maxsize=None)(get_message)
@@ -385,23 +386,27 @@ def run(
 ) -> int:
     """rclpy.init(args), build the node (a configuration error: logged, exit code 1), spin
     until Ctrl-C or shutdown, clean up: exit code 0 whenever Ctrl-C comes. threads > 1: a
-    multi-threaded executor (HandOffExecutor: callbacks of the node's default group still run
-    one at a time; a callback in its own reentrant group, e.g. a service that waits, runs
+    multi-threaded executor (PendingTakeExecutor: callbacks of the node's default group still
+    run one at a time; a callback in its own reentrant group, e.g. a service that waits, runs
     beside them).
     autostart: a Managed node configured and activated before it spins.
 
     A node class with an `on_exit()` method gets it called when Ctrl-C or SIGTERM ends the
     spin, before anything is torn down, so that it can still publish (the controller's last
     command). rclpy's own signal handlers would shut the context down first, so then the
-    process handles the two signals itself: both raise KeyboardInterrupt in the spinning
-    (main) thread, and more of them are ignored from then on (a terminal's Ctrl-C reaches the
-    node and its launch, which then sends its own)."""
-    own_signals = callable(getattr(make_node, "on_exit", None))
-    if not own_signals:
-        return _run(make_node, name, config_errors, args, threads, autostart, False)
-    previous = signal.getsignal(signal.SIGINT), signal.signal(signal.SIGTERM, _interrupt)
+    process handles the two signals itself: they only ask for the stop, which the spin loop
+    sees within STOP_POLL; more of them change nothing (a terminal's Ctrl-C reaches the node
+    and its launch, which then sends its own). A handler that raised KeyboardInterrupt
+    instead could land inside rclpy's take of a message, which then failed with a
+    RuntimeError ("Unable to convert call argument to Python object": exit 1, seen once
+    under Fast DDS)."""
+    if not callable(getattr(make_node, "on_exit", None)):
+        return _run(make_node, name, config_errors, args, threads, autostart, None)
+    stop = threading.Event()
+    ask = lambda signum, frame: stop.set()  # noqa: E731
+    previous = signal.signal(signal.SIGINT, ask), signal.signal(signal.SIGTERM, ask)
     try:
-        return _run(make_node, name, config_errors, args, threads, autostart, True)
+        return _run(make_node, name, config_errors, args, threads, autostart, stop)
     finally:
         signal.signal(signal.SIGINT, previous[0])
         signal.signal(signal.SIGTERM, previous[1])
@@ -414,9 +419,11 @@ def _run(
     args: list[str] | None,
     threads: int,
     autostart: bool,
-    own_signals: bool,
+    stop: threading.Event | None,
 ) -> int:
+    """run() itself; `stop`: set by the process's own signal handlers (None: rclpy's)."""
     logger = rclpy.logging.get_logger(name)
+    own_signals = stop is not None
     try:
         if own_signals:
             rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
@@ -443,19 +450,20 @@ def _run(
         raise
     finally:
         _process_args.clear()  # read while the node is made; no state left for other nodes
+    executor = PendingTakeExecutor(num_threads=threads) if threads > 1 else None
     try:
         if autostart and isinstance(node, Managed) and not node.autostart():
             logger.error(f"autostart stopped in state {node.lifecycle_state()}")
-        if threads > 1:
-            rclpy.spin(node, executor=HandOffExecutor(num_threads=threads))
+        if stop is None:
+            rclpy.spin(node, executor=executor)
         else:
-            rclpy.spin(node)
+            executor = executor or SingleThreadedExecutor()
+            executor.add_node(node)
+            while not stop.is_set() and rclpy.ok():
+                executor.spin_once(timeout_sec=STOP_POLL)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        if own_signals:  # a second signal (a terminal's Ctrl-C, then the launch's) must
-            signal.signal(signal.SIGINT, signal.SIG_IGN)  # not cut the last word short
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
         try:
             if own_signals and rclpy.ok():
                 node.on_exit()
@@ -467,11 +475,6 @@ def _run(
             logger.warning(f"while shutting down: {type(err).__name__}: {err}")
         shut_down()
     return _exit_cleanly(0)
-
-
-def _interrupt(signum: int, frame: Any) -> None:
-    """SIGTERM handled as Ctrl-C (KeyboardInterrupt): a clean stop, exit code 0."""
-    raise KeyboardInterrupt
 
 
 def shut_down() -> None:
