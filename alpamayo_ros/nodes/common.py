@@ -31,6 +31,7 @@ from tf2_ros import Buffer, TransformException, TransformListener
 
 from alpamayo_ros.core.ego_history import StampedPose
 from alpamayo_ros.messages.inputs import odometry_frame_note, stamp_seconds
+from alpamayo_ros.nodes.bond import NO_BOND_MESSAGES, BondLink, bond_messages
 from alpamayo_ros.nodes.executor import PendingTakeExecutor
 from alpamayo_ros.nodes.parameter_file import params_file_arguments, unreached_node_problem
 from alpamayo_ros.nodes.parameters import (
@@ -295,7 +296,12 @@ class Managed:
     calls the node's hook of that name, which returns what it did (logged) or None when the
     transition fails (the node stays where it was; the hook logged why). The node checks
     its parameters at start-up as an unmanaged one does; what the states mean is the
-    node's (its module docstring)."""
+    node's (its module docstring). While active it holds a bond with nav2's lifecycle
+    manager (parameter bond_heartbeat_period; alpamayo_ros.nodes.bond), as nav2's servers
+    do."""
+
+    _bond: BondLink | None = None
+    _bond_said = False  # NO_BOND_MESSAGES logged
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -364,16 +370,41 @@ class Managed:
         return self._transition("configure", self.configure)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        return self._transition("activate", self.activate)
+        result = self._transition("activate", self.activate)
+        if result == TransitionCallbackReturn.SUCCESS:
+            self._start_bond()
+        return result
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_bond()
         return self._transition("deactivate", self.deactivate)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         return self._transition("cleanup", self.cleanup)
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_bond()
         return self._transition("shutdown", self.shutdown)
+
+    def destroy_node(self) -> None:
+        self._stop_bond()
+        super().destroy_node()  # type: ignore[misc]
+
+    def _start_bond(self) -> None:
+        """The bond with the lifecycle manager, as the node becomes active (none when
+        bond_heartbeat_period is 0, or without the bond messages: said once)."""
+        period = float(self.get_parameter("bond_heartbeat_period").value)  # type: ignore[attr-defined]
+        status_type = bond_messages() if period > 0.0 else None
+        if period > 0.0 and status_type is None and not self._bond_said:
+            self._bond_said = True
+            self.get_logger().warning(NO_BOND_MESSAGES)  # type: ignore[attr-defined]
+        if status_type is not None and self._bond is None:
+            self._bond = BondLink(self, period, status_type)
+
+    def _stop_bond(self) -> None:
+        bond, self._bond = self._bond, None
+        if bond is not None:
+            bond.close()
 
 
 def run(

@@ -83,6 +83,15 @@ class ParamSpec:
         return value
 
 
+# Both nodes': what nav2's servers call it (nav2_util::LifecycleNode).
+BOND_PARAM = ParamSpec(
+    "bond_heartbeat_period", 0.1, "Managed nodes (--managed): seconds between the heartbeats "
+    "of the bond they hold with nav2's lifecycle manager while active, as nav2's servers do "
+    "(its bond_timeout then notices a node that died; needs the bond messages, "
+    "ros-$ROS_DISTRO-bond). 0: no bond (the manager then needs bond_timeout 0.0).",
+    min=0.0, max=10.0,
+)  # fmt: skip
+
 PLANNER_PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("model", "demo", "Checkpoint folder, or Hugging Face repo id in the local cache "
               "(nothing is downloaded). 'demo': the demo checkpoint shipped with the package "
@@ -207,6 +216,7 @@ PLANNER_PARAMS: tuple[ParamSpec, ...] = (
               "Trajectory on ~/autoware/trajectory (needs the Autoware message packages)."),
     ParamSpec("wheelbase", 2.8, "m, rear axle to front axle: the front wheel angles of the "
               "Autoware trajectory.", min=0.1, max=20.0),
+    BOND_PARAM,
 )  # fmt: skip
 
 CONTROLLER_PARAMS: tuple[ParamSpec, ...] = (
@@ -250,6 +260,7 @@ CONTROLLER_PARAMS: tuple[ParamSpec, ...] = (
               "ackermann_cmd (needs the ackermann_msgs package)."),
     ParamSpec("diagnostics_period", 1.0, "Seconds between /diagnostics messages.",
               min=0.1, max=60.0),
+    BOND_PARAM,
 )  # fmt: skip
 
 

@@ -208,3 +208,51 @@ def test_cleanup_while_the_model_loads_drops_that_load(tiny_checkpoint, monkeypa
         assert transition(graph, drive, name, Transition.TRANSITION_CONFIGURE)
         assert graph.wait_for(lambda: planner.worker is not None, 120.0), "model did not load"
         assert loads == [0, 1]
+
+
+@pytest.mark.usefixtures("ros")
+def test_an_active_managed_node_holds_a_bond_with_the_lifecycle_manager():
+    """As nav2's servers do: from activation a bond on `bond` (id: the node's name) that
+    bond_core's own implementation (bondpy, the lifecycle manager's side here) sees formed,
+    on wall time with the node's simulated clock standing still; deactivated, the node
+    breaks it and the manager's side sees it broken at once, not after its 4 s heartbeat
+    timeout. With bond_heartbeat_period 0 the node holds none."""
+    bondpy = pytest.importorskip("bondpy.bondpy", reason="bondpy (ros-$ROS_DISTRO-bondpy)")
+    import time
+
+    from rclpy.duration import Duration
+
+    drive = Drive(sim_start=SIM_START)
+    params = [Parameter("use_sim_time", value=True), STEPPED_CLOCK]
+    controller = ManagedControllerNode(cli_args=REMAP_PLAN, parameter_overrides=params)
+    manager = rclpy.create_node("bond_test_manager")
+    name = "alpamayo_controller"
+    with Graph(drive.node, controller, manager) as graph:
+        assert transition(graph, drive, name, Transition.TRANSITION_CONFIGURE)
+        assert controller.count_publishers("/bond") == 0  # only while active
+        assert transition(graph, drive, name, Transition.TRANSITION_ACTIVATE)
+        bond = bondpy.Bond(manager, "bond", name)
+        bond.heartbeat_period = 0.1
+        bond.heartbeat_timeout = 4.0
+        bond.start()
+        try:
+            assert bond.wait_until_formed(timeout=Duration(seconds=5.0))
+            time.sleep(1.0)  # beats go on without the simulated clock moving
+            assert not bond.is_broken() and controller._bond.bond.formed
+            asked = time.monotonic()
+            assert transition(graph, drive, name, Transition.TRANSITION_DEACTIVATE)
+            assert bond.wait_until_broken(timeout=Duration(seconds=3.0))
+            assert time.monotonic() - asked < 3.0
+            assert graph.wait_for(lambda: controller.count_publishers("/bond") == 1, 2.0)
+        finally:
+            bond.shutdown()
+
+    quiet = ManagedControllerNode(
+        cli_args=REMAP_PLAN,
+        parameter_overrides=[*params, Parameter("bond_heartbeat_period", value=0.0)],
+    )
+    try:
+        assert quiet.autostart()  # configure, activate
+        assert quiet._bond is None and quiet.count_publishers("/bond") == 0
+    finally:
+        quiet.destroy_node()
