@@ -41,6 +41,10 @@ QUOTED = (
     "check-config",
     ("is not a topic name (", "is not a topic name ({"),
     ("camera_config ", 'f"camera_config {'),
+    "no bond with a lifecycle manager: the bond messages are not installed",
+    "bond with the lifecycle manager broken: ",
+    ("the other side broke it", "the other side broke it"),
+    ("no heartbeat from the other side for 4 s", "no heartbeat from the other side for {"),
 )
 
 

@@ -76,6 +76,7 @@ class Bond:
         self.sister_instance_id: str | None = None
         self.sister_died_first = False
         self.why_broken = ""  # once DEAD: what broke it
+        self.broken_here = False  # broken by die() (this side)
         self.intruders = 0  # statuses of a third instance with this id (ignored)
         self._deadline: float | None = None  # connect, heartbeat or disconnect timeout
         self._next_publish = 0.0
@@ -97,6 +98,12 @@ class Bond:
     @property
     def broken(self) -> bool:
         return self.state is BondState.DEAD
+
+    @property
+    def lost(self) -> bool:
+        """Broken after the other side was heard, not by this side: it broke it, or fell
+        silent (a lifecycle manager that died: nothing supervises the node any more)."""
+        return self.broken and self.sister_instance_id is not None and not self.broken_here
 
     def receive(self, status: BondStatus, now: float) -> list[BondStatus]:
         """A status heard on the bond's topic (our own and other bonds' are ignored)."""
@@ -147,6 +154,7 @@ class Bond:
         formed, it is broken at once. Either way one breaking status goes out now."""
         if not self.started or self.state is BondState.DEAD:
             return []
+        self.broken_here = True
         if self.state is BondState.ALIVE:
             self.state = BondState.DYING
             self._deadline = now + self.disconnect_timeout

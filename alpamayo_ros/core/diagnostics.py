@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from alpamayo_ros.core.bond import Bond
 from alpamayo_ros.core.clock import PLAN_AHEAD_TOLERANCE
 from alpamayo_ros.core.plan import LATENCY_STAGES, Plan
 
@@ -387,6 +388,21 @@ def lifecycle_item(prefix: str, state: str, meaning: str) -> DiagnosticItem:
     return DiagnosticItem(
         f"{prefix}: lifecycle", OK, f"{state}: {meaning}", (("lifecycle state", state),)
     )
+
+
+def bond_item(prefix: str, bond: Bond) -> DiagnosticItem:
+    """The bond an active managed node holds with nav2's lifecycle manager (core.bond): OK
+    while formed or waiting (no manager may be running: OK too once it gave up waiting),
+    WARN once lost (the manager broke it or stopped beating: nothing supervises the node)."""
+    level = WARN if bond.lost else OK
+    if bond.lost:
+        message = f"bond with the lifecycle manager broken: {bond.why_broken}"
+    elif bond.broken:
+        message = f"no lifecycle manager holds a bond with this node ({bond.why_broken})"
+    else:
+        message = f"bond with the lifecycle manager {bond.state.value}"
+    values = (("bond id", bond.id), ("state", bond.state.name.lower()))
+    return DiagnosticItem(f"{prefix}: bond", level, message, values)
 
 
 def navigation_item(

@@ -29,6 +29,7 @@ from rclpy.time import Time
 from rosidl_runtime_py.utilities import get_message
 from tf2_ros import Buffer, TransformException, TransformListener
 
+from alpamayo_ros.core.diagnostics import DiagnosticItem, bond_item
 from alpamayo_ros.core.ego_history import StampedPose
 from alpamayo_ros.messages.inputs import odometry_frame_note, stamp_seconds
 from alpamayo_ros.nodes.bond import NO_BOND_MESSAGES, BondLink, bond_messages
@@ -405,6 +406,12 @@ class Managed:
         bond, self._bond = self._bond, None
         if bond is not None:
             bond.close()
+
+
+def bond_items(node: Node, prefix: str) -> list[DiagnosticItem]:
+    """The diagnostics item of the bond a managed node holds while active, else none."""
+    link = getattr(node, "_bond", None)
+    return [bond_item(prefix, link.bond)] if link is not None else []
 
 
 def run(

@@ -55,6 +55,7 @@ from alpamayo_ros.msg import DrivingPlan
 from alpamayo_ros.nodes.common import (
     Managed,
     RuntimeParameters,
+    bond_items,
     latest_tf_pose,
     odometry_type_problem,
     publisher,
@@ -295,14 +296,16 @@ class ControllerNode(Node):
             )
         if self.last_command is None:
             return
+        prefix = self.get_fully_qualified_name().lstrip("/")
         item = tracker_diagnostics(
             self.last_command,
             self.bad_plans,
-            self.get_fully_qualified_name().lstrip("/"),
+            prefix,
             tracker=self.tracker,
             engaged=self.engagement.engaged,
         )
-        msg = diagnostic_array_msg([item], self._now(), types, "alpamayo_controller")
+        items = [item, *bond_items(self, prefix)]
+        msg = diagnostic_array_msg(items, self._now(), types, "alpamayo_controller")
         self.pub_diagnostics.publish(msg)
 
 

@@ -73,6 +73,7 @@ from alpamayo_ros.nodes.common import (
     Managed,
     RuntimeParameters,
     TypeProblem,
+    bond_items,
     latest_tf_pose,
     odometry_type_problem,
     publisher,
@@ -634,6 +635,7 @@ class PlannerNode(Node):
                         self.config.settings.navigation_max_age,
                     )
                 )  # fmt: skip
+        items += bond_items(self, prefix)
         self.pub_diagnostics.publish(diagnostic_array_msg(items, now, types, "alpamayo_planner"))
         self._publish_status()
 

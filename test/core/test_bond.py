@@ -154,3 +154,24 @@ def test_a_bond_is_not_started_twice_and_needs_positive_times():
         node.start(1.0)
     with pytest.raises(ValueError, match=r"heartbeat_period must be > 0 s, got 0\.0"):
         Bond("b", heartbeat_period=0.0)
+
+
+def test_a_bond_is_lost_only_when_broken_by_the_other_side_after_it_was_heard():
+    from alpamayo_ros.core.diagnostics import OK, WARN, bond_item
+
+    node, manager, wire = pair()
+    wire.deliver(node.start(0.0) + manager.start(0.0), 0.0)
+    wire.run(0.0, 0.5)
+    assert (bond_item("ns/alpamayo_planner", node).level, node.lost) == (OK, False)
+    wire.cut_a = True
+    wire.run(0.5, 3.0)
+    wire.deliver(manager.die(3.0), 3.0)  # the manager lets the (silent) node go
+    assert node.lost and not manager.lost  # the node heard the manager break it
+    item = bond_item("ns/alpamayo_planner", node)
+    assert (item.name, item.level) == ("ns/alpamayo_planner: bond", WARN)
+    assert item.message == "bond with the lifecycle manager broken: the other side broke it"
+    alone = Bond("alpamayo_planner", heartbeat_period=0.1)
+    alone.start(0.0)
+    alone.tick(10.0)  # nobody ever answered: no manager, nothing lost
+    assert alone.broken and not alone.lost and bond_item("p", alone).level == OK
+    assert bond_item("p", alone).message.startswith("no lifecycle manager holds a bond")

@@ -214,38 +214,66 @@ def test_cleanup_while_the_model_loads_drops_that_load(tiny_checkpoint, monkeypa
 def test_an_active_managed_node_holds_a_bond_with_the_lifecycle_manager():
     """As nav2's servers do: from activation a bond on `bond` (id: the node's name) that
     bond_core's own implementation (bondpy, the lifecycle manager's side here) sees formed,
-    on wall time with the node's simulated clock standing still; deactivated, the node
-    breaks it and the manager's side sees it broken at once, not after its 4 s heartbeat
-    timeout. With bond_heartbeat_period 0 the node holds none."""
+    on wall time with the node's simulated clock standing still (diagnostics: OK, formed).
+    The manager breaking it: the node's diagnostics WARN. Activated again, a new bond;
+    deactivated, the node breaks it and the manager's side sees it broken at once, not after
+    its 4 s heartbeat timeout. With bond_heartbeat_period 0 the node holds none."""
     bondpy = pytest.importorskip("bondpy.bondpy", reason="bondpy (ros-$ROS_DISTRO-bondpy)")
     import time
 
     from rclpy.duration import Duration
+
+    from alpamayo_ros.core.diagnostics import OK, WARN
+    from alpamayo_ros.nodes.common import bond_items
 
     drive = Drive(sim_start=SIM_START)
     params = [Parameter("use_sim_time", value=True), STEPPED_CLOCK]
     controller = ManagedControllerNode(cli_args=REMAP_PLAN, parameter_overrides=params)
     manager = rclpy.create_node("bond_test_manager")
     name = "alpamayo_controller"
-    with Graph(drive.node, controller, manager) as graph:
-        assert transition(graph, drive, name, Transition.TRANSITION_CONFIGURE)
-        assert controller.count_publishers("/bond") == 0  # only while active
-        assert transition(graph, drive, name, Transition.TRANSITION_ACTIVATE)
+
+    def manager_bond():
         bond = bondpy.Bond(manager, "bond", name)
         bond.heartbeat_period = 0.1
         bond.heartbeat_timeout = 4.0
         bond.start()
+        return bond
+
+    def item():
+        (only,) = bond_items(controller, name)
+        return only
+
+    with Graph(drive.node, controller, manager) as graph:
+        assert transition(graph, drive, name, Transition.TRANSITION_CONFIGURE)
+        assert controller.count_publishers("/bond") == 0 and bond_items(controller, name) == []
+        assert transition(graph, drive, name, Transition.TRANSITION_ACTIVATE)
+        # bondpy's shutdown() destroys its subscription behind the node's back, which stops
+        # the executor that spins the node: both bonds are shut down at the end only
+        first = second = None
         try:
-            assert bond.wait_until_formed(timeout=Duration(seconds=5.0))
+            first = manager_bond()
+            assert first.wait_until_formed(timeout=Duration(seconds=5.0))
             time.sleep(1.0)  # beats go on without the simulated clock moving
-            assert not bond.is_broken() and controller._bond.bond.formed
+            assert not first.is_broken()
+            assert (item().level, item().message) == (OK, "bond with the lifecycle manager formed")
+            first.break_bond()  # the manager lets the node go
+            assert graph.wait_for(lambda: item().level == WARN, 2.0)
+            assert item().message == (
+                "bond with the lifecycle manager broken: the other side broke it"
+            )
+            assert transition(graph, drive, name, Transition.TRANSITION_DEACTIVATE)
+            assert transition(graph, drive, name, Transition.TRANSITION_ACTIVATE)
+            second = manager_bond()
+            assert second.wait_until_formed(timeout=Duration(seconds=5.0))
             asked = time.monotonic()
             assert transition(graph, drive, name, Transition.TRANSITION_DEACTIVATE)
-            assert bond.wait_until_broken(timeout=Duration(seconds=3.0))
+            assert second.wait_until_broken(timeout=Duration(seconds=3.0))
             assert time.monotonic() - asked < 3.0
-            assert graph.wait_for(lambda: controller.count_publishers("/bond") == 1, 2.0)
+            assert bond_items(controller, name) == []
         finally:
-            bond.shutdown()
+            for bond in (first, second):
+                if bond is not None:
+                    bond.shutdown()
 
     quiet = ManagedControllerNode(
         cli_args=REMAP_PLAN,
