@@ -35,18 +35,15 @@ def bond_messages() -> Any | None:
     return Status
 
 
-ANSWER_WAIT = 0.2  # s: the longest close() waits for the other side to answer the break
-
-
 class BondLink:
-    """The bond `node.get_name()` on BOND_TOPIC, started at construction; `close()`
-    breaks it: breaking statuses until the other side answers or ANSWER_WAIT passes (as
-    bondcpp waits, 0.1 s), then the topic's endpoints are removed. Removed at once, the
-    breaking status was seen lost: a reader keeping one sample (bondpy's) got the writer's
-    end instead. The manager then sees the bond broken at once (when it still watches it:
-    it stops before it deactivates a node itself), else after its heartbeat timeout.
-    Under a single-threaded executor the answer cannot be handled meanwhile: close() then
-    takes ANSWER_WAIT."""
+    """The bond `node.get_name()` on BOND_TOPIC, started at construction. `close()` breaks
+    it without blocking: breaking statuses every DEAD_PUBLISH_PERIOD until the other side
+    answers (or DISCONNECT_TIMEOUT, 2 s, passes), then the link removes its publisher,
+    subscription and timer itself, as bondcpp keeps its own until answered. Removed at
+    once, the breaking status was seen lost: a reader keeping one sample (bondpy's) got the
+    writer's end instead. The manager then sees the bond broken at once (when it still
+    watches it: it stops before it deactivates a node itself), else after its heartbeat
+    timeout. `close(at_once=True)`: removed now (the node ends, or a new bond starts)."""
 
     def __init__(self, node: Node, heartbeat_period: float, status_type: Any) -> None:
         self._node = node
@@ -65,42 +62,46 @@ class BondLink:
             callback_group=group,
             clock=Clock(clock_type=ClockType.STEADY_TIME),
         )
-        self._closed = False  # closing: breaking; closed: endpoints removed
-        self._closing = False
-        self._broken = threading.Event()
+        self.closing = False  # broken by close(): the endpoints go once it is answered
+        self.removed = False  # the endpoints are gone
         with self._lock:
             self._publish(self.bond.start(time.monotonic()))
 
-    def close(self) -> None:
-        """Break the bond and remove its publisher, subscription and timer (idempotent)."""
+    def close(self, at_once: bool = False) -> None:
+        """Break the bond (idempotent); see the class docstring."""
         with self._lock:
-            if self._closing:
-                return
-            self._closing = True
-            try:
-                self._publish(self.bond.die(time.monotonic()))
-                told = True
-            except Exception as err:  # the context already shut down (Ctrl-C): nothing to tell
-                self._node.get_logger().debug(f"bond: breaking status not sent: {err}")
-                told = False
-            self._say()
-        if told:
-            self._broken.wait(ANSWER_WAIT)
-        with self._lock:
-            self._closed = True
+            if not self.closing:
+                self.closing = True
+                try:
+                    self._publish(self.bond.die(time.monotonic()))
+                except Exception as err:  # the context shut down (Ctrl-C): nothing to tell
+                    self._node.get_logger().debug(f"bond: breaking status not sent: {err}")
+                    at_once = True
+                self._say()
+            if at_once or self.bond.broken:
+                self._remove()
+
+    def _remove(self) -> None:
+        """Remove the endpoints (under the lock; once)."""
+        if self.removed:
+            return
+        self.removed = True
         for destroy, entity in (
             (self._node.destroy_timer, self._timer),
             (self._node.destroy_subscription, self._sub),
             (self._node.destroy_publisher, self._pub),
         ):
-            destroy(entity)
+            try:
+                destroy(entity)
+            except Exception as err:  # a node already destroyed
+                self._node.get_logger().debug(f"bond: {err}")
 
     def _on_status(self, msg: Any) -> None:
         status = BondStatus(
             msg.id, msg.instance_id, msg.active, msg.heartbeat_timeout, msg.heartbeat_period
         )
         with self._lock:
-            if self._closed:
+            if self.removed:
                 return
             intruders = self.bond.intruders
             self._publish(self.bond.receive(status, time.monotonic()))
@@ -114,10 +115,12 @@ class BondLink:
 
     def _on_tick(self) -> None:
         with self._lock:
-            if self._closed:
+            if self.removed:
                 return
             self._publish(self.bond.tick(time.monotonic()))
             self._say()
+            if self.closing and self.bond.broken:  # answered, or it waited long enough
+                self._remove()
 
     def _publish(self, statuses: list[BondStatus]) -> None:
         for status in statuses:
@@ -133,15 +136,13 @@ class BondLink:
     def _say(self) -> None:
         """Log each change of the bond's state once."""
         state = self.bond.state
-        if state is BondState.DEAD:
-            self._broken.set()
         if state is self._said:
             return
         self._said = state
         logger = self._node.get_logger()
         if state is BondState.ALIVE:
             logger.info(f"bond with the lifecycle manager formed on {self._pub.topic_name}")
-        elif state is BondState.DEAD and self._closing:  # deactivated, shut down
+        elif state is BondState.DEAD and self.closing:  # deactivated, shut down
             logger.info(f"bond with the lifecycle manager ended ({self.bond.why_broken})")
         elif state is BondState.DEAD and self.bond.why_broken.startswith("no answer"):
             why = self.bond.why_broken

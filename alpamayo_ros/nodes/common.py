@@ -301,7 +301,8 @@ class Managed:
     manager (parameter bond_heartbeat_period; alpamayo_ros.nodes.bond), as nav2's servers
     do."""
 
-    _bond: BondLink | None = None
+    _bond: BondLink | None = None  # while active
+    _ended_bond: BondLink | None = None  # the last one, broken, until the manager answers
     _bond_said = False  # NO_BOND_MESSAGES logged
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -388,7 +389,7 @@ class Managed:
         return self._transition("shutdown", self.shutdown)
 
     def destroy_node(self) -> None:
-        self._stop_bond()
+        self._stop_bond(at_once=True)
         super().destroy_node()  # type: ignore[misc]
 
     def _start_bond(self) -> None:
@@ -400,12 +401,16 @@ class Managed:
             self._bond_said = True
             self.get_logger().warning(NO_BOND_MESSAGES)  # type: ignore[attr-defined]
         if status_type is not None and self._bond is None:
+            if self._ended_bond is not None:  # its statuses must not reach the new bond's
+                self._ended_bond.close(at_once=True)  # other side: gone now
             self._bond = BondLink(self, period, status_type)
 
-    def _stop_bond(self) -> None:
-        bond, self._bond = self._bond, None
-        if bond is not None:
-            bond.close()
+    def _stop_bond(self, at_once: bool = False) -> None:
+        """Break the bond (its endpoints go once the manager answers; `at_once`: now)."""
+        if self._bond is not None:
+            self._ended_bond, self._bond = self._bond, None
+        if self._ended_bond is not None:
+            self._ended_bond.close(at_once)
 
 
 def bond_items(node: Node, prefix: str) -> list[DiagnosticItem]:

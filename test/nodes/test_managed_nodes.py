@@ -270,6 +270,9 @@ def test_an_active_managed_node_holds_a_bond_with_the_lifecycle_manager():
             assert second.wait_until_broken(timeout=Duration(seconds=3.0))
             assert time.monotonic() - asked < 3.0
             assert bond_items(controller, name) == []
+            ended = controller._ended_bond  # answered: its endpoints go by themselves
+            assert graph.wait_for(lambda: ended.removed, 2.0)
+            assert ended.bond.why_broken == "broken by this side, the other side answered"
         finally:
             for bond in (first, second):
                 if bond is not None:
