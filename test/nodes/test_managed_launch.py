@@ -54,11 +54,17 @@ class TestManagedDrive(DriveCase):
         model = [m for at, m in received["plan"] if at >= SIM_START + 1.6 and not m.is_fallback]
         self.assertGreaterEqual(len(model), 10)  # of 14 (a slow delivery may cost a tick)
         self.assertTrue(self.graph.wait_for(lambda: len(received["cmd"]) > 10, 10.0))
-        items = [{kv.key: kv.value for kv in status.values}
-                 for _, msg in received["diag"] for status in msg.status
-                 if status.name.startswith("alpamayo_controller")]  # fmt: skip
-        self.assertTrue(items, [s.name for _, m in received["diag"] for s in m.status])
+        statuses = [status for _, msg in received["diag"] for status in msg.status]
+        items = [{kv.key: kv.value for kv in status.values} for status in statuses
+                 if status.name == "alpamayo_controller"]  # fmt: skip
+        self.assertTrue(items, [s.name for s in statuses])
         self.assertEqual(items[-1]["engaged"], "yes")  # engaged on activation
+        # no lifecycle manager here: each active node's bond waits for one, which is OK
+        from diagnostic_msgs.msg import DiagnosticStatus
+
+        ok = DiagnosticStatus.OK
+        bonds = {s.name: s.level for s in statuses if s.name.endswith(": bond")}
+        self.assertEqual(bonds, {"alpamayo_planner: bond": ok, "alpamayo_controller: bond": ok})
 
 
 @launch_testing.post_shutdown_test()
