@@ -4,6 +4,7 @@ replay.launch.py of a sample drive, and a test case with a fake vehicle on simul
 
 from __future__ import annotations
 
+import subprocess
 import tempfile
 import time
 import unittest
@@ -118,12 +119,37 @@ class DriveCase(unittest.TestCase):
             lambda: any(abs(at - t) < 1e-9 for at, _ in self.drive.received["plan"]), 30.0
         )
 
+    def state(self, node: str) -> str:
+        """The lifecycle state of a managed node (its ~/get_state), or "unreachable" (no
+        service within 2 s: not started yet, dead, or not discovered yet) or "no answer"."""
+        from lifecycle_msgs.srv import GetState
+
+        name = f"{self.namespace}/{node}" if self.namespace else node
+        client = self.drive.node.create_client(GetState, f"/{name}/get_state")
+        try:
+            if not client.wait_for_service(timeout_sec=2.0):
+                return "unreachable"
+            future = client.call_async(GetState.Request())
+            if not self.graph.wait_for(future.done, 5.0):
+                return "no answer"
+            return future.result().current_state.label
+        finally:
+            self.drive.node.destroy_client(client)
+
     def wait_model_ready(self, timeout: float = 120.0) -> None:
         """Until a PlannerStatus says model_ready (it comes on wall time, also before
         /clock runs): a failure after `timeout` seconds."""
         self.assertTrue(self.graph.wait_for(
             lambda: any(s.model_ready for _, s in self.drive.received["status"]), timeout
         ), f"no model_ready in {timeout:.0f} s")  # fmt: skip
+
+
+def planner_pids(work: str) -> list[int]:
+    """The planner processes of a launch whose parameter file is under `work` (it is in
+    their command line)."""
+    out = subprocess.run(["pgrep", "-f", f"alpamayo_planner.*{work}"], capture_output=True,
+                         text=True, check=False)  # fmt: skip
+    return [int(p) for p in out.stdout.split()]
 
 
 def check_ticks_planned(case: unittest.TestCase, plans: dict[float, Any], window) -> list:

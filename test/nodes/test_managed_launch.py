@@ -30,16 +30,6 @@ def generate_test_description():
 class TestManagedDrive(DriveCase):
     sim_start = SIM_START
 
-    def state(self, node: str) -> str:
-        from lifecycle_msgs.srv import GetState
-
-        client = self.drive.node.create_client(GetState, f"/{node}/get_state")
-        self.assertTrue(client.wait_for_service(timeout_sec=30.0), f"no /{node}/get_state")
-        future = client.call_async(GetState.Request())
-        self.assertTrue(self.graph.wait_for(future.done, 10.0))
-        self.drive.node.destroy_client(client)
-        return future.result().current_state.label
-
     def test_autostart_activates_both_nodes_which_plan_and_drive(self) -> None:
         received = self.drive.received
         self.wait_model_ready()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 import unittest
 
@@ -29,7 +28,7 @@ except PackageNotFoundError:
     pytest.skip("nav2_lifecycle_manager is not installed", allow_module_level=True)
 
 from launch import LaunchDescription  # noqa: E402
-from launch_files import DriveCase, drive_launch, tiny_planner_params  # noqa: E402
+from launch_files import DriveCase, drive_launch, planner_pids, tiny_planner_params  # noqa: E402
 from launch_ros.actions import Node  # noqa: E402
 
 from alpamayo_ros.messages.inputs import stamp_seconds  # noqa: E402
@@ -66,24 +65,8 @@ def generate_test_description():
 class TestNav2LifecycleManager(DriveCase):
     sim_start = SIM_START
 
-    def state(self, node: str) -> str:
-        from lifecycle_msgs.srv import GetState
-
-        client = self.drive.node.create_client(GetState, f"/{node}/get_state")
-        try:
-            if not client.wait_for_service(timeout_sec=2.0):
-                return "unreachable"
-            future = client.call_async(GetState.Request())
-            if not self.graph.wait_for(future.done, 5.0):
-                return "no answer"
-            return future.result().current_state.label
-        finally:
-            self.drive.node.destroy_client(client)
-
     def planner_pids(self) -> list[int]:
-        out = subprocess.run(["pgrep", "-f", f"alpamayo_planner.*{WORK[0]}"],
-                             capture_output=True, text=True, check=False)  # fmt: skip
-        return [int(p) for p in out.stdout.split()]
+        return planner_pids(WORK[0])
 
     def engaged_since(self, start: int) -> list[str]:
         """The controller's `engaged` diagnostics values from the start-th message on."""

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 import unittest
 
@@ -17,7 +16,7 @@ rclpy = pytest.importorskip("rclpy")
 launch_testing = pytest.importorskip("launch_testing")
 
 
-from launch_files import DriveCase, tiny_drive_test  # noqa: E402
+from launch_files import DriveCase, planner_pids, tiny_drive_test  # noqa: E402
 
 from alpamayo_ros.messages.inputs import stamp_seconds  # noqa: E402
 
@@ -39,26 +38,8 @@ def generate_test_description():
 class TestRespawn(DriveCase):
     sim_start = SIM_START
 
-    def state(self, node: str) -> str:
-        from lifecycle_msgs.srv import GetState
-
-        client = self.drive.node.create_client(GetState, f"/{node}/get_state")
-        try:
-            if not client.wait_for_service(timeout_sec=2.0):
-                return "unreachable"
-            future = client.call_async(GetState.Request())
-            if not self.graph.wait_for(future.done, 5.0):
-                return "no answer"
-            return future.result().current_state.label
-        finally:
-            self.drive.node.destroy_client(client)
-
     def planner_pids(self) -> list[int]:
-        """The planner processes of this launch (its parameter file is in their command)."""
-        work = os.path.dirname(os.path.dirname(CHECKPOINT[0]) + "/")
-        out = subprocess.run(["pgrep", "-f", f"alpamayo_planner.*{work}"], capture_output=True,
-                             text=True, check=False)  # fmt: skip
-        return [int(p) for p in out.stdout.split()]
+        return planner_pids(os.path.dirname(os.path.dirname(CHECKPOINT[0]) + "/"))
 
     def plans_ticks(self, start: float, count: int) -> None:
         for t in [round(start + 0.1 * k, 6) for k in range(count)]:
