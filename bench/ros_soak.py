@@ -10,6 +10,11 @@ at the end, its peak and the least-squares slope after the warm-up (MB per hour)
 model-plan rate of the first and the last minute (a planner alive but no longer planning is
 not a pass).
 
+`--lifecycle-manager`: the nodes managed (`managed:=true autostart:=false`) and brought up by
+nav2's lifecycle manager (`nav2_lifecycle_manager`, its defaults: bond_timeout 4 s), which
+holds a bond with each for the whole run; the result counts what its log says (bonds formed,
+nodes reported down). A node whose heartbeats stall under load for 4 s shows there.
+
 Default drive: a fresh synthetic sample bag (`make-sample-bag`, 30 s) and a fresh tiny
 checkpoint on the CPU in two_lane, as the launch tests use. `--planner-params` gives your own
 parameters file instead (your checkpoint, device), `--bag` your own bag.
@@ -173,6 +178,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bag", type=Path, help="bag to loop (default: a 30 s sample drive)")
     ap.add_argument("--planner-params", type=Path, help="planner parameters file")
     ap.add_argument("--out", type=Path, required=True, help="result JSON")
+    ap.add_argument(
+        "--lifecycle-manager",
+        action="store_true",
+        help="managed nodes brought up by nav2's lifecycle manager (bonds held)",
+    )
     ap.add_argument("--domain-id", type=int, help="ROS_DOMAIN_ID of the run: one of its own, "
                     "so that no other test or vehicle on the network mixes in")  # fmt: skip
     args = ap.parse_args(argv)
@@ -190,10 +200,25 @@ def main(argv: list[str] | None = None) -> int:
     log = (work / "launch.log").open("w")
     cmd = ["ros2", "launch", str(REPO / "launch" / "replay.launch.py"), f"bag:={bag}",
            f"planner_params:={params}", "enable_controller:=true", "loop:=true"]  # fmt: skip
+    manager_cmd = [
+        "ros2", "run", "nav2_lifecycle_manager", "lifecycle_manager", "--ros-args",
+        "-r", "__node:=lifecycle_manager_alpamayo", "-p", "autostart:=true",
+        "-p", f"node_names:=[{','.join(NODES)}]", "-p", "use_sim_time:=true",
+    ]  # fmt: skip
+    if args.lifecycle_manager:
+        cmd += ["managed:=true", "autostart:=false"]
     # A shell's background job starts with SIGINT ignored, and a child inherits that: the
     # launch could then not be stopped as Ctrl-C stops it. A handler resets on exec.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     launch = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    groups = [launch]
+    if args.lifecycle_manager:
+        manager_log = (work / "lifecycle_manager.log").open("w")
+        groups.append(
+            subprocess.Popen(
+                manager_cmd, stdout=manager_log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        )
     start = time.monotonic()
     samples: list[dict[str, Any]] = []
     try:
@@ -212,15 +237,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: writing what was sampled")
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):  # as Ctrl-C, then harder
-            os.killpg(launch.pid, sig)
-            try:
-                launch.wait(30)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-        stop_group(launch.pid)
         end = time.monotonic()
+        for process in reversed(groups):  # the manager first: it must not see nodes end
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):  # Ctrl-C, then harder
+                os.killpg(process.pid, sig)
+                try:
+                    process.wait(30)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+            stop_group(process.pid)
         listener.close()
 
     warm = 60.0 * args.warm_up
@@ -249,6 +275,16 @@ def main(argv: list[str] | None = None) -> int:
         "counters_end": listener.counters(),
         "samples": samples,
     }
+    if args.lifecycle_manager:
+        said = (work / "lifecycle_manager.log").read_text()
+        result["lifecycle_manager"] = {
+            "command": " ".join(manager_cmd),
+            "bonds_formed": said.count("connected with bond."),
+            "nodes_reported_down": said.count("CRITICAL FAILURE"),
+            "bring_ups": said.count("Managed nodes are active"),
+            "failed_bring_ups": said.count("Aborting bringup"),
+        }
+        print(f"lifecycle manager: {result['lifecycle_manager']}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     for name, p in processes.items():

@@ -434,25 +434,26 @@ def run(
     beside them).
     autostart: a Managed node configured and activated before it spins.
 
-    A node class with an `on_exit()` method gets it called when Ctrl-C or SIGTERM ends the
-    spin, before anything is torn down, so that it can still publish (the controller's last
-    command). rclpy's own signal handlers would shut the context down first, so then the
-    process handles the two signals itself: they only ask for the stop, which the spin loop
-    sees within STOP_POLL; more of them change nothing (a terminal's Ctrl-C reaches the node
-    and its launch, which then sends its own). A handler that raised KeyboardInterrupt
-    instead could land inside rclpy's take of a message, which then failed with a
-    RuntimeError ("Unable to convert call argument to Python object": exit 1, seen once
-    under Fast DDS)."""
-    if not callable(getattr(make_node, "on_exit", None)):
-        return _run(make_node, name, config_errors, args, threads, autostart, None)
+    The process handles Ctrl-C (SIGINT) and SIGTERM itself, not rclpy: the two signals only
+    ask for the stop, which the spin loop sees within STOP_POLL; more of them change nothing,
+    also once the process is winding down (the handlers stay until it ends). A terminal's
+    Ctrl-C reaches `ros2 launch` and its nodes at once, and the launch then sends each node
+    its own SIGINT: with rclpy's handlers that second one raised KeyboardInterrupt wherever
+    the node was, e.g. while the planner waited for its worker's inference to end (a
+    traceback, exit -2), or inside rclpy's take of a message ("Unable to convert call
+    argument to Python object": exit 1, seen once under Fast DDS).
+    A node class with an `on_exit()` method gets it called when a signal ends the spin,
+    before anything is torn down, so that it can still publish (the controller's last
+    command): rclpy's handlers would have shut the context down first."""
     stop = threading.Event()
     ask = lambda signum, frame: stop.set()  # noqa: E731
     previous = signal.signal(signal.SIGINT, ask), signal.signal(signal.SIGTERM, ask)
     try:
         return _run(make_node, name, config_errors, args, threads, autostart, stop)
     finally:
-        signal.signal(signal.SIGINT, previous[0])
-        signal.signal(signal.SIGTERM, previous[1])
+        if not stop.is_set():  # not ending on a signal (a caller that goes on): as it was
+            signal.signal(signal.SIGINT, previous[0])
+            signal.signal(signal.SIGTERM, previous[1])
 
 
 def _run(
@@ -462,16 +463,12 @@ def _run(
     args: list[str] | None,
     threads: int,
     autostart: bool,
-    stop: threading.Event | None,
+    stop: threading.Event,
 ) -> int:
-    """run() itself; `stop`: set by the process's own signal handlers (None: rclpy's)."""
+    """run() itself; `stop`: set by the process's signal handlers."""
     logger = rclpy.logging.get_logger(name)
-    own_signals = stop is not None
     try:
-        if own_signals:
-            rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-        else:
-            rclpy.init(args=args)
+        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     except KeyboardInterrupt:
         return _exit_cleanly(0)
     except RuntimeError as err:  # rcl's: a params file that does not parse, a bad --ros-args
@@ -497,18 +494,15 @@ def _run(
     try:
         if autostart and isinstance(node, Managed) and not node.autostart():
             logger.error(f"autostart stopped in state {node.lifecycle_state()}")
-        if stop is None:
-            rclpy.spin(node, executor=executor)
-        else:
-            executor = executor or SingleThreadedExecutor()
-            executor.add_node(node)
-            while not stop.is_set() and rclpy.ok():
-                executor.spin_once(timeout_sec=STOP_POLL)
+        executor = executor or SingleThreadedExecutor()
+        executor.add_node(node)
+        while not stop.is_set() and rclpy.ok():
+            executor.spin_once(timeout_sec=STOP_POLL)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
         try:
-            if own_signals and rclpy.ok():
+            if callable(getattr(node, "on_exit", None)) and rclpy.ok():
                 node.on_exit()
         except Exception as err:
             logger.warning(f"while exiting: {type(err).__name__}: {err}")
