@@ -436,12 +436,16 @@ def run(
 
     The process handles Ctrl-C (SIGINT) and SIGTERM itself, not rclpy: the two signals only
     ask for the stop, which the spin loop sees within STOP_POLL; more of them change nothing,
-    also once the process is winding down (the handlers stay until it ends). A terminal's
-    Ctrl-C reaches `ros2 launch` and its nodes at once, and the launch then sends each node
-    its own SIGINT: with rclpy's handlers that second one raised KeyboardInterrupt wherever
-    the node was, e.g. while the planner waited for its worker's inference to end (a
-    traceback, exit -2), or inside rclpy's take of a message ("Unable to convert call
-    argument to Python object": exit 1, seen once under Fast DDS).
+    also once the process is winding down: ended on a signal, run() leaves both ignored. A
+    terminal's Ctrl-C reaches `ros2 launch` and its nodes at once, and the launch then sends
+    each node its own SIGINT, which may come at any moment: with rclpy's handlers it raised
+    KeyboardInterrupt wherever the node was, e.g. while the planner waited for its worker's
+    inference to end (a traceback, exit -2), or inside rclpy's take of a message ("Unable
+    to convert call argument to Python object": exit 1, seen once under Fast DDS); with a
+    handler of ours still set, it killed the process while the interpreter ended (Python
+    puts SIGINT's default action back for a handler set from Python, not for an ignored
+    signal: exit -2 with no traceback; with managed nodes, whose launch forwards its SIGINT
+    later, in 3 of 3 runs stopped as the soak stops them).
     A node class with an `on_exit()` method gets it called when a signal ends the spin,
     before anything is torn down, so that it can still publish (the controller's last
     command): rclpy's handlers would have shut the context down first."""
@@ -451,9 +455,9 @@ def run(
     try:
         return _run(make_node, name, config_errors, args, threads, autostart, stop)
     finally:
-        if not stop.is_set():  # not ending on a signal (a caller that goes on): as it was
-            signal.signal(signal.SIGINT, previous[0])
-            signal.signal(signal.SIGTERM, previous[1])
+        ending = stop.is_set()  # on a signal: the process ends; else a caller may go on
+        signal.signal(signal.SIGINT, signal.SIG_IGN if ending else previous[0])
+        signal.signal(signal.SIGTERM, signal.SIG_IGN if ending else previous[1])
 
 
 def _run(
