@@ -18,6 +18,7 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile
 
 from alpamayo_ros.core.bond import DEAD_PUBLISH_PERIOD, Bond, BondState, BondStatus
+from alpamayo_ros.core.diagnostics import WARN, bond_item
 
 BOND_TOPIC = "bond"
 NO_BOND_MESSAGES = (
@@ -144,8 +145,6 @@ class BondLink:
             logger.info(f"bond with the lifecycle manager formed on {self._pub.topic_name}")
         elif state is BondState.DEAD and self.closing:  # deactivated, shut down
             logger.info(f"bond with the lifecycle manager ended ({self.bond.why_broken})")
-        elif state is BondState.DEAD and self.bond.why_broken.startswith("no answer"):
-            why = self.bond.why_broken
-            logger.info(f"no lifecycle manager holds a bond with this node ({why})")
-        elif state is BondState.DEAD:
-            logger.warning(f"bond with the lifecycle manager broken: {self.bond.why_broken}")
+        elif state is BondState.DEAD:  # what /diagnostics says, at its level
+            item = bond_item(self._node.get_name(), self.bond)
+            (logger.warning if item.level == WARN else logger.info)(item.message)
