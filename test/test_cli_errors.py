@@ -107,6 +107,20 @@ def test_a_damaged_tokenizer_or_processor_file_is_named(
     assert not (tmp_path / "out").exists()
 
 
+def test_a_checkpoint_without_tokenizer_json_is_named_before_its_weights_are_read(
+    drive, tiny_checkpoint, tmp_path, capsys
+):
+    broken = tmp_path / "ckpt"
+    shutil.copytree(tiny_checkpoint, broken)
+    (broken / "tokenizer.json").unlink()
+    weights = broken / "model.safetensors"  # cut too: the tokenizer is found missing first
+    weights.write_bytes(weights.read_bytes()[:50_000])
+    argv = ["replay", str(drive), "--model", str(broken), "--out", str(tmp_path / "out")]
+    err = one_line_error(capsys, argv)
+    assert f"no tokenizer.json in checkpoint folder {broken}" in err, err
+    assert "sentencepiece" not in err
+
+
 def test_inputs_are_checked_before_the_model_loads(drive, tmp_path, capsys, monkeypatch):
     import alpamayo_ros.cli as cli
 

@@ -141,13 +141,16 @@ class AlpamayoPolicy(PolicyRuntime):
         device, dtype = resolve_device(device, dtype)
         folder = resolve_checkpoint(resolve_model(str(path)))
         config = AlpamayoConfig.from_file(folder)
+        # The tokenizer and image settings first: a checkpoint without a readable
+        # tokenizer.json fails in a second, not after its weights were read (22 GB released).
+        processor = AlpamayoProcessor.from_pretrained(folder, config)
         # Built straight in the target dtype on the target device, without initialising
         # what the checkpoint overwrites, then filled tensor by tensor: peak memory is the
         # weights' size (a float32 build first would need 2x the bf16 size: 44 GB for 10B).
         with torch.device(device), default_dtype(dtype), no_init_weights():
             policy = cls(config, attn_implementation=attn_implementation)
         policy.load_report = policy.load_weights(folder, strict=strict)
-        policy.processor = AlpamayoProcessor.from_pretrained(folder, config)
+        policy.processor = processor
         policy.model_id = str(path)
         policy.eval()
         if compile_expert:

@@ -194,6 +194,12 @@ class AlpamayoProcessor:
         # The Auto* loaders peek at config.json and warn that `alpamayo_r1` is not theirs.
         verbosity = hf_logging.get_verbosity()
         hf_logging.set_verbosity_error()
+        if not (path / "tokenizer.json").is_file():  # transformers would say it needs
+            # sentencepiece to convert a slow tokenizer, in four lines
+            raise CheckpointError(
+                f"no tokenizer.json in checkpoint folder {path} (the released checkpoints "
+                "ship it beside config.json; the tokenizer is read from it)"
+            )
         try:
             tokenizer = _load(
                 path, "its tokenizer (tokenizer.json, tokenizer_config.json)",
