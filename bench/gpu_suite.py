@@ -377,7 +377,7 @@ def main() -> int:
         (graph_decode) and the loop around the bare step (what the static engine did
         before): ms per token of each, same run."""
         from alpamayo_ros.model.kv_cache import crop_cache
-        from alpamayo_ros.model.runtime import _sample_token
+        from alpamayo_ros.model.sampling import sample_token
         from alpamayo_ros.model.sampling import draw
 
         plan = policy.plan([request], seed=0, temperature=0.6, engine=engine, **base)
@@ -427,7 +427,7 @@ def main() -> int:
                 )
             else:  # the reference loop's: chain mask and sampling, eager
                 sample_ms = back_to_back(
-                    lambda: _sample_token(policy._chain_logits(logits), 0.6, 0.98, gen)
+                    lambda: sample_token(policy._chain_logits(logits), 0.6, 0.98, gen)
                 )
         return {"wall_ms_per_token": wall, "ms_per_token_p50": ab,
                 "advance_back_to_back_ms": advance_ms,

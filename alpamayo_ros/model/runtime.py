@@ -6,10 +6,12 @@ vision cache, quantization; attention kernels; what is compiled), `plan()` (prep
 prefill -> reasoning decode (trajectory tokens and vision placeholders masked) until
 <|traj_future_start|> -> the expert denoises 64 (acceleration, curvature) controls reading
 the VLM's KV cache (with navigation guidance: also an unguided cache) -> the core unicycle
-model integrates them), the reasoning lane's and questions' step-at-a-time decoders
-(`reason_steps`, `ask_steps`), and the expert's context and velocity, which training's
-flow-matching loss calls too. Engines: "eager" (the reference, a growing dynamic KV cache)
-and "static" (a preallocated StaticCache per user, fixed shapes for CUDA graphs).
+model integrates them) and the decoding primitives under it, and, as methods, the reasoning
+lane's and questions' step-at-a-time decoders (`reason_steps`: model.reasoning_lane,
+`ask_steps`: model.questions) and the expert's context and velocity (its base class
+model.expert_sampler.ExpertSampler, which training's flow-matching loss calls too).
+Engines: "eager" (the reference, a growing dynamic KV cache) and "static" (a preallocated
+StaticCache per user, fixed shapes for CUDA graphs).
 """
 
 from __future__ import annotations
@@ -18,43 +20,35 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Generator, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Generator, Sequence
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 from transformers import (
     Qwen3VLForConditionalGeneration,
-    Qwen3VLTextModel,
     StaticCache,
 )
 from transformers.models.qwen3_vl.modeling_qwen3_vl import BaseModelOutputWithDeepstackFeatures
 
 from alpamayo_ros.core.trajectory import UnicycleRollout, integrate
-from alpamayo_ros.model.action_expert import (
-    ActionSpace,
-    PerWaypointActionInProj,
-)
+from alpamayo_ros.model import questions, reasoning_lane
 from alpamayo_ros.model.attention import GROUPED_ATTENTION
-from alpamayo_ros.model.config import AlpamayoConfig
 from alpamayo_ros.model.ego_speed import t0_speed
+from alpamayo_ros.model.expert_sampler import ExpertContext, ExpertSampler
 from alpamayo_ros.model.flow_matching import euler_sample, guided
 from alpamayo_ros.model.frame_decoding import decodes_jpeg_on
 from alpamayo_ros.model.fused_layers import fuse_decoder_layers
-from alpamayo_ros.model.kv_cache import STATIC_SLOTS, crop_cache, static_copy, static_key
+from alpamayo_ros.model.kv_cache import STATIC_SLOTS, static_copy, static_key
 from alpamayo_ros.model.lane_prefix import LanePrefix
 from alpamayo_ros.model.processor import AlpamayoProcessor
 from alpamayo_ros.model.quantization import quantize
-from alpamayo_ros.model.sampling import draw, token_distribution, undo_padding_draws
+from alpamayo_ros.model.sampling import sample_token, token_distribution, undo_padding_draws
 from alpamayo_ros.model.stacked_projections import stack_projections
+from alpamayo_ros.model.stage_timing import stage_timer
 from alpamayo_ros.model.static_decode import (
     DecodeBuffers,
-    decode_buffers,
     decode_static,
-    draw_next,
 )
 from alpamayo_ros.model.vision_cache import FrameFeatures, VisionFeatureCache
 from alpamayo_ros.planning.requests import (
@@ -73,49 +67,15 @@ ENGINES = ("eager", "static")
 VISION_KEYS = ("pixel_values", "image_grid_thw", "mm_encoder_outputs")  # reused by guidance
 
 
-@dataclass(frozen=True)
-class ExpertContext:
-    """What the expert needs to read a VLM cache: the cache, its action tokens' rotary
-    position ids (3, B, T), their attention mask (B, 1, T, prefix + T) and the cache length."""
-
-    cache: object
-    position_ids: torch.Tensor
-    mask: torch.Tensor
-    prefix: int
-
-
-def _sample_token(
-    logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator
-) -> torch.Tensor:
-    """(B, V) logits -> (B,) ids by temperature + nucleus sampling (greedy at temperature 0)."""
-    return draw(token_distribution(logits, temperature, top_p), generator)
-
-
-@contextmanager
-def _timer(timings: dict[str, float], stage: str, device: torch.device) -> Iterator[None]:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    yield
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    timings[stage] = timings.get(stage, 0.0) + 1000.0 * (time.perf_counter() - start)
-
-
 class PlanCancelled(RuntimeError):
     """policy.plan was abandoned through its `cancel` event."""
 
 
-class PolicyRuntime(nn.Module):
+class PolicyRuntime(ExpertSampler):
     """Inference on the modules AlpamayoPolicy builds (see the module text)."""
 
     # built by AlpamayoPolicy.__init__
-    config: AlpamayoConfig
-    vlm: Qwen3VLForConditionalGeneration
-    expert: Qwen3VLTextModel
-    action_space: ActionSpace
-    action_in_proj: PerWaypointActionInProj
-    action_out_proj: nn.Linear
+    vlm: Qwen3VLForConditionalGeneration  # with ExpertSampler's expert modules
     processor: AlpamayoProcessor | None
     quantization: str
     default_engine: str
@@ -289,7 +249,7 @@ class PolicyRuntime(nn.Module):
 
         proc = self.processor
         forced_stop = None
-        with _timer(timings, "preprocess", device):
+        with stage_timer(timings, "preprocess", device):
             if reasoning_ids is None:
                 inputs = self._inputs(requests, device)
             else:
@@ -309,7 +269,7 @@ class PolicyRuntime(nn.Module):
         if self.share_lane_prefix and reasoning_ids is not None and len(requests) == 1:
             if engine == "static" and not discrete:  # (the continuous expert needs no logits)
                 prompt = inputs["input_ids"].shape[1] - len(reasoning_ids[0]) - 2
-        with _timer(timings, "prefill", device):
+        with stage_timer(timings, "prefill", device):
             at = None if prompt is None else prompt - 1  # the logits after the prompt
             cache, logits, rope_deltas = self._prefill(inputs, at)
             if prompt is not None:
@@ -327,7 +287,7 @@ class PolicyRuntime(nn.Module):
                 decode = 0 if reasoning_ids is not None else max_reasoning_tokens
                 cache = self._to_static("plan", cache, attention.shape[1] + decode + room + 1)
 
-        with _timer(timings, "reasoning", device):
+        with stage_timer(timings, "reasoning", device):
             if reasoning_ids is None:
                 decoded = self._decode_reasoning(
                     logits, cache, attention, rope_deltas, temperature, top_p,
@@ -344,7 +304,7 @@ class PolicyRuntime(nn.Module):
                 stop_logits = logits  # after <|traj_future_start|>, the last position
 
         traj_tokens = None
-        with _timer(timings, "trajectory", device):
+        with stage_timer(timings, "trajectory", device):
             if discrete:
                 traj_tokens = self._decode_trajectory_tokens(
                     stop_logits, cache, attention, rope_deltas, generator, trajectory_temperature
@@ -359,7 +319,7 @@ class PolicyRuntime(nn.Module):
                 velocity = lambda x, t: self.expert_velocity(ctx, x, t)  # noqa: E731
                 weights = [navigation_guidance if r.navigation else 1.0 for r in requests]
                 if any(w != 1.0 for w in weights):
-                    with _timer(timings, "guidance_prefill", device):
+                    with stage_timer(timings, "guidance_prefill", device):
                         vision = {k: inputs[k] for k in VISION_KEYS if k in inputs}
                         ctx_u = self._unguided_context(requests, full_ids, S, vision, engine)
                     w = torch.tensor(weights, device=device).repeat_interleave(S)[:, None, None]
@@ -646,7 +606,7 @@ class PolicyRuntime(nn.Module):
             if stop_lag:
                 states.append(generator.get_state())
             logits = self._chain_logits(logits)
-            token = _sample_token(logits, temperature, top_p, generator)
+            token = sample_token(logits, temperature, top_p, generator)
             token = torch.where(finished, torch.full_like(token, proc.pad_id), token)
             generated.append(token)
             live = ~finished
@@ -687,70 +647,6 @@ class PolicyRuntime(nn.Module):
             text_ids.append(text[: text.index(cot_end)] if cot_end in text else text)
             full_ids.append([t for t in row[: end + 1] if t != proc.pad_id])
         return text_ids, full_ids
-
-    def expert_context(
-        self, cache, attention: torch.Tensor, stop_pos: torch.Tensor, rope_deltas: torch.Tensor
-    ) -> ExpertContext:
-        """Positions and attention of the expert's T action tokens over a VLM cache.
-
-        attention: (B, L) the cache's attention mask (left padding 0); stop_pos: (B,) index
-        of each sequence's <|traj_future_start|> (cache positions after it, e.g. the
-        trajectory tokens of a training sequence, are hidden from the expert); rope_deltas:
-        (B, 1) of the VLM's multimodal rotary positions.
-        """
-        n = attention.shape[0]
-        T = self.action_space.dims[0]
-        prefix = int(cache.get_seq_length())
-        device = attention.device
-        # a static cache: the mask spans all its slots (those after the actions unused)
-        unused = cache.get_max_length() - prefix - T if isinstance(cache, StaticCache) else 0
-        # Positions continue the VLM's multimodal rotary positions after <|traj_future_start|>.
-        real_before = attention.cumsum(dim=-1).gather(1, stop_pos[:, None])  # incl. the token
-        pos = real_before + rope_deltas + torch.arange(T, device=device)[None, :]
-        position_ids = pos.unsqueeze(0).expand(3, -1, -1)
-        allowed_prefix = attention[:, :prefix].bool()
-        allowed_prefix &= torch.arange(prefix, device=device)[None, :] <= stop_pos[:, None]
-        if self.config.expert_non_causal_attention:
-            new = torch.ones(T, T, dtype=torch.bool, device=device)
-        else:
-            new = torch.tril(torch.ones(T, T, dtype=torch.bool, device=device))
-        mask = torch.cat(
-            [
-                allowed_prefix[:, None, None, :].expand(n, 1, T, prefix),
-                new.expand(n, 1, T, T),
-                torch.zeros((n, 1, T, unused), dtype=torch.bool, device=device),
-            ],
-            dim=-1,
-        )
-        if self.expert.config._attn_implementation == "eager":  # additive masks only
-            mask = torch.zeros(mask.shape, device=device).masked_fill(~mask, float("-inf"))
-        return ExpertContext(cache, position_ids, mask, prefix)
-
-    def expert_velocity(self, ctx: ExpertContext, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """The flow-matching velocity (B, T, 2) of noisy normalised controls x (B, T, 2) at
-        flow times t (B,), reading the VLM cache of `ctx` (left as it was)."""
-        if isinstance(ctx.cache, StaticCache):
-            v = self._static_expert_pass(x, t, ctx.position_ids, ctx.mask, ctx.cache)
-        else:
-            v = self._expert_pass(x, t, ctx.position_ids, ctx.mask, ctx.cache)
-        crop_cache(ctx.cache, ctx.prefix)
-        return v
-
-    def _expert_pass(self, x, t, position_ids, mask, cache) -> torch.Tensor:
-        """One expert pass: (B, T, 2) noisy controls and (B,) flow times over the cache
-        (which gains the T action tokens: the caller crops it) -> (B, T, 2) velocity."""
-        dtype = self.action_out_proj.weight.dtype
-        emb = self.action_in_proj(x, t).to(dtype)
-        out = self.expert(
-            inputs_embeds=emb, position_ids=position_ids, past_key_values=cache,
-            attention_mask=mask, use_cache=True,
-        )  # fmt: skip
-        T = self.action_space.dims[0]
-        return self.action_out_proj(out.last_hidden_state[:, -T:]).float()
-
-    def _static_expert_pass(self, x, t, position_ids, mask, cache) -> torch.Tensor:
-        """_expert_pass over a StaticCache: fixed shapes, so compile_expert can capture it."""
-        return self._expert_pass(x, t, position_ids, mask, cache)
 
     def _unguided_context(
         self,
@@ -801,7 +697,7 @@ class PolicyRuntime(nn.Module):
             cache = self._to_static("unguided", cache, attention.shape[1] + T + 1)
         return self.expert_context(cache, attention, stop_pos, rope_deltas)
 
-    # -- the reasoning lane -----------------------------------------------------------------
+    # -- the reasoning lane and questions (model.reasoning_lane, model.questions) ----------
     def reason_steps(
         self,
         request: PlanRequest,
@@ -810,66 +706,9 @@ class PolicyRuntime(nn.Module):
         max_tokens: int = 128,
         seed: int | None = None,
     ) -> Generator[str, None, tuple[tuple[int, ...], str, bool]]:
-        """A causal chain for one request, one step at a time (the planner's reasoning lane
-        between trajectory-lane plans): yields "prefill", then "token" after each decoded
-        token (trajectory tokens masked, as in plan()); returns (the chain's token ids up to
-        <|cot_end|>, its text, complete: whether <|traj_future_start|> came before
-        max_tokens). The ids are what plan(reasoning_ids=...) teacher-forces. With the
-        static engine as default (configure(engine="fast")) the steps decode on their own
-        StaticCache with the compiled decode step."""
-        if self.processor is None:
-            raise RuntimeError("policy has no processor: load it with from_pretrained")
-        proc = self.processor
-        generator = self._generator(seed)
-        with torch.inference_mode():
-            inputs = self._on_device(self._inputs([request], self.device))
-            attention = inputs["attention_mask"]
-            prefix = self._lane_prefix if self.default_engine == "static" else None
-            assert self.processor is not None
-            frames = self.processor.layout(request.images, request.cameras)[0]
-            if prefix is not None and prefix.matches(frames, inputs["input_ids"]):
-                # the trajectory lane read this prompt: start from its keys and values
-                kept = self._static_caches["prefix"][1]
-                cache = self._to_static("reason", kept, attention.shape[1] + max_tokens + 1)
-                logits, rope_deltas = prefix.logits, prefix.rope_deltas
-                self.prefix_reuses += 1
-            else:
-                cache, logits, rope_deltas = self._prefill(inputs)
-                if self.default_engine == "static":  # its own cache: plans run between steps
-                    need = attention.shape[1] + max_tokens + 1
-                    cache = self._to_static("reason", cache, need)
-            buffers = None  # the static engine: the plan's per-token functions (static_decode)
-            if isinstance(cache, StaticCache) and self.graph_decode:
-                buffers = decode_buffers(self, "reason", logits, cache.get_max_length())
-                buffers.start(attention, logits)
-                banned = self._chain_mask(logits.shape[-1], logits.device)
-        yield "prefill"
-        stop, cot_end = proc.special_ids["traj_future_start"], proc.special_ids["cot_end"]
-        ids: list[int] = []
-        complete = False
-        for _ in range(max_tokens):
-            with torch.inference_mode():
-                if buffers is not None:
-                    token = draw_next(self, buffers, banned, temperature, top_p, generator)
-                else:
-                    token = _sample_token(self._chain_logits(logits), temperature, top_p,
-                                          generator)  # fmt: skip
-                value = int(token[0])
-                if value == stop:
-                    complete = True
-                    break
-                ids.append(value)
-                if buffers is not None:
-                    self._static_advance(token, buffers, cache, rope_deltas)
-                else:
-                    attention = torch.cat([attention, torch.ones_like(attention[:, :1])], dim=1)
-                    logits = self._step_vlm(token, cache, attention, rope_deltas)
-            yield "token"
-        chain = ids[: ids.index(cot_end)] if cot_end in ids else ids
-        text = str(proc.tokenizer.decode(chain, skip_special_tokens=True)).strip()
-        return tuple(chain), text, complete
+        """A causal chain for one request, one step at a time (model.reasoning_lane)."""
+        return reasoning_lane.reason_steps(self, request, temperature, top_p, max_tokens, seed)
 
-    # -- questions ------------------------------------------------------------------------
     def ask(
         self,
         question: QuestionRequest,
@@ -901,48 +740,8 @@ class PolicyRuntime(nn.Module):
         top_p: float = 0.98,
         seed: int | None = None,
     ) -> Generator[str, None, Answer]:
-        """`ask` one step at a time, for a caller that shares the GPU with planning: yields
-        "prefill" after the prompt is read, then "token" after each answer token, and
-        returns the Answer; between steps the caller may run plans (the steps keep their
-        own cache and rotary offsets) or drop the generator."""
-        if self.processor is None:
-            raise RuntimeError("policy has no processor: load it with from_pretrained")
-        if max_tokens < 1:
-            raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
-        proc = self.processor
-        device = self.device
-        timings: dict[str, float] = {}
-        generator = self._generator(seed)
-        start = time.perf_counter()
-        with torch.inference_mode():
-            with _timer(timings, "preprocess", device):
-                inputs = self._on_device(proc.question_inputs([question], self.device))
-            with _timer(timings, "prefill", device):
-                cache, logits, rope_deltas = self._prefill(inputs)
-                attention = inputs["attention_mask"]
-                if self.default_engine == "static":
-                    cache = self._to_static("ask", cache, attention.shape[1] + max_tokens + 1)
-        yield "prefill"
-        answer_end = proc.special_ids["answer_end"]
-        ends = {answer_end, token_id_or_none(proc.tokenizer, "<|im_end|>")}
-        ends.add(proc.tokenizer.eos_token_id)
-        ends.discard(None)
-        ids: list[int] = []
-        complete = False
-        for _ in range(max_tokens):
-            with torch.inference_mode(), _timer(timings, "answer", device):
-                token = _sample_token(logits, temperature, top_p, generator)
-                value = int(token[0])
-                if value in ends:
-                    complete = value == answer_end
-                    break
-                ids.append(value)
-                attention = torch.cat([attention, torch.ones_like(attention[:, :1])], dim=1)
-                logits = self._step_vlm(token, cache, attention, rope_deltas)
-            yield "token"
-        timings["total"] = 1000.0 * (time.perf_counter() - start)
-        text = str(proc.tokenizer.decode(ids, skip_special_tokens=True)).strip()
-        return Answer(text=text, complete=complete, timings_ms=timings)
+        """`ask` one step at a time (model.questions)."""
+        return questions.ask_steps(self, question, max_tokens, temperature, top_p, seed)
 
     def _decode_trajectory_tokens(
         self, logits, cache, attention, rope_deltas, generator, temperature: float = 0.0
@@ -957,16 +756,11 @@ class PolicyRuntime(nn.Module):
         for _ in range(self.config.tokens_per_future_traj):
             masked = torch.full_like(logits, float("-inf"))
             masked[:, lo:hi] = logits[:, lo:hi]
-            token = _sample_token(masked, temperature, 1.0, generator)
+            token = sample_token(masked, temperature, 1.0, generator)
             ids.append(token)
             attention = torch.cat([attention, torch.ones_like(attention[:, :1])], dim=1)
             logits = self._step_vlm(token, cache, attention, rope_deltas)
         return (torch.stack(ids, dim=1) - lo).cpu().numpy()
-
-
-def token_id_or_none(tokenizer: Any, token: str) -> int | None:
-    value = tokenizer.convert_tokens_to_ids(token)
-    return value if isinstance(value, int) and value >= 0 else None
 
 
 def _index_rollout(roll: UnicycleRollout, s: int) -> UnicycleRollout:

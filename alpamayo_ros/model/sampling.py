@@ -31,6 +31,14 @@ def draw(distribution: torch.Tensor, generator: torch.Generator) -> torch.Tensor
     return torch.multinomial(distribution, 1, generator=generator).squeeze(-1)
 
 
+def sample_token(
+    logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator
+) -> torch.Tensor:
+    """(B, V) logits -> (B,) ids by temperature + nucleus sampling (greedy at temperature 0):
+    the two steps above in one call, for the decoders that need no graph between them."""
+    return draw(token_distribution(logits, temperature, top_p), generator)
+
+
 def undo_padding_draws(
     generator: torch.Generator, states: list[torch.Tensor], all_finished: torch.Tensor
 ) -> None:

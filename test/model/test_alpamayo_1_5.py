@@ -401,10 +401,10 @@ def test_an_answer_ends_at_answer_end(tiny_policy_1_5, request_factory, monkeypa
     proc = policy.processor
     hello = proc.tokenizer("hi", add_special_tokens=False)["input_ids"]
     script = [*hello[:2], proc.special_ids["answer_end"]]
-    import alpamayo_ros.model.runtime as module
+    import alpamayo_ros.model.questions as module
 
     it = iter(script)
-    monkeypatch.setattr(module, "_sample_token", lambda logits, *a: torch.tensor([next(it)]))
+    monkeypatch.setattr(module, "sample_token", lambda logits, *a: torch.tensor([next(it)]))
     images = request_factory(seed=9, shape=(64, 96)).images[:4]
     ans = policy.ask(QuestionRequest(images, "Say hi.", (NAMES[1][0],)), max_tokens=10)
     assert ans.complete and ans.text == proc.tokenizer.decode(hello[:2])

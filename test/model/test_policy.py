@@ -152,8 +152,8 @@ def test_a_sequence_that_stops_early_ignores_what_others_generate_after(
 
         return sample
 
-    # the eager engine samples with _sample_token, the static one draws in static_decode
-    monkeypatch.setattr(policy_module, "_sample_token", scripted(policy_module._sample_token))
+    # the eager engine samples with sample_token, the static one draws in static_decode
+    monkeypatch.setattr(policy_module, "sample_token", scripted(policy_module.sample_token))
     monkeypatch.setattr(static_module, "draw", scripted(static_module.draw))
     kw = dict(seed=0, max_reasoning_tokens=12, num_flow_steps=1, temperature=0.0, engine=engine)
     req = request_factory(0)
