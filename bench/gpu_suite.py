@@ -377,8 +377,7 @@ def main() -> int:
         (graph_decode) and the loop around the bare step (what the static engine did
         before): ms per token of each, same run."""
         from alpamayo_ros.model.kv_cache import crop_cache
-        from alpamayo_ros.model.sampling import sample_token
-        from alpamayo_ros.model.sampling import draw
+        from alpamayo_ros.model.sampling import draw, sample_token
 
         plan = policy.plan([request], seed=0, temperature=0.6, engine=engine, **base)
         wall = plan.timings_ms["reasoning"] / args.tokens
