@@ -20,7 +20,7 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Generator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -698,16 +698,8 @@ class PolicyRuntime(ExpertSampler):
         return self.expert_context(cache, attention, stop_pos, rope_deltas)
 
     # -- the reasoning lane and questions (model.reasoning_lane, model.questions) ----------
-    def reason_steps(
-        self,
-        request: PlanRequest,
-        temperature: float = 0.6,
-        top_p: float = 0.98,
-        max_tokens: int = 128,
-        seed: int | None = None,
-    ) -> Generator[str, None, tuple[tuple[int, ...], str, bool]]:
-        """A causal chain for one request, one step at a time (model.reasoning_lane)."""
-        return reasoning_lane.reason_steps(self, request, temperature, top_p, max_tokens, seed)
+    # a causal chain for one request, one step at a time
+    reason_steps = reasoning_lane.reason_steps
 
     def ask(
         self,
@@ -732,16 +724,7 @@ class PolicyRuntime(ExpertSampler):
             except StopIteration as done:
                 return done.value
 
-    def ask_steps(
-        self,
-        question: QuestionRequest,
-        max_tokens: int = 256,
-        temperature: float = 0.6,
-        top_p: float = 0.98,
-        seed: int | None = None,
-    ) -> Generator[str, None, Answer]:
-        """`ask` one step at a time (model.questions)."""
-        return questions.ask_steps(self, question, max_tokens, temperature, top_p, seed)
+    ask_steps = questions.ask_steps  # `ask` one step at a time
 
     def _decode_trajectory_tokens(
         self, logits, cache, attention, rope_deltas, generator, temperature: float = 0.0
