@@ -141,27 +141,53 @@ class DrivingSample:
         )  # fmt: skip
 
 
+def _annotation(row: Any) -> tuple[str, Annotation]:
+    """One annotation line's JSON value -> (its bag's name, the annotation); ValueError
+    naming the field and the value."""
+    if not isinstance(row, dict):
+        raise ValueError(f"a line must be a JSON object, got {type(row).__name__}")
+    for key in ("bag", "t", "reasoning"):
+        if key not in row:
+            raise ValueError(f"missing field {key!r}")
+        if key != "t" and not isinstance(row[key], str):
+            raise ValueError(f"field {key!r} must be a string, got {_shown(row[key])}")
+    try:
+        t = float(row["t"])
+    except (TypeError, ValueError):
+        t = math.nan
+    if isinstance(row["t"], bool) or not math.isfinite(t):
+        raise ValueError(f"field 't' must be a finite number (bag time, s), got {_shown(row['t'])}")
+    action = row.get("meta_action", "")
+    if action and action not in META_ACTIONS:
+        raise ValueError(f"field 'meta_action' must be one of {META_ACTIONS}, got {action!r}")
+    try:
+        agents = np.asarray(row.get("agents", []), dtype=np.float64).reshape(-1, 5)
+    except (TypeError, ValueError):
+        agents = np.full((1, 5), np.nan)
+    if not np.isfinite(agents).all():
+        raise ValueError(
+            "field 'agents' must be a list of [x, y, yaw, length, width] boxes of finite "
+            f"numbers (m, m, rad, m, m), got {_shown(row.get('agents'))}"
+        )
+    return row["bag"], Annotation(t, row["reasoning"], action, agents)
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, float) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def read_annotations(path: str | Path) -> dict[str, list[Annotation]]:
-    """Bag name -> its annotations sorted by time. Raises ValueError naming the line."""
+    """Bag name -> its annotations sorted by time. Raises ValueError naming the line, the
+    field and the value."""
     by_bag: dict[str, list[Annotation]] = defaultdict(list)
     for n, line in enumerate(Path(path).read_text().splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
-            if not isinstance(row, dict):
-                raise TypeError(f"a line must be a JSON object, got {type(row).__name__}")
-            action = row.get("meta_action", "")
-            if action and action not in META_ACTIONS:
-                raise ValueError(f"meta_action {action!r} is not one of {META_ACTIONS}")
-            agents = np.asarray(row.get("agents", []), dtype=np.float64).reshape(-1, 5)
-            t = float(row["t"])
-            if not math.isfinite(t) or not np.isfinite(agents).all():
-                raise ValueError("t and agents must be finite numbers")
-            if not isinstance(row["bag"], str) or not isinstance(row["reasoning"], str):
-                raise TypeError("bag and reasoning must be strings")
-            by_bag[row["bag"]].append(Annotation(t, row["reasoning"], action, agents))
-        except (KeyError, TypeError, ValueError, json.JSONDecodeError) as err:
+            bag, note = _annotation(json.loads(line))
+            by_bag[bag].append(note)
+        except ValueError as err:  # json.JSONDecodeError too
             raise ValueError(f"{path}:{n}: bad annotation ({err}): {line[:120]}") from err
     for rows in by_bag.values():
         rows.sort(key=lambda a: a.t)

@@ -116,11 +116,27 @@ def test_a_rebuild_replaces_the_dataset_whole_and_a_failed_one_keeps_it(
 @pytest.mark.parametrize(
     ("row", "said"),
     [
-        ('{"bag": "a", "t": NaN, "reasoning": "x"}', "must be finite"),
-        ('{"bag": "a", "t": "inf", "reasoning": "x"}', "must be finite"),
-        ('{"bag": "a", "t": 1.0, "reasoning": 5}', "must be strings"),
-        ('{"bag": null, "t": 1.0, "reasoning": "x"}', "must be strings"),
-        ('{"bag": "a", "t": 1.0, "reasoning": "x", "agents": [[1, 2, 3, 4, NaN]]}', "finite"),
+        ('{"bag": "a", "t": NaN, "reasoning": "x"}', "field 't' must be a finite number .*got nan"),
+        ('{"bag": "a", "t": "inf", "reasoning": "x"}', "field 't' must be .*got \"inf\""),
+        ('{"bag": "a", "t": "soon", "reasoning": "x"}', "field 't' must be .*got \"soon\""),
+        ('{"bag": "a", "t": true, "reasoning": "x"}', "field 't' must be .*got true"),
+        ('{"bag": "a", "t": 1.0, "reasoning": 5}', "field 'reasoning' must be a string, got 5"),
+        ('{"bag": null, "t": 1.0, "reasoning": "x"}', "field 'bag' must be a string, got null"),
+        ('{"t": 1.0, "reasoning": "x"}', "missing field 'bag'"),
+        ('{"bag": "a", "reasoning": "x"}', "missing field 't'"),
+        ('{"bag": "a", "t": 1.0}', "missing field 'reasoning'"),
+        (
+            '{"bag": "a", "t": 1.0, "reasoning": "x", "agents": [[1, 2, 3, 4, NaN]]}',
+            "field 'agents' must be .*finite numbers .*got \\[\\[1, 2, 3, 4, NaN\\]\\]",
+        ),
+        (
+            '{"bag": "a", "t": 1.0, "reasoning": "x", "agents": [[1, 2]]}',
+            "field 'agents' must be a list of \\[x, y, yaw, length, width\\] boxes",
+        ),
+        (
+            '{"bag": "a", "t": 1.0, "reasoning": "x", "agents": "car"}',
+            "field 'agents' .*got \"car\"",
+        ),
         ("[1, 2]", "must be a JSON object, got list"),
     ],
 )
