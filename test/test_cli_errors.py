@@ -1,6 +1,7 @@
 """Unusable inputs give one line naming the file and what is wrong, exit code 2, no
 traceback (--debug shows it)."""
 
+import re
 import shutil
 from pathlib import Path
 
@@ -234,6 +235,8 @@ def test_a_truncated_mcap_is_read_up_to_its_last_complete_chunk(cut_drive, which
     with Bag(cut_drive[which]) as bag:
         recovered = list(bag.messages(topics))
         assert 0 < len(recovered) < total
+        times = [t for _, t, _ in recovered]
+        assert times == sorted(times)  # the first chunk ends seconds after the second starts
         assert not any(isinstance(m, Exception) for _, _, m in recovered)
         assert f"{len(recovered)} messages" in bag.truncation
         assert "last complete chunk" in bag.truncation
@@ -244,6 +247,10 @@ def test_a_truncated_mcap_is_read_up_to_its_last_complete_chunk(cut_drive, which
     )
     out = capsys.readouterr().out
     assert "note:" in out and "messages over" in out
+    # the frames recovered (the first ~3 s) are planned on: in file order they came after
+    # the drive's last odometry, and 1 tick of 65 had a complete frame set
+    usable = int(re.search(r"(\d+) with a complete frame set", out).group(1))
+    assert usable >= 10, out[-600:]
 
 
 def test_a_replay_of_a_truncated_mcap_plans_what_was_recovered(cut_drive, tmp_path, capsys):
@@ -344,6 +351,7 @@ def test_a_damaged_record_loses_the_rest_of_its_chunk_only(damaged_drive, capsys
     assert not any(isinstance(m, Exception) for _, _, m in got)
     keys = [(topic, t) for topic, t, _ in got]
     assert len(set(keys)) == len(keys)  # none twice
+    assert [t for _, t in keys] == sorted(t for _, t in keys)  # as rosbags began them
     lost = total - len(got)
     assert 0 < lost < total / 3, (lost, total)  # at most the second chunk's rest
     last = max(t for _, t, _ in got)

@@ -10,11 +10,18 @@ chunk), and a chunk whose checksum does not match its data is noted. Messages ar
 deserialised with the rosbags typestore, extended with the file's own message definitions
 (its ros2msg schemas). Files rosbag2 compressed whole (compression_mode file:
 NAME_k.mcap.zstd, one per finished split) are decompressed as they are read.
+
+Messages come out in log-time order, as an indexed reader gives them: MCAP does not order
+chunks by time (make-sample-bag writes a drive's odometry before its images, so its first
+chunk spans the whole drive), and the planning loop steps through a bag by time. A message
+is held back only until no later chunk (known from the first pass) can hold an earlier one.
 """
 
 from __future__ import annotations
 
+import heapq
 import logging
+import math
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -35,6 +42,10 @@ from alpamayo_ros.messages.inputs import BadMessage
 log = logging.getLogger(__name__)
 
 SEPARATOR = "=" * 80 + "\n"
+CHUNK_START, CHUNK_END = object(), object()  # _records' markers around a chunk's records
+# Most message data held back for the time order: past it the earliest held goes out
+# anyway (a damaged log time far in the past would otherwise hold the rest of the bag).
+MAX_HELD_BYTES = 512 * 2**20
 
 
 @dataclass
@@ -84,18 +95,25 @@ class StreamedMcap:
         self.store = store
         self._stopped: tuple[Path, int, int, str] | None = None
         self._damaged: list[str] = []
+        # per unit holding messages (a chunk, or a message outside chunks), in file order:
+        # the earliest log time (ns) of the units after it
+        self._later_start: list[float] = []
+        self.max_held_bytes = MAX_HELD_BYTES
         self.summary = self._scan()
 
     def _records(self, path: Path) -> Iterator[Any]:
-        """The file's records, a chunk's unpacked; stops (recording where) at the first
-        top-level record it cannot read, and notes each damaged chunk (see the module)."""
+        """The file's records, a chunk's unpacked between CHUNK_START and CHUNK_END; stops
+        (recording where) at the first top-level record it cannot read, and notes each
+        damaged chunk (see the module)."""
         size = path.stat().st_size
         with open_mcap(path) as handle:
             reader = StreamReader(handle, emit_chunks=True)
             try:
                 for record in reader.records:
                     if isinstance(record, Chunk):
+                        yield CHUNK_START
                         yield from self._chunk_records(path, handle.tell(), record)
+                        yield CHUNK_END
                     else:
                         yield record
             except Exception as err:  # EndOfFile, a cut record, a bad length: stop there
@@ -134,9 +152,11 @@ class StreamedMcap:
         self._stopped = None
         self._damaged = []
         new_types: dict[str, Any] = {}
+        units = _Units()
         for path in self.files:
             schemas: dict[int, str] = {}
             for record in self._records(path):
+                units.see(record)
                 if isinstance(record, Schema):
                     schemas[record.id] = record.name
                     known = record.name in self.store.types or record.name in new_types
@@ -151,6 +171,7 @@ class StreamedMcap:
                     count += 1
                     start = record.log_time if start is None else min(start, record.log_time)
                     end = record.log_time if end is None else max(end, record.log_time)
+        self._later_start = units.later_starts()
         if new_types:
             self.store.register({k: v for k, v in new_types.items() if k not in self.store.types})
         return StreamSummary(
@@ -158,27 +179,86 @@ class StreamedMcap:
         )
 
     def messages(self, topics: Sequence[str]) -> Iterator[tuple[str, float, Any]]:
-        """(topic, receive time s, message or BadMessage) in file order."""
+        """(topic, receive time s, message or BadMessage) in log-time order (see the
+        module text: each message is held until no later unit can hold an earlier one)."""
         self._damaged = []  # noted by the scan (summary.damaged): not again each pass
         wanted = set(topics)
+        held: list[tuple[int, int, str, str, bytes]] = []  # (log ns, seq, topic, type, data)
+        held_bytes = 0
+        units = _Units()
         for path in self.files:
             schemas: dict[int, str] = {}
             channels: dict[int, tuple[str, str]] = {}
             for record in self._records(path):
+                if units.see(record):  # a unit ended: what no later unit precedes goes out
+                    starts = self._later_start  # from the scan, which saw the same records
+                    later = starts[units.count - 1] if units.count <= len(starts) else math.inf
+                    while held and held[0][0] < later:
+                        held_bytes -= len(held[0][-1])
+                        yield self._message(*heapq.heappop(held))
                 if isinstance(record, Schema):
                     schemas[record.id] = record.name
                 elif isinstance(record, Channel):
                     channels[record.id] = (record.topic, schemas.get(record.schema_id, ""))
                 elif isinstance(record, Message):
                     topic, msgtype = channels.get(record.channel_id, ("", ""))
-                    if topic not in wanted:
-                        continue
-                    t = record.log_time * 1e-9
-                    try:
-                        msg = self.store.deserialize_cdr(bytes(record.data), msgtype)
-                    except Exception as err:
-                        msg = BadMessage(f"{topic} at {t:.3f} s: cannot deserialise ({err})")
-                    yield topic, t, msg
+                    if topic in wanted:
+                        item = (record.log_time, units.seen, topic, msgtype, bytes(record.data))
+                        heapq.heappush(held, item)
+                        held_bytes += len(item[-1])
+                        while held_bytes > self.max_held_bytes:
+                            held_bytes -= len(held[0][-1])
+                            yield self._message(*heapq.heappop(held))
+        while held:
+            yield self._message(*heapq.heappop(held))
+
+    def _message(self, t_ns: int, _: int, topic: str, msgtype: str, data: bytes) -> tuple:
+        t = t_ns * 1e-9
+        try:
+            msg = self.store.deserialize_cdr(data, msgtype)
+        except Exception as err:
+            msg = BadMessage(f"{topic} at {t:.3f} s: cannot deserialise ({err})")
+        return topic, t, msg
+
+
+class _Units:
+    """Counts the units of a record sequence that hold messages (a chunk, or a message
+    outside chunks) and the earliest log time of each."""
+
+    def __init__(self) -> None:
+        self.starts: list[int] = []  # earliest log time (ns) per finished unit
+        self.count = 0  # finished units
+        self.seen = 0  # messages seen, for a stable order among equal log times
+        self._open: int | None = None  # earliest log time of the open chunk's messages
+        self._in_chunk = False
+
+    def see(self, record: Any) -> bool:
+        """Note a record of _records (or a chunk marker); True when it finished a unit."""
+        if record is CHUNK_START:
+            self._in_chunk = True
+            return False
+        if record is CHUNK_END:
+            self._in_chunk, start, self._open = False, self._open, None
+            return start is not None and self._finish(start)
+        if not isinstance(record, Message):
+            return False
+        self.seen += 1
+        if self._in_chunk:
+            self._open = record.log_time if self._open is None else min(self._open, record.log_time)
+            return False
+        return self._finish(record.log_time)
+
+    def _finish(self, start: int) -> bool:
+        self.starts.append(start)
+        self.count += 1
+        return True
+
+    def later_starts(self) -> list[float]:
+        """Per finished unit: the earliest start of the units after it (inf for the last)."""
+        out: list[float] = [math.inf] * len(self.starts)
+        for i in range(len(self.starts) - 2, -1, -1):
+            out[i] = min(out[i + 1], self.starts[i + 1])
+        return out
 
 
 def _chunk_record(stream: ReadDataStream, length: int) -> Any:

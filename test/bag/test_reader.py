@@ -104,6 +104,61 @@ def test_a_split_bag_without_its_metadata_is_read_in_recording_order(tmp_path, c
         assert stamps == pytest.approx([103.0 + 0.1 * k for k in range(10)])
 
 
+def test_an_mcap_read_front_to_back_gives_its_messages_in_time_order(tmp_path):
+    """make-sample-bag's first MCAP chunk holds the drive's odometry to its end and its
+    first images; the next chunks start seconds earlier than that chunk ends. Read front to
+    back (the file handed over alone, without its metadata.yaml, or cut or damaged), the
+    messages came in file order: 8 s of odometry, then the images from 0 s again, and the
+    planning ticks had run past them (inspect-bag of the sample's .mcap: 1 of 65 ticks with
+    a complete frame set, 65 from the folder). Now they come as the indexed reader gives
+    them, in log-time order, and every tick is the folder's."""
+    from mcap.reader import make_reader
+
+    from alpamayo_ros.bag.sample_drive import write_sample_bag
+
+    bag = tmp_path / "bag"
+    write_sample_bag(bag, seed=2, duration=4.0)
+    mcap = next(bag.glob("*.mcap"))
+    with mcap.open("rb") as handle:
+        chunks = make_reader(handle).get_summary().chunk_indexes
+    assert len(chunks) >= 2 and chunks[0].message_end_time > chunks[1].message_start_time
+    with Bag(bag) as reader:
+        topics = list(reader.topics)
+        indexed = [(topic, t) for topic, t, _ in reader.messages(topics)]
+        assert reader.truncation == ""
+    with Bag(mcap) as reader:
+        streamed = [(topic, t) for topic, t, _ in reader.messages(topics)]
+        assert "without its bag folder's metadata.yaml" in reader.truncation
+    times = [t for _, t in streamed]
+    assert times == sorted(times) and sorted(streamed) == sorted(indexed)
+    rig = CameraRig.released_default()
+    whole = inspect_logged_drive(bag, rig, progress=False).summary()
+    alone = inspect_logged_drive(mcap, rig, progress=False).summary()
+    assert whole["ticks_with_inputs"] == whole["ticks"] > 10
+    for key in ("ticks", "ticks_with_inputs", "ticks_with_logged_future"):
+        assert alone[key] == whole[key], key
+
+
+def test_the_time_order_holds_back_at_most_its_byte_budget(tmp_path):
+    """A log time damaged far into the past in the last chunk would hold every message
+    before it for the time order: past max_held_bytes the earliest held goes out anyway.
+    With a budget of 0 bytes nothing is held: file order, every message once."""
+    from rosbags.typesys import Stores, get_typestore
+
+    from alpamayo_ros.bag.mcap_stream import StreamedMcap
+    from alpamayo_ros.bag.sample_drive import write_sample_bag
+
+    bag = tmp_path / "bag"
+    write_sample_bag(bag, seed=2, duration=4.0)
+    stream = StreamedMcap([next(bag.glob("*.mcap"))], get_typestore(Stores.ROS2_JAZZY))
+    topics = list(stream.summary.topics)
+    ordered = [(topic, t) for topic, t, _ in stream.messages(topics)]
+    stream.max_held_bytes = 0
+    unheld = [(topic, t) for topic, t, _ in stream.messages(topics)]
+    assert sorted(unheld) == sorted(ordered) and len(unheld) == stream.summary.messages
+    assert [t for _, t in unheld] != sorted(t for _, t in unheld)  # odometry to the end first
+
+
 def test_sqlite3_files_without_their_metadata_are_read_alone(tmp_path):
     """A sqlite3 recorder (Humble's default) killed mid-drive leaves NAME_k.db3 and no
     metadata.yaml; the files hold their topics and definitions, so they are read, noted.
