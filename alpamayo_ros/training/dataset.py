@@ -157,9 +157,10 @@ def _annotation(row: Any) -> tuple[str, Annotation]:
         t = math.nan
     if isinstance(row["t"], bool) or not math.isfinite(t):
         raise ValueError(f"field 't' must be a finite number (bag time, s), got {_shown(row['t'])}")
-    action = row.get("meta_action", "")
-    if action and action not in META_ACTIONS:
-        raise ValueError(f"field 'meta_action' must be one of {META_ACTIONS}, got {action!r}")
+    action = row.get("meta_action")
+    action = "" if action is None else action  # absent or null: none given
+    if action != "" and action not in META_ACTIONS:
+        raise ValueError(f"field 'meta_action' must be one of {META_ACTIONS}, got {_shown(action)}")
     try:
         agents = np.asarray(row.get("agents", []), dtype=np.float64).reshape(-1, 5)
     except (TypeError, ValueError):

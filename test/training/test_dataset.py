@@ -51,7 +51,7 @@ def test_bad_annotation_names_the_line(tmp_path):
     path = tmp_path / "coc.jsonl"
     path.write_text('{"bag": "a", "t": 1.0, "reasoning": "ok", "meta_action": "stop"}\n'
                     '{"bag": "a", "t": 2.0, "reasoning": "x", "meta_action": "fly"}\n')  # fmt: skip
-    with pytest.raises(ValueError, match=r"coc.jsonl:2: .*'fly'"):
+    with pytest.raises(ValueError, match=r'coc.jsonl:2: .*meta_action.*got "fly"'):
         read_annotations(path)
 
 
@@ -138,6 +138,11 @@ def test_a_rebuild_replaces_the_dataset_whole_and_a_failed_one_keeps_it(
             "field 'agents' .*got \"car\"",
         ),
         ("[1, 2]", "must be a JSON object, got list"),
+        ('{"bag": "a", "t": 1.0, "reasoning": "x", "meta_action": 0}', "'meta_action' .*got 0"),
+        (
+            '{"bag": "a", "t": 1.0, "reasoning": "x", "meta_action": []}',
+            "'meta_action' .*got \\[\\]",
+        ),
     ],
 )
 def test_an_annotation_of_the_wrong_kind_names_its_line(tmp_path, row, said):
