@@ -215,8 +215,19 @@ class Bag:
                 return self
             if any(m in str(err) for m in METADATA_ERRORS) and self._metadata_fallback(err):
                 return self.__enter__()  # now reading the data files alone
+            if "hash mismatch" in str(err):  # a definition whose text was damaged: rosbags
+                # checks it against the type's hash; the stream reader and the page reader
+                # read the types they know with their own definitions
+                named = re.search(r"type '([^']+)'", str(err))
+                what = named.group(1) if named else "a message type"
+                why = f"the definition of {what} does not match its type hash (damaged?)"
+                if mcap_files(self.path):
+                    self._open_stream(why, err, how="read record by record")
+                    return self
+            else:
+                why = f"SQLite refuses it ({sqlite_reason(err)})"
             if self._db3_files():
-                self._salvage(f"SQLite refuses it ({sqlite_reason(err)})", err)
+                self._salvage(why, err)
                 return self
             raise BagError(unreadable_bag(self.path, err)) from err
         except Exception as err:  # a damaged index or summary: rosbags raises many kinds

@@ -228,6 +228,30 @@ def test_a_bag_with_an_unusable_metadata_yaml_is_read_from_its_files(tmp_path, s
     assert "metadata.yaml" in note and "\n" not in note
 
 
+@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
+def test_a_damaged_message_definition_is_read_with_the_standard_one(tmp_path, storage):
+    """One byte of Odometry's definition text damaged in the data file: rosbags checks the
+    text against the type's hash and refused the whole bag (MCAP: 'cannot read the bag:
+    Message type ... hash mismatch'); an sqlite3 one was read from its pages, noted as
+    'SQLite refuses it'. Now the messages are read with the standard definition, noted
+    with the type's name."""
+    write_small_drive(tmp_path / "bag", storage)
+    with Bag(tmp_path / "bag") as bag:
+        whole = [(topic, t) for topic, t, _ in bag.messages(list(bag.topics))]
+    data = next(p for p in (tmp_path / "bag").iterdir() if p.suffix in (".mcap", ".db3"))
+    text = data.read_bytes()
+    assert b"string child_frame_id" in text
+    data.write_bytes(text.replace(b"string child_frame_id", b"string child_frame_iX"))
+    with Bag(tmp_path / "bag") as bag:
+        got = [(topic, t, m) for topic, t, m in bag.messages(list(bag.topics))]
+        note = bag.truncation
+    assert [(topic, t) for topic, t, _ in got] == whole
+    assert not any(isinstance(m, BadMessage) for *_, m in got)
+    assert note.startswith(
+        "the definition of nav_msgs/msg/Odometry does not match its type hash (damaged?)"
+    ), note
+
+
 def test_missing_topic_lists_what_the_bag_has(tmp_path):
     write_small_drive(tmp_path / "bag")
     with Bag(tmp_path / "bag") as bag, pytest.raises(BagError, match=r"/odom \[nav_msgs"):
