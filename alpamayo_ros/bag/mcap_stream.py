@@ -137,6 +137,13 @@ class StreamedMcap:
         try:
             while stream.count < length:
                 record = _chunk_record(stream, length)
+                if isinstance(record, Message) and not (
+                    chunk.message_start_time <= record.log_time <= chunk.message_end_time
+                ):  # misread data (a damaged record before it): it and what follows
+                    raise ValueError(
+                        f"a message logged at {record.log_time * 1e-9:.3f} s, outside the "
+                        "chunk's time range"
+                    )
                 if record is not None:
                     count += isinstance(record, Message)
                     yield record

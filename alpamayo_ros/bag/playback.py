@@ -33,6 +33,7 @@ from alpamayo_ros.core.encoded_image import CameraFrame
 from alpamayo_ros.messages.images import intake_image
 
 ImageSink = Callable[[str, float, CameraFrame], None]
+MAX_TICKS = 10_000_000  # planning ticks of one pass: ~11.6 days of bag time at 10 Hz
 PoseSink = Callable[[StampedPose], None]
 
 
@@ -42,6 +43,12 @@ def tick_times(start: float, end: float, rate_hz: float) -> np.ndarray:
     if not rate_hz > 0:
         raise ValueError(f"rate_hz must be > 0, got {rate_hz}")
     n = int(np.floor((end - start) * rate_hz + 1e-6)) + 1
+    if n > MAX_TICKS:
+        raise ValueError(
+            f"the bag spans {end - start:.0f} s ({start:.3f} to {end:.3f} s): {n} ticks at "
+            f"{rate_hz:g} Hz, more than {MAX_TICKS} (a damaged timestamp? --duration "
+            "plans a part of it)"
+        )
     return start + np.arange(max(n, 0)) / rate_hz
 
 

@@ -90,6 +90,13 @@ def unreadable_bag(path: Path, err: Exception) -> str:
 METADATA_ERRORS = ("metadata", "YAML", "Some database files are missing", "Compression format",
                    "Storage plugin", "Rosbag2 version")  # fmt: skip
 MCAP_MAGIC = b"\x89MCAP0\r\n"
+# What rosbags says of an MCAP whose index or summary it cannot follow (a damaged record
+# header, a cut or shifted summary) or whose messages need the order it takes from them:
+# the records themselves may all be there, so the file is read record by record.
+MCAP_STRUCTURE_ERRORS = ("Truncated record", "Chunk size mismatch", "Chunk checksum mismatch",
+                         "Unexpected record", "Invalid MCAP footer", "Invalid MCAP summary",
+                         "Invalid message record length", "Invalid chunk record length",
+                         "Compressed data exceeds", "not in timestamp order")  # fmt: skip
 # What ego motion is read from (read_ego_poses).
 ODOMETRY_TYPES = ("nav_msgs/msg/Odometry", "tf2_msgs/msg/TFMessage")
 
@@ -229,6 +236,9 @@ class Bag:
             if self._db3_files():
                 self._salvage(why, err)
                 return self
+            if any(m in str(err) for m in MCAP_STRUCTURE_ERRORS) and mcap_files(self.path):
+                self._damaged(err)
+                return self
             raise BagError(unreadable_bag(self.path, err)) from err
         except Exception as err:  # a damaged index or summary: rosbags raises many kinds
             self._damaged(err)
@@ -314,7 +324,8 @@ class Bag:
         """rosbags failed part-way through the bag (a damaged record): read it from now on
         with the streaming reader, which skips what is damaged, or an sqlite3 bag from its
         pages (BagError where the bag has neither, or nothing can be recovered)."""
-        what = f"damaged data ({type(err).__name__}: {err})"
+        said = f": {err}" if str(err) else ""  # MemoryError: a length beyond any file
+        what = f"damaged data ({type(err).__name__}{said})"
         if not mcap_files(self.path):
             if self._db3_files():
                 self._salvage(what, err)

@@ -396,6 +396,78 @@ def record_headers(data: bytes) -> list[int]:
     return heads
 
 
+def test_a_misread_message_time_ends_its_chunk_and_never_sets_the_bags_span(tmp_path):
+    """A record misread from damaged chunk data can carry any log time: one 154 years
+    ahead made inspect-bag plan 48 billion ticks (a 363 GiB allocation, a traceback). A
+    message outside its chunk's time range now ends that chunk as a damaged record does,
+    and a pass of over MAX_TICKS ticks is refused naming the span."""
+    import struct
+
+    from rosbags.typesys import Stores, get_typestore
+
+    from alpamayo_ros.bag.mcap_stream import StreamedMcap
+    from alpamayo_ros.bag.playback import MAX_TICKS, tick_times
+    from alpamayo_ros.bag.sample_drive import write_sample_bag
+
+    bag = tmp_path / "bag"
+    write_sample_bag(bag, seed=4, duration=4.0)
+    mcap = next(bag.glob("*.mcap"))
+    store = get_typestore(Stores.ROS2_JAZZY)
+    intact = StreamedMcap([mcap], store).summary
+    data = bytearray(mcap.read_bytes())
+    in_chunks = [at for at in record_headers(bytes(data)) if data[at] == 0x05]
+    at = in_chunks[len(in_chunks) // 2]  # a message record: channel u16, sequence u32, log time
+    data[at + 9 + 2 + 4 : at + 9 + 2 + 4 + 8] = struct.pack("<Q", 6_569_614_778 * 10**9)
+    mcap.write_bytes(bytes(data))
+    damaged = StreamedMcap([mcap], store)
+    assert (damaged.summary.start_ns, damaged.summary.end_ns) == (
+        intact.start_ns,
+        intact.end_ns,
+    )
+    assert 0 < damaged.summary.messages < intact.messages
+    assert "outside the chunk's time range" in damaged.summary.damaged[0]
+    times = [t for _, t, _ in damaged.messages(list(intact.topics))]
+    assert max(times) <= intact.end_ns * 1e-9 and times == sorted(times)
+    with pytest.raises(ValueError, match=r"the bag spans 4869614778 s .*damaged timestamp"):
+        tick_times(1.7e9, 6_569_614_778.0, 10.0)
+    assert len(tick_times(0.0, (MAX_TICKS - 1) / 10.0, 10.0)) == MAX_TICKS
+
+
+def test_an_mcap_whose_summary_is_damaged_is_read_record_by_record(tmp_path):
+    """The first 3 kB of an MCAP's summary section written twice (a copy gone wrong): every
+    chunk is intact, but rosbags follows the footer's summary offset into the copy and
+    refused the bag ('cannot read the bag: Truncated record at offset 6'); now the records
+    are read front to back, all of them, noted."""
+    from alpamayo_ros.bag.sample_drive import write_sample_bag
+
+    bag = tmp_path / "bag"
+    write_sample_bag(bag, seed=4, duration=4.0)
+    mcap = next(bag.glob("*.mcap"))
+    with Bag(bag) as reader:
+        topics = list(reader.topics)
+        whole = [(topic, t) for topic, t, _ in reader.messages(topics)]
+    start = _summary_start(mcap)
+    data = mcap.read_bytes()
+    assert data[start] == 0x03  # the summary opens with the first schema record
+    mcap.write_bytes(data[:start] + data[start : start + 3000] + data[start:])
+    with Bag(bag) as reader:
+        got = [(topic, t) for topic, t, _ in reader.messages(topics)]
+        note = reader.truncation
+    assert got == whole
+    assert note.startswith("damaged data (AnyReaderError: Truncated record") and (
+        "read again record by record" in note
+    ), note
+
+
+def _summary_start(mcap: Path) -> int:
+    """Byte where an MCAP's summary section starts (its footer's summary_start)."""
+    import struct
+
+    data = mcap.read_bytes()
+    footer = data[-8 - 1 - 8 - 20 :]  # opcode, length, summary_start, summary_offset_start, crc
+    return struct.unpack("<Q", footer[9:17])[0]
+
+
 def test_damaged_record_headers_are_read_noted_or_refused_in_one_line(tmp_path):
     """60 copies of a drive, each with one record header's length or opcode overwritten:
     every one is read (whole, or with a note saying what was lost) or refused with a
