@@ -33,8 +33,8 @@ from alpamayo_ros.core.encoded_image import CameraFrame
 from alpamayo_ros.messages.images import intake_image
 
 ImageSink = Callable[[str, float, CameraFrame], None]
-MAX_TICKS = 10_000_000  # planning ticks of one pass: ~11.6 days of bag time at 10 Hz
 PoseSink = Callable[[StampedPose], None]
+MAX_TICKS = 10_000_000  # planning ticks of one pass: ~11.6 days of bag time at 10 Hz
 
 
 def tick_times(start: float, end: float, rate_hz: float) -> np.ndarray:
@@ -46,8 +46,8 @@ def tick_times(start: float, end: float, rate_hz: float) -> np.ndarray:
     if n > MAX_TICKS:
         raise ValueError(
             f"the bag spans {end - start:.0f} s ({start:.3f} to {end:.3f} s): {n} ticks at "
-            f"{rate_hz:g} Hz, more than {MAX_TICKS} (a damaged timestamp? --duration "
-            "plans a part of it)"
+            f"{rate_hz:g} Hz, more than {MAX_TICKS} (a damaged timestamp? replay's --start "
+            "and --duration plan a part of it)"
         )
     return start + np.arange(max(n, 0)) / rate_hz
 
