@@ -22,6 +22,8 @@ from __future__ import annotations
 import heapq
 import logging
 import math
+import mmap
+import struct
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -98,26 +100,43 @@ class StreamedMcap:
         # per unit holding messages (a chunk, or a message outside chunks), in file order:
         # the earliest log time (ns) of the units after it
         self._later_start: list[float] = []
+        self._channels: dict[Path, dict[int, tuple[str, str]]] = {}
         self.max_held_bytes = MAX_HELD_BYTES
         self.summary = self._scan()
 
     def _records(self, path: Path) -> Iterator[Any]:
-        """The file's records, a chunk's unpacked between CHUNK_START and CHUNK_END; stops
-        (recording where) at the first top-level record it cannot read, and notes each
-        damaged chunk (see the module)."""
+        """The file's records, a chunk's unpacked between CHUNK_START and CHUNK_END; at the
+        first top-level record it cannot read, it goes on at the next intact chunk record
+        after it (noted in `damaged`) or, where there is none, stops (recording where); each
+        damaged chunk is noted (see the module)."""
         size = path.stat().st_size
         with open_mcap(path) as handle:
+            seekable = not path.name.endswith(".zstd")
             reader = StreamReader(handle, emit_chunks=True)
-            try:
-                for record in reader.records:
-                    if isinstance(record, Chunk):
-                        yield CHUNK_START
-                        yield from self._chunk_records(path, handle.tell(), record)
-                        yield CHUNK_END
-                    else:
-                        yield record
-            except Exception as err:  # EndOfFile, a cut record, a bad length: stop there
-                self._stopped = (path, handle.tell(), size, f"{type(err).__name__}: {err}")
+            good = 0  # where the last complete top-level record ended
+            while True:
+                try:
+                    for record in reader.records:
+                        if isinstance(record, Chunk):
+                            yield CHUNK_START
+                            yield from self._chunk_records(path, handle.tell(), record)
+                            yield CHUNK_END
+                        else:
+                            yield record
+                        good = handle.tell()
+                    return
+                except Exception as err:  # EndOfFile, a cut record, a bad length
+                    at = next_chunk_record(path, good + 1) if seekable and good else None
+                    if at is None:
+                        self._stopped = (path, handle.tell(), size, f"{type(err).__name__}: {err}")
+                        return
+                    self._damaged.append(
+                        f"{path.name}: bytes {good}-{at} unreadable "
+                        f"({type(err).__name__}: {err}); read on at the next chunk"
+                    )
+                    handle.seek(at)
+                    reader = StreamReader(handle, skip_magic=True, emit_chunks=True)
+                    good = at
 
     def _chunk_records(self, path: Path, end: int, chunk: Chunk) -> Iterator[Any]:
         """The records of a chunk that ends at byte `end` of `path`, up to the first damaged
@@ -162,6 +181,9 @@ class StreamedMcap:
         units = _Units()
         for path in self.files:
             schemas: dict[int, str] = {}
+            # every channel of the file: after a damaged stretch its messages may come
+            # before the summary's copy of their channel record
+            channels = self._channels.setdefault(path, {})
             for record in self._records(path):
                 units.see(record)
                 if isinstance(record, Schema):
@@ -174,6 +196,7 @@ class StreamedMcap:
                             log.warning("schema %s unreadable: %s", record.name, err)
                 elif isinstance(record, Channel):
                     topics[record.topic] = schemas.get(record.schema_id, "")
+                    channels[record.id] = (record.topic, topics[record.topic])
                 elif isinstance(record, Message):
                     count += 1
                     start = record.log_time if start is None else min(start, record.log_time)
@@ -195,7 +218,7 @@ class StreamedMcap:
         units = _Units()
         for path in self.files:
             schemas: dict[int, str] = {}
-            channels: dict[int, tuple[str, str]] = {}
+            channels = dict(self._channels.get(path, {}))  # id -> (topic, type), from the scan
             for record in self._records(path):
                 if units.see(record):  # a unit ended: what no later unit precedes goes out
                     starts = self._later_start  # from the scan, which saw the same records
@@ -266,6 +289,24 @@ class _Units:
         for i in range(len(self.starts) - 2, -1, -1):
             out[i] = min(out[i + 1], self.starts[i + 1])
         return out
+
+
+def next_chunk_record(path: Path, start: int) -> int | None:
+    """Byte offset of the first chunk record at or after `start` whose header is consistent
+    (its length inside the file, its fields adding up to it, a known compression), or None."""
+    compressions = (b"", b"zstd", b"lz4")
+    with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        at = data.find(bytes([Opcode.CHUNK]), start)
+        while at >= 0 and at + 53 <= len(data):
+            (length,) = struct.unpack_from("<Q", data, at + 1)
+            (name,) = struct.unpack_from("<I", data, at + 37)
+            if at + 9 + length <= len(data) and name <= 4:
+                kind = data[at + 41 : at + 41 + name]
+                (records,) = struct.unpack_from("<Q", data, at + 41 + name)
+                if kind in compressions and records == length - (8 + 8 + 8 + 4 + 4 + name + 8):
+                    return at
+            at = data.find(bytes([Opcode.CHUNK]), at + 1)
+    return None
 
 
 def _chunk_record(stream: ReadDataStream, length: int) -> Any:

@@ -433,6 +433,42 @@ def test_a_misread_message_time_ends_its_chunk_and_never_sets_the_bags_span(tmp_
     assert len(tick_times(0.0, (MAX_TICKS - 1) / 10.0, 10.0)) == MAX_TICKS
 
 
+def test_bytes_repeated_inside_a_chunk_lose_that_chunk_only(tmp_path):
+    """8 kB inside the first MCAP chunk written twice: the chunk record's length then ends
+    inside its own data, the next top-level record is garbage, and reading front to back
+    stopped there, losing the intact chunks after it. Now it goes on at the next chunk
+    record whose header adds up, noted."""
+    from mcap.reader import make_reader
+
+    from alpamayo_ros.bag.sample_drive import write_sample_bag
+
+    bag = tmp_path / "bag"
+    write_sample_bag(bag, seed=4, duration=4.0)
+    mcap = next(bag.glob("*.mcap"))
+    with mcap.open("rb") as handle:
+        summary = make_reader(handle).get_summary()
+    first, second = sorted(summary.chunk_indexes, key=lambda c: c.chunk_start_offset)[:2]
+    with Bag(bag) as reader:
+        topics = list(reader.topics)
+        whole = [(topic, t) for topic, t, _ in reader.messages(topics)]
+    stored = {summary.channels[c].topic for c in second.message_index_offsets}
+    in_second = [  # the second chunk's messages (its topics after its first time: a message
+        (topic, t) for topic, t in whole  # of the same time may close the first chunk)
+        if topic in stored and second.message_start_time + 1e6 < t * 1e9
+    ]  # fmt: skip
+    assert len(in_second) > 50
+    data = mcap.read_bytes()
+    at = first.chunk_start_offset + 12_000
+    mcap.write_bytes(data[:at] + data[at : at + 8_000] + data[at:])
+    (bag / "metadata.yaml").unlink()  # read front to back from the start
+    with Bag(bag) as reader:
+        got = [(topic, t) for topic, t, _ in reader.messages(topics)]
+        note = reader.truncation
+    assert "read on at the next chunk" in note, note
+    assert len(got) < len(whole) and set(in_second) <= set(got)
+    assert [t for _, t in got] == sorted(t for _, t in got)
+
+
 def test_an_mcap_whose_summary_is_damaged_is_read_record_by_record(tmp_path):
     """The first 3 kB of an MCAP's summary section written twice (a copy gone wrong): every
     chunk is intact, but rosbags follows the footer's summary offset into the copy and
