@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from alpamayo_ros.core.cameras import FAMILIES
+from alpamayo_ros.cpu_threads import prefer_passive_waiting
 from alpamayo_ros.nodes.parameters import PLANNER_PARAMS, add_arguments, planner_config
 
 # Planner parameters the replay takes from the command line (the node parameter table's).
@@ -723,6 +724,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    prefer_passive_waiting()  # before anything loads torch
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s"

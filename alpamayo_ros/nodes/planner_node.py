@@ -59,6 +59,7 @@ from alpamayo_ros.core.diagnostics import (
 from alpamayo_ros.core.ego_history import StampedPose
 from alpamayo_ros.core.frame_buffer import FrameBufferSpec, FramesUnavailable
 from alpamayo_ros.core.plan import Plan
+from alpamayo_ros.cpu_threads import prefer_passive_waiting
 from alpamayo_ros.messages.autoware import autoware_candidates_msg, autoware_trajectory_msg
 from alpamayo_ros.messages.diagnostics import diagnostic_array_msg, planner_status_msg
 from alpamayo_ros.messages.images import intake_image
@@ -710,5 +711,6 @@ class ManagedPlannerNode(Managed, PlannerNode, LifecycleNode):
 
 
 def main(args: list[str] | None = None) -> int:
+    prefer_passive_waiting()  # torch's idle threads asleep, not spinning beside the executor
     errors = (ParameterError, CameraRigError, CameraLayoutError, CheckpointConfigError)
     return run_node(PlannerNode, ManagedPlannerNode, "alpamayo_planner", errors, args, threads=2)
