@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from alpamayo_ros.core.cameras import FAMILIES
+from alpamayo_ros.core.settings_table import add_setting_flags, settings_from_args
 from alpamayo_ros.cpu_threads import prefer_passive_waiting
 from alpamayo_ros.nodes.parameters import PLANNER_PARAMS, add_arguments, planner_config
+from alpamayo_ros.training.settings import GRPOSettings, GRPOTrainSettings, TrainSettings
 
 # Planner parameters the replay takes from the command line (the node parameter table's).
 REPLAY_PLANNER_FLAGS = (
@@ -21,6 +23,20 @@ REPLAY_PLANNER_FLAGS = (
     "frames_per_camera", "navigation_max_age", "navigation_guidance", "noise_temperature",
     "engine", "vision_cache_frames", "quantization", "hold_at_standstill", "image_decode",
     "warm_up",
+)  # fmt: skip
+
+
+# The training settings given as flags (their fields' declarations in training/settings.py).
+SFT_FLAGS = (
+    "steps", "batch_size", "grad_accum", "lr", "warmup_steps", "weight_decay",
+    "max_grad_norm", "mixed_precision", "ce_text_weight", "ce_trajectory_weight", "fm_weight",
+    "insulate_vlm", "freeze_vlm", "freeze_vision", "lora_rank", "lora_alpha", "num_workers",
+    "seed", "save_every", "log_every",
+)  # fmt: skip
+GRPO_TRAIN_FLAGS = ("steps", "prompts_per_step", "lr", "seed", "log_every", "mixed_precision")
+GRPO_FLAGS = (
+    "group_size", "kl_beta", "max_reasoning_tokens", "temperature", "top_p",
+    "trajectory_temperature", "clip_low", "clip_high", "updates",
 )  # fmt: skip
 
 
@@ -396,16 +412,7 @@ def _build_dataset(args: argparse.Namespace) -> int:
 
 
 def _train_settings(args: argparse.Namespace):
-    from alpamayo_ros.training.trainer import TrainSettings
-
-    return TrainSettings(
-        steps=args.steps, batch_size=args.batch_size, grad_accum=args.grad_accum, lr=args.lr,
-        warmup_steps=args.warmup, mixed_precision=args.mixed_precision,
-        ce_trajectory_weight=args.trajectory_token_weight, fm_weight=args.fm_weight,
-        insulate_vlm=not args.fm_into_vlm, freeze_vlm=args.freeze_vlm,
-        freeze_vision=args.freeze_vision, lora_rank=args.lora_rank, num_workers=args.workers,
-        seed=args.seed, save_every=args.save_every, log_every=args.log_every,
-    )  # fmt: skip
+    return settings_from_args(TrainSettings, args)
 
 
 def _train_sft(args: argparse.Namespace) -> int:
@@ -417,16 +424,10 @@ def _train_sft(args: argparse.Namespace) -> int:
 
 
 def _train_grpo(args: argparse.Namespace) -> int:
-    from alpamayo_ros.training.grpo import GRPOSettings
-    from alpamayo_ros.training.trainer import GRPOTrainSettings, train_grpo
+    from alpamayo_ros.training.trainer import train_grpo
 
-    settings = GRPOTrainSettings(
-        steps=args.steps, prompts_per_step=args.prompts, lr=args.lr, seed=args.seed,
-        grpo=GRPOSettings(
-            group_size=args.group_size, kl_beta=args.kl_beta,
-            max_reasoning_tokens=args.max_reasoning_tokens,
-        ),
-    )  # fmt: skip
+    grpo = settings_from_args(GRPOSettings, args)
+    settings = settings_from_args(GRPOTrainSettings, args, grpo=grpo)
     judge = None
     if args.judge_url:
         from alpamayo_ros.training.rewards import OpenAIJudge
@@ -449,6 +450,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     from alpamayo_ros.training.dataset import load_samples
     from alpamayo_ros.training.evaluate import evaluate_policy
 
+    if args.stride < 1:
+        raise ValueError(f"--stride must be >= 1, got {args.stride}")
     samples = load_samples(args.dataset)[:: args.stride]
     policy = AlpamayoPolicy.from_pretrained(args.model, device=args.device)
     report = evaluate_policy(
@@ -662,22 +665,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", help="checkpoint to start from (released layout)")
     p.add_argument("dataset", help="folder of shards from build-dataset")
     p.add_argument("--out", required=True, help="output checkpoint folder")
-    p.add_argument("--steps", type=int, default=1000)
-    p.add_argument("--batch-size", type=int, default=8, help="per process")
-    p.add_argument("--grad-accum", type=int, default=1)
-    p.add_argument("--lr", type=float, default=1e-4)
-    p.add_argument("--warmup", type=int, default=50, help="warm-up steps")
-    p.add_argument("--mixed-precision", default="no", choices=["no", "bf16"])
-    p.add_argument("--trajectory-token-weight", type=float, default=0.1)
-    p.add_argument("--fm-weight", type=float, default=1.0, help="flow-matching loss weight")
-    p.add_argument("--fm-into-vlm", action="store_true", help="flow-matching loss trains the VLM")
-    p.add_argument("--freeze-vlm", action="store_true", help="train the action expert only")
-    p.add_argument("--freeze-vision", action="store_true", help="keep the vision tower fixed")
-    p.add_argument("--lora-rank", type=int, default=0, help="LoRA on the language model (PEFT)")
-    p.add_argument("--workers", type=int, default=2, help="DataLoader workers")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--save-every", type=int, default=0)
-    p.add_argument("--log-every", type=int, default=10)
+    add_setting_flags(p, TrainSettings, SFT_FLAGS)
     p.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
     p.set_defaults(func=_train_sft)
 
@@ -686,16 +674,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dataset", help="folder of shards from build-dataset")
     p.add_argument("--out", required=True, help="output checkpoint folder")
     p.add_argument("--reference", help="reference checkpoint of the KL term")
-    p.add_argument("--steps", type=int, default=100)
-    p.add_argument("--prompts", type=int, default=2, help="prompts per step")
-    p.add_argument("--group-size", type=int, default=4, help="rollouts per prompt")
-    p.add_argument("--lr", type=float, default=1e-5)
-    p.add_argument("--kl-beta", type=float, default=0.04)
-    p.add_argument("--max-reasoning-tokens", type=int, default=64)
+    add_setting_flags(p, GRPOTrainSettings, GRPO_TRAIN_FLAGS)
+    add_setting_flags(p, GRPOSettings, GRPO_FLAGS)
     p.add_argument("--judge-url", help="OpenAI-compatible endpoint of an LLM judge (optional; "
                    "API key from JUDGE_API_KEY)")  # fmt: skip
     p.add_argument("--judge-model", default="judge", help="model name at the judge endpoint")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
     p.set_defaults(func=_train_grpo)
 

@@ -275,6 +275,37 @@ def test_threads_is_checked_for_the_torch_commands(command, tmp_path, capsys):
     assert "--threads must be >= 1, got 0" in err
 
 
+def test_counts_of_zero_for_evaluate_and_build_dataset_are_one_line(
+    drive, tiny_checkpoint, tmp_path, capsys
+):
+    """--stride 0 was Python's 'slice step cannot be zero' (-1 evaluated backwards);
+    --per-shard 0 or -2 wrote a dataset as if it were 256."""
+    notes = drive / "coc_annotations.jsonl"
+    for per_shard in ("0", "-2"):
+        argv = ["build-dataset", str(drive), "--annotations", str(notes), "--out",
+                str(tmp_path / "ds"), "--per-shard", per_shard]  # fmt: skip
+        err = one_line_error(capsys, argv)
+        assert f"per_shard must be a whole number >= 1, got {per_shard}" in err
+    assert not (tmp_path / "ds").exists()
+    for stride in ("0", "-1"):
+        err = one_line_error(capsys, ["evaluate", str(tiny_checkpoint), "DS", "--stride", stride])
+        assert f"--stride must be >= 1, got {stride}" in err
+
+
+def test_replay_on_a_device_that_is_not_there_is_one_line(
+    drive, tiny_checkpoint, tmp_path, capsys, monkeypatch
+):
+    """On a CPU build of torch: a traceback (AssertionError: Torch not compiled with CUDA
+    enabled)."""
+    import torch
+
+    monkeypatch.setattr(torch.backends.cuda, "is_built", lambda: False)
+    argv = ["replay", str(drive), "--out", str(tmp_path / "r"), "--device", "cuda",
+            "--model", str(tiny_checkpoint)]  # fmt: skip
+    assert "device 'cuda': this torch" in one_line_error(capsys, argv)
+    assert not (tmp_path / "r").exists()
+
+
 def test_replay_planning_mode_flag_from_the_table(drive, tmp_path, capsys):
     import json
 

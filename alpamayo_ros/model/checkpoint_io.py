@@ -195,17 +195,52 @@ def default_dtype(dtype: torch.dtype) -> Iterator[None]:
         torch.set_default_dtype(before)
 
 
+DTYPES = ("float32", "bfloat16", "float16")
+
+
 def resolve_device(
     device: torch.device | str, dtype: torch.dtype | str
 ) -> tuple[torch.device, torch.dtype]:
     """("auto" | name, "auto" | name) -> the device and dtype to load on: auto picks cuda
-    when available, else cpu; bfloat16 on cuda, float32 elsewhere."""
+    when available, else cpu; bfloat16 on cuda, float32 elsewhere. A device that is not
+    there (cuda with a CPU build of torch, or with no GPU visible; cuda:N past the last
+    one) or a name that is no device or dtype: ConfigError naming it."""
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise ConfigError(
+            f"device {device!r} is not a torch device (cpu, cuda, cuda:N, auto)"
+        ) from None
+    if dev.type == "cuda":
+        _check_cuda(dev, device)
     if dtype == "auto":
         return dev, torch.bfloat16 if dev.type == "cuda" else torch.float32
-    return dev, getattr(torch, dtype) if isinstance(dtype, str) else dtype
+    if isinstance(dtype, str):
+        if dtype not in DTYPES:
+            raise ConfigError(f"dtype {dtype!r} is not one of auto, {', '.join(DTYPES)}")
+        return dev, getattr(torch, dtype)
+    return dev, dtype
+
+
+def _check_cuda(dev: torch.device, name: torch.device | str) -> None:
+    if not torch.backends.cuda.is_built():
+        raise ConfigError(
+            f"device {str(name)!r}: this torch ({torch.__version__}) is built without CUDA; "
+            "install a CUDA build of torch, or use device cpu"
+        )
+    count = torch.cuda.device_count()
+    if count == 0:
+        raise ConfigError(
+            f"device {str(name)!r}: no CUDA device is visible (nvidia-smi; "
+            f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}); "
+            "or use device cpu"
+        )
+    if dev.index is not None and dev.index >= count:
+        raise ConfigError(
+            f"device {str(name)!r}: {count} CUDA device(s) visible, cuda:0 to cuda:{count - 1}"
+        )
 
 
 def resolve_checkpoint(path: str | Path) -> Path:

@@ -56,6 +56,7 @@ class ParamSpec:
     max: float | None = None
     choices: tuple[str, ...] = ()
     runtime: bool = False
+    form: tuple[str, str] | None = None  # strings: (regular expression, the form in words)
 
     def check(self, value: Any) -> Value:
         """The value, converted to the parameter's type, or ParameterError."""
@@ -76,12 +77,17 @@ class ParamSpec:
                 raise ParameterError(
                     f"parameter {self.name} = {value} is outside [{self.min}, {self.max}]"
                 )
+        if self.form is not None and not re.fullmatch(self.form[0], str(value)):
+            raise ParameterError(f"parameter {self.name} = {value!r} is not {self.form[1]}")
         if self.choices and value not in self.choices:
             raise ParameterError(
                 f"parameter {self.name} = {value!r} is not one of {list(self.choices)}"
             )
         return value
 
+
+# The devices a model loads on (model.checkpoint_io.resolve_device checks that it is there).
+DEVICE_FORM = (r"auto|cpu|cuda(:[0-9]+)?", "auto, cpu, cuda or cuda:N")
 
 # Both nodes': what nav2's servers call it (nav2_util::LifecycleNode).
 BOND_PARAM = ParamSpec(
@@ -97,7 +103,7 @@ PLANNER_PARAMS: tuple[ParamSpec, ...] = (
               "(nothing is downloaded). 'demo': the demo checkpoint shipped with the package "
               "(trained on synthetic drives only). Empty: no model, stop plans only."),
     ParamSpec("device", "auto", "Torch device of the model: cuda, cuda:1, cpu; auto: cuda "
-              "when available, else cpu."),
+              "when available, else cpu.", form=DEVICE_FORM),
     ParamSpec("dtype", "auto", "Torch dtype of the model; auto: bfloat16 on cuda, float32 on "
               "cpu.", choices=("auto", "bfloat16", "float16", "float32")),
     ParamSpec("camera_config", "", "Camera rig YAML (which topic feeds which model camera). "

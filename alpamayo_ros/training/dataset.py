@@ -285,6 +285,8 @@ def build_dataset(
     """Turn bags into shards in out_dir (see the module docstring); writes index.json. The
     dataset is written beside out_dir and replaces it whole when complete: an earlier
     dataset there is never mixed with this one's shards, nor lost to a failed run."""
+    if isinstance(per_shard, bool) or not isinstance(per_shard, int) or per_shard < 1:
+        raise ValueError(f"per_shard must be a whole number >= 1, got {per_shard!r}")
     notes = read_annotations(annotations)
     with written_atomically(Path(out_dir)) as partial:
         return _build_shards(

@@ -24,31 +24,7 @@ from alpamayo_ros.planning.requests import PlanRequest
 from alpamayo_ros.training.dataset import DrivingSample
 from alpamayo_ros.training.objectives import token_logprobs, training_batch
 from alpamayo_ros.training.rewards import RewardFn
-
-
-@dataclass(frozen=True)
-class GRPOSettings:
-    """group_size: rollouts per prompt; clip_low/clip_high: ratio clipping; kl_beta: KL
-    weight; temperature/top_p: reasoning sampling; trajectory_temperature: trajectory-token
-    sampling; max_reasoning_tokens; updates: optimiser steps per rollout batch."""
-
-    group_size: int = 4
-    clip_low: float = 0.2
-    clip_high: float = 0.28
-    kl_beta: float = 0.04
-    temperature: float = 1.0
-    top_p: float = 1.0
-    trajectory_temperature: float = 1.0
-    max_reasoning_tokens: int = 64
-    updates: int = 1
-
-    def __post_init__(self) -> None:
-        if self.group_size < 2:
-            raise ValueError(
-                f"group_size must be >= 2 (advantages are relative), got {self.group_size}"
-            )
-        if self.updates < 1:
-            raise ValueError(f"updates must be >= 1, got {self.updates}")
+from alpamayo_ros.training.settings import GRPOSettings
 
 
 def group_advantages(rewards: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:

@@ -13,8 +13,9 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -28,60 +29,16 @@ from alpamayo_ros.core.atomic_output import finish_staging, prepare_staging, sta
 from alpamayo_ros.model.policy import AlpamayoPolicy
 from alpamayo_ros.model.tiny import UNTRAINED_KEY
 from alpamayo_ros.training.dataset import ShardDataset
-from alpamayo_ros.training.grpo import GRPOSettings, grpo_step
+from alpamayo_ros.training.grpo import grpo_step
 from alpamayo_ros.training.objectives import Collator, sft_losses, token_logprobs
 from alpamayo_ros.training.rewards import CombinedReward, RewardFn
+from alpamayo_ros.training.settings import GRPOTrainSettings, TrainSettings
 
 log = logging.getLogger(__name__)
 
 # LoRA targets: the projections of the VLM's language model (not the vision tower, not the
 # expert, which train in full).
 LORA_TARGETS = r"vlm\.model\.language_model\.layers\.\d+\.(self_attn|mlp)\.\w+_proj"
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    """steps: optimiser steps; batch_size: samples per step and process (before
-    accumulation); grad_accum: micro-batches per step; lr, weight_decay, warmup_steps:
-    AdamW with linear warm-up and cosine decay; mixed_precision: "no" or "bf16";
-    loss weights; insulate_vlm: the flow-matching loss does not reach the VLM;
-    freeze_vlm: train the expert and action projections only; freeze_vision: keep the
-    vision tower fixed; lora_rank: > 0 trains LoRA adapters of the language model instead of
-    its weights; num_workers: DataLoader workers; save_every: steps between checkpoints
-    (0: only at the end); log_every: steps between log lines."""
-
-    steps: int = 1000
-    batch_size: int = 8
-    grad_accum: int = 1
-    lr: float = 1e-3
-    weight_decay: float = 0.01
-    warmup_steps: int = 50
-    mixed_precision: str = "no"
-    ce_text_weight: float = 1.0
-    ce_trajectory_weight: float = 0.1
-    fm_weight: float = 1.0
-    insulate_vlm: bool = True
-    freeze_vlm: bool = False
-    freeze_vision: bool = False
-    lora_rank: int = 0
-    lora_alpha: int = 16
-    num_workers: int = 2
-    seed: int = 0
-    save_every: int = 0
-    log_every: int = 10
-    max_grad_norm: float = 1.0
-
-    def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "grad_accum", "log_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"TrainSettings.{name} must be >= 1, got {getattr(self, name)}")
-        if self.mixed_precision not in ("no", "bf16"):
-            raise ValueError(
-                "TrainSettings.mixed_precision must be 'no' or 'bf16', "
-                f"got {self.mixed_precision!r}"
-            )
-        if not self.lr > 0:
-            raise ValueError(f"TrainSettings.lr must be > 0, got {self.lr}")
 
 
 class SFTModule(nn.Module):
@@ -153,6 +110,21 @@ class _JsonLog:
                           for k, v in record.items()))  # fmt: skip
 
 
+def finite_losses(losses: dict[str, Any], step: int, log_file: Path) -> dict[str, float]:
+    """The losses as numbers, or RuntimeError when the total is not finite (diverged, or
+    a bad batch): the run stops before it writes its weights (a staged earlier result stays
+    in place). Under DDP the rank that meets it stops; the others wait at their next
+    collective until the launcher ends them."""
+    values = {k: float(v.detach() if isinstance(v, torch.Tensor) else v) for k, v in losses.items()}
+    if not math.isfinite(values["loss"]):
+        parts = ", ".join(f"{k}={v:.4g}" for k, v in values.items())
+        raise RuntimeError(
+            f"step {step}: the loss is not finite ({parts}); training stopped without writing "
+            f"its weights (log so far: {log_file}); a lower learning rate may help"
+        )
+    return values
+
+
 def train_sft(
     checkpoint: str | Path,
     dataset: str | Path,
@@ -204,14 +176,15 @@ def train_sft(
         for batch in loader:
             with accelerator.accumulate(module):
                 losses = module(batch)
+                values = finite_losses(losses, step + 1, out_dir / "train_log.jsonl")
                 accelerator.backward(losses["loss"])
                 if accelerator.sync_gradients:
                     accelerator.clip_grad_norm_(params, s.max_grad_norm)
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad()
-            for k, v in losses.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach())
+            for k, v in values.items():
+                sums[k] = sums.get(k, 0.0) + v
             micro += 1
             if not accelerator.sync_gradients:
                 continue
@@ -233,20 +206,6 @@ def train_sft(
         released_policy(trainable).save_pretrained(out_dir)
         finish_staging(out_dir, target)
     return records
-
-
-@dataclass(frozen=True)
-class GRPOTrainSettings:
-    """steps: GRPO iterations; prompts_per_step: prompts per iteration (times group_size
-    rollouts); lr; grpo: the GRPO settings; seed; log_every."""
-
-    steps: int = 100
-    prompts_per_step: int = 2
-    lr: float = 1e-5
-    grpo: GRPOSettings = field(default_factory=GRPOSettings)
-    seed: int = 0
-    log_every: int = 1
-    mixed_precision: str = "no"
 
 
 class LogprobModule(nn.Module):
@@ -304,6 +263,7 @@ def train_grpo(
                 backward=accelerator.backward, logprob_fn=module,
             )  # fmt: skip
             prompts = []
+            finite_losses({"loss": stats["loss"]}, step + 1, out_dir / "grpo_log.jsonl")
             step += 1
             if step % s.log_every == 0:
                 record = {"step": step, **stats, "seconds": time.perf_counter() - start}

@@ -34,6 +34,7 @@ def test_layers_import_only_downwards():
         ("alpamayo_ros.bag.replay", ("rclpy", "alpamayo_ros.nodes")),
         # the command line loads torch only once main has set how its threads wait
         ("alpamayo_ros.cli", ("torch", "transformers", "rclpy")),
+        ("alpamayo_ros.training.settings", ("torch", "transformers", "rclpy")),
     ):  # fmt: skip
         code = (
             f"import sys, {module};"

@@ -163,3 +163,29 @@ def test_released_shapes_build_on_the_meta_device():
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
     assert 8.5e9 < count(policy.vlm) < 9.0e9  # Qwen3-VL-8B with the enlarged vocabulary
     assert 2.2e9 < count(policy.expert) < 2.4e9  # the 2.3B action expert
+
+
+def test_a_device_that_is_not_there_is_named_before_loading(monkeypatch, tiny_checkpoint):
+    """device cuda on a CPU build of torch was a traceback (AssertionError: Torch not
+    compiled with CUDA enabled) in replay, evaluate and ask; a misspelt one was torch's list
+    of twenty device types."""
+    from alpamayo_ros.model.checkpoint_io import resolve_device
+
+    monkeypatch.setattr(torch.backends.cuda, "is_built", lambda: False)
+    with pytest.raises(ConfigError, match=r"device 'cuda': this torch .* without CUDA"):
+        AlpamayoPolicy.from_pretrained(tiny_checkpoint, device="cuda")
+    monkeypatch.setattr(torch.backends.cuda, "is_built", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    with pytest.raises(ConfigError, match=r"device 'cuda': no CUDA device is visible"):
+        resolve_device("cuda", "auto")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with pytest.raises(ConfigError, match=r"'cuda:2': 2 CUDA device\(s\) visible, cuda:0 to"):
+        resolve_device("cuda:2", "auto")
+    assert resolve_device("cuda:1", "auto") == (torch.device("cuda:1"), torch.bfloat16)
+    for bad in ("foo", "cuda:x", "gpu"):
+        with pytest.raises(ConfigError, match=rf"device '{bad}' is not a torch device"):
+            resolve_device(bad, "auto")
+    with pytest.raises(ConfigError, match=r"dtype 'int8' is not one of auto, float32"):
+        resolve_device("cpu", "int8")
+    assert resolve_device("cpu", "auto") == (torch.device("cpu"), torch.float32)
+    assert resolve_device("meta", "bfloat16") == (torch.device("meta"), torch.bfloat16)

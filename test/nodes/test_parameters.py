@@ -61,11 +61,19 @@ def test_defaults_build_the_settings():
         ({"sample_choice": "best"}, r"parameter sample_choice = 'best'"),
         ({"rate": 10.0}, r"unknown parameters \['rate'\]"),
         ({"top_p": float("nan")}, r"parameter top_p must be finite"),
+        # a misspelt device loaded nothing and published stop plans ("model failed to load")
+        ({"device": "cdua"}, r"parameter device = 'cdua' is not auto, cpu, cuda or cuda:N"),
+        ({"device": "cuda:"}, r"parameter device = 'cuda:' is not auto, cpu, cuda or cuda:N"),
     ],
 )
 def test_bad_planner_values_name_the_parameter(values, message):
     with pytest.raises(ParameterError, match=message):
         planner_config(values)
+
+
+def test_device_names_the_model_loads_on_are_accepted():
+    for device in ("auto", "cpu", "cuda", "cuda:0", "cuda:12"):
+        assert planner_config({"device": device}).device == device
 
 
 def test_inconsistent_controller_values_fail_with_the_reason():
