@@ -128,6 +128,8 @@ def render_markdown() -> str:
                 allowed = ", ".join(f"`{c}`" for c in spec.choices)
             elif spec.min is not None and spec.max is not None:
                 allowed = f"{_number(spec.min)} to {_number(spec.max)}"
+            elif spec.form is not None:
+                allowed = spec.form[1]
             else:
                 allowed = ""
             when = "settable" if spec.runtime else ""
