@@ -13,7 +13,12 @@ from typing import Any
 from alpamayo_ros.core.cameras import FAMILIES
 from alpamayo_ros.core.settings_table import add_setting_flags, settings_from_args
 from alpamayo_ros.cpu_threads import prefer_passive_waiting
-from alpamayo_ros.nodes.parameters import PLANNER_PARAMS, add_arguments, planner_config
+from alpamayo_ros.nodes.parameters import (
+    PLANNER_PARAMS,
+    add_arguments,
+    check_values,
+    planner_config,
+)
 from alpamayo_ros.training.settings import GRPOSettings, GRPOTrainSettings, TrainSettings
 
 # Planner parameters the replay takes from the command line (the node parameter table's).
@@ -377,6 +382,12 @@ def _ask(args: argparse.Namespace) -> int:
     if family != ALPAMAYO1_5:
         raise ValueError(f"questions need an Alpamayo 1.5 checkpoint; {args.model} is {family}")
     _set_threads(args.threads)
+    if not args.question.strip():
+        raise ValueError("the question is empty")
+    check_values(
+        tuple(s for s in PLANNER_PARAMS if s.name == "temperature"),
+        {"temperature": args.temperature},
+    )
     policy = _load_policy(args.model, args.device, args.dtype, Path(tempfile.gettempdir()))
     result = ask_bag(
         args.bag, policy, rig, args.at, args.question, args.frames_per_camera,

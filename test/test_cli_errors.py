@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from alpamayo_ros.bag.reader import Bag
 from alpamayo_ros.bag.sample_drive import write_sample_bag
 from alpamayo_ros.cli import main
 
@@ -433,6 +434,22 @@ def test_make_sample_bag_refuses_a_bad_duration_and_keeps_the_earlier_bag(tmp_pa
     names = sorted(p.name for p in bag.iterdir())
     assert names == ["bag.mcap", "coc_annotations.jsonl", "metadata.yaml", "scenario.json"]
     assert "relative_file_paths:\n  - bag.mcap\n" in (bag / "metadata.yaml").read_text()
+
+
+@pytest.mark.parametrize("seed", ["-1", "4294967296", "99999999999"])
+def test_make_sample_bag_refuses_a_seed_numpy_cannot_take(seed, tmp_path, capsys):
+    """-1: numpy's 'expected non-negative integer'; 99999999999: a traceback (the start
+    stamp's seconds past int32)."""
+    err = one_line_error(capsys, ["make-sample-bag", str(tmp_path / "d"), "--seed", seed])
+    assert f"seed must be a whole number from 0 to 4294967295, got {seed}" in err
+    assert not (tmp_path / "d").exists()
+
+
+def test_large_sample_seeds_start_inside_the_stamps_range(tmp_path):
+    scn = write_sample_bag(tmp_path / "d", seed=4294967295, duration=1.0)
+    assert scn.duration == 1.0
+    with Bag(tmp_path / "d") as bag:
+        assert 1.7e9 <= bag.start_time < 2**31
 
 
 def test_make_tiny_checkpoint_does_not_replace_a_checkpoint_unasked(tmp_path, capsys):

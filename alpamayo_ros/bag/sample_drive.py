@@ -106,6 +106,8 @@ class Scenario:
 
     @classmethod
     def random(cls, seed: int, kind: ScenarioKind = "combined", duration: float = 8.0) -> Scenario:
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+            raise ValueError(f"seed must be a whole number from 0 to {MAX_SEED}, got {seed!r}")
         rng = np.random.default_rng(seed)
         speed = float(rng.uniform(7.0, 12.0))
         lead = kind in ("lead_brake", "combined")
@@ -333,6 +335,10 @@ def render(cam: CameraModel, state: WorldState, scn: Scenario) -> np.ndarray:
 NAVIGATION_TOPIC = "/planning/navigation"
 
 
+MAX_SEED = 2**32 - 1  # numpy's seeds
+EPOCH_SPREAD = 100_000_000  # s: the drives' start times spread over about three years
+
+
 def write_sample_bag(
     directory: str | Path,
     seed: int = 0,
@@ -353,7 +359,8 @@ def write_sample_bag(
     by_time = {round(s.t * 100): s for s in states}
     cams = released_cameras(width, height)
     f = MessageFactory()
-    t_start = 1_700_000_000.0 + seed  # a fixed, plausible epoch
+    # a fixed, plausible epoch, per seed; its seconds fit the stamps' int32 until 2038
+    t_start = 1_700_000_000.0 + seed % EPOCH_SPREAD
     annotations = []
     with BagWriter(directory, store=f.store, storage=storage) as bag:
         statics = []

@@ -115,6 +115,27 @@ def test_ask_refuses_a_time_outside_the_bag_and_an_alpamayo_1_checkpoint(
     assert "questions need an Alpamayo 1.5 checkpoint" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("question", "extra", "said"),
+    [
+        ("Why?", ["--temperature", "-1"], "parameter temperature = -1.0 is outside [0.0, 2.0]"),
+        ("Why?", ["--temperature", "nan"], "parameter temperature must be finite, got nan"),
+        ("  ", [], "the question is empty"),
+    ],
+)
+def test_ask_refuses_a_bad_temperature_and_an_empty_question(
+    nav_bag, front_rig_yaml, tiny_checkpoint_1_5, capsys, question, extra, said
+):
+    """A negative temperature answered (greedily, without a word); NaN was torch's
+    'probability tensor contains either inf, nan or element < 0'; an empty question was
+    answered."""
+    argv = ["ask", str(nav_bag), question, "--at", "2", "--model", str(tiny_checkpoint_1_5),
+            "--cameras", str(front_rig_yaml), *extra]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith(said) and len(err.splitlines()) == 1, err
+
+
 def test_inspect_bag_suggests_the_rig_a_bag_was_recorded_with(nav_bag, capsys):
     assert main(["inspect-bag", str(nav_bag), "--suggest-rig"]) == 0
     out = capsys.readouterr().out
