@@ -193,10 +193,11 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _make_tiny_checkpoint(args: argparse.Namespace) -> int:
-    from alpamayo_ros.core.atomic_output import written_atomically
+    from alpamayo_ros.core.atomic_output import refuse_a_file, written_atomically
     from alpamayo_ros.model.tiny import make_tiny_checkpoint
 
     out = Path(args.directory)
+    refuse_a_file(out)
     if out.exists() and any(out.iterdir()) and not args.force:
         print(f"{out} exists and is not empty; pass --force to replace it", file=sys.stderr)
         return 2
@@ -211,9 +212,10 @@ def _make_tiny_checkpoint(args: argparse.Namespace) -> int:
 
 def _make_sample_bag(args: argparse.Namespace) -> int:
     from alpamayo_ros.bag.sample_drive import write_sample_bag
-    from alpamayo_ros.core.atomic_output import written_atomically
+    from alpamayo_ros.core.atomic_output import refuse_a_file, written_atomically
 
     out = Path(args.directory)
+    refuse_a_file(out)
     if out.exists() and not args.force:
         print(f"{out} exists; pass --force to replace it", file=sys.stderr)
         return 2
@@ -457,12 +459,15 @@ def _train_grpo(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     import json
 
+    from alpamayo_ros.core.atomic_output import check_output_file, write_text_atomically
     from alpamayo_ros.model.policy import AlpamayoPolicy
     from alpamayo_ros.training.dataset import load_samples
     from alpamayo_ros.training.evaluate import evaluate_policy
 
     if args.stride < 1:
         raise ValueError(f"--stride must be >= 1, got {args.stride}")
+    if args.out:
+        check_output_file(Path(args.out))  # before the evaluation, not after it
     samples = load_samples(args.dataset)[:: args.stride]
     policy = AlpamayoPolicy.from_pretrained(args.model, device=args.device)
     report = evaluate_policy(
@@ -471,7 +476,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     )  # fmt: skip
     _print_eval(report.as_dict())
     if args.out:
-        Path(args.out).write_text(json.dumps(report.as_dict(), indent=2) + "\n")
+        write_text_atomically(Path(args.out), json.dumps(report.as_dict(), indent=2) + "\n")
     return 0
 
 

@@ -452,6 +452,43 @@ def test_large_sample_seeds_start_inside_the_stamps_range(tmp_path):
         assert 1.7e9 <= bag.start_time < 2**31
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["make-sample-bag", "{f}", "--force"],
+        ["make-tiny-checkpoint", "{f}", "--force"],
+        ["build-dataset", "BAG", "--annotations", "A", "--out", "{f}"],
+        ["train-sft", "CK", "DS", "--out", "{f}"],
+        ["train-grpo", "CK", "DS", "--out", "{f}"],
+    ],
+)
+def test_an_output_folder_that_is_a_file_is_refused_and_the_file_kept(argv, tmp_path, capsys):
+    """A mistyped --out naming a file: make-sample-bag --force, build-dataset, train-sft and
+    train-grpo replaced it with their folder (a dataset's index.json became a checkpoint
+    folder, the file hidden as .index.json.old-PID); make-tiny-checkpoint was errno's words."""
+    f = tmp_path / "index.json"
+    f.write_text('{"shards": 1}')
+    err = one_line_error(capsys, [a.replace("{f}", str(f)) for a in argv])
+    assert f"the output {f} is a file, not a folder" in err
+    assert f.read_text() == '{"shards": 1}'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["index.json"]
+
+
+def test_evaluate_checks_its_output_file_before_evaluating(tmp_path, capsys, monkeypatch):
+    """--out in a missing folder failed with errno's words after the whole evaluation."""
+    import alpamayo_ros.training.dataset as dataset
+
+    def never(*_):
+        raise AssertionError("the samples were read before --out was checked")
+
+    monkeypatch.setattr(dataset, "load_samples", never)
+    for out, said in (
+        (tmp_path / "no" / "m.json", f"its folder {tmp_path / 'no'} does not exist"),
+        (tmp_path, f"the output {tmp_path} is a folder, not a file"),
+    ):
+        assert said in one_line_error(capsys, ["evaluate", "CK", "DS", "--out", str(out)])
+
+
 def test_make_tiny_checkpoint_does_not_replace_a_checkpoint_unasked(tmp_path, capsys):
     ckpt = tmp_path / "ckpt"
     assert main(["make-tiny-checkpoint", str(ckpt), "--seed", "1"]) == 0

@@ -23,7 +23,9 @@ def written_atomically(target: Path, create: bool = True) -> Iterator[Path]:
 
     The fresh folder has `target`'s own name, inside a hidden folder beside `target`, so a
     writer that names files after their folder (rosbags: FOLDER/FOLDER.mcap) names them as
-    it would have named them in `target`."""
+    it would have named them in `target`. A `target` that is a file is refused (OSError):
+    only a folder is ever replaced."""
+    refuse_a_file(target)
     staging = target.with_name(f".{target.name}.partial-{os.getpid()}")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -44,6 +46,14 @@ def written_atomically(target: Path, create: bool = True) -> Iterator[Path]:
         _replace(target, partial)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def refuse_a_file(target: Path) -> None:
+    """OSError where `target`, an output folder, is an existing file (or a link to one):
+    an output never replaces a file, which is likely a mistyped --out (a dataset's
+    index.json was replaced by a checkpoint folder)."""
+    if target.exists() and not target.is_dir():
+        raise OSError(f"the output {target} is a file, not a folder: name a folder")
 
 
 def _why(target: Path, err: OSError) -> str:
@@ -72,7 +82,8 @@ def staging_folder(target: Path) -> Path:
     `target` itself where it does not exist or is empty, else `<target>.incomplete` beside
     it, which finish_staging moves into place once the run has finished. A failed run leaves
     `target` untouched and what it wrote in the staging folder, for a look. Decides only:
-    the caller creates the folder (prepare_staging)."""
+    the caller creates the folder (prepare_staging). A `target` that is a file: OSError."""
+    refuse_a_file(target)
     if not target.exists() or (target.is_dir() and not any(target.iterdir())):
         return target
     return target.with_name(f"{target.name}.incomplete")
@@ -95,3 +106,29 @@ def finish_staging(work: Path, target: Path) -> None:
     run wrote into `target` itself)."""
     if work != target:
         _replace(target, work)
+
+
+def check_output_file(path: Path) -> None:
+    """OSError naming what stops `path` being written as a file: a folder there, or a
+    folder to hold it that is missing or is a file. Checked before a long run, so it does
+    not fail at its end."""
+    if path.is_dir():
+        raise OSError(f"the output {path} is a folder, not a file: name a file")
+    parent = path.parent
+    if not parent.is_dir():
+        missing = "is a file" if parent.exists() else "does not exist"
+        raise OSError(f"cannot write {path}: its folder {parent} {missing}")
+    if not os.access(parent, os.W_OK):
+        raise OSError(f"cannot write {path}: its folder {parent} is not writable")
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """`text` into the file `path`, written beside it and moved into place: an earlier
+    file there is replaced only by a complete one."""
+    check_output_file(path)
+    partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    try:
+        partial.write_text(text)
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)

@@ -51,7 +51,7 @@ from alpamayo_ros.bag.playback import (
     tick_times,
 )
 from alpamayo_ros.bag.reader import Bag, SkipCounts
-from alpamayo_ros.core.atomic_output import written_atomically
+from alpamayo_ros.core.atomic_output import refuse_a_file, written_atomically
 from alpamayo_ros.core.camera_rig import CameraRig
 from alpamayo_ros.core.ego_history import (
     EgoHistory,
@@ -287,6 +287,7 @@ def build_dataset(
     dataset there is never mixed with this one's shards, nor lost to a failed run."""
     if isinstance(per_shard, bool) or not isinstance(per_shard, int) or per_shard < 1:
         raise ValueError(f"per_shard must be a whole number >= 1, got {per_shard!r}")
+    refuse_a_file(Path(out_dir))
     notes = read_annotations(annotations)
     with written_atomically(Path(out_dir)) as partial:
         return _build_shards(
