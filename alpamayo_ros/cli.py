@@ -137,10 +137,12 @@ def _suggest_rig(args: argparse.Namespace) -> int:
 
 def _inspect_bag(args: argparse.Namespace) -> int:
     from alpamayo_ros.bag.logged_drive import inspect_logged_drive
+    from alpamayo_ros.core.atomic_output import refuse_a_file
 
     if args.suggest_rig:
         return _suggest_rig(args)
     rig = _load_rig(args.cameras)
+    refuse_a_file(Path(args.out))  # before the bag is read through
     report = inspect_logged_drive(args.bag, rig, odom_source=args.odom, rate_hz=args.rate)
     print(
         f"{'tick [s]':>9} {'v [m/s]':>8} {'future':>7} {'fit [m]':>8} {'tokens [m]':>10}"

@@ -460,15 +460,20 @@ def test_large_sample_seeds_start_inside_the_stamps_range(tmp_path):
         ["build-dataset", "BAG", "--annotations", "A", "--out", "{f}"],
         ["train-sft", "CK", "DS", "--out", "{f}"],
         ["train-grpo", "CK", "DS", "--out", "{f}"],
+        ["inspect-bag", "{drive}", "--out", "{f}"],
     ],
 )
-def test_an_output_folder_that_is_a_file_is_refused_and_the_file_kept(argv, tmp_path, capsys):
+def test_an_output_folder_that_is_a_file_is_refused_and_the_file_kept(
+    argv, drive, tmp_path, capsys
+):
     """A mistyped --out naming a file: make-sample-bag --force, build-dataset, train-sft and
     train-grpo replaced it with their folder (a dataset's index.json became a checkpoint
-    folder, the file hidden as .index.json.old-PID); make-tiny-checkpoint was errno's words."""
+    folder, the file hidden as .index.json.old-PID); make-tiny-checkpoint and inspect-bag
+    were errno's words (inspect-bag after reading the whole bag)."""
     f = tmp_path / "index.json"
     f.write_text('{"shards": 1}')
-    err = one_line_error(capsys, [a.replace("{f}", str(f)) for a in argv])
+    argv = [a.replace("{f}", str(f)).replace("{drive}", str(drive)) for a in argv]
+    err = one_line_error(capsys, argv)
     assert f"the output {f} is a file, not a folder" in err
     assert f.read_text() == '{"shards": 1}'
     assert sorted(p.name for p in tmp_path.iterdir()) == ["index.json"]

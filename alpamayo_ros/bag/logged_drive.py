@@ -25,6 +25,7 @@ from alpamayo_ros.bag.playback import (
     tick_times,
 )
 from alpamayo_ros.bag.reader import Bag, SkipCounts
+from alpamayo_ros.core.atomic_output import refuse_a_file, write_text_atomically
 from alpamayo_ros.core.camera_rig import CameraRig
 from alpamayo_ros.core.ego_history import EgoHistoryUnavailable, EgoPoseBuffer
 from alpamayo_ros.core.frame_buffer import FrameBuffer, FrameBufferSpec, FramesUnavailable
@@ -79,10 +80,12 @@ class DriveReport:
         }
 
     def write(self, out_dir: Path) -> Path:
+        """out_dir/logged_drive.json, replacing an earlier one only when complete."""
+        refuse_a_file(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         path = out_dir / "logged_drive.json"
         doc = {"summary": self.summary(), **asdict(self)}
-        path.write_text(json.dumps(doc, indent=2, default=float))
+        write_text_atomically(path, json.dumps(doc, indent=2, default=float))
         return path
 
 
