@@ -461,6 +461,8 @@ def test_large_sample_seeds_start_inside_the_stamps_range(tmp_path):
         ["train-sft", "CK", "DS", "--out", "{f}"],
         ["train-grpo", "CK", "DS", "--out", "{f}"],
         ["inspect-bag", "{drive}", "--out", "{f}"],
+        ["train-demo", "--work", "{f}", "--out", "{f}.d"],
+        ["train-demo", "--out", "{f}", "--work", "{f}.d"],
     ],
 )
 def test_an_output_folder_that_is_a_file_is_refused_and_the_file_kept(

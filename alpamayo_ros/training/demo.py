@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from alpamayo_ros.bag.sample_drive import ScenarioKind, causal_chain_texts, write_sample_bag
-from alpamayo_ros.core.atomic_output import written_atomically
+from alpamayo_ros.core.atomic_output import refuse_a_file, written_atomically
 from alpamayo_ros.core.camera_rig import CameraRig
 from alpamayo_ros.model.processor import INSTRUCTION, SYSTEM_PROMPT
 from alpamayo_ros.model.tiny import DESCRIPTION_KEY
@@ -134,6 +134,8 @@ def train_demo(work: str | Path, out: str | Path, settings: DemoSettings | None 
 
     s = settings or DemoSettings()
     work, out = Path(work), Path(out)
+    for folder in (work, out):  # before the drives are made, not after
+        refuse_a_file(folder)
     train_data = _dataset(work, "train", training_bags(work, s))
     corpus = [SYSTEM_PROMPT, INSTRUCTION, "system\n", "user\n", "assistant\n"]
     corpus += causal_chain_texts()
