@@ -423,7 +423,7 @@ def _build_dataset(args: argparse.Namespace) -> int:
         f"{report.samples} samples in {report.shards} shards in {args.out}; skipped: "
         f"{dict(report.skipped) or 'none'}"
     )
-    return 0 if report.samples else 2
+    return 0
 
 
 def _train_settings(args: argparse.Namespace):

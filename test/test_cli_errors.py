@@ -293,6 +293,37 @@ def test_counts_of_zero_for_evaluate_and_build_dataset_are_one_line(
         assert f"--stride must be >= 1, got {stride}" in err
 
 
+def test_a_build_without_samples_keeps_the_earlier_dataset(tmp_path, capsys):
+    """A build that found no samples (here: annotations of no bag given) replaced the
+    earlier dataset in --out with an empty one and exited 2."""
+    drive = tmp_path / "drive"
+    write_sample_bag(drive, seed=2, duration=8.0)
+    notes = drive / "coc_annotations.jsonl"
+    out = tmp_path / "ds"
+    assert main(["build-dataset", str(drive), "--annotations", str(notes), "--out", str(out)]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert any(name.endswith(".tar") for name in before)
+    other = tmp_path / "other.jsonl"
+    other.write_text(notes.read_text().replace(drive.name, "another_drive"))
+    capsys.readouterr()
+    argv = ["build-dataset", str(drive), "--annotations", str(other), "--out", str(out)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]  # after tqdm's bar
+    assert "no samples (skipped: {'bag without annotations': 1})" in err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_unreadable_annotations_and_shards_are_one_line(drive, tiny_checkpoint, tmp_path, capsys):
+    """A folder as --annotations was errno's words alone; a file that is no tar as a shard
+    was tarfile's five-line list of the compressions it tried."""
+    argv = ["build-dataset", str(drive), "--annotations", str(tmp_path), "--out", "x"]
+    assert f"cannot read the annotations {tmp_path}: Is a directory" in one_line_error(capsys, argv)
+    shard = tmp_path / "shard-000000.tar"
+    shard.write_bytes(b"")
+    err = one_line_error(capsys, ["evaluate", str(tiny_checkpoint), str(shard)])
+    assert err.endswith("not a readable shard (ReadError: file could not be opened successfully)")
+
+
 def test_replay_on_a_device_that_is_not_there_is_one_line(
     drive, tiny_checkpoint, tmp_path, capsys, monkeypatch
 ):

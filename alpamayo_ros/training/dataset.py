@@ -182,7 +182,12 @@ def read_annotations(path: str | Path) -> dict[str, list[Annotation]]:
     """Bag name -> its annotations sorted by time. Raises ValueError naming the line, the
     field and the value."""
     by_bag: dict[str, list[Annotation]] = defaultdict(list)
-    for n, line in enumerate(Path(path).read_text().splitlines(), start=1):
+    try:
+        text = Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        why = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        raise ValueError(f"cannot read the annotations {path}: {why}") from err
+    for n, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
@@ -290,10 +295,16 @@ def build_dataset(
     refuse_a_file(Path(out_dir))
     notes = read_annotations(annotations)
     with written_atomically(Path(out_dir)) as partial:
-        return _build_shards(
+        report = _build_shards(
             bags, notes, partial, rig, odom_source, rate_hz, max_annotation_gap, per_shard,
             progress,
         )  # fmt: skip
+        if not report.samples:  # a failed build: an earlier dataset in out_dir stays
+            raise ValueError(
+                f"no samples (skipped: {dict(report.skipped) or 'nothing'}); {out_dir} was "
+                "not written"
+            )
+    return report
 
 
 def _build_shards(
@@ -422,7 +433,8 @@ def read_shard(path: Path) -> Iterator[DrivingSample]:
                     order.append(key)
                 parts[key][suffix] = f.read()
     except (tarfile.TarError, OSError, EOFError) as err:
-        raise ValueError(f"{path}: not a readable shard ({type(err).__name__}: {err})") from err
+        why = str(err).splitlines()[0].rstrip(":") if str(err) else "no reason given"
+        raise ValueError(f"{path}: not a readable shard ({type(err).__name__}: {why})") from err
     for key in order:
         files = parts.pop(key)
         try:
