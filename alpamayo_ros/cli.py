@@ -256,6 +256,13 @@ def _load_policy(model: str | None, device: str, dtype: str, cache: Path):
     return AlpamayoPolicy.from_pretrained(model, dtype=dtype, device=device)
 
 
+def _spare_inputs(out: str, inputs: list[tuple[str, Any]]) -> None:
+    """Stop where the output (replaced whole) is an input or holds one."""
+    from alpamayo_ros.core.atomic_output import refuse_replacing_inputs
+
+    refuse_replacing_inputs(Path(out), inputs)
+
+
 def _set_threads(threads: int | None) -> None:
     """torch's intra-op threads (--threads); None leaves torch's default (all cores)."""
     if threads is None:
@@ -286,6 +293,8 @@ def _replay(args: argparse.Namespace) -> int:
     from alpamayo_ros.bag.replay import check_replay_inputs, replay_bag
     from alpamayo_ros.bag.report import UNTRAINED_WARNING
 
+    _spare_inputs(args.out, [("the bag", args.bag), ("the model", args.model),
+                             ("the camera config", args.cameras)])  # fmt: skip
     rig = _load_rig(args.cameras)
     # Everything about the inputs first (fast), so a bad path or topic does not wait for
     # the model to load.
@@ -415,6 +424,8 @@ def _ask(args: argparse.Namespace) -> int:
 def _build_dataset(args: argparse.Namespace) -> int:
     from alpamayo_ros.training.dataset import build_dataset
 
+    bags = [("the bag", bag) for bag in args.bags]
+    _spare_inputs(args.out, [("the annotations", args.annotations), *bags])
     report = build_dataset(
         args.bags, args.annotations, args.out, _load_rig(args.cameras), odom_source=args.odom,
         rate_hz=args.rate, per_shard=args.per_shard,
@@ -433,6 +444,7 @@ def _train_settings(args: argparse.Namespace):
 def _train_sft(args: argparse.Namespace) -> int:
     from alpamayo_ros.training.trainer import train_sft
 
+    _spare_inputs(args.out, [("the checkpoint", args.checkpoint), ("the dataset", args.dataset)])
     records = train_sft(args.checkpoint, args.dataset, args.out, _train_settings(args))
     print(f"trained {records[-1]['step'] if records else 0} steps; checkpoint: {args.out}")
     return 0
@@ -441,6 +453,8 @@ def _train_sft(args: argparse.Namespace) -> int:
 def _train_grpo(args: argparse.Namespace) -> int:
     from alpamayo_ros.training.trainer import train_grpo
 
+    _spare_inputs(args.out, [("the checkpoint", args.checkpoint), ("the dataset", args.dataset),
+                             ("the reference", args.reference)])  # fmt: skip
     grpo = settings_from_args(GRPOSettings, args)
     settings = settings_from_args(GRPOTrainSettings, args, grpo=grpo)
     judge = None
@@ -469,6 +483,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.stride < 1:
         raise ValueError(f"--stride must be >= 1, got {args.stride}")
     if args.out:
+        _spare_inputs(args.out, [("the model", args.model), ("the dataset", args.dataset)])
         check_output_file(Path(args.out))  # before the evaluation, not after it
     samples = load_samples(args.dataset)[:: args.stride]
     policy = AlpamayoPolicy.from_pretrained(args.model, device=args.device)
@@ -500,6 +515,7 @@ def _train_demo(args: argparse.Namespace) -> int:
     from alpamayo_ros.training.demo import train_demo
 
     out = Path(args.out) if args.out else DEMO_CHECKPOINT
+    _spare_inputs(str(out), [("the work folder", args.work)])
     metrics = train_demo(args.work, out)
     _print_eval(metrics)
     print(f"demo checkpoint: {out} (metrics in {out / 'demo_metrics.json'})")

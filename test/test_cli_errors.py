@@ -512,6 +512,33 @@ def test_an_output_folder_that_is_a_file_is_refused_and_the_file_kept(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["index.json"]
 
 
+@pytest.mark.parametrize(
+    ("argv", "what"),
+    [
+        (["replay", "{bag}", "--out", "{bag}"], "the bag"),
+        (["replay", "{bag}", "--out", "{root}"], "the bag"),
+        (["build-dataset", "{bag}", "--annotations", "{notes}", "--out", "{root}"], "the annot"),
+        (["train-sft", "CK", "{bag}", "--out", "{bag}"], "the dataset"),
+        (["train-grpo", "{bag}", "DS", "--out", "{root}"], "the checkpoint"),
+        (["evaluate", "CK", "{notes}", "--out", "{notes}"], "the dataset"),
+        (["train-demo", "--work", "{bag}", "--out", "{root}"], "the work folder"),
+    ],
+)
+def test_an_output_that_would_replace_an_input_is_refused(argv, what, tmp_path, capsys):
+    """`replay BAG --out BAG` replaced the drive with its report (an output folder is
+    replaced whole), as did an --out holding the input."""
+    root = tmp_path / "drives"
+    bag = root / "d0"
+    write_sample_bag(bag, seed=1, duration=2.0)
+    notes = bag / "coc_annotations.jsonl"
+    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    names = {"{bag}": str(bag), "{root}": str(root), "{notes}": str(notes)}
+    argv = [names.get(a, a) for a in argv]
+    err = one_line_error(capsys, argv)
+    assert f"would replace {what}" in err and "name another folder" in err
+    assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
+
+
 def test_evaluate_checks_its_output_file_before_evaluating(tmp_path, capsys, monkeypatch):
     """--out in a missing folder failed with errno's words after the whole evaluation."""
     import alpamayo_ros.training.dataset as dataset

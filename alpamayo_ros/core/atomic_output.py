@@ -132,3 +132,21 @@ def write_text_atomically(path: Path, text: str) -> None:
         partial.replace(path)
     finally:
         partial.unlink(missing_ok=True)
+
+
+def refuse_replacing_inputs(out: Path, inputs: list[tuple[str, str | Path | None]]) -> None:
+    """OSError where the output `out`, which is replaced whole, is one of the run's inputs
+    or a folder holding one (`inputs`: (what it is, its path), None skipped): `replay BAG
+    --out BAG` replaced the drive with its report."""
+    target = out.resolve()
+    for what, path in inputs:
+        if path is None:
+            continue
+        source = Path(path).resolve()
+        if not source.exists():  # a hub id, the shipped demo model: nothing to lose
+            continue
+        if source == target or target in source.parents:
+            raise OSError(
+                f"the output {out} would replace {what} {path} (an output is replaced "
+                "whole): name another folder"
+            )
