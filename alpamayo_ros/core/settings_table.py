@@ -55,13 +55,14 @@ def _spec(f: Field) -> dict[str, Any] | None:
     return f.metadata.get("setting")
 
 
-def _number(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+def bound_text(x: float) -> str:
+    """A bound as written: 100 not 100.0, 2147483647 not 2.14748e+09, 0.01 as is."""
+    return str(int(x)) if float(x).is_integer() else repr(float(x))
 
 
 def _range_text(spec: dict[str, Any]) -> str:
     bounds = ((">=", spec["low"]), (">", spec["above"]), ("<=", spec["high"]), ("<", spec["below"]))
-    return " and ".join(f"{op} {_number(x)}" for op, x in bounds if x is not None)
+    return " and ".join(f"{op} {bound_text(x)}" for op, x in bounds if x is not None)
 
 
 def check_settings(settings: Any) -> None:

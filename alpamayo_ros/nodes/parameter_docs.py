@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import textwrap
 
+from alpamayo_ros.core.settings_table import bound_text
 from alpamayo_ros.nodes.parameters import (
     CONTROLLER_PARAMS,
     LAUNCH_OVERRIDES,
@@ -89,11 +90,6 @@ PARAMETER_FILES: dict[str, tuple[str, tuple[ParamSpec, ...], tuple[str, str, str
 }
 
 
-def _number(x: float) -> str:
-    """A bound as written: 100 not 100.0, 2147483647 not 2.14748e+09, 0.01 as is."""
-    return str(int(x)) if float(x).is_integer() else repr(float(x))
-
-
 def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
@@ -127,7 +123,7 @@ def render_markdown() -> str:
             if spec.choices:
                 allowed = ", ".join(f"`{c}`" for c in spec.choices)
             elif spec.min is not None and spec.max is not None:
-                allowed = f"{_number(spec.min)} to {_number(spec.max)}"
+                allowed = f"{bound_text(spec.min)} to {bound_text(spec.max)}"
             elif spec.form is not None:
                 allowed = spec.form[1]
             else:
