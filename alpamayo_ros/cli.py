@@ -477,7 +477,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     from alpamayo_ros.core.atomic_output import check_output_file, write_text_atomically
     from alpamayo_ros.model.policy import AlpamayoPolicy
-    from alpamayo_ros.training.dataset import load_samples
+    from alpamayo_ros.training.dataset import DamagedPart, DamageLog, load_samples
     from alpamayo_ros.training.evaluate import evaluate_policy
 
     if args.stride < 1:
@@ -485,21 +485,30 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.out:
         _spare_inputs(args.out, [("the model", args.model), ("the dataset", args.dataset)])
         check_output_file(Path(args.out))  # before the evaluation, not after it
-    samples = load_samples(args.dataset)[:: args.stride]
+    damaged: list[DamagedPart] = []
+    samples = load_samples(args.dataset, damaged)[:: args.stride]
+    damage = DamageLog(args.dataset)
+    if not samples:  # the error names the first damaged part: no warning line before it
+        damage.parts.extend(str(part) for part in damaged)
+        raise damage.nothing_read()
+    damage.add([str(part) for part in damaged])
     policy = AlpamayoPolicy.from_pretrained(args.model, device=args.device)
     report = evaluate_policy(
         policy, samples, num_samples=args.num_samples, seed=args.seed,
         sample_choice=args.sample_choice,
     )  # fmt: skip
-    _print_eval(report.as_dict())
+    metrics = report.as_dict() | {"damaged_parts": [str(part) for part in damaged]}
+    _print_eval(metrics)
     if args.out:
-        write_text_atomically(Path(args.out), json.dumps(report.as_dict(), indent=2) + "\n")
+        write_text_atomically(Path(args.out), json.dumps(metrics, indent=2) + "\n")
     return 0
 
 
 def _print_eval(metrics: dict) -> None:
     model, cv = metrics["model"], metrics["constant_velocity"]
-    print(f"{metrics['samples']} held-out samples")
+    damaged = len(metrics.get("damaged_parts", []))
+    skipped = f" ({damaged} damaged parts of the dataset skipped)" if damaged else ""
+    print(f"{metrics['samples']} held-out samples{skipped}")
     for key in ("ade_1.0s", "ade_3.0s", "ade_6.4s", "fde_3.0s"):
         if key in model:
             print(f"  {key}: model {model[key]:.3f} m, constant velocity {cv[key]:.3f} m")

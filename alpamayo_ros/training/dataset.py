@@ -417,41 +417,145 @@ def shard_paths(path: str | Path) -> list[Path]:
     return shards
 
 
-def read_shard(path: Path) -> Iterator[DrivingSample]:
-    """The samples of one shard, in order. ValueError naming the shard (and the sample)
-    when it is not a readable tar or a sample is incomplete or malformed."""
+@dataclass(frozen=True)
+class DamagedPart:
+    """A part of a shard that could not be read, skipped by the readers that skip: one
+    sample (`part` "sample KEY"), or a stretch of bytes whose samples cannot be named
+    (`part` "bytes A-B", offsets in the tar stream). str() names the shard, part and why."""
+
+    shard: Path
+    part: str
+    why: str
+
+    def __str__(self) -> str:
+        return f"{self.shard}: {self.part} {self.why}"
+
+
+def _tar_members(path: Path) -> Iterator[tuple[str, bytes] | DamagedPart]:
+    """(name, data) of each file in the tar at `path`, in order, and a DamagedPart for each
+    stretch that is not tar data. The standard library ends an archive silently at the
+    first damaged header, or where a file was cut at a header: here the reader steps over
+    bytes that are no header (`ignore_zeros`) to the next header it finds, and reports the
+    gap, a cut, and a file that ends without the archive's end marker."""
+    try:
+        tar = tarfile.open(path, ignore_zeros=True)
+    except (tarfile.TarError, OSError, EOFError) as err:
+        yield DamagedPart(path, "the file", f"is not a readable shard ({_why(err)})")
+        return
+    with tar:
+        expected = 0  # where the next header starts when nothing is damaged
+        start = 0  # where the file being read starts
+        try:
+            for member in tar:
+                if member.offset > expected:
+                    yield _gap(path, expected, member.offset)
+                start = member.offset
+                blocks = math.ceil(member.size / tarfile.BLOCKSIZE)
+                expected = member.offset_data + blocks * tarfile.BLOCKSIZE
+                f = tar.extractfile(member)
+                if f is not None:
+                    yield member.name, f.read()
+            assert tar.fileobj is not None
+            start = expected
+            tar.fileobj.seek(expected)
+            rest, zeros = 0, True  # what follows the last file: the end marker's zeros
+            while chunk := tar.fileobj.read(1 << 20):
+                rest, zeros = rest + len(chunk), zeros and not chunk.strip(b"\0")
+        except (tarfile.TarError, OSError, EOFError) as err:
+            yield DamagedPart(path, f"bytes {start}-", f"cannot be read ({_why(err)})")
+            return
+    if not zeros:
+        yield _gap(path, expected, expected + rest)
+    elif rest < 2 * tarfile.BLOCKSIZE:
+        yield DamagedPart(
+            path, f"bytes {expected}-", "are missing: the shard ends without its end marker"
+            " (cut short where a file ended; samples after it are lost)",
+        )  # fmt: skip
+
+
+def _gap(path: Path, start: int, end: int) -> DamagedPart:
+    return DamagedPart(
+        path, f"bytes {start}-{end}", "are not tar data (a damaged header?): samples there are lost"
+    )
+
+
+def _why(err: BaseException) -> str:
+    why = str(err).splitlines()[0].rstrip(":") if str(err) else "no reason given"
+    return f"{type(err).__name__}: {why}"
+
+
+def shard_records(path: Path) -> Iterator[DrivingSample | DamagedPart]:
+    """The samples of one shard, in order, with a DamagedPart in place of each sample that
+    is incomplete or malformed and of each stretch of the file that cannot be read."""
     parts: dict[str, dict[str, bytes]] = defaultdict(dict)
     order: list[str] = []
-    try:
-        with tarfile.open(path) as tar:
-            for member in tar:
-                f = tar.extractfile(member)
-                if f is None:
-                    continue
-                key, _, suffix = member.name.partition(".")
-                if key not in parts:
-                    order.append(key)
-                parts[key][suffix] = f.read()
-    except (tarfile.TarError, OSError, EOFError) as err:
-        why = str(err).splitlines()[0].rstrip(":") if str(err) else "no reason given"
-        raise ValueError(f"{path}: not a readable shard ({type(err).__name__}: {why})") from err
+    damage: list[DamagedPart] = []
+    for item in _tar_members(path):
+        if isinstance(item, DamagedPart):
+            damage.append(item)
+            continue
+        key, _, suffix = item[0].partition(".")
+        if key not in parts:
+            order.append(key)
+        parts[key][suffix] = item[1]
     for key in order:
-        files = parts.pop(key)
         try:
-            meta = json.loads(files["json"])
-            images = []
-            for i in range(int(meta["num_images"])):
-                data = np.frombuffer(files[f"cam{i // 4}.{i % 4}.jpg"], np.uint8)
-                bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
-                if bgr is None:
-                    raise ValueError(f"image {i} is not a readable JPEG")
-                images.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-            sample = DrivingSample.from_parts(meta, images)
+            yield _sample(parts.pop(key))
         except (KeyError, TypeError, ValueError) as err:  # json's errors are ValueErrors
-            raise ValueError(
-                f"{path}: sample {key} is malformed ({type(err).__name__}: {err})"
-            ) from err
-        yield sample
+            yield DamagedPart(path, f"sample {key}", f"is malformed ({type(err).__name__}: {err})")
+    yield from damage
+
+
+def _sample(files: dict[str, bytes]) -> DrivingSample:
+    meta = json.loads(files["json"])
+    images = []
+    for i in range(int(meta["num_images"])):
+        data = np.frombuffer(files[f"cam{i // 4}.{i % 4}.jpg"], np.uint8)
+        bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise ValueError(f"image {i} is not a readable JPEG")
+        images.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    return DrivingSample.from_parts(meta, images)
+
+
+class DamageLog:
+    """The damaged parts of a dataset that a run skipped: each named once in a warning
+    (DataLoader workers pass them on in their batches), counted as distinct parts."""
+
+    def __init__(self, dataset: str | Path) -> None:
+        self.dataset = dataset
+        self.parts: list[str] = []
+
+    def add(self, parts: list[str]) -> None:
+        for part in parts:
+            if part not in self.parts:
+                self.parts.append(part)
+                log.warning("skipped: %s", part)
+
+    def note(self, record: dict[str, Any]) -> dict[str, Any]:
+        """The log record, with the count of damaged parts so far where there are any."""
+        return record | {"damaged_parts": len(self.parts)} if self.parts else record
+
+    def nothing_read(self) -> ValueError:
+        """The error of an epoch that yielded no readable sample (training would loop)."""
+        said = f"{self.dataset}: no readable sample in the dataset"
+        if self.parts:
+            said += f" (damaged parts skipped: {len(self.parts)}, the first: {self.parts[0]})"
+        return ValueError(said)
+
+    def summarise(self) -> None:
+        if self.parts:
+            log.warning("%d damaged parts of %s were skipped (named above)",
+                        len(self.parts), self.dataset)  # fmt: skip
+
+
+def read_shard(path: Path) -> Iterator[DrivingSample]:
+    """The samples of one shard, in order; ValueError naming the shard and the part at the
+    first damaged part (`shard_records` reads on past it)."""
+    for record in shard_records(path):
+        if isinstance(record, DamagedPart):
+            raise ValueError(str(record))
+        yield record
 
 
 class ShardDataset(torch.utils.data.IterableDataset):
@@ -483,21 +587,33 @@ class ShardDataset(torch.utils.data.IterableDataset):
         mine = shards[part::parts]
         return mine if mine else shards[part % len(shards) :: len(shards)]
 
-    def __iter__(self) -> Iterator[DrivingSample]:
+    def __iter__(self) -> Iterator[DrivingSample | DamagedPart]:
+        """Samples, and a DamagedPart where a part of a shard cannot be read (passed on at
+        once, not shuffled, so that the training loop counts it in any worker)."""
         rng = random.Random(self.seed + 1000 * self.epoch)
         pool: list[DrivingSample] = []
         for shard in self._my_shards():
-            for sample in read_shard(shard):
-                if not self.shuffle:
-                    yield sample
+            for record in shard_records(shard):
+                if not self.shuffle or isinstance(record, DamagedPart):
+                    yield record
                     continue
-                pool.append(sample)
+                pool.append(record)
                 if len(pool) >= self.buffer:
                     yield pool.pop(rng.randrange(len(pool)))
         rng.shuffle(pool)
         yield from pool
 
 
-def load_samples(path: str | Path) -> list[DrivingSample]:
-    """Every sample of a dataset, in order (evaluation, small datasets)."""
-    return [s for shard in shard_paths(path) for s in read_shard(shard)]
+def load_samples(path: str | Path, damaged: list[DamagedPart] | None = None) -> list[DrivingSample]:
+    """Every sample of a dataset, in order (evaluation, small datasets). Without `damaged`
+    the first damaged part of a shard stops the read (ValueError naming it); with a list
+    the damaged parts are appended to it and skipped."""
+    samples = []
+    for shard in shard_paths(path):
+        for record in shard_records(shard) if damaged is not None else read_shard(shard):
+            if isinstance(record, DamagedPart):
+                assert damaged is not None
+                damaged.append(record)
+            else:
+                samples.append(record)
+    return samples

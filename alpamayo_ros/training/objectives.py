@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from alpamayo_ros.model.flow_matching import flow_matching_loss
 from alpamayo_ros.model.processor import AlpamayoProcessor, PlanRequest
-from alpamayo_ros.training.dataset import DrivingSample
+from alpamayo_ros.training.dataset import DamagedPart, DrivingSample
 
 MODEL_INPUTS = (
     "input_ids",
@@ -53,15 +53,22 @@ def training_batch(
     return batch
 
 
+DAMAGED = "damaged_parts"  # the batch's entry listing the damaged parts it skipped
+
+
 class Collator:
     """DataLoader collate_fn: a list of DrivingSamples -> training_batch (picklable, so it
-    runs in the loader's worker processes)."""
+    runs in the loader's worker processes). DamagedParts among them are left out of the
+    batch and listed (as text) under DAMAGED, a batch of them alone holding only that."""
 
     def __init__(self, processor: AlpamayoProcessor) -> None:
         self.processor = processor
 
-    def __call__(self, samples: list[DrivingSample]) -> dict[str, torch.Tensor]:
-        return training_batch(self.processor, samples)
+    def __call__(self, records: list[DrivingSample | DamagedPart]) -> dict[str, Any]:
+        samples = [r for r in records if isinstance(r, DrivingSample)]
+        damaged = [str(r) for r in records if isinstance(r, DamagedPart)]
+        batch: dict[str, Any] = training_batch(self.processor, samples) if samples else {}
+        return batch | {DAMAGED: damaged}
 
 
 def _to(batch: dict[str, torch.Tensor], device: torch.device, dtype: torch.dtype) -> dict:

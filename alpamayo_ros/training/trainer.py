@@ -28,9 +28,9 @@ from transformers import get_cosine_schedule_with_warmup
 from alpamayo_ros.core.atomic_output import finish_staging, prepare_staging, staging_folder
 from alpamayo_ros.model.policy import AlpamayoPolicy
 from alpamayo_ros.model.tiny import UNTRAINED_KEY
-from alpamayo_ros.training.dataset import ShardDataset
+from alpamayo_ros.training.dataset import DamagedPart, DamageLog, ShardDataset
 from alpamayo_ros.training.grpo import grpo_step
-from alpamayo_ros.training.objectives import Collator, sft_losses, token_logprobs
+from alpamayo_ros.training.objectives import DAMAGED, Collator, sft_losses, token_logprobs
 from alpamayo_ros.training.rewards import CombinedReward, RewardFn
 from alpamayo_ros.training.settings import GRPOTrainSettings, TrainSettings
 
@@ -170,10 +170,16 @@ def train_sft(
     module.train()
     step, epoch, micro = 0, 0, 0
     sums: dict[str, float] = {}
+    damage = DamageLog(dataset)
     start = time.perf_counter()
     while step < s.steps:
         data.set_epoch(epoch)
+        batches = 0
         for batch in loader:
+            damage.add(batch.pop(DAMAGED))
+            if not batch:  # damaged parts alone
+                continue
+            batches += 1
             with accelerator.accumulate(module):
                 losses = module(batch)
                 values = finite_losses(losses, step + 1, out_dir / "train_log.jsonl")
@@ -193,6 +199,7 @@ def train_sft(
                 record = {"step": step, "epoch": epoch, "lr": scheduler.get_last_lr()[0]}
                 record |= {k: v / micro for k, v in sums.items()}
                 record["seconds"] = time.perf_counter() - start
+                record = damage.note(record)
                 records.append(record)
                 jlog.write(record)
                 sums, micro = {}, 0
@@ -200,7 +207,10 @@ def train_sft(
                 released_policy(trainable).save_pretrained(out_dir / f"step-{step}")
             if step >= s.steps:
                 break
+        if not batches:
+            raise damage.nothing_read()
         epoch += 1
+    damage.summarise()
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         released_policy(trainable).save_pretrained(out_dir)
@@ -251,10 +261,16 @@ def train_grpo(
     records = []
     prompts: list = []
     step, epoch = 0, 0
+    damage = DamageLog(dataset)
     start = time.perf_counter()
     while step < s.steps:
         data.set_epoch(epoch)
+        read = 0
         for sample in data:
+            if isinstance(sample, DamagedPart):
+                damage.add([str(sample)])
+                continue
+            read += 1
             prompts.append(sample)
             if len(prompts) < s.prompts_per_step:
                 continue
@@ -269,11 +285,15 @@ def train_grpo(
                 record = {"step": step, **stats, "seconds": time.perf_counter() - start}
                 parts = getattr(reward, "last", {})
                 record |= {f"reward_{k}": float(sum(v) / len(v)) for k, v in parts.items() if v}
+                record = damage.note(record)
                 records.append(record)
                 jlog.write(record)
             if step >= s.steps:
                 break
+        if not read:
+            raise damage.nothing_read()
         epoch += 1
+    damage.summarise()
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         released_policy(policy).save_pretrained(out_dir)

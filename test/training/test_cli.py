@@ -37,3 +37,22 @@ def test_tokenizer_learns_merges_from_a_corpus_and_still_encodes_anything():
     # the trajectory tokens and specials keep their relative layout
     start = merged.convert_tokens_to_ids("<i0>")
     assert merged.convert_tokens_to_ids("<i3999>") == start + 3999
+
+
+def test_evaluate_skips_a_damaged_sample_and_reports_it(dataset, tmp_path, capsys):
+    """A sample with a frame that is no JPEG stopped the evaluation; now it is skipped,
+    named, and listed in the report."""
+    from test_sft import _damage_a_sample
+
+    data = tmp_path / "data"
+    key = _damage_a_sample(dataset, data)
+    out = tmp_path / "metrics.json"
+    ckpt = make_tiny_checkpoint(tmp_path / "init")
+    assert main(["evaluate", str(ckpt), str(data), "--stride", "6", "--out", str(out)]) == 0
+    printed = capsys.readouterr()
+    assert "held-out samples (1 damaged parts of the dataset skipped)" in printed.out
+    report = json.loads(out.read_text())
+    assert report["damaged_parts"] == [
+        f"{data / 'shard-000000.tar'}: sample {key} is malformed (ValueError: image 6 is not a "
+        "readable JPEG)"
+    ]

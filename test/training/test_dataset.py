@@ -10,7 +10,13 @@ import torch
 from alpamayo_ros.core.meta_actions import extract_meta_actions
 from alpamayo_ros.core.tokens import ControlTokenizer
 from alpamayo_ros.core.trajectory import UnicycleSpec, integrate
-from alpamayo_ros.training.dataset import ShardDataset, read_annotations, read_shard
+from alpamayo_ros.training.dataset import (
+    DamagedPart,
+    ShardDataset,
+    read_annotations,
+    read_shard,
+    shard_records,
+)
 
 
 def test_samples_hold_inputs_future_controls_tokens_and_text(dataset, samples):
@@ -61,7 +67,7 @@ def test_a_damaged_shard_is_named_with_its_sample(dataset, tmp_path):
     shard = sorted(dataset.glob("shard-*.tar"))[0]
     cut = tmp_path / "cut.tar"
     cut.write_bytes(shard.read_bytes()[:1000])  # a copy cut short
-    with pytest.raises(ValueError, match=r"cut\.tar: not a readable shard \(ReadError"):
+    with pytest.raises(ValueError, match=r"cut\.tar: bytes 0- cannot be read \(ReadError: une"):
         list(read_shard(cut))
     # a sample without its metadata, and one whose frame is not a JPEG
     with tarfile.open(shard) as tar:
@@ -80,6 +86,59 @@ def test_a_damaged_shard_is_named_with_its_sample(dataset, tmp_path):
         said = "KeyError: 'json'" if name == "nojson" else "image 0 is not a readable JPEG"
         with pytest.raises(ValueError, match=rf"{name}\.tar: sample {first} is malformed .*{said}"):
             list(read_shard(out))
+
+
+def _members(shard):
+    import tarfile
+
+    with tarfile.open(shard) as tar:
+        return [(m.name, m.offset, m.offset_data, m.size) for m in tar]
+
+
+def test_a_damaged_header_loses_its_sample_only_and_is_named(dataset, tmp_path):
+    """The standard library ends a tar silently at a damaged header: 6 of a shard's 8
+    samples were lost without a word. The reader steps over it to the next header."""
+    shard = sorted(dataset.glob("shard-*.tar"))[0]
+    members = _members(shard)
+    keys = list(dict.fromkeys(name.partition(".")[0] for name, *_ in members))
+    assert len(keys) == 8
+    _, offset, data_at, size = next(m for m in members if m[0] == f"{keys[2]}.json")
+    raw = bytearray(shard.read_bytes())
+    raw[offset : offset + 100] = b"\x07" * 100  # its name and mode: the checksum fails
+    damaged = tmp_path / "shard-000000.tar"
+    damaged.write_bytes(bytes(raw))
+    records = list(shard_records(damaged))
+    samples = [r for r in records if not isinstance(r, DamagedPart)]
+    parts = [str(r) for r in records if isinstance(r, DamagedPart)]
+    assert [s.key for s in samples] == keys[:2] + keys[3:]
+    end = data_at + -(-size // 512) * 512
+    assert parts == [
+        f"{damaged}: sample {keys[2]} is malformed (KeyError: 'json')",
+        f"{damaged}: bytes {offset}-{end} are not tar data (a damaged header?): samples there"
+        " are lost",
+    ]
+    with pytest.raises(ValueError, match=rf"sample {keys[2]} is malformed"):
+        list(read_shard(damaged))
+
+
+def test_a_shard_cut_between_two_samples_is_named(dataset, tmp_path):
+    """Cut where a file ends (as a full disk or a stopped copy leaves it), the rest of the
+    shard was lost without a word."""
+    shard = sorted(dataset.glob("shard-*.tar"))[0]
+    members = _members(shard)
+    keys = list(dict.fromkeys(name.partition(".")[0] for name, *_ in members))
+    at = next(offset for name, offset, *_ in members if name == f"{keys[5]}.json")
+    cut = tmp_path / "shard-000000.tar"
+    cut.write_bytes(shard.read_bytes()[:at])
+    records = list(shard_records(cut))
+    assert [r.key for r in records[:-1]] == keys[:5]
+    assert str(records[-1]) == (
+        f"{cut}: bytes {at}- are missing: the shard ends without its end marker (cut short"
+        " where a file ended; samples after it are lost)"
+    )
+    with pytest.raises(ValueError, match=r"ends without its end marker"):
+        list(read_shard(cut))
+    assert len(list(shard_records(shard))) == 8  # the undamaged shard: its samples alone
 
 
 def test_a_rebuild_replaces_the_dataset_whole_and_a_failed_one_keeps_it(

@@ -133,3 +133,67 @@ def test_a_failed_run_leaves_the_earlier_checkpoint_untouched(
     assert len((out / "train_log.jsonl").read_text().splitlines()) == 1  # not appended
     assert not (out / "step-1").exists()  # the earlier run's, gone with it
     AlpamayoPolicy.from_pretrained(out)
+
+
+def _damage_a_sample(dataset, out):
+    """A copy of the dataset whose first shard has one sample with a frame that is no JPEG;
+    returns that sample's key."""
+    import io
+    import shutil
+    import tarfile
+
+    shutil.copytree(dataset, out)
+    shard = sorted(out.glob("shard-*.tar"))[0]
+    with tarfile.open(shard) as tar:
+        members = [(m, tar.extractfile(m).read()) for m in tar]
+    key = members[0][0].name.partition(".")[0]
+    with tarfile.open(shard, "w") as tar:
+        for member, data in members:
+            if member.name == f"{key}.cam1.2.jpg":
+                data = b"not a jpeg"
+                member.size = len(data)
+            tar.addfile(member, io.BytesIO(data))
+    return key
+
+
+def test_a_damaged_sample_is_skipped_counted_and_named(init_checkpoint, dataset, tmp_path, caplog):
+    """One unreadable frame stopped a training run (ValueError naming it); now the sample is
+    skipped, named once in a warning and counted in the log, also when DataLoader workers
+    read it."""
+    damaged = tmp_path / "data"
+    key = _damage_a_sample(dataset, damaged)
+    settings = TrainSettings(steps=2, batch_size=2, warmup_steps=0, num_workers=2, log_every=1)
+    with caplog.at_level("WARNING", logger="alpamayo_ros.training.dataset"):
+        records = train_sft(init_checkpoint, damaged, tmp_path / "out", settings)
+    assert [r["step"] for r in records] == [1, 2] and records[-1]["damaged_parts"] == 1
+    said = [r.getMessage() for r in caplog.records]
+    assert said[0].startswith("skipped: ") and said[0].endswith(
+        f"shard-000000.tar: sample {key} is malformed (ValueError: image 6 is not a readable JPEG)"
+    )
+    assert said[1:] == [f"1 damaged parts of {damaged} were skipped (named above)"]
+    AlpamayoPolicy.from_pretrained(tmp_path / "out")
+
+
+def test_a_dataset_with_no_readable_sample_stops_the_run(init_checkpoint, tmp_path):
+    """A shard holding no sample (an empty tar) made training loop for ever, epoch after
+    empty epoch; a dataset of damaged shards alone stops naming the first."""
+    import tarfile
+
+    from alpamayo_ros.training.trainer import GRPOTrainSettings, train_grpo
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    tarfile.open(empty / "shard-000000.tar", "w").close()
+    settings = TrainSettings(steps=1, batch_size=1, warmup_steps=0, num_workers=0)
+    with pytest.raises(ValueError, match=r"empty: no readable sample in the dataset$"):
+        train_sft(init_checkpoint, empty, tmp_path / "out", settings)
+    garbage = tmp_path / "garbage"
+    garbage.mkdir()
+    (garbage / "shard-000000.tar").write_bytes(b"\x07" * 4096)
+    with pytest.raises(
+        ValueError,
+        match=r"garbage: no readable sample in the dataset \(damaged "
+        r"parts skipped: 1, the first: .*shard-000000.tar: bytes 0-4096 are not",
+    ):
+        train_grpo(init_checkpoint, garbage, tmp_path / "out", GRPOTrainSettings(steps=1))
+    assert not (tmp_path / "out" / "model.safetensors").exists()
