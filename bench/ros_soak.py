@@ -1,14 +1,15 @@
-"""Soak run of the node set on a real ROS 2: memory and planning over a long drive.
+"""Soak run of the node set on a real ROS 2: memory, CPU and planning over a long drive.
 
 `replay.launch.py loop:=true` plays a bag again and again at real time (`ros2 bag play
 --loop --clock`) to the planner and the controller, for `--minutes`. Every `--every` s this
-samples each node process's resident memory (VmRSS, /proc) and the planner's counters
-(PlannerStatus on ~/status: plans, stop plans, dropped cycles, bad messages, time jumps);
-model plans are counted on ~/plan per minute. A leak shows as resident memory that keeps
-rising after the warm-up: the result gives each process's memory at the end of the warm-up,
-at the end, its peak and the least-squares slope after the warm-up (MB per hour), and the
-model-plan rate of the first and the last minute (a planner alive but no longer planning is
-not a pass).
+samples each node process's resident memory (VmRSS, /proc) and CPU time, and the planner's
+counters (PlannerStatus on ~/status: plans, stop plans, dropped cycles, bad messages, time
+jumps); model plans are counted on ~/plan per minute. A leak shows as resident memory that
+keeps rising after the warm-up: the result gives each process's memory at the end of the
+warm-up, at the end, its peak and the least-squares slope after the warm-up (MB per hour),
+the cores it kept busy after the warm-up (CPU seconds per second), and the model-plan rate
+of the first and the last minute (a planner alive but no longer planning is not a pass).
+`OMP_WAIT_POLICY` in the environment reaches the nodes (they set PASSIVE where it is unset).
 
 `--lifecycle-manager`: the nodes managed (`managed:=true autostart:=false`) and brought up by
 nav2's lifecycle manager (`nav2_lifecycle_manager`, its defaults: bond_timeout 4 s), which
@@ -52,6 +53,15 @@ def rss_mb(pid: int) -> float | None:
     except OSError:
         return None
     return None
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system, all threads) process `pid` has used (s), None when gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
 def node_pids(root: int) -> dict[str, int]:
@@ -232,7 +242,8 @@ def main(argv: list[str] | None = None) -> int:
             if not samples:
                 print("node processes: " + ", ".join(f"{k} {v}" for k, v in pids.items()))
             rss = {name: rss_mb(pid) for name, pid in pids.items()}
-            samples.append({"t": round(t, 1), "rss_mb": rss, **listener.counters()})
+            cpu = {name: cpu_seconds(pid) for name, pid in pids.items()}
+            samples.append({"t": round(t, 1), "rss_mb": rss, "cpu_s": cpu, **listener.counters()})
             print(f"{t:7.0f} s  " + "  ".join(f"{k} {v:.0f} MB" for k, v in rss.items() if v))
     except KeyboardInterrupt:
         print("interrupted: writing what was sampled")
@@ -257,15 +268,22 @@ def main(argv: list[str] | None = None) -> int:
         if not after:
             continue
         slope = slope_mb_per_hour(after)
+        cpu = [(s["t"], s["cpu_s"][name]) for s in samples
+               if s["t"] >= warm and s["cpu_s"].get(name) is not None]  # fmt: skip
+        busy = (cpu[-1][1] - cpu[0][1]) / (cpu[-1][0] - cpu[0][0]) if len(cpu) > 1 else None
         processes[name] = {
             "rss_after_warm_up_mb": round(after[0][1], 1),
             "rss_end_mb": round(after[-1][1], 1),
             "rss_peak_mb": round(max(v for _, v in points), 1),
             "slope_mb_per_hour": None if slope is None else round(slope, 1),
+            # CPU seconds per second after the warm-up (1.0 = one core busy all the time)
+            "cpu_cores_after_warm_up": None if busy is None else round(busy, 3),
         }
     result = {
         "command": " ".join(cmd),
         "ros_domain_id": os.environ.get("ROS_DOMAIN_ID", "0"),
+        # torch's idle threads: the nodes set PASSIVE unless the environment sets it
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "unset (the nodes: PASSIVE)"),
         "minutes": round((end - start) / 60.0, 2),
         "warm_up_minutes": args.warm_up,
         "load_average": os.getloadavg(),
