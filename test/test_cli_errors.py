@@ -321,7 +321,11 @@ def test_unreadable_annotations_and_shards_are_one_line(drive, tiny_checkpoint, 
     shard = tmp_path / "shard-000000.tar"
     shard.write_bytes(b"")
     err = one_line_error(capsys, ["evaluate", str(tiny_checkpoint), str(shard)])
-    assert err.endswith("not a readable shard (ReadError: file could not be opened successfully)")
+    assert err.endswith(
+        f"{shard}: no readable sample in the dataset (damaged parts skipped: 1, the first: "
+        f"{shard}: the file is not a readable shard (ReadError: file could not be opened "
+        "successfully))"
+    )
 
 
 def test_replay_on_a_device_that_is_not_there_is_one_line(
