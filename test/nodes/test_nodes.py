@@ -1064,6 +1064,62 @@ def test_publish_autoware_without_autoware_fails_at_start_up_naming_the_package(
         pytest.skip("Autoware's messages are installed here")
 
 
+def test_autoware_outputs_carry_each_published_plan(ros, tiny_checkpoint):
+    """Where Autoware's message packages are installed, publish_autoware adds a Trajectory
+    for each published plan (stamp t0, the ego at t0 first, then the plan's 64 states) and
+    CandidateTrajectories holding the published trajectory among the samples, named for
+    the model. The converters are tested on rosbags' definitions in CI; this is the node
+    with the real generated types."""
+    autoware = pytest.importorskip("autoware_planning_msgs.msg")
+    internal = pytest.importorskip("autoware_internal_planning_msgs.msg")
+    from alpamayo_ros.messages.autoware import states_from_autoware
+
+    drive = Drive(sim_start=SIM_START)
+    got: dict[str, list] = {"trajectory": [], "candidates": []}
+    for key, kind, topic in (
+        ("trajectory", autoware.Trajectory, "trajectory"),
+        ("candidates", internal.CandidateTrajectories, "candidate_trajectories"),
+    ):
+        drive.node.create_subscription(
+            kind, f"/alpamayo_planner/autoware/{topic}", got[key].append, 10
+        )
+    planner = sim_planner(tiny_checkpoint, publish_autoware=True, wheelbase=2.8)
+    with Graph(drive.node, planner) as graph:
+        wait_for_model(graph, planner)
+        for t in ticks(SIM_START, 22):
+            assert step(graph, drive, planner, t), f"no plan for the tick at {t}"
+        plans = len(drive.received["plan"])
+        assert graph.wait_for(
+            lambda: len(got["trajectory"]) >= plans and len(got["candidates"]) >= plans, 5.0
+        ), {k: len(v) for k, v in got.items()}
+    by_stamp = {stamp_seconds(m.header.stamp): m for _, m in drive.received["plan"]}
+    trajectories = {stamp_seconds(m.header.stamp): m for m in got["trajectory"]}
+    assert set(trajectories) == set(by_stamp)
+    model = [t for t, m in by_stamp.items() if not m.is_fallback]
+    assert len(model) >= 5
+    for t in model:
+        plan, trajectory = by_stamp[t], trajectories[t]
+        assert trajectory.header.frame_id == "base_link" and len(trajectory.points) == 65
+        first = trajectory.points[0]
+        assert (first.pose.position.x, first.pose.position.y) == (0.0, 0.0)
+        states = states_from_autoware(trajectory)
+        xy = np.array([(p.x, p.y) for p in plan.points])
+        assert np.allclose(states["xyz"][:, :2], xy, atol=1e-9)
+        speed = np.array([p.speed for p in plan.points])
+        assert np.allclose(states["speed"], speed, atol=1e-5)  # float32 in Autoware's
+        assert np.allclose(states["times"], [0.1 * (k + 1) for k in range(64)])
+    for msg in got["candidates"]:
+        plan = by_stamp[stamp_seconds(msg.candidate_trajectories[0].header.stamp)]
+        (info,) = msg.generator_info
+        assert info.generator_name.data == f"alpamayo_ros: {plan.model_id or 'no model'}"
+        assert 1 <= len(msg.candidate_trajectories) <= max(plan.num_samples, 1)
+        xy = np.array([(p.x, p.y) for p in plan.points])
+        assert any(
+            np.allclose(states_from_autoware(c)["xyz"][:, :2], xy, atol=1e-9)
+            for c in msg.candidate_trajectories
+        )
+
+
 # -- Alpamayo 1.5: navigation and questions ------------------------------------------------
 @pytest.fixture(scope="module")
 def tiny_checkpoint_1_5(tmp_path_factory) -> Path:
