@@ -125,6 +125,18 @@ def finite_losses(losses: dict[str, Any], step: int, log_file: Path) -> dict[str
     return values
 
 
+def _finish(
+    accelerator: Accelerator, model: nn.Module, out_dir: Path, target: Path, damage: DamageLog
+) -> None:
+    """The end of a finished run: the damaged parts of the dataset summed up, the weights
+    written (main process) and the staged folder moved into place."""
+    damage.summarise()
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        released_policy(model).save_pretrained(out_dir)
+        finish_staging(out_dir, target)
+
+
 def train_sft(
     checkpoint: str | Path,
     dataset: str | Path,
@@ -210,11 +222,7 @@ def train_sft(
         if not batches:
             raise damage.nothing_read()
         epoch += 1
-    damage.summarise()
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        released_policy(trainable).save_pretrained(out_dir)
-        finish_staging(out_dir, target)
+    _finish(accelerator, trainable, out_dir, target, damage)
     return records
 
 
@@ -293,9 +301,5 @@ def train_grpo(
         if not read:
             raise damage.nothing_read()
         epoch += 1
-    damage.summarise()
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        released_policy(policy).save_pretrained(out_dir)
-        finish_staging(out_dir, target)
+    _finish(accelerator, policy, out_dir, target, damage)
     return records
