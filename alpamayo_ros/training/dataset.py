@@ -494,7 +494,7 @@ def shard_records(path: Path) -> Iterator[DrivingSample | DamagedPart]:
         if isinstance(item, DamagedPart):
             damage.append(item)
             continue
-        key, _, suffix = item[0].partition(".")
+        key, suffix = _key_and_suffix(item[0])
         if key not in parts:
             order.append(key)
         parts[key][suffix] = item[1]
@@ -504,6 +504,15 @@ def shard_records(path: Path) -> Iterator[DrivingSample | DamagedPart]:
         except (KeyError, TypeError, ValueError) as err:  # json's errors are ValueErrors
             yield DamagedPart(path, f"sample {key}", f"is malformed ({type(err).__name__}: {err})")
     yield from damage
+
+
+def _key_and_suffix(name: str) -> tuple[str, str]:
+    """A shard member's sample key and file suffix, as webdataset splits them: the key runs
+    to the first dot after the last slash ("./lead_000000.cam0.1.jpg", as `tar -cf shard.tar
+    .` names it, is sample "./lead_000000", suffix "cam0.1.jpg")."""
+    folder, slash, base = name.rpartition("/")
+    stem, _, suffix = base.partition(".")
+    return folder + slash + stem, suffix
 
 
 def _sample(files: dict[str, bytes]) -> DrivingSample:

@@ -141,6 +141,30 @@ def test_a_shard_cut_between_two_samples_is_named(dataset, tmp_path):
     assert len(list(shard_records(shard))) == 8  # the undamaged shard: its samples alone
 
 
+@pytest.mark.parametrize("prefix", ["./", "drive.v2/"])
+def test_shards_packed_by_tar_from_a_folder_are_read(dataset, tmp_path, prefix):
+    """`tar -cf shard.tar .` names the files "./KEY.json" (with a "./" folder entry first),
+    and a folder's name may hold a dot: the key was cut at the first dot of the whole name
+    ("" for every sample: KeyError 'json'); it is now cut as webdataset cuts it, at the
+    first dot after the last slash."""
+    import tarfile
+
+    shard = sorted(dataset.glob("shard-*.tar"))[0]
+    with tarfile.open(shard) as tar:
+        members = [(m, tar.extractfile(m).read()) for m in tar]
+    packed = tmp_path / "shard-000000.tar"
+    with tarfile.open(packed, "w") as tar:
+        folder = tarfile.TarInfo(prefix)
+        folder.type = tarfile.DIRTYPE
+        tar.addfile(folder)
+        for member, data in members:
+            member.name = prefix + member.name
+            tar.addfile(member, io.BytesIO(data))
+    records = list(shard_records(packed))
+    assert not [str(r) for r in records if isinstance(r, DamagedPart)]
+    assert [r.key for r in records] == [r.key for r in shard_records(shard)]
+
+
 def test_a_rebuild_replaces_the_dataset_whole_and_a_failed_one_keeps_it(
     drives, tmp_path, monkeypatch
 ):
