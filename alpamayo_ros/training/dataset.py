@@ -484,9 +484,27 @@ def _why(err: BaseException) -> str:
     return f"{type(err).__name__}: {why}"
 
 
-def shard_records(path: Path) -> Iterator[DrivingSample | DamagedPart]:
-    """The samples of one shard, in order, with a DamagedPart in place of each sample that
-    is incomplete or malformed and of each stretch of the file that cannot be read."""
+@dataclass(frozen=True)
+class StoredSample:
+    """One sample of a shard as stored: its key and files ({suffix: bytes}, JPEG frames
+    undecoded, a few MB at full HD where the decoded sample is ~100 MB). decode() gives the
+    DrivingSample, or a DamagedPart naming the sample when it is incomplete or malformed."""
+
+    shard: Path
+    key: str
+    files: dict[str, bytes]
+
+    def decode(self) -> DrivingSample | DamagedPart:
+        try:
+            return _sample(self.files)
+        except (KeyError, TypeError, ValueError) as err:  # json's errors are ValueErrors
+            why = f"is malformed ({type(err).__name__}: {err})"
+            return DamagedPart(self.shard, f"sample {self.key}", why)
+
+
+def stored_samples(path: Path) -> Iterator[StoredSample | DamagedPart]:
+    """The samples of one shard as stored, in order, then a DamagedPart for each stretch of
+    the file that cannot be read."""
     parts: dict[str, dict[str, bytes]] = defaultdict(dict)
     order: list[str] = []
     damage: list[DamagedPart] = []
@@ -499,11 +517,15 @@ def shard_records(path: Path) -> Iterator[DrivingSample | DamagedPart]:
             order.append(key)
         parts[key][suffix] = item[1]
     for key in order:
-        try:
-            yield _sample(parts.pop(key))
-        except (KeyError, TypeError, ValueError) as err:  # json's errors are ValueErrors
-            yield DamagedPart(path, f"sample {key}", f"is malformed ({type(err).__name__}: {err})")
+        yield StoredSample(path, key, parts.pop(key))
     yield from damage
+
+
+def shard_records(path: Path) -> Iterator[DrivingSample | DamagedPart]:
+    """The samples of one shard, in order, with a DamagedPart in place of each sample that
+    is incomplete or malformed and of each stretch of the file that cannot be read."""
+    for stored in stored_samples(path):
+        yield stored.decode() if isinstance(stored, StoredSample) else stored
 
 
 def _key_and_suffix(name: str) -> tuple[str, str]:
@@ -597,20 +619,26 @@ class ShardDataset(torch.utils.data.IterableDataset):
         return mine if mine else shards[part % len(shards) :: len(shards)]
 
     def __iter__(self) -> Iterator[DrivingSample | DamagedPart]:
-        """Samples, and a DamagedPart where a part of a shard cannot be read (passed on at
-        once, not shuffled, so that the training loop counts it in any worker)."""
+        """Samples, and a DamagedPart where a part of a shard cannot be read (in place of a
+        sample that cannot be decoded; a damaged stretch of a shard at once), so that the
+        training loop counts it in any worker. The shuffle buffer holds samples as stored
+        and decodes each as it leaves: decoded, a full-HD sample of 16 frames is ~100 MB,
+        and a buffer of 512 of them would not fit in memory."""
         rng = random.Random(self.seed + 1000 * self.epoch)
-        pool: list[DrivingSample] = []
+        pool: list[StoredSample] = []
         for shard in self._my_shards():
-            for record in shard_records(shard):
-                if not self.shuffle or isinstance(record, DamagedPart):
+            for record in stored_samples(shard):
+                if isinstance(record, DamagedPart):
                     yield record
-                    continue
-                pool.append(record)
-                if len(pool) >= self.buffer:
-                    yield pool.pop(rng.randrange(len(pool)))
+                elif not self.shuffle:
+                    yield record.decode()
+                else:
+                    pool.append(record)
+                    if len(pool) >= self.buffer:
+                        yield pool.pop(rng.randrange(len(pool))).decode()
         rng.shuffle(pool)
-        yield from pool
+        for record in pool:
+            yield record.decode()
 
 
 def load_samples(path: str | Path, damaged: list[DamagedPart] | None = None) -> list[DrivingSample]:

@@ -53,6 +53,27 @@ def test_workers_read_every_sample_once(dataset, samples):
     assert keys != [s.key for s in samples]  # shuffled
 
 
+def test_the_shuffle_buffer_holds_samples_as_stored(dataset, samples, monkeypatch):
+    """Decoded, a full-HD sample of 16 frames is ~100 MB, and the shuffle buffer (512
+    samples) held them decoded: every sample of a shard was decoded before the first left.
+    Now the buffer holds them as stored (JPEG) and decodes each as it leaves."""
+    import alpamayo_ros.training.dataset as module
+
+    decoded: list[dict] = []
+    real = module._sample
+
+    def counting(files):
+        decoded.append(files)
+        return real(files)
+
+    monkeypatch.setattr(module, "_sample", counting)
+    records = iter(ShardDataset(dataset, shuffle=True, buffer=512, seed=3))
+    next(records)
+    assert len(decoded) == 1
+    rest = list(records)
+    assert len(rest) + 1 == len(samples) == len(decoded)  # each decoded once
+
+
 def test_bad_annotation_names_the_line(tmp_path):
     path = tmp_path / "coc.jsonl"
     path.write_text('{"bag": "a", "t": 1.0, "reasoning": "ok", "meta_action": "stop"}\n'

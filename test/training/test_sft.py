@@ -162,10 +162,12 @@ def test_a_damaged_sample_is_skipped_counted_and_named(init_checkpoint, dataset,
     read it."""
     damaged = tmp_path / "data"
     key = _damage_a_sample(dataset, damaged)
-    settings = TrainSettings(steps=2, batch_size=2, warmup_steps=0, num_workers=2, log_every=1)
+    for other in sorted(damaged.glob("shard-*.tar"))[1:]:
+        other.unlink()  # one shard of 8: both workers read it, each in 2 batches of 4
+    settings = TrainSettings(steps=4, batch_size=4, warmup_steps=0, num_workers=2, log_every=1)
     with caplog.at_level("WARNING", logger="alpamayo_ros.training.dataset"):
         records = train_sft(init_checkpoint, damaged, tmp_path / "out", settings)
-    assert [r["step"] for r in records] == [1, 2] and records[-1]["damaged_parts"] == 1
+    assert [r["step"] for r in records] == [1, 2, 3, 4] and records[-1]["damaged_parts"] == 1
     said = [r.getMessage() for r in caplog.records]
     assert said[0].startswith("skipped: ") and said[0].endswith(
         f"shard-000000.tar: sample {key} is malformed (ValueError: image 6 is not a readable JPEG)"
