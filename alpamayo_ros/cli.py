@@ -473,11 +473,12 @@ def _train_grpo(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    import itertools
     import json
 
     from alpamayo_ros.core.atomic_output import check_output_file, write_text_atomically
     from alpamayo_ros.model.policy import AlpamayoPolicy
-    from alpamayo_ros.training.dataset import DamagedPart, DamageLog, load_samples
+    from alpamayo_ros.training.dataset import DamagedPart, DamageLog, iter_samples
     from alpamayo_ros.training.evaluate import evaluate_policy
 
     if args.stride < 1:
@@ -486,17 +487,18 @@ def _evaluate(args: argparse.Namespace) -> int:
         _spare_inputs(args.out, [("the model", args.model), ("the dataset", args.dataset)])
         check_output_file(Path(args.out))  # before the evaluation, not after it
     damaged: list[DamagedPart] = []
-    samples = load_samples(args.dataset, damaged)[:: args.stride]
+    samples = iter_samples(args.dataset, damaged, args.stride)  # decoded as evaluated
+    first = next(samples, None)  # before the model loads
     damage = DamageLog(args.dataset)
-    if not samples:  # the error names the first damaged part: no warning line before it
+    if first is None:  # the error names the first damaged part: no warning line before it
         damage.parts.extend(str(part) for part in damaged)
         raise damage.nothing_read()
-    damage.add([str(part) for part in damaged])
     policy = AlpamayoPolicy.from_pretrained(args.model, device=args.device)
     report = evaluate_policy(
-        policy, samples, num_samples=args.num_samples, seed=args.seed,
-        sample_choice=args.sample_choice,
+        policy, itertools.chain([first], samples), num_samples=args.num_samples,
+        seed=args.seed, sample_choice=args.sample_choice,
     )  # fmt: skip
+    damage.add([str(part) for part in damaged])
     metrics = report.as_dict() | {"damaged_parts": [str(part) for part in damaged]}
     _print_eval(metrics)
     if args.out:

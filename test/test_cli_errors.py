@@ -550,7 +550,7 @@ def test_evaluate_checks_its_output_file_before_evaluating(tmp_path, capsys, mon
     def never(*_):
         raise AssertionError("the samples were read before --out was checked")
 
-    monkeypatch.setattr(dataset, "load_samples", never)
+    monkeypatch.setattr(dataset, "iter_samples", never)
     for out, said in (
         (tmp_path / "no" / "m.json", f"its folder {tmp_path / 'no'} does not exist"),
         (tmp_path, f"the output {tmp_path} is a folder, not a file"),

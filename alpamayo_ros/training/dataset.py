@@ -641,16 +641,25 @@ class ShardDataset(torch.utils.data.IterableDataset):
             yield record.decode()
 
 
-def load_samples(path: str | Path, damaged: list[DamagedPart] | None = None) -> list[DrivingSample]:
-    """Every sample of a dataset, in order (evaluation, small datasets). Without `damaged`
-    the first damaged part of a shard stops the read (ValueError naming it); with a list
-    the damaged parts are appended to it and skipped."""
-    samples = []
+def iter_samples(
+    path: str | Path, damaged: list[DamagedPart] | None = None, stride: int = 1
+) -> Iterator[DrivingSample]:
+    """Every `stride`-th readable sample of a dataset, in order, decoded as it is reached (a
+    list of a large full-HD dataset's samples, decoded, would not fit in memory). Without
+    `damaged` the first damaged part of a shard stops the read (ValueError naming it); with
+    a list the damaged parts are appended to it and skipped."""
+    readable = 0
     for shard in shard_paths(path):
         for record in shard_records(shard) if damaged is not None else read_shard(shard):
             if isinstance(record, DamagedPart):
                 assert damaged is not None
                 damaged.append(record)
-            else:
-                samples.append(record)
-    return samples
+                continue
+            if readable % stride == 0:
+                yield record
+            readable += 1
+
+
+def load_samples(path: str | Path, damaged: list[DamagedPart] | None = None) -> list[DrivingSample]:
+    """Every sample of a dataset, in order, in a list (small datasets; see iter_samples)."""
+    return list(iter_samples(path, damaged))

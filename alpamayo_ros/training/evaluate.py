@@ -10,6 +10,7 @@ every sample drawn, before any choice), and whether they match the annotation.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,9 +55,20 @@ class EvalReport:
         }
 
 
+def _chunks(samples: Iterable[DrivingSample], size: int) -> Iterator[list[DrivingSample]]:
+    chunk: list[DrivingSample] = []
+    for sample in samples:
+        chunk.append(sample)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
 def evaluate_policy(
     policy: Any,
-    samples: list[DrivingSample],
+    samples: Iterable[DrivingSample],
     num_samples: int = 1,
     batch_size: int = 8,
     seed: int = 0,
@@ -68,14 +80,16 @@ def evaluate_policy(
     sample_choice: SampleChoice = "consistent",
     hold_at_standstill: bool = False,
 ) -> EvalReport:
-    """Plan every sample and score it (see the module docstring). hold_at_standstill: the
-    samples held at standstill as the planner publishes them (planning.planner.held_sample)."""
+    """Plan every sample and score it (see the module docstring). `samples` may be a
+    generator: they are read batch_size at a time (iter_samples decodes a dataset's one at a
+    time). hold_at_standstill: the samples held at standstill as the planner publishes them
+    (planning.planner.held_sample)."""
     model_metrics: list[dict[str, float]] = []
     cv_metrics: list[dict[str, float]] = []
     consistent, agree, sample_flags = [], [], []
-    report = EvalReport(samples=len(samples))
-    for start in range(0, len(samples), batch_size):
-        chunk = samples[start : start + batch_size]
+    report = EvalReport()
+    start = 0
+    for chunk in _chunks(samples, batch_size):
         requests = [PlanRequest(tuple(s.images), s.ego_history()) for s in chunk]
         result = policy.plan(
             requests, num_samples=num_samples, temperature=temperature, top_p=top_p,
@@ -109,6 +123,8 @@ def evaluate_policy(
                         "cv_ade_3.0s": cv_metrics[-1].get("ade_3.0s"),
                     }
                 )  # fmt: skip
+        start += len(chunk)
+    report.samples = start
     keys = sorted({k for m in model_metrics for k in m})
     report.model = {k: float(np.mean([m[k] for m in model_metrics if k in m])) for k in keys}
     cv_keys = sorted({k for m in cv_metrics for k in m if not k.startswith("min_")})

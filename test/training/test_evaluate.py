@@ -44,6 +44,29 @@ def test_oracle_scores_zero_and_full_consistency(samples):
     assert report.examples and report.examples[0]["reasoning"] == samples[0].reasoning
 
 
+def test_a_dataset_is_evaluated_a_batch_at_a_time(dataset, samples):
+    """`evaluate` decoded every sample of the dataset into one list before the first plan
+    (~100 MB a full-HD sample): now the samples are decoded as they are evaluated, a batch
+    at a time, with the same report."""
+    from alpamayo_ros.training.dataset import iter_samples
+
+    drawn: list[int] = []
+
+    def counted():
+        for k, sample in enumerate(iter_samples(dataset, stride=2)):
+            drawn.append(k)
+            yield sample
+
+    oracle = Oracle(samples)
+    seen: list[int] = []
+    plan = oracle.plan
+    oracle.plan = lambda requests, **kw: seen.append(len(drawn)) or plan(requests, **kw)
+    report = evaluate_policy(oracle, counted(), num_samples=2, batch_size=4)
+    assert seen[0] == 4 and seen == sorted(seen) and report.samples == len(samples[::2])
+    whole = evaluate_policy(Oracle(samples), samples[::2], num_samples=2, batch_size=4)
+    assert report.as_dict() == whole.as_dict()
+
+
 def test_the_planners_evaluation_scores_samples_held_at_standstill(samples):
     """A policy braking through zero: scored as the planner publishes it (stopped, the same
     path until the stop), and as drawn (rolling backwards) with hold_at_standstill off."""
