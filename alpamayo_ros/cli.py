@@ -491,7 +491,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     first = next(samples, None)  # before the model loads
     damage = DamageLog(args.dataset)
     if first is None:  # the error names the first damaged part: no warning line before it
-        damage.parts.extend(str(part) for part in damaged)
+        damage.add([str(part) for part in damaged], warn=False)
         raise damage.nothing_read()
     policy = AlpamayoPolicy.from_pretrained(args.model, device=args.device)
     report = evaluate_policy(

@@ -557,11 +557,14 @@ class DamageLog:
         self.dataset = dataset
         self.parts: list[str] = []
 
-    def add(self, parts: list[str]) -> None:
+    def add(self, parts: list[str], warn: bool = True) -> None:
+        """Count `parts` (text); each new one named in a warning unless `warn` is False
+        (an error that names the first is coming)."""
         for part in parts:
             if part not in self.parts:
                 self.parts.append(part)
-                log.warning("skipped: %s", part)
+                if warn:
+                    log.warning("skipped: %s", part)
 
     def note(self, record: dict[str, Any]) -> dict[str, Any]:
         """The log record, with the count of damaged parts so far where there are any."""
